@@ -1,0 +1,111 @@
+/*
+ * pymailadm [-f file] [--json] COMMAND ...
+ * Exit 0 on success, 1 on failure (one line on stderr), 2 on usage error.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pymailadm.h"
+
+struct adm	adm;
+
+static const struct command {
+	const char	*name;
+	int		(*fn)(int, char **);
+	const char	*args;
+	int		 needconf;
+} commands[] = {
+	{ "start",	 cmd_start,	  "",				1 },
+	{ "stop",	 cmd_stop,	  "",				1 },
+	{ "status",	 cmd_status,	  "",				1 },
+	{ "reload",	 cmd_reload,	  "",				1 },
+	{ "adduser",	 cmd_adduser,	  "[user [password|-]]",	1 },
+	{ "rmuser",	 cmd_rmuser,	  "user",			1 },
+	{ "chpasswd",	 cmd_chpasswd,	  "user [password|-]",		1 },
+	{ "chopt",	 cmd_chopt,	  "user option value",		1 },
+	{ "chdefaultopt", cmd_chdefaultopt, "option value",		1 },
+	{ "getinfo",	 cmd_getinfo,	  "user",			1 },
+	{ "users",	 cmd_users,	  "",				1 },
+	{ NULL, NULL, NULL, 0 }
+};
+
+void
+die(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fprintf(stderr, "pymailadm: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void
+usage_all(void)
+{
+	const struct command	*c;
+
+	fprintf(stderr, "usage: pymailadm [-f file] [--json] command ...\n"
+	    "commands:\n");
+	for (c = commands; c->name; c++)
+		fprintf(stderr, "  %s %s\n", c->name, c->args);
+	exit(2);
+}
+
+void
+usage_error(const char *fmt, ...)
+{
+	va_list	ap;
+
+	fprintf(stderr, "pymailadm: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static void
+load_config(void)
+{
+	char	err[512];
+
+	if (config_load_file(adm.confpath, &adm.conf, err, sizeof(err)) == -1)
+		die("%s", err);
+}
+
+int
+main(int argc, char *argv[])
+{
+	const struct command	*c;
+	int			 i;
+
+	adm.confpath = "/etc/pymaild.conf";
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			adm.json = 1;
+		else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
+			adm.confpath = argv[++i];
+		else if (strncmp(argv[i], "-f", 2) == 0 && argv[i][2])
+			adm.confpath = argv[i] + 2;
+		else if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0)
+			usage_all();
+		else
+			usage_error("unknown option %s", argv[i]);
+	}
+	if (i == argc)
+		usage_all();
+	for (c = commands; c->name; c++) {
+		if (strcmp(c->name, argv[i]) != 0)
+			continue;
+		if (c->needconf)
+			load_config();
+		return c->fn(argc - i - 1, argv + i + 1);
+	}
+	usage_error("unknown command '%s' (try pymailadm --help)", argv[i]);
+}

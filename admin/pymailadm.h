@@ -1,0 +1,46 @@
+/*
+ * pymailadm: the administration command line.
+ */
+#ifndef PYMAILADM_H
+#define PYMAILADM_H
+
+#include "config.h"
+#include "userdb.h"
+
+struct adm {
+	const char	*confpath;
+	struct config	 conf;
+	int		 json;
+};
+
+extern struct adm	adm;
+
+/* Print one line on stderr and exit 1. */
+void	die(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	usage_error(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+/* users.c */
+int	cmd_adduser(int argc, char **argv);
+int	cmd_rmuser(int argc, char **argv);
+int	cmd_chpasswd(int argc, char **argv);
+int	cmd_chopt(int argc, char **argv);
+int	cmd_chdefaultopt(int argc, char **argv);
+int	cmd_getinfo(int argc, char **argv);
+int	cmd_users(int argc, char **argv);
+
+/* daemon.c */
+int	cmd_start(int argc, char **argv);
+int	cmd_stop(int argc, char **argv);
+int	cmd_status(int argc, char **argv);
+int	cmd_reload(int argc, char **argv);
+
+/* json.c */
+void	json_begin(void);
+void	json_str(const char *key, const char *value);
+void	json_num(const char *key, long long value);
+void	json_bool(const char *key, int value);
+void	json_end(void);
+
+#endif

@@ -1,0 +1,139 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "log.h"
+#include "util.h"
+
+static void	chan_event(int, short, void *);
+
+void
+chan_kick(struct chan *c)
+{
+	short	want = EV_READ | EV_PERSIST;
+
+	if (!c->active)
+		return;
+	if (c->ib.whead != NULL)
+		want |= EV_WRITE;
+	if (want == c->events)
+		return;
+	if (c->events)
+		event_del(&c->ev);
+	event_set(&c->ev, c->ib.fd, want, chan_event, c);
+	event_base_set(c->base, &c->ev);
+	event_add(&c->ev, NULL);
+	c->events = want;
+}
+
+void
+chan_init(struct chan *c, struct event_base *base, int fd, const char *name,
+    chan_dispatch_fn dispatch, chan_closed_fn closed, void *arg)
+{
+	memset(c, 0, sizeof(*c));
+	imsgbuf_init(&c->ib, fd);
+	set_nonblock(fd);
+	c->base = base;
+	c->name = name;
+	c->dispatch = dispatch;
+	c->closed = closed;
+	c->arg = arg;
+	c->active = 1;
+	c->im = xmalloc(sizeof(*c->im));
+	chan_kick(c);
+}
+
+void
+chan_close(struct chan *c)
+{
+	if (!c->active)
+		return;
+	if (c->events)
+		event_del(&c->ev);
+	c->events = 0;
+	c->active = 0;
+	imsgbuf_clear(&c->ib);
+	close(c->ib.fd);
+	c->ib.fd = -1;
+	free(c->im);
+	c->im = NULL;
+}
+
+static void
+chan_fail(struct chan *c, const char *why)
+{
+	if (why)
+		log_warnx("channel %s: %s; closing it", c->name, why);
+	chan_close(c);
+	if (c->closed)
+		c->closed(c);
+}
+
+static void
+chan_event(int fd, short ev, void *arg)
+{
+	struct chan	*c = arg;
+	ssize_t		 n;
+	int		 r;
+
+	if (ev & EV_WRITE) {
+		if (imsgbuf_flush(&c->ib) == -1) {
+			chan_fail(c, errno == EPIPE ? NULL : "write failed");
+			return;
+		}
+	}
+	if (ev & EV_READ) {
+		n = imsgbuf_read(&c->ib);
+		if (n == 0 || (n == -1 && errno != EAGAIN)) {
+			chan_fail(c, NULL);
+			return;
+		}
+		for (;;) {
+			r = imsg_get(&c->ib, c->im);
+			if (r == 0)
+				break;
+			if (r == -1) {
+				chan_fail(c, "bad message framing");
+				return;
+			}
+			if (c->dispatch(c, c->im) == -1) {
+				if (c->im->fd != -1)
+					close(c->im->fd);
+				chan_fail(c, "malformed message");
+				return;
+			}
+			if (!c->active)
+				return;
+		}
+	}
+	chan_kick(c);
+}
+
+int
+chan_compose(struct chan *c, uint32_t type, uint32_t peerid, int fd,
+    const void *data, size_t len)
+{
+	if (!c->active) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (imsg_compose(&c->ib, type, peerid, fd, data, len) == -1)
+		return -1;
+	chan_kick(c);
+	return 0;
+}
+
+int
+chan_send(struct chan *c, struct msgbuild *mb, uint32_t type, uint32_t peerid,
+    int fd)
+{
+	if (mb->overflow) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	return chan_compose(c, type, peerid, fd, mb->buf, mb->len);
+}

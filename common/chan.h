@@ -1,0 +1,41 @@
+/*
+ * An imsg channel on a libevent loop: reads, splits into messages, hands
+ * each to the dispatch function, and writes what is queued when it can.
+ */
+#ifndef PYMAILD_CHAN_H
+#define PYMAILD_CHAN_H
+
+#include <event.h>
+
+#include "imsg.h"
+
+struct chan;
+/* Return -1 when the message is malformed: the channel is then closed. */
+typedef int	(*chan_dispatch_fn)(struct chan *, struct imsg *);
+typedef void	(*chan_closed_fn)(struct chan *);
+
+struct chan {
+	struct imsgbuf	 	 ib;
+	struct event		 ev;
+	struct event_base	*base;
+	short			 events;
+	int			 active;
+	const char		*name;
+	chan_dispatch_fn	 dispatch;
+	chan_closed_fn		 closed;
+	void			*arg;
+	struct imsg		*im;	/* scratch, 16 KiB: not on the stack */
+};
+
+void	chan_init(struct chan *, struct event_base *, int fd, const char *name,
+	    chan_dispatch_fn, chan_closed_fn, void *arg);
+int	chan_compose(struct chan *, uint32_t type, uint32_t peerid, int fd,
+	    const void *data, size_t len);
+int	chan_send(struct chan *, struct msgbuild *, uint32_t type,
+	    uint32_t peerid, int fd);
+/* Watch for writability after messages were queued on c->ib directly. */
+void	chan_kick(struct chan *);
+/* Close the socket and free the buffers; does not call closed(). */
+void	chan_close(struct chan *);
+
+#endif

@@ -1,0 +1,107 @@
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "log.h"
+#include "proc.h"
+#include "util.h"
+
+struct childproc	*proc;
+
+static void
+parent_gone(struct chan *c)
+{
+	/* The parent died or closed us: nothing to serve any more. */
+	log_debug("%s: parent channel closed, exiting",
+	    proc_names[proc->role]);
+	exit(0);
+}
+
+void
+child_start(int argc, char **argv, enum proc_role role)
+{
+	struct imsgbuf	ib;
+
+	proc = xcalloc(1, sizeof(*proc));
+	proc->role = role;
+	proc_child_start(argc, argv, role, &ib, &proc->conf, &proc->flags);
+	if ((proc->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	signal(SIGPIPE, SIG_IGN);
+	/* Stops come over the channel; a terminal's ^C is the parent's. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+}
+
+void
+child_ready(chan_dispatch_fn dispatch)
+{
+	uint32_t	role = proc->role;
+
+	chan_init(&proc->parent, proc->base, PROC_PARENT_FD, "parent",
+	    dispatch, parent_gone, NULL);
+	chan_compose(&proc->parent, IMSG_HELLO, 0, -1, &role, sizeof(role));
+}
+
+void
+child_peer(struct chan *c, enum proc_role peer, chan_dispatch_fn fn)
+{
+	int	fd = proc_peer_fd(proc->role, peer);
+
+	if (fd == -1)
+		fatalx("%s may not talk to %s", proc_names[proc->role],
+		    proc_names[peer]);
+	chan_init(c, proc->base, fd, proc_names[peer], fn, parent_gone, NULL);
+}
+
+static int
+child_reload(struct imsg *im)
+{
+	struct config	nconf;
+	uint32_t	flags;
+	char		err[512];
+
+	if (proc_recv_conf(im, &nconf, &flags, err, sizeof(err)) == -1) {
+		/* The parent validated it; failing here means tampering. */
+		log_warnx("reload: %s", err);
+		if (im->fd != -1)
+			close(im->fd);
+		return -1;
+	}
+	close(im->fd);
+	config_free(&proc->conf);
+	proc->conf = nconf;
+	log_setlevel((flags & PROCF_VERBOSE) ? 3 : proc->conf.loglevel);
+	if (proc->reloaded)
+		proc->reloaded();
+	return 1;
+}
+
+int
+child_common_dispatch(struct imsg *im)
+{
+	uint32_t	n;
+
+	switch (im->hdr.type) {
+	case IMSG_RELOAD:
+		return child_reload(im);
+	case IMSG_STATS:
+		if (im->datalen != 0)
+			return -1;
+		n = proc->stats ? proc->stats() : 0;
+		chan_compose(&proc->parent, IMSG_STATS_REPLY, im->hdr.peerid,
+		    -1, &n, sizeof(n));
+		return 1;
+	case IMSG_SHUTDOWN:
+		if (im->datalen != 0)
+			return -1;
+		if (proc->shutdown == NULL)
+			exit(0);
+		proc->shutdown();
+		return 1;
+	default:
+		return 0;
+	}
+}

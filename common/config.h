@@ -1,0 +1,80 @@
+/*
+ * pymaild configuration (DESIGN.md A2), read with libconfig.
+ */
+#ifndef PYMAILD_CONFIG_H
+#define PYMAILD_CONFIG_H
+
+#include <sys/socket.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One entry of noauthhosts: an address with a prefix length. */
+struct netmask {
+	int		af;		/* AF_INET or AF_INET6 */
+	uint8_t		addr[16];	/* network byte order, masked */
+	int		bits;		/* prefix length */
+};
+
+struct config {
+	char		*path;		/* the file this came from */
+	char		*basedir;	/* its folder: relative paths start here */
+
+	char		*serverhostname;
+	char		**localdomains;	/* lower-cased */
+	size_t		 nlocaldomains;
+	char		**listen;	/* numeric addresses */
+	size_t		 nlisten;
+	int		 smtpserverport;
+	int		 pop3serverport;
+	int		 requireauth;
+	struct netmask	*noauthhosts;
+	size_t		 nnoauthhosts;
+	int		 usesmtprelay;
+	char		*smtprelay;	/* as written; "" when unset */
+	char		*relayhost;	/* host part of smtprelay, NULL when unset */
+	int		 relayport;	/* port part, default 25 */
+	long long	 smtpmaxmailsize;
+	char		*maildir;	/* absolute */
+	char		*spooldir;	/* absolute */
+	char		*pidfile;	/* absolute */
+	char		*controlsocket;	/* absolute */
+	char		*postmaster;
+	char		*logfile;	/* "syslog" or an absolute path */
+	int		 loglevel;
+	char		*user;
+	char		*queueuser;
+	char		*resolver;	/* as written; "" = /etc/resolv.conf */
+	char		*resolverhost;	/* numeric address, NULL when unset */
+	int		 resolverport;	/* default 53 */
+	int		 outboundport;
+	long long	 maxqueuetime;
+	int		 maxsessions;
+	int		 maxsessionsperip;
+	int		 timeout;
+	char		*tls_cert;	/* absolute, NULL when unset */
+	char		*tls_key;	/* absolute, NULL when unset */
+};
+
+/*
+ * Load and validate. On failure return -1 and write one line to err naming
+ * the file, the line (when known) and the key, e.g.
+ *   "/etc/pymaild.conf:7: unknown key 'smtpport'"
+ * On success fill *conf (every key defaulted) and return 0.
+ */
+int	 config_load_file(const char *path, struct config *conf,
+	    char *err, size_t errlen);
+/* Same, from text already read; path names the file in messages and gives
+ * the folder relative paths are resolved from. */
+int	 config_load_string(const char *text, const char *path,
+	    struct config *conf, char *err, size_t errlen);
+void	 config_free(struct config *conf);
+
+int	 config_is_localdomain(const struct config *conf, const char *domain);
+/* Does this peer address match noauthhosts? */
+int	 config_noauth_match(const struct config *conf,
+	    const struct sockaddr *sa);
+/* Parse "a.b.c.d/n" or "v6/n" or a plain address (full-length prefix). */
+int	 netmask_parse(const char *s, struct netmask *out);
+int	 netmask_match(const struct netmask *nm, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * The control socket: pymailadm's stop, status and reload. Owner-only,
+ * and the caller's uid is checked with getpeereid.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pymaild.h"
+#include "util.h"
+
+#define CTL_MAX_CONNS	32
+
+struct ctlconn {
+	struct chan	chan;
+	int		pending;	/* STATS replies still to come */
+	uint32_t	sessions, queue;
+	uint32_t	id;
+	int		inuse;
+};
+
+static struct ctlconn	 conns[CTL_MAX_CONNS];
+static struct event	 ev_accept;
+static char		*ctlpath;
+static uint32_t		 next_id = 1;
+
+int
+control_listen(const char *path, uid_t owner, gid_t group)
+{
+	struct sockaddr_un	sun;
+	mode_t			old;
+	int			fd, probe;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
+	    sizeof(sun.sun_path))
+		fatalx("controlsocket path too long: %s", path);
+	/* A socket nobody answers on is left over from a crash. */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe == -1)
+		fatal("socket");
+	if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		fatalx("another pymaild answers on %s", path);
+	close(probe);
+	if (unlink(path) == -1 && errno != ENOENT)
+		fatal("cannot remove stale %s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		fatal("socket");
+	old = umask(077);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
+		fatal("cannot bind control socket %s", path);
+	umask(old);
+	if (geteuid() == 0 && chown(path, owner, group) == -1)
+		fatal("chown %s", path);
+	if (listen(fd, 16) == -1)
+		fatal("listen %s", path);
+	ctlpath = xstrdup(path);
+	return fd;
+}
+
+void
+control_cleanup(void)
+{
+	if (ctlpath)
+		unlink(ctlpath);
+}
+
+static void
+ctl_reply(struct ctlconn *cc, int ok, const char *text)
+{
+	chan_compose(&cc->chan, ok ? IMSG_CTL_OK : IMSG_CTL_FAIL, 0, -1,
+	    text, strlen(text));
+}
+
+static void
+ctl_status_done(struct ctlconn *cc)
+{
+	char	buf[512];
+
+	snprintf(buf, sizeof(buf),
+	    "pymaild is running.\npid=%d\nuptime=%lld\nsessions=%u\n"
+	    "queue=%u\n", (int)getpid(),
+	    (long long)(time(NULL) - env->started), cc->sessions, cc->queue);
+	ctl_reply(cc, 1, buf);
+}
+
+static void
+ctl_status(struct ctlconn *cc)
+{
+	static const enum proc_role ask[] = {
+		PROC_SMTPD, PROC_POP3D, PROC_QUEUED
+	};
+	struct msgbuild	mb;
+	size_t		i;
+
+	cc->sessions = cc->queue = 0;
+	cc->pending = 0;
+	mb_init(&mb);
+	for (i = 0; i < sizeof(ask) / sizeof(ask[0]); i++) {
+		if (chan_send(&env->children[ask[i]].chan, &mb, IMSG_STATS,
+		    cc->id, -1) == 0)
+			cc->pending++;
+	}
+	if (cc->pending == 0)
+		ctl_status_done(cc);
+}
+
+void
+control_stats_reply(enum proc_role from, uint32_t id, uint32_t count)
+{
+	struct ctlconn	*cc;
+	int		 i;
+
+	for (i = 0; i < CTL_MAX_CONNS; i++) {
+		cc = &conns[i];
+		if (!cc->inuse || cc->id != id || cc->pending == 0)
+			continue;
+		if (from == PROC_QUEUED)
+			cc->queue = count;
+		else
+			cc->sessions += count;
+		if (--cc->pending == 0)
+			ctl_status_done(cc);
+		return;
+	}
+}
+
+static int
+ctl_dispatch(struct chan *ch, struct imsg *im)
+{
+	struct ctlconn	*cc = ch->arg;
+	char		 err[512];
+
+	if (im->datalen != 0)
+		return -1;
+	switch (im->hdr.type) {
+	case IMSG_CTL_STATUS:
+		ctl_status(cc);
+		return 0;
+	case IMSG_CTL_STOP:
+		ctl_reply(cc, 1, "pymaild is stopping.\n");
+		parent_stop("stop requested by pymailadm");
+		return 0;
+	case IMSG_CTL_RELOAD:
+		if (parent_reload(err, sizeof(err)) == -1) {
+			log_warnx("reload failed, keeping the old "
+			    "configuration: %s", err);
+			ctl_reply(cc, 0, err);
+		} else
+			ctl_reply(cc, 1, "Configuration reloaded.\n");
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static void
+ctl_closed(struct chan *ch)
+{
+	struct ctlconn	*cc = ch->arg;
+
+	cc->inuse = 0;
+}
+
+static void
+ctl_accept(int lfd, short ev, void *arg)
+{
+	struct ctlconn	*cc = NULL;
+	uid_t		 uid;
+	gid_t		 gid;
+	int		 fd, i;
+
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1)
+		return;
+	if (getpeereid(fd, &uid, &gid) == -1 ||
+	    (uid != 0 && uid != geteuid())) {
+		log_warnx("control: refused a client with uid %d", (int)uid);
+		close(fd);
+		return;
+	}
+	for (i = 0; i < CTL_MAX_CONNS && cc == NULL; i++)
+		if (!conns[i].inuse)
+			cc = &conns[i];
+	if (cc == NULL) {
+		log_warnx("control: too many clients");
+		close(fd);
+		return;
+	}
+	cc->inuse = 1;
+	cc->pending = 0;
+	cc->id = next_id++;
+	chan_init(&cc->chan, env->base, fd, "control", ctl_dispatch,
+	    ctl_closed, cc);
+}
+
+void
+control_start(int fd)
+{
+	set_nonblock(fd);
+	event_set(&ev_accept, fd, EV_READ | EV_PERSIST, ctl_accept, NULL);
+	event_base_set(env->base, &ev_accept);
+	event_add(&ev_accept, NULL);
+}

@@ -1,0 +1,677 @@
+/*
+ * pymaild: the parent. As root it binds the ports, makes the folders,
+ * starts the helpers (each drops its own privileges), then drops to
+ * `user` itself and serves the children's requests and the control socket.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "pymaild.h"
+#include "util.h"
+
+#define MAX_LISTENERS	64
+#define STOP_GRACE_SEC	15
+
+struct parent	*env;
+
+static struct listener {
+	int	fd;
+	int	kind;
+} listeners[MAX_LISTENERS];
+static int	nlisteners;
+static struct event ev_sigterm, ev_sigint, ev_sighup, ev_sigchld, ev_stop;
+
+static __attribute__((noreturn)) void
+usage(void)
+{
+	fprintf(stderr, "usage: pymaild [-dnv] [-f file]\n");
+	exit(2);
+}
+
+static int
+bind_one(const char *addr, int port, int kind, char *err, size_t errlen)
+{
+	struct sockaddr_storage	 ss;
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t		 len;
+	int			 fd, on = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		len = sizeof(*sin6);
+	} else {
+		snprintf(err, errlen, "bad listen address %s", addr);
+		return -1;
+	}
+	if (nlisteners == MAX_LISTENERS) {
+		snprintf(err, errlen, "too many listen addresses");
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, SOMAXCONN) == -1) {
+		snprintf(err, errlen, "cannot listen on %s port %d: %s",
+		    addr, port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	listeners[nlisteners].fd = fd;
+	listeners[nlisteners].kind = kind;
+	nlisteners++;
+	return 0;
+}
+
+static void
+bind_all(void)
+{
+	char	err[256];
+	size_t	i;
+
+	for (i = 0; i < env->conf.nlisten; i++) {
+		if (bind_one(env->conf.listen[i], env->conf.smtpserverport,
+		    LISTEN_SMTP, err, sizeof(err)) == -1 ||
+		    bind_one(env->conf.listen[i], env->conf.pop3serverport,
+		    LISTEN_POP3, err, sizeof(err)) == -1)
+			fatalx("%s", err);
+	}
+}
+
+/* A pidfile naming a live pymaild means we are already running. */
+static pid_t
+running_pid(const char *pidfile)
+{
+	char	*data, path[64], exe[PATH_MAX];
+	long	 pid;
+	ssize_t	 n;
+
+	if (file_read_all(pidfile, 64, &data, NULL) == -1)
+		return 0;
+	pid = strtol(data, NULL, 10);
+	free(data);
+	if (pid <= 1 || pid == getpid() || !pid_alive(pid))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		if (strstr(exe, "pymaild") == NULL)
+			return 0;	/* the pid was reused */
+	}
+	return pid;
+}
+
+static void
+write_pidfile(void)
+{
+	char	buf[32];
+	int	len;
+
+	len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (file_write_atomic(env->conf.pidfile, buf, len, 0644) == -1)
+		fatal("cannot write pidfile %s", env->conf.pidfile);
+}
+
+static void
+lookup_account(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd	*pw;
+
+	if (geteuid() != 0) {
+		*uid = geteuid();
+		*gid = getegid();
+		return;
+	}
+	if ((pw = getpwnam(name)) == NULL)
+		fatalx("user %s does not exist (needed when run as root)",
+		    name);
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+}
+
+static void
+make_folders(void)
+{
+	uid_t	quid;
+	gid_t	qgid;
+	uid_t	own = geteuid() == 0 ? env->uid : (uid_t)-1;
+
+	lookup_account(env->conf.queueuser, &quid, &qgid);
+	if (dir_ensure(env->conf.maildir, 0700, own, env->gid) == -1)
+		fatal("cannot create maildir %s", env->conf.maildir);
+	if (dir_ensure(env->conf.spooldir, 0700,
+	    geteuid() == 0 ? quid : (uid_t)-1, qgid) == -1)
+		fatal("cannot create spooldir %s", env->conf.spooldir);
+	/* smtpd, pop3d and mxcache chroot into an empty folder. */
+	if (geteuid() == 0 && dir_ensure("/var/empty", 0755, 0, 0) == -1)
+		fatal("cannot create /var/empty");
+}
+
+static int
+open_log(void)
+{
+	int	fd;
+
+	if (env->foreground || strcmp(env->conf.logfile, "syslog") == 0)
+		return dup(STDERR_FILENO);
+	fd = open(env->conf.logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0640);
+	if (fd == -1)
+		fatal("cannot open logfile %s", env->conf.logfile);
+	if (geteuid() == 0 && fchown(fd, env->uid, env->gid) == -1)
+		log_warn("chown %s", env->conf.logfile);
+	return fd;
+}
+
+static uint32_t
+child_flags(void)
+{
+	uint32_t	flags = 0;
+
+	if (env->foreground)
+		flags |= PROCF_FOREGROUND;
+	if (env->verbose)
+		flags |= PROCF_VERBOSE;
+	if (!env->foreground && strcmp(env->conf.logfile, "syslog") == 0)
+		flags |= PROCF_SYSLOG;
+	return flags;
+}
+
+static void	child_closed(struct chan *);
+static int	child_dispatch(struct chan *, struct imsg *);
+
+static void
+start_children(int logfd)
+{
+	int	 pairs[PROC_COUNT][PROC_COUNT][2];
+	int	 peerfds[PROC_COUNT];
+	int	 toparent[2], a, b, i;
+	char	 path[PATH_MAX];
+	struct child *c;
+
+	memset(pairs, -1, sizeof(pairs));
+	for (a = PROC_SMTPD; a < PROC_COUNT; a++)
+		for (b = a + 1; b < PROC_COUNT; b++)
+			if (proc_may_talk(a, b) && socketpair(AF_UNIX,
+			    SOCK_STREAM | SOCK_CLOEXEC, 0, pairs[a][b]) == -1)
+				fatal("socketpair");
+	for (a = PROC_SMTPD; a < PROC_COUNT; a++) {
+		c = &env->children[a];
+		c->role = a;
+		if (proc_helper_path(proc_names[a], path, sizeof(path)) == -1)
+			fatalx("cannot find the %s helper (looked next to "
+			    "pymaild and in %s)", proc_names[a], LIBEXECDIR);
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+		    toparent) == -1)
+			fatal("socketpair");
+		for (b = 0; b < PROC_COUNT; b++)
+			peerfds[b] = b == PROC_PARENT ? -1 :
+			    a < b ? pairs[a][b][0] : pairs[b][a][1];
+		c->pid = proc_spawn(path, a, toparent[1], peerfds, logfd);
+		close(toparent[1]);
+		chan_init(&c->chan, env->base, toparent[0], proc_names[a],
+		    child_dispatch, child_closed, c);
+		if (proc_send_conf(&c->chan.ib, IMSG_CONF, env->conftext,
+		    env->conf.path, child_flags()) == -1)
+			fatal("cannot send the config to %s", proc_names[a]);
+		chan_kick(&c->chan);
+	}
+	for (a = 0; a < PROC_COUNT; a++)
+		for (b = 0; b < PROC_COUNT; b++)
+			for (i = 0; i < 2; i++)
+				if (pairs[a][b][i] != -1)
+					close(pairs[a][b][i]);
+	/* Hand the listeners over and keep no copy: once the protocol
+	 * processes close theirs, new connections are refused. */
+	for (i = 0; i < nlisteners; i++) {
+		a = listeners[i].kind == LISTEN_SMTP ? PROC_SMTPD : PROC_POP3D;
+		chan_compose(&env->children[a].chan, IMSG_LISTEN, 0,
+		    listeners[i].fd, &listeners[i].kind, sizeof(uint32_t));
+	}
+	nlisteners = 0;
+}
+
+static void
+drop_parent_privs(void)
+{
+	if (geteuid() != 0) {
+		log_warnx("warning: not started as root: no chroot and no "
+		    "change of user; every process runs as uid %d",
+		    (int)geteuid());
+		return;
+	}
+	if (setgroups(1, &env->gid) == -1 ||
+	    setresgid(env->gid, env->gid, env->gid) == -1 ||
+	    setresuid(env->uid, env->uid, env->uid) == -1)
+		fatal("cannot drop privileges to %s", env->conf.user);
+	if (setuid(0) != -1)
+		fatalx("privileges could be regained after the drop");
+}
+
+static int
+all_ready(void)
+{
+	int	r;
+
+	for (r = PROC_SMTPD; r < PROC_COUNT; r++)
+		if (!env->children[r].ready)
+			return 0;
+	return 1;
+}
+
+static void
+tell_starter(const char *msg)
+{
+	if (env->readyfd == -1)
+		return;
+	if (write(env->readyfd, msg, strlen(msg)) == -1)
+		log_debug("starter is gone");
+	close(env->readyfd);
+	env->readyfd = -1;
+}
+
+static int
+child_dispatch(struct chan *ch, struct imsg *im)
+{
+	struct child	*c = ch->arg;
+	struct msgread	 mr;
+	uint32_t	 v;
+
+	switch (im->hdr.type) {
+	case IMSG_HELLO:
+		mr_init(&mr, im);
+		v = mr_u32(&mr);
+		if (mr_end(&mr) == -1 || v != c->role || c->ready)
+			return -1;
+		c->ready = 1;
+		log_debug("%s ready (pid %d)", proc_names[c->role],
+		    (int)c->pid);
+		if (all_ready()) {
+			log_info("pymaild started: pid=%d smtp=%d pop3=%d",
+			    (int)getpid(), env->conf.smtpserverport,
+			    env->conf.pop3serverport);
+			tell_starter("ok\n");
+		}
+		return 0;
+	case IMSG_STATS_REPLY:
+		mr_init(&mr, im);
+		v = mr_u32(&mr);
+		if (mr_end(&mr) == -1)
+			return -1;
+		control_stats_reply(c->role, im->hdr.peerid, v);
+		return 0;
+	default:
+		return store_dispatch(c, im);
+	}
+}
+
+static void
+child_closed(struct chan *ch)
+{
+	struct child	*c = ch->arg;
+
+	if (!env->stopping)
+		log_warnx("lost the channel to %s (pid %d)",
+		    proc_names[c->role], (int)c->pid);
+	parent_stop("a helper process went away");
+}
+
+int
+parent_send(enum proc_role r, uint32_t type, struct msgbuild *mb, int fd)
+{
+	return chan_send(&env->children[r].chan, mb, type, 0, fd);
+}
+
+static int
+children_left(void)
+{
+	int	r, n = 0;
+
+	for (r = PROC_SMTPD; r < PROC_COUNT; r++)
+		if (env->children[r].pid > 0 && !env->children[r].exited)
+			n++;
+	return n;
+}
+
+static void
+finish(void)
+{
+	control_cleanup();
+	/* Only works when the folder is ours; pymailadm stop tidies up. */
+	unlink(env->conf.pidfile);
+	log_info("pymaild stopped");
+	exit(0);
+}
+
+static void
+stop_timeout(int fd, short ev, void *arg)
+{
+	int	r;
+
+	log_warnx("helpers did not stop within %d s; killing them",
+	    STOP_GRACE_SEC);
+	for (r = PROC_SMTPD; r < PROC_COUNT; r++)
+		if (env->children[r].pid > 0 && !env->children[r].exited)
+			kill(env->children[r].pid, SIGKILL);
+}
+
+void
+parent_stop(const char *why)
+{
+	struct msgbuild	mb;
+	struct timeval	tv = { STOP_GRACE_SEC, 0 };
+	int		r;
+
+	if (env->stopping)
+		return;
+	env->stopping = 1;
+	log_info("stopping: %s", why);
+	tell_starter("helper failed to start; see the log\n");
+	mb_init(&mb);
+	for (r = PROC_SMTPD; r < PROC_COUNT; r++)
+		parent_send(r, IMSG_SHUTDOWN, &mb, -1);
+	evtimer_set(&ev_stop, stop_timeout, NULL);
+	event_base_set(env->base, &ev_stop);
+	evtimer_add(&ev_stop, &tv);
+	if (children_left() == 0)
+		finish();
+}
+
+static void
+describe_exit(char *buf, size_t len, int status)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, len, "status %d", status);
+}
+
+static void
+on_sigchld(int sig, short ev, void *arg)
+{
+	char	 what[64];
+	pid_t	 pid;
+	int	 status, r;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (r = PROC_SMTPD; r < PROC_COUNT; r++) {
+			if (env->children[r].pid != pid)
+				continue;
+			env->children[r].exited = 1;
+			describe_exit(what, sizeof(what), status);
+			if (env->stopping && WIFEXITED(status) &&
+			    WEXITSTATUS(status) == 0)
+				log_debug("%s exited (%s)", proc_names[r],
+				    what);
+			else
+				log_warnx("helper %s (pid %d) died: %s; "
+				    "stopping pymaild", proc_names[r],
+				    (int)pid, what);
+		}
+	}
+	if (!env->stopping)
+		parent_stop("a helper process died");
+	else if (children_left() == 0)
+		finish();
+}
+
+static void
+on_signal(int sig, short ev, void *arg)
+{
+	char	err[512];
+
+	if (sig == SIGHUP) {
+		if (parent_reload(err, sizeof(err)) == -1)
+			log_warnx("reload failed, keeping the old "
+			    "configuration: %s", err);
+		return;
+	}
+	parent_stop(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void
+warn_changed(const struct config *o, const struct config *n)
+{
+	int	changed = o->smtpserverport != n->smtpserverport ||
+	    o->pop3serverport != n->pop3serverport ||
+	    o->nlisten != n->nlisten ||
+	    strcmp(o->user, n->user) != 0 ||
+	    strcmp(o->queueuser, n->queueuser) != 0 ||
+	    strcmp(o->maildir, n->maildir) != 0 ||
+	    strcmp(o->spooldir, n->spooldir) != 0;
+
+	if (changed)
+		log_warnx("reload: listen addresses, ports, users and folders "
+		    "change only at the next restart");
+}
+
+int
+parent_reload(char *err, size_t errlen)
+{
+	struct config	 nconf;
+	char		*text;
+	int		 r;
+
+	if (file_read_all(env->confpath, 1024 * 1024, &text, NULL) == -1) {
+		snprintf(err, errlen, "%s: cannot read: %s", env->confpath,
+		    strerror(errno));
+		return -1;
+	}
+	if (config_load_string(text, env->confpath, &nconf, err,
+	    errlen) == -1) {
+		free(text);
+		return -1;
+	}
+	warn_changed(&env->conf, &nconf);
+	/* Keep what cannot change without a restart. */
+	free(nconf.maildir);
+	nconf.maildir = xstrdup(env->conf.maildir);
+	free(nconf.spooldir);
+	nconf.spooldir = xstrdup(env->conf.spooldir);
+	config_free(&env->conf);
+	env->conf = nconf;
+	free(env->conftext);
+	env->conftext = text;
+	log_setlevel(env->verbose ? 3 : env->conf.loglevel);
+	for (r = PROC_SMTPD; r < PROC_COUNT; r++) {
+		proc_send_conf(&env->children[r].chan.ib, IMSG_RELOAD,
+		    env->conftext, env->confpath, child_flags());
+		chan_kick(&env->children[r].chan);
+	}
+	store_refresh_users();
+	log_info("configuration reloaded from %s", env->confpath);
+	return 0;
+}
+
+static void
+check_only(void)
+{
+	struct userdb	db;
+	char		err[512];
+
+	if (geteuid() == 0) {
+		if (getpwnam(env->conf.user) == NULL)
+			fatalx("%s: user '%s' does not exist (needed when run "
+			    "as root)", env->conf.path, env->conf.user);
+		if (getpwnam(env->conf.queueuser) == NULL)
+			fatalx("%s: queueuser '%s' does not exist (needed "
+			    "when run as root)", env->conf.path,
+			    env->conf.queueuser);
+	}
+	if (userdb_load(env->conf.maildir, &db, err, sizeof(err)) == 0) {
+		if (userdb_find(&db, env->conf.postmaster) == NULL)
+			fprintf(stderr, "%s: warning: postmaster user '%s' "
+			    "does not exist: mail to postmaster@ will "
+			    "bounce\n", env->conf.path, env->conf.postmaster);
+		userdb_free(&db);
+	} else
+		fprintf(stderr, "warning: %s\n", err);
+	printf("%s: configuration OK\n", env->conf.path);
+	exit(0);
+}
+
+/*
+ * Without -d: fork; the original waits until the daemon listens and its
+ * helpers said hello (or failed), so `pymailadm start` can report it.
+ */
+static void
+daemonize(void)
+{
+	char	buf[256];
+	int	p[2], devnull;
+	ssize_t	n;
+	pid_t	pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		fatal("pipe");
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid != 0) {
+		close(p[1]);
+		n = read(p[0], buf, sizeof(buf) - 1);
+		if (n > 0 && strncmp(buf, "ok\n", 3) == 0)
+			exit(0);
+		buf[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "pymaild: failed to start: %s",
+		    n > 0 ? buf : "see the log\n");
+		exit(1);
+	}
+	close(p[0]);
+	env->readyfd = p[1];
+	setsid();
+	if ((devnull = open("/dev/null", O_RDWR)) != -1) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		if (strcmp(env->conf.logfile, "syslog") != 0)
+			dup2(devnull, STDERR_FILENO);
+		if (devnull > 2)
+			close(devnull);
+	}
+}
+
+static void
+load_config_or_die(const char *path)
+{
+	char	err[512];
+
+	if (file_read_all(path, 1024 * 1024, &env->conftext, NULL) == -1) {
+		fprintf(stderr, "pymaild: %s: cannot read: %s\n", path,
+		    strerror(errno));
+		exit(1);
+	}
+	if (config_load_string(env->conftext, path, &env->conf, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "pymaild: %s\n", err);
+		exit(1);
+	}
+}
+
+static void
+setup_signals(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	signal_set(&ev_sigterm, SIGTERM, on_signal, NULL);
+	signal_set(&ev_sigint, SIGINT, on_signal, NULL);
+	signal_set(&ev_sighup, SIGHUP, on_signal, NULL);
+	signal_set(&ev_sigchld, SIGCHLD, on_sigchld, NULL);
+	event_base_set(env->base, &ev_sigterm);
+	event_base_set(env->base, &ev_sigint);
+	event_base_set(env->base, &ev_sighup);
+	event_base_set(env->base, &ev_sigchld);
+	signal_add(&ev_sigterm, NULL);
+	signal_add(&ev_sigint, NULL);
+	signal_add(&ev_sighup, NULL);
+	signal_add(&ev_sigchld, NULL);
+}
+
+int
+main(int argc, char *argv[])
+{
+	extern char	**environ;
+	const char	 *confpath = "/etc/pymaild.conf";
+	int		  ch, checkonly = 0, logfd, ctlfd;
+	pid_t		  other;
+
+	env = xcalloc(1, sizeof(*env));
+	env->readyfd = -1;
+	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
+		switch (ch) {
+		case 'd': env->foreground = 1; break;
+		case 'f': confpath = xstrdup(optarg); break;
+		case 'n': checkonly = 1; break;
+		case 'v': env->verbose = 1; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	setproctitle_init(argc, argv, environ);
+	env->confpath = confpath;
+	load_config_or_die(confpath);
+	if (checkonly)
+		check_only();
+	if ((other = running_pid(env->conf.pidfile)) != 0) {
+		fprintf(stderr, "pymaild: already running, PID is %d\n",
+		    (int)other);
+		exit(1);
+	}
+	log_init(LOG_TO_STDERR, env->verbose ? 3 : env->conf.loglevel,
+	    "pymaild");
+	lookup_account(env->conf.user, &env->uid, &env->gid);
+	make_folders();
+	bind_all();
+	ctlfd = control_listen(env->conf.controlsocket, env->uid, env->gid);
+	if (!env->foreground)
+		daemonize();
+	logfd = open_log();
+	if (logfd != STDERR_FILENO && !env->foreground &&
+	    strcmp(env->conf.logfile, "syslog") != 0)
+		dup2(logfd, STDERR_FILENO);
+	if (!env->foreground && strcmp(env->conf.logfile, "syslog") == 0)
+		log_init(LOG_TO_SYSLOG, log_getlevel(), "pymaild");
+	write_pidfile();
+	env->started = time(NULL);
+	env->base = event_base_new();
+	setup_signals();
+	start_children(logfd);
+	close(logfd);
+	drop_parent_privs();
+	setproctitle("-pymaild: parent");
+	auth_init(env->base, 2);
+	store_init();
+	control_start(ctlfd);
+	event_base_dispatch(env->base);
+	return 0;
+}

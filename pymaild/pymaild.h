@@ -1,0 +1,69 @@
+/*
+ * The privileged parent: supervisor, control socket and mailbox store.
+ */
+#ifndef PYMAILD_PARENT_H
+#define PYMAILD_PARENT_H
+
+#include <sys/types.h>
+#include <time.h>
+
+#include "chan.h"
+#include "config.h"
+#include "proto.h"
+#include "userdb.h"
+
+struct child {
+	enum proc_role	 role;
+	pid_t		 pid;
+	int		 ready;		/* said hello */
+	int		 exited;
+	struct chan	 chan;
+};
+
+struct parent {
+	struct event_base	*base;
+	struct config		 conf;
+	char			*conftext;	/* exactly what children got */
+	const char		*confpath;
+	int			 foreground;
+	int			 verbose;
+	time_t			 started;
+	int			 stopping;
+	int			 readyfd;	/* tells the starter we listen */
+	struct child		 children[PROC_COUNT];
+	uid_t			 uid;		/* after the drop */
+	gid_t			 gid;
+};
+
+extern struct parent	*env;
+
+/* pymaild.c */
+void	parent_stop(const char *why);
+int	parent_reload(char *err, size_t errlen);
+int	parent_send(enum proc_role, uint32_t type, struct msgbuild *, int fd);
+
+/* control.c */
+int	control_listen(const char *path, uid_t owner, gid_t group);
+void	control_start(int fd);
+void	control_stats_reply(enum proc_role from, uint32_t peerid,
+	    uint32_t count);
+void	control_cleanup(void);
+
+/* store.c: the mailbox store's side of the children's requests */
+void	store_init(void);
+int	store_dispatch(struct child *, struct imsg *);
+/* Re-read MAILDIR/users when it changed on disk (pymailadm wrote it). */
+void	store_refresh_users(void);
+
+/* auth.c: password checks off the event loop, and failure throttling */
+typedef void	(*auth_done_fn)(void *arg, int ok, const char *newhash);
+void	auth_init(struct event_base *, int nthreads);
+/* Verify off-loop; when upgrade is set and it matches, newhash is a fresh
+ * yescrypt hash of the password to store instead. */
+void	auth_submit(const char *hash, const char *password, int upgrade,
+	    auth_done_fn done, void *arg);
+/* Failures of one client address in the last 15 minutes. */
+int	auth_failures(const char *addr);
+void	auth_record_failure(const char *addr);
+
+#endif

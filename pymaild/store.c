@@ -1,0 +1,264 @@
+/*
+ * The mailbox store's answers to the children. Every request type the
+ * parent accepts from a child is listed in store_dispatch with the roles
+ * allowed to send it; anything else, or a malformed payload, closes the
+ * channel (and so stops the daemon: fail closed).
+ */
+#include <sys/param.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pymaild.h"
+#include "util.h"
+
+#define AUTH_BLOCK_AFTER	20
+#define AUTH_MAX_DELAY_MS	5000
+
+static struct userdb	 users;
+static struct stat	 users_st;	/* what we loaded, to spot changes */
+static int		 users_bad;	/* warned about a corrupt file */
+static char		 dummy_hash[USER_HASH_MAX + 1];
+
+struct authreq {
+	enum proc_role	role;
+	uint32_t	reqid;
+	char		user[USER_NAME_MAX + 1];
+	char		addr[64];
+	int		known;
+};
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+	    a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+void
+store_refresh_users(void)
+{
+	struct userdb	db;
+	struct stat	st;
+	char		path[PATH_MAX], err[512];
+
+	snprintf(path, sizeof(path), "%s/users", env->conf.maildir);
+	if (stat(path, &st) == -1)
+		memset(&st, 0, sizeof(st));
+	if (same_file(&st, &users_st))
+		return;
+	if (userdb_load(env->conf.maildir, &db, err, sizeof(err)) == -1) {
+		if (!users_bad)
+			log_warnx("users database not reloaded, keeping the "
+			    "previous one: %s", err);
+		users_bad = 1;
+		return;
+	}
+	users_bad = 0;
+	userdb_free(&users);
+	users = db;
+	users_st = st;
+	log_debug("users database loaded: %zu users", users.n);
+}
+
+void
+store_init(void)
+{
+	memset(&users_st, 0, sizeof(users_st));
+	users_st.st_ino = (ino_t)-1;
+	store_refresh_users();
+	/* Unknown users are checked against this, so the time an answer
+	 * takes does not tell which names exist. */
+	if (password_hash("pymaild-no-such-user", dummy_hash,
+	    sizeof(dummy_hash)) == -1)
+		fatalx("cannot hash with yescrypt");
+}
+
+static void
+auth_reply(struct authreq *ar, uint32_t result, uint32_t delay)
+{
+	struct msgbuild	mb;
+
+	mb_init(&mb);
+	mb_u32(&mb, ar->reqid);
+	mb_u32(&mb, result);
+	mb_u32(&mb, delay);
+	parent_send(ar->role, IMSG_AUTH_REPLY, &mb, -1);
+}
+
+static void
+save_upgraded_hash(const char *user, const char *oldhash,
+    const char *newhash)
+{
+	struct userdb	 db;
+	struct userent	*u;
+	char		 err[512];
+	int		 lockfd;
+
+	if ((lockfd = maildir_lock(env->conf.maildir)) == -1) {
+		log_warn("cannot lock %s", env->conf.maildir);
+		return;
+	}
+	if (userdb_load(env->conf.maildir, &db, err, sizeof(err)) == -1) {
+		log_warnx("hash upgrade of %s skipped: %s", user, err);
+		goto out;
+	}
+	/* Only if nobody changed that password in the meantime. */
+	u = userdb_find(&db, user);
+	if (u != NULL && strcmp(u->hash, oldhash) == 0) {
+		strlcpy(u->hash, newhash, sizeof(u->hash));
+		if (userdb_save(env->conf.maildir, &db) == -1)
+			log_warn("hash upgrade of %s not saved", user);
+		else
+			log_info("auth user=%s password hash upgraded from "
+			    "md5 to yescrypt", user);
+	}
+	userdb_free(&db);
+out:
+	close(lockfd);
+	store_refresh_users();
+}
+
+static void
+auth_done(void *arg, int ok, const char *newhash)
+{
+	struct authreq	*ar = arg;
+	struct userent	*u;
+	int		 n;
+
+	if (ok && ar->known) {
+		log_info("auth user=%s from=%s result=ok", ar->user, ar->addr);
+		if (newhash && (u = userdb_find(&users, ar->user)) != NULL &&
+		    password_is_legacy(u->hash))
+			save_upgraded_hash(ar->user, u->hash, newhash);
+		auth_reply(ar, AUTH_OK, 0);
+	} else {
+		auth_record_failure(ar->addr);
+		n = auth_failures(ar->addr);
+		log_info("auth user=%s from=%s result=failed failures=%d",
+		    ar->user, ar->addr, n);
+		auth_reply(ar, AUTH_FAIL, MIN(n * 1000, AUTH_MAX_DELAY_MS));
+	}
+	free(ar);
+}
+
+static int
+handle_auth(struct child *c, struct imsg *im)
+{
+	struct msgread	 mr;
+	struct authreq	*ar;
+	struct userent	*u;
+	char		 user[256], password[1024];
+	const char	*why;
+
+	ar = xcalloc(1, sizeof(*ar));
+	mr_init(&mr, im);
+	ar->reqid = mr_u32(&mr);
+	mr_str(&mr, user, sizeof(user));
+	mr_str(&mr, password, sizeof(password));
+	mr_str(&mr, ar->addr, sizeof(ar->addr));
+	if (mr_end(&mr) == -1) {
+		explicit_bzero(password, sizeof(password));
+		free(ar);
+		return -1;
+	}
+	ar->role = c->role;
+	if (auth_failures(ar->addr) >= AUTH_BLOCK_AFTER) {
+		log_info("auth from=%s result=blocked", ar->addr);
+		auth_reply(ar, AUTH_BLOCKED, 0);
+		free(ar);
+		explicit_bzero(password, sizeof(password));
+		return 0;
+	}
+	store_refresh_users();
+	u = NULL;
+	if (user_name_normalize(user, ar->user, &why) == 0)
+		u = userdb_find(&users, ar->user);
+	else
+		strlcpy(ar->user, "-", sizeof(ar->user));
+	ar->known = u != NULL;
+	auth_submit(u ? u->hash : dummy_hash, password,
+	    u ? password_is_legacy(u->hash) : 0, auth_done, ar);
+	explicit_bzero(password, sizeof(password));
+	return 0;
+}
+
+static uint32_t
+rcpt_check(const char *name, uint64_t size)
+{
+	struct mboxopts	 o;
+	long long	 bytes, count;
+	char		 user[USER_NAME_MAX + 1], err[512];
+	const char	*why;
+
+	if (user_name_normalize(name, user, &why) == -1)
+		return RCPT_NOUSER;
+	store_refresh_users();
+	if (userdb_find(&users, user) == NULL)
+		return RCPT_NOUSER;
+	if (mboxopts_for_user(env->conf.maildir, user, &o, err,
+	    sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return RCPT_TEMPFAIL;
+	}
+	if (!o.enabled)
+		return RCPT_DISABLED;
+	if (size > (uint64_t)o.maxmailsize)
+		return RCPT_TOOBIG;
+	if (maildir_usage(env->conf.maildir, user, &bytes, &count) == -1)
+		return RCPT_TEMPFAIL;
+	if (bytes >= o.mailboxsize || (uint64_t)bytes + size >
+	    (uint64_t)o.mailboxsize)
+		return RCPT_OVERQUOTA;
+	return RCPT_OK;
+}
+
+static int
+handle_rcpt_check(struct child *c, struct imsg *im)
+{
+	struct msgread	mr;
+	struct msgbuild	mb;
+	char		user[256];
+	uint32_t	reqid;
+	uint64_t	size;
+
+	mr_init(&mr, im);
+	reqid = mr_u32(&mr);
+	mr_str(&mr, user, sizeof(user));
+	size = mr_u64(&mr);
+	if (mr_end(&mr) == -1)
+		return -1;
+	mb_init(&mb);
+	mb_u32(&mb, reqid);
+	mb_u32(&mb, rcpt_check(user, size));
+	return parent_send(c->role, IMSG_RCPT_REPLY, &mb, -1) == -1 ? -1 : 0;
+}
+
+int
+store_dispatch(struct child *c, struct imsg *im)
+{
+	switch (im->hdr.type) {
+	case IMSG_AUTH:
+		if (c->role != PROC_SMTPD && c->role != PROC_POP3D)
+			break;
+		return handle_auth(c, im);
+	case IMSG_RCPT_CHECK:
+		if (c->role != PROC_SMTPD)
+			break;
+		return handle_rcpt_check(c, im);
+	default:
+		break;
+	}
+	log_warnx("%s sent a request it may not send (type %u)",
+	    proc_names[c->role], im->hdr.type);
+	if (im->fd != -1)
+		close(im->fd);
+	return -1;
+}
