@@ -44,6 +44,31 @@ enum imsg_type {
 	/* parent -> smtpd: u32 reqid, u32 result (RCPT_*) */
 	IMSG_RCPT_REPLY,
 
+	/*
+	 * pop3d <-> parent: the mailbox store's side of POP3 (issue 4).
+	 * The exact payloads are documented in pymaild/mailbox.c.
+	 */
+	IMSG_POP3_LOGIN,	/* check password, lock, list the mailbox */
+	IMSG_POP3_LOGIN_REPLY,
+	IMSG_POP3_LISTING,	/* (uid, size) entries of the locked mailbox */
+	IMSG_POP3_OPEN,		/* message n -> read-only descriptor */
+	IMSG_POP3_OPEN_REPLY,
+	IMSG_POP3_UPDATE,	/* QUIT in TRANSACTION: apply the deletions */
+	IMSG_POP3_UPDATE_REPLY,
+	IMSG_POP3_RELEASE,	/* session over without UPDATE: unlock */
+
+	/*
+	 * smtpd <-> queued <-> parent: the spool and delivery (issue 3).
+	 * The exact payloads are documented in queued/ and pymaild/deliver.c.
+	 */
+	IMSG_SPOOL_CREATE,
+	IMSG_SPOOL_CREATE_REPLY,
+	IMSG_SPOOL_COMMIT,
+	IMSG_SPOOL_COMMIT_REPLY,
+	IMSG_SPOOL_ABORT,
+	IMSG_DELIVER,
+	IMSG_DELIVER_REPLY,
+
 	/* pymailadm <-> parent over the control socket */
 	IMSG_CTL_STATUS,	/* reply: IMSG_CTL_OK with key=value text */
 	IMSG_CTL_STOP,
