@@ -39,9 +39,10 @@ enum imsg_type {
 	/* parent -> smtpd/pop3d: u32 reqid, u32 result (AUTH_*),
 	 * u32 delay_ms */
 	IMSG_AUTH_REPLY,
-	/* smtpd -> parent: u32 reqid, str user, u64 size (0 = unknown) */
+	/* smtpd -> parent: u32 reqid, str user, u64 size (0 = unknown),
+	 * u32 tag (echoed back) */
 	IMSG_RCPT_CHECK,
-	/* parent -> smtpd: u32 reqid, u32 result (RCPT_*) */
+	/* parent -> smtpd: u32 reqid, u32 result (RCPT_*), u32 tag */
 	IMSG_RCPT_REPLY,
 
 	/*
@@ -58,14 +59,29 @@ enum imsg_type {
 	IMSG_POP3_RELEASE,	/* session over without UPDATE: unlock */
 
 	/*
-	 * smtpd <-> queued <-> parent: the spool and delivery (issue 3).
-	 * The exact payloads are documented in queued/ and pymaild/deliver.c.
+	 * smtpd <-> queued: the spool. Strings are mb_str, ids 16 hex.
+	 *  CREATE        u32 sess
+	 *  CREATE_REPLY  u32 sess, str id ("" on failure) + the file's fd
+	 *  RCPT          u32 sess, str id, str address, str local user ("" for
+	 *                a remote recipient), str failure ("" = deliver it;
+	 *                else it failed at end of DATA and gets a DSN)
+	 *  COMMIT        u32 sess, str id, str sender ("" = <>), str helo,
+	 *                str client address, str protocol, str session, u64 size
+	 *  COMMIT_REPLY  u32 sess, str id, u32 result (SPOOL_*)
+	 *  ABORT         u32 sess, str id
 	 */
 	IMSG_SPOOL_CREATE,
 	IMSG_SPOOL_CREATE_REPLY,
+	IMSG_SPOOL_RCPT,
 	IMSG_SPOOL_COMMIT,
 	IMSG_SPOOL_COMMIT_REPLY,
 	IMSG_SPOOL_ABORT,
+	/*
+	 * queued <-> parent: local delivery.
+	 *  DELIVER        u32 req, str queue id, str user, str sender,
+	 *                 str recipient + the message's fd (read-only)
+	 *  DELIVER_REPLY  u32 req, u32 result (DELIVER_*), str reason
+	 */
 	IMSG_DELIVER,
 	IMSG_DELIVER_REPLY,
 
@@ -96,6 +112,19 @@ enum imsg_type {
 #define RCPT_OVERQUOTA	3	/* 452 4.2.2 */
 #define RCPT_TOOBIG	4	/* over maxmailsize: 552 5.3.4 */
 #define RCPT_TEMPFAIL	5
+
+/* IMSG_SPOOL_COMMIT_REPLY results */
+#define SPOOL_OK	0
+#define SPOOL_TEMPFAIL	1	/* 451 4.3.0 */
+#define SPOOL_NOSPACE	2	/* 452 4.3.1 */
+
+/* IMSG_DELIVER_REPLY results */
+#define DELIVER_OK	0
+#define DELIVER_TEMP	1
+#define DELIVER_PERM	2
+
+/* Queue ids: 16 hex digits. */
+#define QUEUE_ID_LEN	16
 
 /* Fixed descriptor of the channel to the parent in every child. */
 #define PROC_PARENT_FD	3

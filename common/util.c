@@ -1,5 +1,9 @@
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -287,4 +291,20 @@ pid_alive(pid_t pid)
 	if ((p = strrchr(buf, ')')) == NULL || p[1] == '\0')
 		return 1;
 	return p[2] != 'Z' && p[2] != 'X';
+}
+
+void
+sockaddr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const struct sockaddr_in6	*sin6 = (const void *)ss;
+	const struct sockaddr_in	*sin = (const void *)ss;
+
+	buf[0] = '\0';
+	if (ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+		inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], buf, len);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, len);
+	else if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &sin->sin_addr, buf, len);
 }

@@ -33,6 +33,10 @@ void	 set_cloexec(int fd);
 int	 ct_memeq(const void *a, const void *b, size_t len);
 /* A process that exists and is not a zombie (an unreaped exit). */
 int	 pid_alive(pid_t pid);
+/* A peer's numeric address; IPv4-mapped IPv6 shown as IPv4. */
+struct sockaddr_storage;
+void	 sockaddr_text(const struct sockaddr_storage *ss, char *buf,
+	    size_t len);
 /* Monotonic milliseconds. */
 long long	 now_ms(void);
 

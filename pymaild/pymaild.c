@@ -671,6 +671,7 @@ main(int argc, char *argv[])
 	setproctitle("-pymaild: parent");
 	auth_init(env->base, 2);
 	store_init();
+	deliver_init();
 	control_start(ctlfd);
 	event_base_dispatch(env->base);
 	return 0;

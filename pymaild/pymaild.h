@@ -54,6 +54,16 @@ void	store_init(void);
 int	store_dispatch(struct child *, struct imsg *);
 /* Re-read MAILDIR/users when it changed on disk (pymailadm wrote it). */
 void	store_refresh_users(void);
+int	store_user_exists(const char *user);
+/* The bytes a mailbox holds, the figure quotas compare against. */
+long long store_usage(const char *user);
+void	store_usage_add(const char *user, long long bytes);
+/* Forget the figure (messages removed): the next use scans again. */
+void	store_usage_changed(const char *user);
+
+/* deliver.c */
+void	deliver_init(void);
+int	deliver_request(struct imsg *);
 
 /* auth.c: password checks off the event loop, and failure throttling */
 typedef void	(*auth_done_fn)(void *arg, int ok, const char *newhash);

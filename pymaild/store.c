@@ -6,6 +6,7 @@
  */
 #include <sys/param.h>
 #include <sys/stat.h>
+#include <sys/tree.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -24,6 +25,83 @@ static struct userdb	 users;
 static struct stat	 users_st;	/* what we loaded, to spot changes */
 static int		 users_bad;	/* warned about a corrupt file */
 static char		 dummy_hash[USER_HASH_MAX + 1];
+
+/*
+ * The running quota figure of each mailbox: one scan the first time, then
+ * kept up to date by deliveries; POP3 deletions and outside changes just
+ * forget it so the next use scans again.
+ */
+struct usage {
+	RB_ENTRY(usage)	entry;
+	char		user[USER_NAME_MAX + 1];
+	long long	bytes;
+};
+
+RB_HEAD(usagetree, usage);
+int	usage_cmp(struct usage *, struct usage *);
+RB_PROTOTYPE(usagetree, usage, entry, usage_cmp);
+
+int
+usage_cmp(struct usage *a, struct usage *b)
+{
+	return strcmp(a->user, b->user);
+}
+
+RB_GENERATE(usagetree, usage, entry, usage_cmp);
+
+static struct usagetree	usages = RB_INITIALIZER(&usages);
+
+static struct usage *
+usage_find(const char *user)
+{
+	struct usage	key;
+
+	strlcpy(key.user, user, sizeof(key.user));
+	return RB_FIND(usagetree, &usages, &key);
+}
+
+long long
+store_usage(const char *user)
+{
+	struct usage	*u;
+	long long	 bytes, count;
+
+	if ((u = usage_find(user)) != NULL)
+		return u->bytes;
+	if (maildir_usage(env->conf.maildir, user, &bytes, &count) == -1)
+		return -1;
+	u = xcalloc(1, sizeof(*u));
+	strlcpy(u->user, user, sizeof(u->user));
+	u->bytes = bytes;
+	RB_INSERT(usagetree, &usages, u);
+	return bytes;
+}
+
+void
+store_usage_add(const char *user, long long bytes)
+{
+	struct usage	*u;
+
+	if ((u = usage_find(user)) != NULL)
+		u->bytes += bytes;
+}
+
+void
+store_usage_changed(const char *user)
+{
+	struct usage	*u;
+
+	if ((u = usage_find(user)) != NULL) {
+		RB_REMOVE(usagetree, &usages, u);
+		free(u);
+	}
+}
+
+int
+store_user_exists(const char *user)
+{
+	return userdb_find(&users, user) != NULL;
+}
 
 struct authreq {
 	enum proc_role	role;
@@ -194,7 +272,7 @@ static uint32_t
 rcpt_check(const char *name, uint64_t size)
 {
 	struct mboxopts	 o;
-	long long	 bytes, count;
+	long long	 bytes;
 	char		 user[USER_NAME_MAX + 1], err[512];
 	const char	*why;
 
@@ -212,7 +290,7 @@ rcpt_check(const char *name, uint64_t size)
 		return RCPT_DISABLED;
 	if (size > (uint64_t)o.maxmailsize)
 		return RCPT_TOOBIG;
-	if (maildir_usage(env->conf.maildir, user, &bytes, &count) == -1)
+	if ((bytes = store_usage(user)) < 0)
 		return RCPT_TEMPFAIL;
 	if (bytes >= o.mailboxsize || (uint64_t)bytes + size >
 	    (uint64_t)o.mailboxsize)
@@ -226,18 +304,20 @@ handle_rcpt_check(struct child *c, struct imsg *im)
 	struct msgread	mr;
 	struct msgbuild	mb;
 	char		user[256];
-	uint32_t	reqid;
+	uint32_t	reqid, tag;
 	uint64_t	size;
 
 	mr_init(&mr, im);
 	reqid = mr_u32(&mr);
 	mr_str(&mr, user, sizeof(user));
 	size = mr_u64(&mr);
+	tag = mr_u32(&mr);
 	if (mr_end(&mr) == -1)
 		return -1;
 	mb_init(&mb);
 	mb_u32(&mb, reqid);
 	mb_u32(&mb, rcpt_check(user, size));
+	mb_u32(&mb, tag);
 	return parent_send(c->role, IMSG_RCPT_REPLY, &mb, -1) == -1 ? -1 : 0;
 }
 
@@ -253,12 +333,14 @@ store_dispatch(struct child *c, struct imsg *im)
 		if (c->role != PROC_SMTPD)
 			break;
 		return handle_rcpt_check(c, im);
+	case IMSG_DELIVER:
+		if (c->role != PROC_QUEUED)
+			break;
+		return deliver_request(im);
 	default:
 		break;
 	}
 	log_warnx("%s sent a request it may not send (type %u)",
 	    proc_names[c->role], im->hdr.type);
-	if (im->fd != -1)
-		close(im->fd);
 	return -1;
 }

@@ -1,18 +1,36 @@
 /*
- * queued: the durable queue, chrooted in the spool as `queueuser`.
+ * queued: the process. Channels to smtpd (the spool), the parent (local
+ * delivery) and mxcache (outbound, later).
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "child.h"
 #include "log.h"
 #include "proc.h"
+#include "queued.h"
 
-static struct chan smtpd, mxcache;
+struct chan	smtpd_chan, mxcache_chan;
+
+void
+queued_send_parent(uint32_t type, struct msgbuild *mb, int fd)
+{
+	if (chan_send(&proc->parent, mb, type, 0, fd) == -1)
+		fatalx("cannot queue a message to the parent");
+}
 
 static int
-peer_dispatch(struct chan *c, struct imsg *im)
+smtpd_dispatch(struct chan *c, struct imsg *im)
 {
-	return -1;	/* no requests yet */
+	if (im->fd != -1)
+		return -1;	/* smtpd never sends us descriptors */
+	return spool_dispatch(im);
+}
+
+static int
+mxcache_dispatch(struct chan *c, struct imsg *im)
+{
+	return -1;	/* nothing yet: outbound is issue 5 */
 }
 
 static int
@@ -22,16 +40,33 @@ parent_dispatch(struct chan *c, struct imsg *im)
 
 	if ((r = child_common_dispatch(im)) != 0)
 		return r == 1 ? 0 : -1;
-	return -1;
+	switch (im->hdr.type) {
+	case IMSG_DELIVER_REPLY:
+		return runner_deliver_reply(im);
+	default:
+		return -1;
+	}
+}
+
+static uint32_t
+queued_stats(void)
+{
+	return runner_count();
 }
 
 int
 main(int argc, char *argv[])
 {
 	child_start(argc, argv, PROC_QUEUED);
+	proc->stats = queued_stats;
+	/* Every spool path is relative: the chroot, or the folder. */
+	if (chdir(proc->conf.spooldir) == -1)
+		fatal("chdir %s", proc->conf.spooldir);
 	proc_drop_privs(proc->conf.queueuser, proc->conf.spooldir);
-	child_peer(&smtpd, PROC_SMTPD, peer_dispatch);
-	child_peer(&mxcache, PROC_MXCACHE, peer_dispatch);
+	child_peer(&smtpd_chan, PROC_SMTPD, smtpd_dispatch);
+	child_peer(&mxcache_chan, PROC_MXCACHE, mxcache_dispatch);
+	runner_init();
+	spool_init();
 	child_ready(parent_dispatch);
 	event_base_dispatch(proc->base);
 	return 0;

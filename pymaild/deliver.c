@@ -1,0 +1,318 @@
+/*
+ * Local delivery into Maildirs (the parent's side of IMSG_DELIVER).
+ *
+ * queued passes a read-only descriptor of the spooled message. Each one
+ * is copied into USER/Maildir/tmp with LF line ends behind Return-Path
+ * and Delivered-To lines; one syncfs() makes the whole batch durable, the
+ * renames into new/ follow, and a second syncfs() makes those durable
+ * before queued hears "delivered" and may forget the message.
+ */
+#include <sys/queue.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pymaild.h"
+#include "util.h"
+
+#define COPY_BUF	(64 * 1024)
+
+struct dreq {
+	TAILQ_ENTRY(dreq)	 entry;
+	uint32_t		 req;
+	char			 id[QUEUE_ID_LEN + 1];
+	char			 user[USER_NAME_MAX + 1];
+	char			 sender[512];
+	char			 rcpt[512];
+	int			 fd;
+	char			 tmp[PATH_MAX];
+	char			 unique[256];
+	long long		 size;		/* S=: octets on disk */
+	long long		 wsize;		/* W=: octets with CRLF */
+	int			 result;
+	char			 reason[256];
+};
+
+TAILQ_HEAD(dreqlist, dreq);
+
+static struct dreqlist	 batch = TAILQ_HEAD_INITIALIZER(batch);
+static struct event	 ev_batch;
+static int		 batch_scheduled;
+static int		 maildir_fd = -1;
+static unsigned int	 counter;
+
+static void	deliver_batch(int, short, void *);
+
+void
+deliver_init(void)
+{
+	maildir_fd = open(env->conf.maildir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	if (maildir_fd == -1)
+		fatal("open %s", env->conf.maildir);
+	event_set(&ev_batch, -1, 0, deliver_batch, NULL);
+	event_base_set(env->base, &ev_batch);
+}
+
+static void
+fail(struct dreq *d, int result, const char *reason)
+{
+	d->result = result;
+	strlcpy(d->reason, reason, sizeof(d->reason));
+}
+
+static void
+fail_errno(struct dreq *d, const char *what)
+{
+	char	buf[256];
+
+	log_warn("delivery id=%s user=%s: %s", d->id, d->user, what);
+	snprintf(buf, sizeof(buf), "%s 4.3.%d Local delivery failed: %s",
+	    errno == ENOSPC || errno == EDQUOT ? "452" : "451",
+	    errno == ENOSPC || errno == EDQUOT ? 1 : 0, strerror(errno));
+	fail(d, DELIVER_TEMP, buf);
+}
+
+/* Is there room, and may this user receive it? 0 when it may go on. */
+static int
+check_mailbox(struct dreq *d)
+{
+	struct mboxopts	 o;
+	struct stat	 st;
+	char		 err[512];
+	long long	 used;
+
+	if (!store_user_exists(d->user)) {
+		fail(d, DELIVER_PERM, "550 5.1.1 User unknown");
+		return -1;
+	}
+	if (mboxopts_for_user(env->conf.maildir, d->user, &o, err,
+	    sizeof(err)) == -1) {
+		log_warnx("delivery id=%s: %s", d->id, err);
+		fail(d, DELIVER_TEMP, "451 4.3.0 Mailbox options unreadable");
+		return -1;
+	}
+	if (!o.enabled) {
+		fail(d, DELIVER_PERM, "550 5.2.1 Mailbox disabled");
+		return -1;
+	}
+	if (fstat(d->fd, &st) == -1) {
+		fail_errno(d, "fstat");
+		return -1;
+	}
+	if (st.st_size > o.maxmailsize) {
+		fail(d, DELIVER_PERM, "552 5.3.4 Message too big for this "
+		    "mailbox");
+		return -1;
+	}
+	if ((used = store_usage(d->user)) < 0) {
+		fail_errno(d, "mailbox size");
+		return -1;
+	}
+	if (used + st.st_size > o.mailboxsize) {
+		fail(d, DELIVER_PERM, "552 5.2.2 Mailbox full");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+write_all(int fd, const char *p, size_t len)
+{
+	ssize_t	n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Copy the spool file, CRLF -> LF, counting both sizes. */
+static int
+copy_body(struct dreq *d, int out)
+{
+	char	*in = xmalloc(COPY_BUF), *buf = xmalloc(COPY_BUF + 1);
+	size_t	 i, len;
+	ssize_t	 n;
+	int	 cr = 0, r = -1;
+
+	while ((n = read(d->fd, in, COPY_BUF)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			goto out;
+		}
+		len = 0;
+		for (i = 0; i < (size_t)n; i++) {
+			if (cr && in[i] != '\n')
+				buf[len++] = '\r';	/* a lone CR stays */
+			cr = in[i] == '\r';
+			if (cr)
+				continue;
+			if (in[i] == '\n')
+				d->wsize++;
+			buf[len++] = in[i];
+		}
+		if (write_all(out, buf, len) == -1)
+			goto out;
+		d->size += len;
+	}
+	if (cr && write_all(out, "\r", 1) == -1)
+		goto out;
+	d->size += cr;
+	r = 0;
+out:
+	free(in);
+	free(buf);
+	return r;
+}
+
+static int
+write_tmp(struct dreq *d)
+{
+	struct timeval	 tv;
+	char		 head[1200];
+	int		 out, len;
+
+	gettimeofday(&tv, NULL);
+	snprintf(d->unique, sizeof(d->unique), "%lld.M%06ldP%dQ%u.%s",
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+	    ++counter, env->conf.serverhostname);
+	snprintf(d->tmp, sizeof(d->tmp), "%s/%s/Maildir/tmp/%s",
+	    env->conf.maildir, d->user, d->unique);
+	out = open(d->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out == -1) {
+		fail_errno(d, "create in tmp/");
+		return -1;
+	}
+	len = snprintf(head, sizeof(head), "Return-Path: <%s>\n"
+	    "Delivered-To: %s\n", d->sender, d->rcpt);
+	d->size = len;
+	d->wsize = 2;
+	if (write_all(out, head, len) == -1 || copy_body(d, out) == -1) {
+		fail_errno(d, "write");
+		close(out);
+		unlink(d->tmp);
+		return -1;
+	}
+	d->wsize += d->size;
+	if (close(out) == -1) {
+		fail_errno(d, "close");
+		unlink(d->tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+move_to_new(struct dreq *d)
+{
+	char	path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s/Maildir/new/%s,S=%lld,W=%lld",
+	    env->conf.maildir, d->user, d->unique, d->size, d->wsize);
+	if (rename(d->tmp, path) == -1) {
+		fail_errno(d, "rename into new/");
+		unlink(d->tmp);
+		return;
+	}
+	store_usage_add(d->user, d->size);
+}
+
+static void
+reply(struct dreq *d)
+{
+	struct msgbuild	mb;
+
+	if (d->result == DELIVER_OK)
+		log_info("delivery id=%s to=<%s> user=%s size=%lld "
+		    "result=delivered", d->id, d->rcpt, d->user, d->size);
+	else
+		log_info("delivery id=%s to=<%s> user=%s result=%s "
+		    "reason=\"%s\"", d->id, d->rcpt, d->user,
+		    d->result == DELIVER_PERM ? "failed" : "deferred",
+		    d->reason);
+	mb_init(&mb);
+	mb_u32(&mb, d->req);
+	mb_u32(&mb, d->result);
+	mb_str(&mb, d->reason);
+	parent_send(PROC_QUEUED, IMSG_DELIVER_REPLY, &mb, -1);
+}
+
+static void
+deliver_batch(int fd, short ev, void *arg)
+{
+	struct dreq	*d, *next;
+	int		 pending = 0;
+
+	batch_scheduled = 0;
+	store_refresh_users();
+	TAILQ_FOREACH(d, &batch, entry) {
+		if (check_mailbox(d) == 0 && write_tmp(d) == 0)
+			pending++;
+		close(d->fd);
+		d->fd = -1;
+	}
+	if (pending && syncfs(maildir_fd) == -1) {
+		TAILQ_FOREACH(d, &batch, entry)
+			if (d->result == DELIVER_OK) {
+				fail_errno(d, "syncfs");
+				unlink(d->tmp);
+			}
+	}
+	TAILQ_FOREACH(d, &batch, entry)
+		if (d->result == DELIVER_OK)
+			move_to_new(d);
+	if (pending && syncfs(maildir_fd) == -1)
+		log_warn("delivery: syncfs after the renames");
+	TAILQ_FOREACH_SAFE(d, &batch, entry, next) {
+		TAILQ_REMOVE(&batch, d, entry);
+		reply(d);
+		free(d);
+	}
+}
+
+int
+deliver_request(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct dreq	*d = xcalloc(1, sizeof(*d));
+	const char	*why;
+
+	mr_init(&mr, im);
+	d->req = mr_u32(&mr);
+	mr_str(&mr, d->id, sizeof(d->id));
+	mr_str(&mr, d->user, sizeof(d->user));
+	mr_str(&mr, d->sender, sizeof(d->sender));
+	mr_str(&mr, d->rcpt, sizeof(d->rcpt));
+	d->fd = im->fd;
+	/* The user name becomes a path: it must be a valid name. */
+	if (mr_end(&mr) == -1 || d->fd == -1 ||
+	    user_name_normalize(d->user, d->user, &why) == -1 ||
+	    strpbrk(d->sender, "\r\n") != NULL ||
+	    strpbrk(d->rcpt, "\r\n") != NULL) {
+		free(d);
+		return -1;	/* the channel closes the descriptor */
+	}
+	d->result = DELIVER_OK;
+	TAILQ_INSERT_TAIL(&batch, d, entry);
+	if (!batch_scheduled) {
+		batch_scheduled = 1;
+		event_active(&ev_batch, EV_TIMEOUT, 1);
+	}
+	return 0;
+}

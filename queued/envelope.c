@@ -1,0 +1,241 @@
+/*
+ * Envelopes in plain text ("key: value" lines), so an administrator can
+ * read and repair the queue by hand and pymailadm can list it offline.
+ *
+ *   version: 1
+ *   id: 0123456789abcdef
+ *   created: 1764000000
+ *   sender: alice@example.com          (empty for <>)
+ *   helo / client / protocol / session / size / attempts
+ *   next-attempt: 1764000300
+ *   last-error: 451 4.3.0 ...
+ *   rcpt: pending bob bob@test.example
+ *   rcpt: failed - carol@other.example 550 5.1.1 ...
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queued.h"
+#include "util.h"
+
+static const char *const status_names[] = {
+	[RS_PENDING] = "pending",
+	[RS_DONE] = "done",
+	[RS_FAILED] = "failed",
+	[RS_BOUNCED] = "bounced",
+};
+
+struct envelope *
+envelope_new(const char *id)
+{
+	struct envelope	*e = xcalloc(1, sizeof(*e));
+
+	strlcpy(e->id, id, sizeof(e->id));
+	e->created = time(NULL);
+	strlcpy(e->protocol, "ESMTP", sizeof(e->protocol));
+	return e;
+}
+
+void
+envelope_free(struct envelope *e)
+{
+	free(e->rcpts);
+	free(e);
+}
+
+struct envrcpt *
+envelope_add_rcpt(struct envelope *e, const char *address, const char *user)
+{
+	struct envrcpt	*r;
+
+	if (e->nrcpts == ENV_MAX_RCPTS)
+		return NULL;
+	e->rcpts = xreallocarray(e->rcpts, e->nrcpts + 1, sizeof(*r));
+	r = &e->rcpts[e->nrcpts++];
+	memset(r, 0, sizeof(*r));
+	strlcpy(r->address, address, sizeof(r->address));
+	strlcpy(r->user, user, sizeof(r->user));
+	return r;
+}
+
+int
+envelope_field_ok(const char *s, size_t max)
+{
+	size_t	i;
+
+	for (i = 0; s[i]; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return i < max;
+}
+
+char *
+envelope_format(const struct envelope *e)
+{
+	char	*buf = xmalloc(ENV_TEXT_MAX);
+	size_t	 len = 0, i;
+	const struct envrcpt *r;
+
+#define PUT(...) do {							\
+	if (len < ENV_TEXT_MAX)						\
+		len += snprintf(buf + len, ENV_TEXT_MAX - len, __VA_ARGS__); \
+} while (0)
+	PUT("version: 1\nid: %s\ncreated: %lld\nsender: %s\nhelo: %s\n"
+	    "client: %s\nprotocol: %s\nsession: %s\nsize: %lld\n"
+	    "attempts: %d\nnext-attempt: %lld\nlast-error: %s\n",
+	    e->id, (long long)e->created, e->sender, e->helo, e->client,
+	    e->protocol, e->session, e->size, e->attempts,
+	    (long long)e->next_attempt, e->lasterror);
+	for (i = 0; i < e->nrcpts; i++) {
+		r = &e->rcpts[i];
+		PUT("rcpt: %s %s %s%s%s\n", status_names[r->status],
+		    r->user[0] ? r->user : "-", r->address,
+		    r->reason[0] ? " " : "", r->reason);
+	}
+#undef PUT
+	if (len >= ENV_TEXT_MAX) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static int
+parse_status(const char *s, enum rcpt_status *st)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++)
+		if (strcmp(s, status_names[i]) == 0) {
+			*st = i;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+parse_rcpt(struct envelope *e, char *v, const char **why)
+{
+	char		*status, *user, *addr;
+	enum rcpt_status st;
+	struct envrcpt	*r;
+	const char	*uwhy;
+	char		 norm[USER_NAME_MAX + 1];
+
+	status = strsep(&v, " ");
+	user = strsep(&v, " ");
+	addr = strsep(&v, " ");
+	if (addr == NULL || parse_status(status, &st) == -1) {
+		*why = "malformed rcpt line";
+		return -1;
+	}
+	if (strcmp(user, "-") == 0)
+		user = "";
+	else if (user_name_normalize(user, norm, &uwhy) == -1) {
+		*why = "bad user in rcpt line";
+		return -1;
+	}
+	if (!envelope_field_ok(addr, ADDR_PATH_MAX) ||
+	    (r = envelope_add_rcpt(e, addr, user)) == NULL) {
+		*why = "bad or too many recipients";
+		return -1;
+	}
+	r->status = st;
+	if (v)
+		strlcpy(r->reason, v, sizeof(r->reason));
+	return 0;
+}
+
+static int
+parse_num(const char *v, long long max, long long *out)
+{
+	const char	*errstr;
+
+	*out = strtonum(v, 0, max, &errstr);
+	return errstr ? -1 : 0;
+}
+
+static int
+parse_field(struct envelope *e, const char *key, char *v, const char **why)
+{
+	long long	n;
+
+	if (strcmp(key, "rcpt") == 0)
+		return parse_rcpt(e, v, why);
+	if (strcmp(key, "version") == 0) {
+		if (strcmp(v, "1") != 0) {
+			*why = "unknown version";
+			return -1;
+		}
+		return 0;
+	}
+#define STR(name, field)						\
+	if (strcmp(key, name) == 0) {					\
+		if (strlcpy(field, v, sizeof(field)) >= sizeof(field)) { \
+			*why = "field too long";			\
+			return -1;					\
+		}							\
+		return 0;						\
+	}
+	STR("id", e->id)
+	STR("sender", e->sender)
+	STR("helo", e->helo)
+	STR("client", e->client)
+	STR("protocol", e->protocol)
+	STR("session", e->session)
+	STR("last-error", e->lasterror)
+#undef STR
+	*why = "bad number";
+	if (parse_num(v, LLONG_MAX, &n) == -1)
+		return -1;
+	if (strcmp(key, "created") == 0)
+		e->created = n;
+	else if (strcmp(key, "size") == 0)
+		e->size = n;
+	else if (strcmp(key, "attempts") == 0 && n < 1000000)
+		e->attempts = n;
+	else if (strcmp(key, "next-attempt") == 0)
+		e->next_attempt = n;
+	else {
+		*why = "unknown key";
+		return -1;
+	}
+	return 0;
+}
+
+int
+envelope_parse(const char *text, struct envelope *e, char *whybuf,
+    size_t whylen)
+{
+	char		*copy, *line, *next, *v;
+	const char	*why = NULL;
+	int		 lineno = 0;
+
+	copy = xstrdup(text);
+	for (line = copy; line && *line; line = next) {
+		lineno++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if ((v = strstr(line, ": ")) == NULL &&
+		    (v = strchr(line, ':')) == NULL) {
+			why = "line without a key";
+			break;
+		}
+		*v++ = '\0';
+		while (*v == ' ')
+			v++;
+		if (parse_field(e, line, v, &why) == -1)
+			break;
+	}
+	free(copy);
+	if (why == NULL && (strlen(e->id) != QUEUE_ID_LEN || e->nrcpts == 0))
+		why = "no id or no recipients";
+	if (why != NULL) {
+		snprintf(whybuf, whylen, "line %d: %s", lineno, why);
+		return -1;
+	}
+	return 0;
+}

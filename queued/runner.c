@@ -1,0 +1,276 @@
+/*
+ * The queue runner: hands local recipients to the parent for delivery,
+ * retries temporary failures with growing intervals, bounces what failed
+ * for good, and removes a message once nothing is left to do.
+ *
+ * Remote recipients wait for the outbound runner (issue 5): they stay
+ * pending until then, and expire after maxqueuetime like any deferral.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "log.h"
+#include "queued.h"
+#include "util.h"
+
+#define MAX_INFLIGHT	512	/* deliveries handed to the parent */
+#define RETRY_MIN	60
+#define RETRY_MAX	3600
+#define TICK_SEC	1
+
+struct delivery {
+	struct envelope	*env;
+	size_t		 rcpt;
+};
+
+static struct envlist	ready = TAILQ_HEAD_INITIALIZER(ready);
+static struct envlist	waiting = TAILQ_HEAD_INITIALIZER(waiting);
+static struct delivery	*inflight[MAX_INFLIGHT];
+static int		 ninflight;
+static struct event	 ev_run, ev_tick;
+static int		 run_scheduled;
+
+static void	runner_run(int, short, void *);
+
+size_t
+runner_count(void)
+{
+	return spool_count();
+}
+
+static void
+schedule(void)
+{
+	if (run_scheduled)
+		return;
+	run_scheduled = 1;
+	event_active(&ev_run, EV_TIMEOUT, 1);
+}
+
+void
+runner_add(struct envelope *e)
+{
+	TAILQ_INSERT_TAIL(&ready, e, entry);
+	schedule();
+}
+
+static int
+slot_free(void)
+{
+	int	i;
+
+	for (i = 0; i < MAX_INFLIGHT; i++)
+		if (inflight[i] == NULL)
+			return i;
+	return -1;
+}
+
+static int
+start_delivery(struct envelope *e, size_t i)
+{
+	struct msgbuild	 mb;
+	struct delivery	*d;
+	int		 slot, fd;
+
+	if ((slot = slot_free()) == -1)
+		return -1;
+	if ((fd = spool_open_data(e)) == -1) {
+		log_warn("runner: cannot open the data of %s", e->id);
+		return -1;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->env = e;
+	d->rcpt = i;
+	inflight[slot] = d;
+	ninflight++;
+	e->inflight++;
+	e->rcpts[i].inflight = 1;
+	mb_init(&mb);
+	mb_u32(&mb, slot);
+	mb_str(&mb, e->id);
+	mb_str(&mb, e->rcpts[i].user);
+	mb_str(&mb, e->sender);
+	mb_str(&mb, e->rcpts[i].address);
+	queued_send_parent(IMSG_DELIVER, &mb, fd);
+	return 0;
+}
+
+static int
+has_status(const struct envelope *e, enum rcpt_status st, int local_only)
+{
+	size_t	i;
+
+	for (i = 0; i < e->nrcpts; i++)
+		if (e->rcpts[i].status == st &&
+		    (!local_only || e->rcpts[i].user[0]))
+			return 1;
+	return 0;
+}
+
+static void
+expire(struct envelope *e)
+{
+	size_t	i;
+
+	for (i = 0; i < e->nrcpts; i++) {
+		if (e->rcpts[i].status != RS_PENDING)
+			continue;
+		e->rcpts[i].status = RS_FAILED;
+		strlcpy(e->rcpts[i].reason, "554 5.4.7 Delivery time expired",
+		    sizeof(e->rcpts[i].reason));
+		if (e->lasterror[0] == '\0')
+			continue;
+		strlcat(e->rcpts[i].reason, "; last error: ",
+		    sizeof(e->rcpts[i].reason));
+		strlcat(e->rcpts[i].reason, e->lasterror,
+		    sizeof(e->rcpts[i].reason));
+	}
+}
+
+/*
+ * Nothing of this message is under way: decide what comes next.
+ * Returns 1 when the envelope was freed.
+ */
+static int
+settle(struct envelope *e)
+{
+	time_t	now = time(NULL);
+	int	delay;
+
+	if (has_status(e, RS_PENDING, 0) &&
+	    now - e->created >= proc->conf.maxqueuetime)
+		expire(e);
+	if (has_status(e, RS_FAILED, 0))
+		bounce_failed(e);
+	if (!has_status(e, RS_PENDING, 0) && !has_status(e, RS_FAILED, 0)) {
+		log_info("queue id=%s result=done", e->id);
+		spool_remove(e);
+		envelope_free(e);
+		return 1;
+	}
+	/* A bounce that could not be queued counts as a deferral too. */
+	if (has_status(e, RS_PENDING, 1) || has_status(e, RS_FAILED, 0) ||
+	    e->attempts > 0) {
+		e->attempts++;
+		delay = RETRY_MIN << (e->attempts > 6 ? 6 : e->attempts - 1);
+		if (delay > RETRY_MAX)
+			delay = RETRY_MAX;
+		e->next_attempt = now + delay;
+		spool_update(e);
+		log_info("queue id=%s result=deferred attempts=%d retry=%ds "
+		    "error=\"%s\"", e->id, e->attempts, delay, e->lasterror);
+	} else
+		/* Only remote recipients: they wait for outbound, and
+		 * for maxqueuetime. */
+		e->next_attempt = e->created + proc->conf.maxqueuetime;
+	e->waiting = 1;
+	TAILQ_INSERT_TAIL(&waiting, e, entry);
+	return 0;
+}
+
+/* Start what can start; 0 when out of delivery slots. */
+static int
+run_one(struct envelope *e)
+{
+	size_t	i;
+
+	for (i = 0; i < e->nrcpts; i++) {
+		if (e->rcpts[i].status != RS_PENDING ||
+		    e->rcpts[i].user[0] == '\0' || e->rcpts[i].inflight)
+			continue;
+		if (start_delivery(e, i) == -1)
+			return e->inflight > 0 ? 0 : -1;
+	}
+	return 1;
+}
+
+static void
+runner_run(int fd, short ev, void *arg)
+{
+	struct envelope	*e;
+	int		 r;
+
+	run_scheduled = 0;
+	while ((e = TAILQ_FIRST(&ready)) != NULL) {
+		TAILQ_REMOVE(&ready, e, entry);
+		r = run_one(e);
+		if (r == 0) {
+			/* Out of slots: the rest waits for replies. */
+			TAILQ_INSERT_HEAD(&ready, e, entry);
+			return;
+		}
+		if (e->inflight == 0)
+			settle(e);
+	}
+}
+
+int
+runner_deliver_reply(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct delivery	*d;
+	struct envelope	*e;
+	struct envrcpt	*r;
+	char		 reason[256];
+	uint32_t	 slot, result;
+
+	mr_init(&mr, im);
+	slot = mr_u32(&mr);
+	result = mr_u32(&mr);
+	mr_str(&mr, reason, sizeof(reason));
+	if (mr_end(&mr) == -1 || slot >= MAX_INFLIGHT ||
+	    (d = inflight[slot]) == NULL || result > DELIVER_PERM ||
+	    !envelope_field_ok(reason, sizeof(reason)))
+		return -1;
+	inflight[slot] = NULL;
+	ninflight--;
+	e = d->env;
+	r = &e->rcpts[d->rcpt];
+	free(d);
+	r->inflight = 0;
+	e->inflight--;
+	if (result == DELIVER_OK)
+		r->status = RS_DONE;
+	else if (result == DELIVER_PERM) {
+		r->status = RS_FAILED;
+		strlcpy(r->reason, reason, sizeof(r->reason));
+	} else
+		strlcpy(e->lasterror, reason, sizeof(e->lasterror));
+	if (e->inflight == 0)
+		settle(e);
+	schedule();
+	return 0;
+}
+
+static void
+tick(int fd, short ev, void *arg)
+{
+	struct envelope	*e, *next;
+	struct timeval	 tv = { TICK_SEC, 0 };
+	time_t		 now = time(NULL);
+
+	TAILQ_FOREACH_SAFE(e, &waiting, entry, next) {
+		if (e->next_attempt > now)
+			continue;
+		TAILQ_REMOVE(&waiting, e, entry);
+		e->waiting = 0;
+		TAILQ_INSERT_TAIL(&ready, e, entry);
+		schedule();
+	}
+	evtimer_add(&ev_tick, &tv);
+}
+
+void
+runner_init(void)
+{
+	struct timeval	tv = { TICK_SEC, 0 };
+
+	event_set(&ev_run, -1, 0, runner_run, NULL);
+	event_base_set(proc->base, &ev_run);
+	evtimer_set(&ev_tick, tick, NULL);
+	event_base_set(proc->base, &ev_tick);
+	evtimer_add(&ev_tick, &tv);
+}

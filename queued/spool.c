@@ -1,0 +1,578 @@
+/*
+ * The spool: files for smtpd to write into, and the commit that makes a
+ * message durable before smtpd may answer 250.
+ *
+ * Commits that arrive together share the expensive part (group commit):
+ * the envelopes of a batch are written, one syncfs() makes every data
+ * file and envelope of the batch durable, the renames into msg/ and env/
+ * follow, and one fsync per folder makes the renames durable. Only then
+ * does any of them get its answer. While a batch syncs, the next one
+ * gathers in the socket.
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "log.h"
+#include "queued.h"
+#include "util.h"
+
+#define MAX_INCOMING	4096	/* files handed out, not yet committed */
+
+struct incoming {
+	TAILQ_ENTRY(incoming)	 entry;
+	uint32_t		 sess;
+	struct envelope		*env;
+	int			 commit;	/* in the current batch */
+	int			 result;
+};
+
+TAILQ_HEAD(inlist, incoming);
+
+static struct inlist	incoming = TAILQ_HEAD_INITIALIZER(incoming);
+static size_t		nincoming;
+static struct event	ev_commit;
+static int		commit_scheduled;
+static int		dir_root = -1, dir_msg = -1, dir_env = -1;
+static size_t		nqueued;
+
+size_t
+spool_count(void)
+{
+	return nqueued;
+}
+
+void
+spool_new_id(char *id)
+{
+	uint32_t	r[2];
+	struct stat	st;
+	char		path[64];
+
+	do {
+		arc4random_buf(r, sizeof(r));
+		snprintf(id, QUEUE_ID_LEN + 1, "%08x%08x", r[0], r[1]);
+		snprintf(path, sizeof(path), "env/%s", id);
+	} while (stat(path, &st) == 0);
+}
+
+static struct incoming *
+incoming_find(uint32_t sess, const char *id)
+{
+	struct incoming	*in;
+
+	TAILQ_FOREACH(in, &incoming, entry)
+		if (in->sess == sess && strcmp(in->env->id, id) == 0)
+			return in;
+	return NULL;
+}
+
+static void
+incoming_drop(struct incoming *in, int unlink_files)
+{
+	char	path[64];
+
+	if (unlink_files) {
+		snprintf(path, sizeof(path), "incoming/%s", in->env->id);
+		unlink(path);
+		snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
+		unlink(path);
+	}
+	TAILQ_REMOVE(&incoming, in, entry);
+	nincoming--;
+	envelope_free(in->env);
+	free(in);
+}
+
+static void
+reply_smtpd(uint32_t type, uint32_t sess, const char *id, int withresult,
+    uint32_t result, int fd)
+{
+	struct msgbuild	mb;
+
+	mb_init(&mb);
+	mb_u32(&mb, sess);
+	mb_str(&mb, id);
+	if (withresult)
+		mb_u32(&mb, result);
+	chan_send(&smtpd_chan, &mb, type, 0, fd);
+}
+
+static int
+handle_create(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct incoming	*in;
+	char		 id[QUEUE_ID_LEN + 1], path[64];
+	uint32_t	 sess;
+	int		 fd;
+
+	mr_init(&mr, im);
+	sess = mr_u32(&mr);
+	if (mr_end(&mr) == -1)
+		return -1;
+	if (nincoming >= MAX_INCOMING) {
+		log_warnx("spool: too many messages in progress");
+		reply_smtpd(IMSG_SPOOL_CREATE_REPLY, sess, "", 0, 0, -1);
+		return 0;
+	}
+	spool_new_id(id);
+	snprintf(path, sizeof(path), "incoming/%s", id);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		log_warn("spool: cannot create %s", path);
+		reply_smtpd(IMSG_SPOOL_CREATE_REPLY, sess, "", 0, 0, -1);
+		return 0;
+	}
+	in = xcalloc(1, sizeof(*in));
+	in->sess = sess;
+	in->env = envelope_new(id);
+	TAILQ_INSERT_TAIL(&incoming, in, entry);
+	nincoming++;
+	reply_smtpd(IMSG_SPOOL_CREATE_REPLY, sess, id, 0, 0, fd);
+	return 0;
+}
+
+static int
+handle_rcpt(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct incoming	*in;
+	struct envrcpt	*r;
+	char		 id[QUEUE_ID_LEN + 1], addr[ADDR_PATH_MAX];
+	char		 user[USER_NAME_MAX + 1], fail[256];
+	const char	*why;
+	uint32_t	 sess;
+
+	mr_init(&mr, im);
+	sess = mr_u32(&mr);
+	mr_str(&mr, id, sizeof(id));
+	mr_str(&mr, addr, sizeof(addr));
+	mr_str(&mr, user, sizeof(user));
+	mr_str(&mr, fail, sizeof(fail));
+	if (mr_end(&mr) == -1 || (in = incoming_find(sess, id)) == NULL ||
+	    in->commit)
+		return -1;
+	/* What smtpd says goes into a line-based file: check it all. */
+	if (!envelope_field_ok(addr, sizeof(addr)) || addr[0] == '\0' ||
+	    strchr(addr, ' ') != NULL || !envelope_field_ok(fail,
+	    sizeof(fail)) || (user[0] && user_name_normalize(user, user,
+	    &why) == -1))
+		return -1;
+	if ((r = envelope_add_rcpt(in->env, addr, user)) == NULL)
+		return -1;
+	if (fail[0]) {
+		r->status = RS_FAILED;
+		strlcpy(r->reason, fail, sizeof(r->reason));
+	}
+	return 0;
+}
+
+static void
+commit_schedule(void)
+{
+	if (commit_scheduled)
+		return;
+	commit_scheduled = 1;
+	event_active(&ev_commit, EV_TIMEOUT, 1);
+}
+
+static int
+handle_commit(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct incoming	*in;
+	struct envelope	*e;
+	char		 id[QUEUE_ID_LEN + 1];
+	uint32_t	 sess;
+
+	mr_init(&mr, im);
+	sess = mr_u32(&mr);
+	mr_str(&mr, id, sizeof(id));
+	if ((in = incoming_find(sess, id)) == NULL || in->commit)
+		return -1;
+	e = in->env;
+	mr_str(&mr, e->sender, sizeof(e->sender));
+	mr_str(&mr, e->helo, sizeof(e->helo));
+	mr_str(&mr, e->client, sizeof(e->client));
+	mr_str(&mr, e->protocol, sizeof(e->protocol));
+	mr_str(&mr, e->session, sizeof(e->session));
+	e->size = mr_u64(&mr);
+	if (mr_end(&mr) == -1 || e->nrcpts == 0 ||
+	    !envelope_field_ok(e->sender, sizeof(e->sender)) ||
+	    strchr(e->sender, ' ') != NULL ||
+	    !envelope_field_ok(e->helo, sizeof(e->helo)) ||
+	    !envelope_field_ok(e->client, sizeof(e->client)) ||
+	    !envelope_field_ok(e->protocol, sizeof(e->protocol)) ||
+	    !envelope_field_ok(e->session, sizeof(e->session)))
+		return -1;
+	e->created = time(NULL);
+	in->commit = 1;
+	commit_schedule();
+	return 0;
+}
+
+static int
+handle_abort(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct incoming	*in;
+	char		 id[QUEUE_ID_LEN + 1];
+	uint32_t	 sess;
+
+	mr_init(&mr, im);
+	sess = mr_u32(&mr);
+	mr_str(&mr, id, sizeof(id));
+	if (mr_end(&mr) == -1)
+		return -1;
+	if ((in = incoming_find(sess, id)) != NULL && !in->commit)
+		incoming_drop(in, 1);
+	return 0;
+}
+
+int
+spool_dispatch(struct imsg *im)
+{
+	switch (im->hdr.type) {
+	case IMSG_SPOOL_CREATE:
+		return handle_create(im);
+	case IMSG_SPOOL_RCPT:
+		return handle_rcpt(im);
+	case IMSG_SPOOL_COMMIT:
+		return handle_commit(im);
+	case IMSG_SPOOL_ABORT:
+		return handle_abort(im);
+	default:
+		return -1;
+	}
+}
+
+static int
+write_env_file(const char *path, const struct envelope *e, int dosync)
+{
+	char	*text;
+	size_t	 len, off = 0;
+	ssize_t	 n;
+	int	 fd, saved;
+
+	if ((text = envelope_format(e)) == NULL) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	len = strlen(text);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		free(text);
+		return -1;
+	}
+	while (off < len) {
+		if ((n = write(fd, text + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		off += n;
+	}
+	if (dosync && fsync(fd) == -1)
+		goto fail;
+	free(text);
+	return close(fd);
+fail:
+	saved = errno;
+	close(fd);
+	free(text);
+	errno = saved;
+	return -1;
+}
+
+static int
+commit_one_prepare(struct incoming *in)
+{
+	char	path[64];
+
+	snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
+	if (write_env_file(path, in->env, 0) == -1) {
+		log_warn("spool: cannot write %s", path);
+		return errno == ENOSPC || errno == EDQUOT ? SPOOL_NOSPACE :
+		    SPOOL_TEMPFAIL;
+	}
+	return SPOOL_OK;
+}
+
+static int
+commit_one_rename(struct incoming *in)
+{
+	char	from[64], to[64];
+
+	snprintf(from, sizeof(from), "incoming/%s", in->env->id);
+	snprintf(to, sizeof(to), "msg/%s", in->env->id);
+	if (rename(from, to) == -1) {
+		log_warn("spool: rename %s", from);
+		return SPOOL_TEMPFAIL;
+	}
+	snprintf(from, sizeof(from), "incoming/%s.env", in->env->id);
+	snprintf(to, sizeof(to), "env/%s", in->env->id);
+	if (rename(from, to) == -1) {
+		log_warn("spool: rename %s", from);
+		snprintf(to, sizeof(to), "msg/%s", in->env->id);
+		unlink(to);
+		return SPOOL_TEMPFAIL;
+	}
+	return SPOOL_OK;
+}
+
+static void
+commit_batch(int fd, short ev, void *arg)
+{
+	struct incoming	*in, *next;
+	int		 synced, n = 0;
+
+	commit_scheduled = 0;
+	TAILQ_FOREACH(in, &incoming, entry)
+		if (in->commit)
+			in->result = commit_one_prepare(in);
+	/* Data files (written by smtpd) and envelopes, all at once. */
+	synced = syncfs(dir_root) == 0;
+	if (!synced)
+		log_warn("spool: syncfs");
+	TAILQ_FOREACH(in, &incoming, entry)
+		if (in->commit && in->result == SPOOL_OK)
+			in->result = synced ? commit_one_rename(in) :
+			    SPOOL_TEMPFAIL;
+	if (fsync(dir_msg) == -1 || fsync(dir_env) == -1) {
+		log_warn("spool: fsync of the queue folders");
+		synced = 0;
+	}
+	TAILQ_FOREACH_SAFE(in, &incoming, entry, next) {
+		if (!in->commit)
+			continue;
+		if (in->result == SPOOL_OK && !synced) {
+			/* Renamed but maybe not durable: do not promise. */
+			spool_remove(in->env);
+			in->result = SPOOL_TEMPFAIL;
+		}
+		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, in->sess, in->env->id,
+		    1, in->result, -1);
+		if (in->result == SPOOL_OK) {
+			runner_add(in->env);
+			nqueued++;
+			in->env = envelope_new("");	/* ownership moved */
+			n++;
+			incoming_drop(in, 0);
+		} else
+			incoming_drop(in, 1);
+	}
+	log_debug("spool: committed %d messages in one batch", n);
+}
+
+int
+spool_open_data(const struct envelope *e)
+{
+	char	path[64];
+
+	snprintf(path, sizeof(path), "msg/%s", e->id);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+void
+spool_remove(struct envelope *e)
+{
+	char	path[64];
+
+	/* The envelope first: without it the data is garbage at start. */
+	snprintf(path, sizeof(path), "env/%s", e->id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn("spool: unlink %s", path);
+	snprintf(path, sizeof(path), "msg/%s", e->id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn("spool: unlink %s", path);
+	if (nqueued > 0)
+		nqueued--;
+}
+
+int
+spool_update(struct envelope *e)
+{
+	char	tmp[64], path[64];
+
+	snprintf(tmp, sizeof(tmp), "incoming/%s.env", e->id);
+	snprintf(path, sizeof(path), "env/%s", e->id);
+	if (write_env_file(tmp, e, 1) == -1 || rename(tmp, path) == -1 ||
+	    fsync(dir_env) == -1) {
+		log_warn("spool: cannot update envelope %s", e->id);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_inject(struct envelope *e, const char *data, size_t len)
+{
+	char	path[64], envtmp[64], to[64];
+	int	fd;
+
+	snprintf(path, sizeof(path), "incoming/%s", e->id);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	if (write(fd, data, len) != (ssize_t)len || fsync(fd) == -1) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	snprintf(envtmp, sizeof(envtmp), "incoming/%s.env", e->id);
+	if (write_env_file(envtmp, e, 1) == -1)
+		goto fail;
+	snprintf(to, sizeof(to), "msg/%s", e->id);
+	if (rename(path, to) == -1)
+		goto fail;
+	snprintf(to, sizeof(to), "env/%s", e->id);
+	if (rename(envtmp, to) == -1 || fsync(dir_msg) == -1 ||
+	    fsync(dir_env) == -1)
+		goto fail;
+	nqueued++;
+	return 0;
+fail:
+	log_warn("spool: cannot queue %s", e->id);
+	unlink(path);
+	unlink(envtmp);
+	snprintf(to, sizeof(to), "msg/%s", e->id);
+	unlink(to);
+	return -1;
+}
+
+static int
+open_dir(const char *name)
+{
+	int	fd;
+
+	if (mkdir(name, 0700) == -1 && errno != EEXIST)
+		fatal("spool: mkdir %s", name);
+	if ((fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		fatal("spool: open %s", name);
+	return fd;
+}
+
+static void
+remove_all(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 path[PATH_MAX];
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0)
+			log_info("spool: removed uncommitted %s", path);
+	}
+	closedir(d);
+}
+
+static void
+set_aside(const char *id, const char *why)
+{
+	char	from[PATH_MAX], to[PATH_MAX];
+
+	log_warnx("spool: envelope %s is corrupt (%s); moved to corrupt/",
+	    id, why);
+	mkdir("corrupt", 0700);
+	snprintf(from, sizeof(from), "env/%s", id);
+	snprintf(to, sizeof(to), "corrupt/%s.env", id);
+	rename(from, to);
+	snprintf(from, sizeof(from), "msg/%s", id);
+	snprintf(to, sizeof(to), "corrupt/%s.msg", id);
+	rename(from, to);
+}
+
+static void
+load_one(const char *id)
+{
+	struct envelope	*e;
+	struct stat	 st;
+	char		 path[PATH_MAX], why[256], *text;
+
+	snprintf(path, sizeof(path), "env/%s", id);
+	if (file_read_all(path, ENV_TEXT_MAX, &text, NULL) == -1) {
+		set_aside(id, strerror(errno));
+		return;
+	}
+	e = envelope_new("");
+	if (envelope_parse(text, e, why, sizeof(why)) == -1 ||
+	    strcmp(e->id, id) != 0) {
+		free(text);
+		envelope_free(e);
+		set_aside(id, why[0] ? why : "id does not match its name");
+		return;
+	}
+	free(text);
+	snprintf(path, sizeof(path), "msg/%s", id);
+	if (stat(path, &st) == -1) {
+		envelope_free(e);
+		set_aside(id, "message data missing");
+		return;
+	}
+	nqueued++;
+	runner_add(e);
+}
+
+/* Committed envelopes go back to the runner; data without one goes. */
+static void
+recover(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 st;
+	char		 path[PATH_MAX];
+
+	remove_all("incoming");
+	if ((d = opendir("msg")) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "env/%s", de->d_name);
+			if (stat(path, &st) == -1) {
+				snprintf(path, sizeof(path), "msg/%s",
+				    de->d_name);
+				unlink(path);
+				log_info("spool: removed uncommitted %s",
+				    path);
+			}
+		}
+		closedir(d);
+	}
+	if ((d = opendir("env")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' &&
+		    strlen(de->d_name) == QUEUE_ID_LEN)
+			load_one(de->d_name);
+	closedir(d);
+	log_info("spool: %zu messages in the queue at start", nqueued);
+}
+
+void
+spool_init(void)
+{
+	if ((dir_root = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		fatal("spool: open .");
+	close(open_dir("incoming"));
+	dir_msg = open_dir("msg");
+	dir_env = open_dir("env");
+	event_set(&ev_commit, -1, 0, commit_batch, NULL);
+	event_base_set(proc->base, &ev_commit);
+	recover();
+}

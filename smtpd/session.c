@@ -1,0 +1,1098 @@
+/*
+ * One SMTP session: bytes in, commands out of them, replies back.
+ *
+ * Framing is strict on purpose (SMTP smuggling): a command ends only at
+ * CRLF and a bare CR or LF in one closes the session; DATA ends only at
+ * CRLF.CRLF, and a bare CR or LF inside it gets the message refused once
+ * the real end arrives. Nothing is ever normalised into a line end.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base64.h"
+#include "child.h"
+#include "log.h"
+#include "smtpd.h"
+#include "util.h"
+
+static uint32_t	next_id = 1;
+
+static void	session_on_read(int, short, void *);
+static void	session_on_write(int, short, void *);
+static void	session_on_timer(int, short, void *);
+static void	session_process(struct session *);
+static void	session_flush(struct session *);
+static void	data_finish(struct session *);
+
+static void
+make_sid(char *buf)
+{
+	uint32_t	r[2];
+
+	arc4random_buf(r, sizeof(r));
+	snprintf(buf, 17, "%08x%08x", r[0], r[1]);
+}
+
+static void
+timer_arm(struct session *s)
+{
+	struct timeval	tv = { proc->conf.timeout, 0 };
+
+	evtimer_add(&s->ev_timer, &tv);
+}
+
+static void
+reading(struct session *s, int on)
+{
+	if (on == s->reading)
+		return;
+	s->reading = on;
+	if (on)
+		event_add(&s->ev_read, NULL);
+	else
+		event_del(&s->ev_read);
+}
+
+struct session *
+session_new(int fd, struct sockaddr_storage *ss, socklen_t sslen)
+{
+	struct session	*s = xcalloc(1, sizeof(*s));
+
+	s->id = next_id++;
+	if (next_id == 0)
+		next_id = 1;
+	make_sid(s->sid);
+	s->fd = fd;
+	memcpy(&s->peer, ss, sslen);
+	sockaddr_text(ss, s->peeraddr, sizeof(s->peeraddr));
+	s->noauth_ok = config_noauth_match(&proc->conf,
+	    (struct sockaddr *)ss);
+	s->spoolfd = -1;
+	if ((s->out = evbuffer_new()) == NULL)
+		fatal("evbuffer_new");
+	event_set(&s->ev_read, fd, EV_READ | EV_PERSIST, session_on_read, s);
+	event_set(&s->ev_write, fd, EV_WRITE, session_on_write, s);
+	evtimer_set(&s->ev_timer, session_on_timer, s);
+	event_base_set(proc->base, &s->ev_read);
+	event_base_set(proc->base, &s->ev_write);
+	event_base_set(proc->base, &s->ev_timer);
+	log_info("smtp-in session=%s connect from=%s", s->sid, s->peeraddr);
+	session_reply(s, "220 %s ESMTP pymaild", proc->conf.serverhostname);
+	session_flush(s);
+	reading(s, 1);
+	timer_arm(s);
+	return s;
+}
+
+static void
+spool_abort(struct session *s)
+{
+	struct msgbuild	mb;
+
+	if (s->spoolfd != -1) {
+		close(s->spoolfd);
+		s->spoolfd = -1;
+	}
+	if (s->qid[0] == '\0')
+		return;
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	mb_str(&mb, s->qid);
+	smtpd_send_queued(IMSG_SPOOL_ABORT, &mb);
+	s->qid[0] = '\0';
+}
+
+static void
+transaction_reset(struct session *s)
+{
+	spool_abort(s);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	s->has_from = 0;
+	s->from[0] = '\0';
+	free(s->dr.buf);
+	memset(&s->dr, 0, sizeof(s->dr));
+	if (s->state == ST_MAIL || s->state == ST_RCPT || s->state == ST_DATA)
+		s->state = ST_IDLE;
+}
+
+void
+session_free(struct session *s)
+{
+	transaction_reset(s);
+	explicit_bzero(s->authname, sizeof(s->authname));
+	event_del(&s->ev_read);
+	event_del(&s->ev_write);
+	evtimer_del(&s->ev_timer);
+	evbuffer_free(s->out);
+	close(s->fd);
+	log_info("smtp-in session=%s disconnect", s->sid);
+	smtpd_session_closed(s);
+	free(s);
+}
+
+void
+session_reply(struct session *s, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(s->out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(s->out, "\r\n", 2);
+	/* Every 4xx/5xx counts against the client (A7: 10 and out). */
+	if ((fmt[0] == '4' || fmt[0] == '5') && fmt[1] != '2')
+		s->errors++;
+}
+
+/* Queue a last reply, write what can be written, and end the session. */
+void
+session_close_with(struct session *s, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(s->out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(s->out, "\r\n", 2);
+	s->state = ST_CLOSING;
+	reading(s, 0);
+	session_flush(s);
+}
+
+static void
+session_flush(struct session *s)
+{
+	if (evbuffer_get_length(s->out) > 0 &&
+	    evbuffer_write(s->out, s->fd) == -1 && errno != EAGAIN &&
+	    errno != EINTR) {
+		session_free(s);
+		return;
+	}
+	if (evbuffer_get_length(s->out) > 0) {
+		if (!s->writing) {
+			s->writing = 1;
+			event_add(&s->ev_write, NULL);
+		}
+		return;
+	}
+	if (s->state == ST_CLOSING) {
+		shutdown(s->fd, SHUT_WR);
+		session_free(s);
+	}
+}
+
+static void
+session_on_write(int fd, short ev, void *arg)
+{
+	struct session	*s = arg;
+
+	s->writing = 0;
+	session_flush(s);
+	/* Replies drained: a session paused on them may read again. */
+}
+
+static void
+session_on_timer(int fd, short ev, void *arg)
+{
+	struct session	*s = arg;
+
+	log_info("smtp-in session=%s timeout", s->sid);
+	if (s->state == ST_CLOSING) {
+		session_free(s);
+		return;
+	}
+	session_close_with(s, "421 4.3.2 %s Timeout, closing connection",
+	    proc->conf.serverhostname);
+}
+
+static void
+session_on_read(int fd, short ev, void *arg)
+{
+	struct session	*s = arg;
+	ssize_t		 n;
+
+	n = read(fd, s->in + s->inlen, sizeof(s->in) - s->inlen);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		s->eof = 1;
+		reading(s, 0);
+	} else {
+		s->inlen += n;
+		timer_arm(s);
+	}
+	session_process(s);
+}
+
+/* ---- DATA ------------------------------------------------------------ */
+
+static void
+data_write(struct session *s)
+{
+	struct dataread	*dr = &s->dr;
+	size_t		 off = 0;
+	ssize_t		 n;
+
+	while (off < dr->buflen && !dr->ioerr) {
+		n = write(s->spoolfd, dr->buf + off, dr->buflen - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			dr->ioerr = errno;
+		else
+			off += n;
+	}
+	dr->buflen = 0;
+}
+
+static void
+data_put(struct session *s, unsigned char c)
+{
+	struct dataread	*dr = &s->dr;
+
+	dr->size++;
+	if (dr->size > proc->conf.smtpmaxmailsize)
+		dr->toobig = 1;
+	/* Once the message is refused, keep reading but store nothing. */
+	if (dr->toobig || dr->bare || dr->toolong || dr->ioerr)
+		return;
+	dr->buf[dr->buflen++] = c;
+	if (dr->buflen == SMTP_DATABUF)
+		data_write(s);
+}
+
+/*
+ * Feed n bytes of DATA; returns how many were used (fewer when the end
+ * of data was found: the rest is the next command).
+ */
+static size_t
+data_feed(struct session *s, const unsigned char *p, size_t n)
+{
+	struct dataread	*dr = &s->dr;
+	size_t		 i;
+	unsigned char	 c;
+
+	for (i = 0; i < n; i++) {
+		c = p[i];
+		if (dr->cr) {
+			dr->cr = 0;
+			if (c == '\n') {
+				if (dr->dot && dr->linelen == 0) {
+					data_finish(s);
+					return i + 1;
+				}
+				data_put(s, '\r');
+				data_put(s, '\n');
+				dr->bol = 1;
+				dr->dot = 0;
+				dr->linelen = 0;
+				continue;
+			}
+			dr->bare = 1;	/* CR not followed by LF */
+			data_put(s, '\r');
+			dr->linelen++;
+		}
+		if (c == '\r') {
+			dr->cr = 1;
+			continue;
+		}
+		if (c == '\n')
+			dr->bare = 1;	/* LF without CR */
+		if (dr->bol && c == '.' && !dr->dot) {
+			/* Either the end marker or a stuffed dot. */
+			dr->dot = 1;
+			continue;
+		}
+		dr->bol = 0;
+		if (++dr->linelen > SMTP_TEXT_MAX)
+			dr->toolong = 1;
+		data_put(s, c);
+	}
+	return n;
+}
+
+static void
+received_header(struct session *s)
+{
+	char		 date[64], hdr[1024];
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+	const char	*proto;
+	int		 len;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	proto = !s->esmtp ? "SMTP" : s->authenticated ? "ESMTPA" : "ESMTP";
+	len = snprintf(hdr, sizeof(hdr),
+	    "Received: from %s (%s)\r\n\tby %s (pymaild) with %s id %s%s%s%s"
+	    ";\r\n\t%s\r\n", s->helo, s->peeraddr, proc->conf.serverhostname,
+	    proto, s->qid, s->nrcpts == 1 ? "\r\n\tfor <" : "",
+	    s->nrcpts == 1 ? s->rcpts[0].address : "",
+	    s->nrcpts == 1 ? ">" : "", date);
+	if (len < 0 || (size_t)len >= sizeof(hdr))
+		len = 0;
+	memcpy(s->dr.buf, hdr, len);
+	s->dr.buflen = len;
+}
+
+void
+session_on_spool(struct session *s, const char *id, int fd)
+{
+	s->wait = WAIT_NONE;
+	if (fd == -1) {
+		session_reply(s, "451 4.3.0 Queue unavailable, try again "
+		    "later");
+		session_process(s);
+		return;
+	}
+	strlcpy(s->qid, id, sizeof(s->qid));
+	s->spoolfd = fd;
+	memset(&s->dr, 0, sizeof(s->dr));
+	s->dr.buf = xmalloc(SMTP_DATABUF);
+	s->dr.bol = 1;
+	received_header(s);
+	s->state = ST_DATA;
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_process(s);
+}
+
+static void
+log_result(struct session *s, const char *result)
+{
+	char	to[2048];
+	size_t	i, len = 0;
+
+	to[0] = '\0';
+	for (i = 0; i < s->nrcpts && len < sizeof(to) - 1; i++)
+		len += snprintf(to + len, sizeof(to) - len, "%s<%s>",
+		    i ? "," : "", s->rcpts[i].address);
+	log_info("smtp-in session=%s from=<%s> to=%s size=%lld result=%s%s%s",
+	    s->sid, s->from, to, s->dr.size, result,
+	    s->qid[0] ? " id=" : "", s->qid);
+}
+
+static void
+data_refuse(struct session *s, const char *reply, const char *why)
+{
+	log_result(s, why);
+	session_reply(s, "%s", reply);
+	transaction_reset(s);
+}
+
+static void
+send_commit(struct session *s)
+{
+	struct msgbuild	 mb;
+	size_t		 i;
+	const char	*proto;
+
+	for (i = 0; i < s->nrcpts; i++) {
+		mb_init(&mb);
+		mb_u32(&mb, s->id);
+		mb_str(&mb, s->qid);
+		mb_str(&mb, s->rcpts[i].address);
+		mb_str(&mb, s->rcpts[i].user);
+		mb_str(&mb, s->rcpts[i].failed ? s->rcpts[i].reason : "");
+		smtpd_send_queued(IMSG_SPOOL_RCPT, &mb);
+	}
+	proto = !s->esmtp ? "SMTP" : s->authenticated ? "ESMTPA" : "ESMTP";
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	mb_str(&mb, s->qid);
+	mb_str(&mb, s->from);
+	mb_str(&mb, s->helo);
+	mb_str(&mb, s->peeraddr);
+	mb_str(&mb, proto);
+	mb_str(&mb, s->sid);
+	mb_u64(&mb, s->dr.size);
+	smtpd_send_queued(IMSG_SPOOL_COMMIT, &mb);
+	s->wait = WAIT_COMMIT;
+}
+
+/* After the per-recipient size checks of end of DATA. */
+static void
+data_sizes_done(struct session *s)
+{
+	size_t	i, ok = 0;
+
+	for (i = 0; i < s->nrcpts; i++)
+		if (!s->rcpts[i].failed)
+			ok++;
+	if (ok == 0) {
+		data_refuse(s, "552 5.2.2 Message exceeds the mailbox quota "
+		    "or size limit of every recipient", "rejected-quota");
+		return;
+	}
+	send_commit(s);
+}
+
+static void
+request_size_check(struct session *s, struct rcpt *r, uint32_t idx)
+{
+	struct msgbuild	mb;
+
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	mb_str(&mb, r->user);
+	mb_u64(&mb, (uint64_t)s->dr.size);
+	mb_u32(&mb, idx);
+	smtpd_send_parent(IMSG_RCPT_CHECK, &mb);
+}
+
+static void
+data_finish(struct session *s)
+{
+	struct dataread	*dr = &s->dr;
+	size_t		 i;
+
+	s->state = ST_RCPT;
+	if (!dr->toobig && !dr->bare && !dr->toolong)
+		data_write(s);
+	close(s->spoolfd);
+	s->spoolfd = -1;
+	if (dr->bare) {
+		data_refuse(s, "550 5.5.2 Bare CR or LF in message data "
+		    "refused", "rejected-bare-lf");
+		return;
+	}
+	if (dr->toolong) {
+		data_refuse(s, "550 5.5.2 Message has a line over 998 octets",
+		    "rejected-long-line");
+		return;
+	}
+	if (dr->toobig) {
+		data_refuse(s, "552 5.3.4 Message too big", "rejected-size");
+		return;
+	}
+	if (dr->ioerr) {
+		data_refuse(s, dr->ioerr == ENOSPC || dr->ioerr == EDQUOT ?
+		    "452 4.3.1 Insufficient system storage" :
+		    "451 4.3.0 Local error writing the message",
+		    "tempfail-write");
+		return;
+	}
+	/* Quota and maxmailsize again, now that the size is known. */
+	s->sizechecks = 0;
+	for (i = 0; i < s->nrcpts; i++) {
+		if (s->rcpts[i].user[0] == '\0')
+			continue;
+		request_size_check(s, &s->rcpts[i], i);
+		s->sizechecks++;
+	}
+	if (s->sizechecks > 0)
+		s->wait = WAIT_SIZES;
+	else
+		send_commit(s);
+}
+
+void
+session_on_size_reply(struct session *s, uint32_t idx, uint32_t result)
+{
+	struct rcpt	*r;
+
+	if (s->wait != WAIT_SIZES || idx >= s->nrcpts)
+		return;
+	r = &s->rcpts[idx];
+	if (result == RCPT_OVERQUOTA || result == RCPT_TOOBIG ||
+	    result == RCPT_DISABLED || result == RCPT_NOUSER) {
+		r->failed = 1;
+		strlcpy(r->reason, result == RCPT_TOOBIG ?
+		    "552 5.3.4 Message too big for this mailbox" :
+		    result == RCPT_OVERQUOTA ?
+		    "552 5.2.2 Mailbox full" :
+		    "550 5.1.1 Mailbox unavailable", sizeof(r->reason));
+	}
+	if (--s->sizechecks > 0)
+		return;
+	s->wait = WAIT_NONE;
+	data_sizes_done(s);
+	session_process(s);
+}
+
+void
+session_on_commit(struct session *s, const char *id, uint32_t result)
+{
+	char	qid[QUEUE_ID_LEN + 1];
+
+	if (s->wait != WAIT_COMMIT || strcmp(id, s->qid) != 0)
+		return;
+	s->wait = WAIT_NONE;
+	strlcpy(qid, s->qid, sizeof(qid));
+	if (result == SPOOL_OK) {
+		log_result(s, "queued");
+		s->qid[0] = '\0';	/* queued's now: nothing to abort */
+		session_reply(s, "250 2.0.0 Ok: queued as %s", qid);
+	} else {
+		log_result(s, "tempfail-queue");
+		s->qid[0] = '\0';
+		session_reply(s, result == SPOOL_NOSPACE ?
+		    "452 4.3.1 Insufficient system storage" :
+		    "451 4.3.0 Temporary queue failure, try again later");
+	}
+	transaction_reset(s);
+	session_process(s);
+}
+
+/* ---- commands -------------------------------------------------------- */
+
+static void
+cmd_helo(struct session *s, char *arg, int esmtp)
+{
+	size_t	i;
+
+	if (*arg == '\0') {
+		session_reply(s, "501 5.5.4 Syntax: %s hostname",
+		    esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	arg[strcspn(arg, " ")] = '\0';
+	for (i = 0; arg[i]; i++)
+		if (arg[i] < 0x21 || arg[i] > 0x7e) {
+			session_reply(s, "501 5.5.4 Invalid hostname");
+			return;
+		}
+	transaction_reset(s);
+	strlcpy(s->helo, arg, sizeof(s->helo));
+	s->esmtp = esmtp;
+	s->state = ST_IDLE;
+	if (!esmtp) {
+		session_reply(s, "250 %s", proc->conf.serverhostname);
+		return;
+	}
+	session_reply(s, "250-%s Hello %s [%s]", proc->conf.serverhostname,
+	    s->helo, s->peeraddr);
+	session_reply(s, "250-PIPELINING");
+	session_reply(s, "250-SIZE %lld", proc->conf.smtpmaxmailsize);
+	session_reply(s, "250-8BITMIME");
+	session_reply(s, "250-ENHANCEDSTATUSCODES");
+	session_reply(s, "250-AUTH PLAIN LOGIN");
+	session_reply(s, "250 SMTPUTF8");
+}
+
+static void
+cmd_mail(struct session *s, char *arg)
+{
+	struct mailaddr	 a;
+	char		*params;
+	const char	*err;
+
+	if (s->state == ST_CONNECTED) {
+		session_reply(s, "503 5.5.1 Send HELO or EHLO first");
+		return;
+	}
+	if (s->state != ST_IDLE) {
+		session_reply(s, "503 5.5.1 Nested MAIL command");
+		return;
+	}
+	if ((err = smtp_parse_path_arg(arg, "FROM", ADDR_ALLOW_NULL |
+	    ADDR_UTF8, &a, &params)) != NULL) {
+		session_reply(s, "%s", err);
+		return;
+	}
+	if ((err = smtp_parse_mail_params(params, &s->params)) != NULL) {
+		session_reply(s, "%s", err);
+		return;
+	}
+	if (s->params.size > proc->conf.smtpmaxmailsize) {
+		session_reply(s, "552 5.3.4 Message size exceeds the limit "
+		    "of %lld octets", proc->conf.smtpmaxmailsize);
+		return;
+	}
+	if (addr_format(&a, s->from, sizeof(s->from)) == -1) {
+		session_reply(s, "501 5.1.7 Bad sender address");
+		return;
+	}
+	s->has_from = 1;
+	s->state = ST_MAIL;
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+rcpt_accept(struct session *s, const struct rcpt *r)
+{
+	size_t	i;
+
+	for (i = 0; i < s->nrcpts; i++)
+		if (strcasecmp(s->rcpts[i].address, r->address) == 0) {
+			session_reply(s, "250 2.1.5 Ok");
+			return;
+		}
+	s->rcpts = xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(*r));
+	s->rcpts[s->nrcpts++] = *r;
+	s->state = ST_RCPT;
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+static int
+is_postmaster(const struct mailaddr *a)
+{
+	return !a->quoted && strcasecmp(a->local, "postmaster") == 0;
+}
+
+static void
+cmd_rcpt(struct session *s, char *arg)
+{
+	struct mailaddr	 a;
+	struct msgbuild	 mb;
+	char		*params;
+	const char	*err, *why;
+	struct rcpt	*r = &s->pending;
+
+	if (s->state != ST_MAIL && s->state != ST_RCPT) {
+		session_reply(s, "503 5.5.1 Need MAIL before RCPT");
+		return;
+	}
+	if (s->nrcpts >= SMTP_MAX_RCPTS) {
+		session_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if ((err = smtp_parse_path_arg(arg, "TO", s->params.smtputf8 ?
+	    ADDR_UTF8 : 0, &a, &params)) != NULL ||
+	    (err = smtp_parse_rcpt_params(params)) != NULL) {
+		session_reply(s, "%s", err);
+		return;
+	}
+	memset(r, 0, sizeof(*r));
+	if (a.domain[0] == '\0' || config_is_localdomain(&proc->conf,
+	    a.domain)) {
+		if (a.domain[0] == '\0')
+			snprintf(r->address, sizeof(r->address), "postmaster@%s",
+			    proc->conf.localdomains[0]);
+		else
+			addr_format(&a, r->address, sizeof(r->address));
+		if (is_postmaster(&a)) {
+			/* RFC 5321 4.5.1: always accepted. */
+			strlcpy(r->user, proc->conf.postmaster,
+			    sizeof(r->user));
+			rcpt_accept(s, r);
+			return;
+		}
+		if (user_name_normalize(a.local, r->user, &why) == -1) {
+			session_reply(s, "550 5.1.1 <%s>: User unknown",
+			    r->address);
+			return;
+		}
+		mb_init(&mb);
+		mb_u32(&mb, s->id);
+		mb_str(&mb, r->user);
+		mb_u64(&mb, s->params.size > 0 ? s->params.size : 0);
+		mb_u32(&mb, UINT32_MAX);
+		smtpd_send_parent(IMSG_RCPT_CHECK, &mb);
+		s->wait = WAIT_RCPT;
+		return;
+	}
+	if (!s->authenticated && !s->noauth_ok) {
+		session_reply(s, "554 5.7.1 <%s>: Relay access denied",
+		    addr_format(&a, r->address, sizeof(r->address)) == 0 ?
+		    r->address : "");
+		return;
+	}
+	addr_format(&a, r->address, sizeof(r->address));
+	rcpt_accept(s, r);
+}
+
+void
+session_on_rcpt_reply(struct session *s, uint32_t result)
+{
+	struct rcpt	*r = &s->pending;
+
+	if (s->wait != WAIT_RCPT)
+		return;
+	s->wait = WAIT_NONE;
+	switch (result) {
+	case RCPT_OK:
+		rcpt_accept(s, r);
+		break;
+	case RCPT_NOUSER:
+		session_reply(s, "550 5.1.1 <%s>: User unknown", r->address);
+		break;
+	case RCPT_DISABLED:
+		session_reply(s, "550 5.2.1 <%s>: Mailbox disabled",
+		    r->address);
+		break;
+	case RCPT_OVERQUOTA:
+		session_reply(s, "452 4.2.2 <%s>: Mailbox full", r->address);
+		break;
+	case RCPT_TOOBIG:
+		session_reply(s, "552 5.3.4 <%s>: Message too big for this "
+		    "mailbox", r->address);
+		break;
+	default:
+		session_reply(s, "451 4.3.0 <%s>: Temporary failure, try "
+		    "again later", r->address);
+		break;
+	}
+	session_process(s);
+}
+
+static void
+cmd_data(struct session *s, char *arg)
+{
+	struct msgbuild	mb;
+
+	if (*arg != '\0') {
+		session_reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->state != ST_RCPT) {
+		session_reply(s, "503 5.5.1 No valid recipients");
+		return;
+	}
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	smtpd_send_queued(IMSG_SPOOL_CREATE, &mb);
+	s->wait = WAIT_SPOOL;
+}
+
+static void
+auth_send(struct session *s, const char *user, const char *pass)
+{
+	struct msgbuild	mb;
+
+	strlcpy(s->authname, user, sizeof(s->authname));
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	mb_str(&mb, user);
+	mb_str(&mb, pass);
+	mb_str(&mb, s->peeraddr);
+	smtpd_send_parent(IMSG_AUTH, &mb);
+	explicit_bzero(&mb, sizeof(mb));
+	s->wait = WAIT_AUTH;
+}
+
+static void
+auth_plain(struct session *s, const char *b64)
+{
+	char	user[256], pass[512];
+
+	if (sasl_plain_decode(b64, user, sizeof(user), pass,
+	    sizeof(pass)) == -1) {
+		session_reply(s, "501 5.5.2 Malformed AUTH PLAIN response");
+		return;
+	}
+	auth_send(s, user, pass);
+	explicit_bzero(pass, sizeof(pass));
+}
+
+static int
+decode_line(struct session *s, const char *b64, char *out, size_t len)
+{
+	int	n = base64_decode(b64, (unsigned char *)out, len - 1);
+
+	if (n <= 0 || memchr(out, '\0', n) != NULL) {
+		session_reply(s, "501 5.5.2 Malformed base64");
+		return -1;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static void
+cmd_auth(struct session *s, char *arg)
+{
+	char	*mech, *initial;
+
+	if (s->state == ST_CONNECTED) {
+		session_reply(s, "503 5.5.1 Send EHLO first");
+		return;
+	}
+	if (s->authenticated) {
+		session_reply(s, "503 5.5.1 Already authenticated");
+		return;
+	}
+	if (s->state != ST_IDLE) {
+		session_reply(s, "503 5.5.1 AUTH not allowed in a mail "
+		    "transaction");
+		return;
+	}
+	mech = strsep(&arg, " ");
+	initial = arg;
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		if (initial == NULL || *initial == '\0') {
+			s->state = ST_AUTH_PLAIN;
+			session_reply(s, "334 ");
+		} else
+			auth_plain(s, strcmp(initial, "=") == 0 ? "" :
+			    initial);
+		return;
+	}
+	if (strcasecmp(mech, "LOGIN") == 0) {
+		if (initial == NULL || *initial == '\0') {
+			s->state = ST_AUTH_USER;
+			session_reply(s, "334 VXNlcm5hbWU6");
+			return;
+		}
+		if (decode_line(s, initial, s->authname,
+		    sizeof(s->authname)) == -1)
+			return;
+		s->state = ST_AUTH_PASS;
+		session_reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	}
+	session_reply(s, "504 5.5.4 Unrecognized authentication mechanism");
+}
+
+/* A line while an AUTH exchange waits for the client's response. */
+static void
+auth_continue(struct session *s, char *line)
+{
+	char			pass[512];
+	enum smtp_state		st = s->state;
+
+	s->state = ST_IDLE;
+	if (strcmp(line, "*") == 0) {
+		session_reply(s, "501 5.7.0 Authentication cancelled");
+		return;
+	}
+	if (st == ST_AUTH_PLAIN) {
+		auth_plain(s, line);
+		return;
+	}
+	if (st == ST_AUTH_USER) {
+		if (decode_line(s, line, s->authname,
+		    sizeof(s->authname)) == -1)
+			return;
+		s->state = ST_AUTH_PASS;
+		session_reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	}
+	if (decode_line(s, line, pass, sizeof(pass)) == -1)
+		return;
+	auth_send(s, s->authname, pass);
+	explicit_bzero(pass, sizeof(pass));
+}
+
+static void
+auth_delay_done(int fd, short ev, void *arg)
+{
+	struct session	*s = arg;
+
+	s->wait = WAIT_NONE;
+	evtimer_set(&s->ev_timer, session_on_timer, s);
+	event_base_set(proc->base, &s->ev_timer);
+	timer_arm(s);
+	session_reply(s, "535 5.7.8 Authentication credentials invalid");
+	session_process(s);
+}
+
+void
+session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
+{
+	struct timeval	tv;
+	const char	*why;
+
+	if (s->wait != WAIT_AUTH)
+		return;
+	s->wait = WAIT_NONE;
+	switch (result) {
+	case AUTH_OK:
+		s->authenticated = 1;
+		if (user_name_normalize(s->authname, s->authuser, &why) == -1)
+			strlcpy(s->authuser, "?", sizeof(s->authuser));
+		log_info("smtp-in session=%s auth user=%s result=ok", s->sid,
+		    s->authuser);
+		session_reply(s, "235 2.7.0 Authentication successful");
+		break;
+	case AUTH_BLOCKED:
+		session_close_with(s, "421 4.7.0 Too many authentication "
+		    "failures from your address; try again later");
+		return;
+	case AUTH_FAIL:
+		/* The session timer doubles as the delay timer. */
+		s->wait = WAIT_DELAY;
+		evtimer_del(&s->ev_timer);
+		evtimer_set(&s->ev_timer, auth_delay_done, s);
+		event_base_set(proc->base, &s->ev_timer);
+		tv.tv_sec = delay / 1000;
+		tv.tv_usec = (delay % 1000) * 1000;
+		evtimer_add(&s->ev_timer, &tv);
+		return;
+	default:
+		session_reply(s, "454 4.7.0 Temporary authentication failure");
+		break;
+	}
+	explicit_bzero(s->authname, sizeof(s->authname));
+	session_process(s);
+}
+
+static void
+cmd_dispatch(struct session *s, char *line)
+{
+	char	*arg;
+
+	if (s->state == ST_AUTH_PLAIN || s->state == ST_AUTH_USER ||
+	    s->state == ST_AUTH_PASS) {
+		auth_continue(s, line);
+		return;
+	}
+	switch (smtp_parse_command(line, &arg)) {
+	case CMD_HELO:
+		cmd_helo(s, arg, 0);
+		break;
+	case CMD_EHLO:
+		cmd_helo(s, arg, 1);
+		break;
+	case CMD_MAIL:
+		cmd_mail(s, arg);
+		break;
+	case CMD_RCPT:
+		cmd_rcpt(s, arg);
+		break;
+	case CMD_DATA:
+		cmd_data(s, arg);
+		break;
+	case CMD_RSET:
+		transaction_reset(s);
+		session_reply(s, "250 2.0.0 Ok");
+		break;
+	case CMD_NOOP:
+		session_reply(s, "250 2.0.0 Ok");
+		break;
+	case CMD_QUIT:
+		session_close_with(s, "221 2.0.0 %s closing connection",
+		    proc->conf.serverhostname);
+		break;
+	case CMD_VRFY:
+		session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept "
+		    "message and attempt delivery");
+		break;
+	case CMD_EXPN:
+		session_reply(s, "502 5.5.1 EXPN not available");
+		break;
+	case CMD_HELP:
+		session_reply(s, "214 2.0.0 pymaild: see RFC 5321; commands: "
+		    "HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY AUTH HELP");
+		break;
+	case CMD_AUTH:
+		cmd_auth(s, arg);
+		break;
+	case CMD_STARTTLS:
+		session_reply(s, "454 4.7.0 TLS not available");
+		break;
+	case CMD_BDAT:
+		session_reply(s, "502 5.5.1 CHUNKING not offered");
+		break;
+	default:
+		session_reply(s, "500 5.5.1 Command unrecognized");
+		break;
+	}
+}
+
+/* ---- the input loop -------------------------------------------------- */
+
+/*
+ * Take one command line from the buffer. 1: line set; 0: need more;
+ * -1: the session was closed or the line was refused in place.
+ */
+static int
+next_line(struct session *s, char *line)
+{
+	unsigned char	*nl;
+	size_t		 len, scan;
+
+	if (s->discard) {
+		/* Skipping the rest of an overlong line. */
+		if ((nl = memchr(s->in, '\n', s->inlen)) == NULL) {
+			s->inlen = 0;
+			return 0;
+		}
+		len = nl - s->in + 1;
+		memmove(s->in, s->in + len, s->inlen - len);
+		s->inlen -= len;
+		s->discard = 0;
+	}
+	if (s->inlen == 0)
+		return 0;
+	nl = memchr(s->in, '\n', s->inlen);
+	len = nl ? (size_t)(nl - s->in) : s->inlen;
+	if (nl != NULL && (len == 0 || s->in[len - 1] != '\r')) {
+		session_close_with(s, "500 5.5.2 Bare LF in command; closing");
+		return -1;
+	}
+	/* A CR anywhere but right before the LF (or at the very end of
+	 * what has arrived so far) is a bare CR. */
+	scan = len - 1;
+	if (scan > 0 && memchr(s->in, '\r', scan) != NULL) {
+		session_close_with(s, "500 5.5.2 Bare CR in command; closing");
+		return -1;
+	}
+	if (nl == NULL) {
+		if (s->inlen < SMTP_CMD_MAX)
+			return 0;
+		session_reply(s, "500 5.5.2 Line too long");
+		s->inlen = 0;
+		s->discard = 1;
+		return -1;
+	}
+	if (len + 1 > SMTP_CMD_MAX) {
+		session_reply(s, "500 5.5.2 Line too long");
+		memmove(s->in, nl + 1, s->inlen - len - 1);
+		s->inlen -= len + 1;
+		return -1;
+	}
+	memcpy(line, s->in, len - 1);
+	line[len - 1] = '\0';
+	memmove(s->in, nl + 1, s->inlen - len - 1);
+	s->inlen -= len + 1;
+	if (strlen(line) != len - 1) {
+		session_reply(s, "500 5.5.2 NUL in command");
+		return -1;
+	}
+	return 1;
+}
+
+static void
+session_process(struct session *s)
+{
+	char	line[SMTP_CMD_MAX];
+	size_t	used;
+	int	r;
+
+	while (s->state != ST_CLOSING && s->wait == WAIT_NONE) {
+		if (s->errors >= SMTP_MAX_ERRORS) {
+			session_close_with(s, "421 4.7.0 %s Too many errors",
+			    proc->conf.serverhostname);
+			return;
+		}
+		if (s->state == ST_DATA) {
+			used = data_feed(s, s->in, s->inlen);
+			memmove(s->in, s->in + used, s->inlen - used);
+			s->inlen -= used;
+			if (s->state == ST_DATA)
+				break;	/* all eaten, need more */
+			continue;
+		}
+		if ((r = next_line(s, line)) == 0)
+			break;
+		if (r == -1) {
+			if (s->state == ST_CLOSING)
+				return;
+			continue;
+		}
+		cmd_dispatch(s, line);
+		explicit_bzero(line, sizeof(line));
+	}
+	if (s->state == ST_CLOSING)
+		return;
+	if (s->eof && s->wait == WAIT_NONE) {
+		session_free(s);
+		return;
+	}
+	session_flush(s);
+	if (s->state == ST_CLOSING)
+		return;
+	/* Read on unless waiting, full, or the client is not reading. */
+	reading(s, !s->eof && s->wait == WAIT_NONE &&
+	    s->inlen < sizeof(s->in) &&
+	    evbuffer_get_length(s->out) < SMTP_OUT_HIGH);
+}

@@ -1,0 +1,154 @@
+/*
+ * smtpd: SMTP sessions (DESIGN.md A4, A7).
+ */
+#ifndef PYMAILD_SMTPD_H
+#define PYMAILD_SMTPD_H
+
+#include <sys/socket.h>
+#include <sys/tree.h>
+
+#include <event.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "chan.h"
+#include "proto.h"
+#include "userdb.h"
+
+#define SMTP_CMD_MAX	512		/* octets, CRLF included (RFC 5321) */
+#define SMTP_TEXT_MAX	998		/* a DATA line, CRLF excluded */
+#define SMTP_INBUF	4096
+#define SMTP_OUT_HIGH	(64 * 1024)	/* stop reading while replies pile */
+#define SMTP_MAX_RCPTS	100
+#define SMTP_MAX_ERRORS	10
+#define SMTP_DATABUF	(64 * 1024)
+
+enum smtp_cmd {
+	CMD_UNKNOWN, CMD_HELO, CMD_EHLO, CMD_MAIL, CMD_RCPT, CMD_DATA,
+	CMD_RSET, CMD_NOOP, CMD_QUIT, CMD_VRFY, CMD_EXPN, CMD_HELP,
+	CMD_AUTH, CMD_STARTTLS, CMD_BDAT
+};
+
+enum smtp_state {
+	ST_CONNECTED,	/* before HELO/EHLO */
+	ST_IDLE,	/* greeted, no transaction */
+	ST_MAIL,	/* MAIL accepted */
+	ST_RCPT,	/* at least one RCPT accepted */
+	ST_DATA,	/* reading the message */
+	ST_AUTH_PLAIN,	/* waiting for the PLAIN response */
+	ST_AUTH_USER,	/* LOGIN: waiting for the user name */
+	ST_AUTH_PASS,	/* LOGIN: waiting for the password */
+	ST_CLOSING
+};
+
+/* What the session waits for before it reads on. */
+enum smtp_wait {
+	WAIT_NONE, WAIT_RCPT, WAIT_AUTH, WAIT_SPOOL, WAIT_SIZES, WAIT_COMMIT,
+	WAIT_DELAY
+};
+
+struct mailparams {
+	long long	size;		/* -1 when not given */
+	int		body8bit;
+	int		smtputf8;
+};
+
+struct rcpt {
+	char	address[ADDR_PATH_MAX];	/* local@domain */
+	char	user[USER_NAME_MAX + 1];	/* "" for remote */
+	int	failed;			/* at end of DATA */
+	char	reason[128];
+};
+
+/* The DATA reader's state across reads. */
+struct dataread {
+	int		bol;		/* at the start of a line */
+	int		cr;		/* the previous byte was CR */
+	int		dot;		/* line began with a dot (held back) */
+	size_t		linelen;
+	long long	size;		/* unstuffed octets */
+	int		bare;		/* saw a bare CR or LF */
+	int		toolong;	/* a line over 998 octets */
+	int		toobig;		/* over smtpmaxmailsize */
+	int		ioerr;		/* errno of a failed spool write */
+	unsigned char	*buf;
+	size_t		 buflen;
+};
+
+struct session {
+	RB_ENTRY(session)	 entry;
+	uint32_t		 id;
+	char			 sid[17];
+	int			 fd;
+	struct sockaddr_storage	 peer;
+	char			 peeraddr[64];
+	struct event		 ev_read, ev_write, ev_timer;
+	int			 reading, writing;
+	struct evbuffer		*out;
+
+	enum smtp_state		 state;
+	enum smtp_wait		 wait;
+	int			 esmtp;
+	int			 errors;
+	char			 helo[256];
+	char			 authuser[USER_NAME_MAX + 1];
+	char			 authname[256];	/* LOGIN user, pending */
+	int			 authenticated;
+	int			 noauth_ok;	/* client in noauthhosts */
+
+	unsigned char		 in[SMTP_INBUF];
+	size_t			 inlen;
+	int			 discard;	/* rest of an overlong line */
+	int			 eof;
+
+	/* the transaction */
+	char			 from[ADDR_PATH_MAX];
+	int			 has_from;
+	struct mailparams	 params;
+	struct rcpt		*rcpts;
+	size_t			 nrcpts;
+	struct rcpt		 pending;	/* RCPT being checked */
+	size_t			 sizechecks;	/* end of DATA checks left */
+	char			 qid[QUEUE_ID_LEN + 1];
+	int			 spoolfd;
+	struct dataread		 dr;
+};
+
+RB_HEAD(sessiontree, session);
+RB_PROTOTYPE(sessiontree, session, entry, session_cmp);
+
+/* smtpd.c */
+extern struct chan	 queued_chan;
+int	session_cmp(struct session *, struct session *);
+struct session *session_find(uint32_t id);
+void	smtpd_session_closed(struct session *);
+void	smtpd_send_parent(uint32_t type, struct msgbuild *);
+void	smtpd_send_queued(uint32_t type, struct msgbuild *);
+
+/* session.c */
+struct session *session_new(int fd, struct sockaddr_storage *, socklen_t);
+void	session_free(struct session *);
+void	session_reply(struct session *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	session_close_with(struct session *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	session_on_rcpt_reply(struct session *, uint32_t result);
+void	session_on_size_reply(struct session *, uint32_t idx,
+	    uint32_t result);
+void	session_on_auth_reply(struct session *, uint32_t result,
+	    uint32_t delay_ms);
+void	session_on_spool(struct session *, const char *id, int fd);
+void	session_on_commit(struct session *, const char *id, uint32_t result);
+
+/* parse.c: pure functions */
+enum smtp_cmd	smtp_parse_command(char *line, char **arg);
+/* "FROM:<path> params" / "TO:<path> params": 0 ok, else an SMTP reply. */
+const char	*smtp_parse_path_arg(char *arg, const char *keyword,
+		    int flags, struct mailaddr *a, char **params);
+const char	*smtp_parse_mail_params(char *params, struct mailparams *mp);
+const char	*smtp_parse_rcpt_params(char *params);
+/* SASL PLAIN: "authzid\0authcid\0passwd"; 0 ok, -1 malformed. */
+int		 sasl_plain_decode(const char *b64, char *user, size_t ulen,
+		    char *pass, size_t plen);
+
+#endif
