@@ -23,21 +23,6 @@
 
 #define STOP_WAIT_MS	20000	/* the daemon gives sessions 10 s */
 
-static pid_t
-pidfile_pid(void)
-{
-	char	*data;
-	long	 pid;
-
-	if (file_read_all(adm.conf.pidfile, 64, &data, NULL) == -1)
-		return 0;
-	pid = strtol(data, NULL, 10);
-	free(data);
-	if (pid <= 1 || !pid_alive(pid))
-		return 0;
-	return pid;
-}
-
 /* Connect to the daemon; -1 when nobody answers. */
 static int
 ctl_connect(void)
@@ -130,7 +115,8 @@ cmd_start(int argc, char **argv)
 
 	if (argc != 0)
 		usage_error("usage: start");
-	if ((fd = ctl_connect()) != -1 || (pid = pidfile_pid()) != 0) {
+	if ((fd = ctl_connect()) != -1 ||
+	    (pid = pidfile_running(adm.conf.pidfile)) != 0) {
 		if (fd != -1)
 			close(fd);
 		die("pymaild is already running.");
@@ -150,7 +136,7 @@ cmd_start(int argc, char **argv)
 			die("waitpid: %s", strerror(errno));
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		exit(1);	/* pymaild said why */
-	if ((pid = pidfile_pid()) == 0)
+	if ((pid = pidfile_running(adm.conf.pidfile)) == 0)
 		die("pymaild started but wrote no pidfile %s",
 		    adm.conf.pidfile);
 	printf("pymaild started, PID is %d\n", (int)pid);
@@ -168,7 +154,7 @@ cmd_stop(int argc, char **argv)
 	if (argc != 0)
 		usage_error("usage: stop");
 	fd = connect_or_not_running();
-	pid = pidfile_pid();
+	pid = pidfile_running(adm.conf.pidfile);
 	reply = ctl_request(fd, IMSG_CTL_STOP, &ok);
 	if (!ok)
 		die("%s", reply);
@@ -186,7 +172,7 @@ cmd_stop(int argc, char **argv)
 		die("pymaild (PID %d) did not stop within %d s", (int)pid,
 		    STOP_WAIT_MS / 1000);
 	/* The daemon ran unprivileged and may not remove these itself. */
-	if (pid != 0 && pidfile_pid() == 0)
+	if (pid != 0 && pidfile_running(adm.conf.pidfile) == 0)
 		unlink(adm.conf.pidfile);
 	unlink(adm.conf.controlsocket);
 	puts("pymaild stopped.");
@@ -229,6 +215,23 @@ cmd_status(int argc, char **argv)
 		print_status_json(reply);
 	else
 		fputs(reply, stdout);
+	return 0;
+}
+
+int
+cmd_flush(int argc, char **argv)
+{
+	const char	*reply;
+	int		 fd, ok;
+
+	if (argc != 0)
+		usage_error("usage: flush");
+	fd = connect_or_not_running();
+	reply = ctl_request(fd, IMSG_CTL_FLUSH, &ok);
+	close(fd);
+	if (!ok)
+		die("%s", reply);
+	fputs(reply, stdout);
 	return 0;
 }
 

@@ -28,6 +28,8 @@ static const struct command {
 	{ "chdefaultopt", cmd_chdefaultopt, "option value",		1 },
 	{ "getinfo",	 cmd_getinfo,	  "user",			1 },
 	{ "users",	 cmd_users,	  "",				1 },
+	{ "queue",	 cmd_queue,	  "",				1 },
+	{ "flush",	 cmd_flush,	  "",				1 },
 	{ NULL, NULL, NULL, 0 }
 };
 
@@ -36,7 +38,7 @@ die(const char *fmt, ...)
 {
 	va_list	ap;
 
-	fprintf(stderr, "pymailadm: ");
+	/* The bare message: A1's texts ("No such user.") are matched. */
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -35,6 +35,10 @@ int	cmd_start(int argc, char **argv);
 int	cmd_stop(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
 int	cmd_reload(int argc, char **argv);
+int	cmd_flush(int argc, char **argv);
+
+/* queue.c */
+int	cmd_queue(int argc, char **argv);
 
 /* json.c */
 void	json_begin(void);

@@ -4,6 +4,7 @@
  * and crashes never leave a half-written file. Run as root, the files are
  * handled as the daemon's `user`, so they stay readable by the daemon.
  */
+#include <sys/param.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#define LIBBSD_OPENBSD_VIS
+#include <vis.h>
 
 #include "pymailadm.h"
 #include "util.h"
@@ -76,9 +79,14 @@ static void
 normalize(const char *in, char out[USER_NAME_MAX + 1])
 {
 	const char	*why;
+	char		 shown[4 * 80 + 1];
 
-	if (user_name_normalize(in, out, &why) == -1)
-		die("invalid user name '%s': %s", in, why);
+	if (user_name_normalize(in, out, &why) == -1) {
+		/* Shown escaped: the message must stay one line. */
+		strvisx(shown, in, MIN(strlen(in), 80), VIS_CSTYLE | VIS_NL |
+		    VIS_TAB | VIS_OCTAL);
+		die("invalid user name '%s': %s", shown, why);
+	}
 }
 
 static void

@@ -33,6 +33,9 @@ child_start(int argc, char **argv, enum proc_role role)
 	/* Stops come over the channel; a terminal's ^C is the parent's. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	/* A service manager's TERM to the whole group must not kill the
+	 * helpers under the parent: it stops them in order itself. */
+	signal(SIGTERM, SIG_IGN);
 }
 
 void
@@ -45,6 +48,14 @@ child_ready(chan_dispatch_fn dispatch)
 	chan_compose(&proc->parent, IMSG_HELLO, 0, -1, &role, sizeof(role));
 }
 
+static void
+peer_gone(struct chan *c)
+{
+	/* A sibling exits first during a stop, or died: then the parent
+	 * stops everything. Either way there is nothing to do here. */
+	log_debug("%s: channel to %s closed", proc_names[proc->role], c->name);
+}
+
 void
 child_peer(struct chan *c, enum proc_role peer, chan_dispatch_fn fn)
 {
@@ -53,7 +64,7 @@ child_peer(struct chan *c, enum proc_role peer, chan_dispatch_fn fn)
 	if (fd == -1)
 		fatalx("%s may not talk to %s", proc_names[proc->role],
 		    proc_names[peer]);
-	chan_init(c, proc->base, fd, proc_names[peer], fn, parent_gone, NULL);
+	chan_init(c, proc->base, fd, proc_names[peer], fn, peer_gone, NULL);
 }
 
 static int

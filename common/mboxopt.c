@@ -108,11 +108,18 @@ mboxopts_load(const char *path, struct mboxopts *o, char *err, size_t errlen)
 	char			 value[64], why[256];
 	int			 i, r = -1;
 	FILE			*fp;
+	struct stat		 st;
 
 	if ((fp = fopen(path, "r")) == NULL) {
 		if (errno == ENOENT)
 			return 0;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* libconfig's scanner exits the process on a folder: check first. */
+	if (fstat(fileno(fp), &st) == -1 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		fclose(fp);
 		return -1;
 	}
 	config_init(&cf);

@@ -29,6 +29,8 @@ enum imsg_type {
 	IMSG_RELOAD,
 	/* parent -> child: stop accepting, finish sessions, exit */
 	IMSG_SHUTDOWN,
+	/* parent -> queued: retry every deferred message now */
+	IMSG_FLUSH,
 	/* parent -> child: what is running for `status`; reply: u32 count */
 	IMSG_STATS,
 	IMSG_STATS_REPLY,
@@ -89,6 +91,7 @@ enum imsg_type {
 	IMSG_CTL_STATUS,	/* reply: IMSG_CTL_OK with key=value text */
 	IMSG_CTL_STOP,
 	IMSG_CTL_RELOAD,
+	IMSG_CTL_FLUSH,
 	IMSG_CTL_OK,		/* payload: text for the user */
 	IMSG_CTL_FAIL,		/* payload: one line, the reason */
 

@@ -111,8 +111,11 @@ userdb_load(const char *maildir, struct userdb *db, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (memchr(data, '\0', len) != NULL) {
-		snprintf(err, errlen, "%s: corrupt: contains a NUL byte", path);
+	if ((line = memchr(data, '\0', len)) != NULL) {
+		for (next = data; next < line; next++)
+			lineno += *next == '\n';
+		snprintf(err, errlen, "%s:%d: corrupt: contains a NUL byte",
+		    path, lineno + 1);
 		goto fail;
 	}
 	for (line = data; line && *line; line = next) {

@@ -308,3 +308,27 @@ sockaddr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 	else if (ss->ss_family == AF_INET)
 		inet_ntop(AF_INET, &sin->sin_addr, buf, len);
 }
+
+pid_t
+pidfile_running(const char *pidfile)
+{
+	char	*data, path[64], exe[PATH_MAX];
+	long	 pid;
+	ssize_t	 n;
+
+	if (file_read_all(pidfile, 64, &data, NULL) == -1)
+		return 0;
+	pid = strtol(data, NULL, 10);
+	free(data);
+	if (pid <= 1 || pid == getpid() || !pid_alive(pid))
+		return 0;
+	/* A pid reused by another program after a crash is not us. */
+	snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		if (strstr(exe, "pymaild") == NULL)
+			return 0;
+	}
+	return pid;
+}

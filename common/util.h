@@ -37,6 +37,8 @@ int	 pid_alive(pid_t pid);
 struct sockaddr_storage;
 void	 sockaddr_text(const struct sockaddr_storage *ss, char *buf,
 	    size_t len);
+/* The pid a pidfile names when that process is a live pymaild, else 0. */
+pid_t	 pidfile_running(const char *path);
 /* Monotonic milliseconds. */
 long long	 now_ms(void);
 

@@ -137,6 +137,7 @@ static int
 ctl_dispatch(struct chan *ch, struct imsg *im)
 {
 	struct ctlconn	*cc = ch->arg;
+	struct msgbuild	 mb;
 	char		 err[512];
 
 	if (im->datalen != 0)
@@ -148,6 +149,14 @@ ctl_dispatch(struct chan *ch, struct imsg *im)
 	case IMSG_CTL_STOP:
 		ctl_reply(cc, 1, "pymaild is stopping.\n");
 		parent_stop("stop requested by pymailadm");
+		return 0;
+	case IMSG_CTL_FLUSH:
+		mb_init(&mb);
+		if (parent_send(PROC_QUEUED, IMSG_FLUSH, &mb, -1) == -1)
+			ctl_reply(cc, 0, "queued is not reachable");
+		else
+			ctl_reply(cc, 1, "Queue flush requested: every "
+			    "deferred message is retried now.\n");
 		return 0;
 	case IMSG_CTL_RELOAD:
 		if (parent_reload(err, sizeof(err)) == -1) {

@@ -107,30 +107,6 @@ bind_all(void)
 	}
 }
 
-/* A pidfile naming a live pymaild means we are already running. */
-static pid_t
-running_pid(const char *pidfile)
-{
-	char	*data, path[64], exe[PATH_MAX];
-	long	 pid;
-	ssize_t	 n;
-
-	if (file_read_all(pidfile, 64, &data, NULL) == -1)
-		return 0;
-	pid = strtol(data, NULL, 10);
-	free(data);
-	if (pid <= 1 || pid == getpid() || !pid_alive(pid))
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
-	n = readlink(path, exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		if (strstr(exe, "pymaild") == NULL)
-			return 0;	/* the pid was reused */
-	}
-	return pid;
-}
-
 static void
 write_pidfile(void)
 {
@@ -390,21 +366,38 @@ parent_stop(const char *why)
 {
 	struct msgbuild	mb;
 	struct timeval	tv = { STOP_GRACE_SEC, 0 };
-	int		r;
 
 	if (env->stopping)
 		return;
 	env->stopping = 1;
 	log_info("stopping: %s", why);
 	tell_starter("helper failed to start; see the log\n");
+	/* The protocol processes first: their sessions may still commit
+	 * to queued. queued and mxcache follow once they are gone. */
 	mb_init(&mb);
-	for (r = PROC_SMTPD; r < PROC_COUNT; r++)
-		parent_send(r, IMSG_SHUTDOWN, &mb, -1);
+	parent_send(PROC_SMTPD, IMSG_SHUTDOWN, &mb, -1);
+	parent_send(PROC_POP3D, IMSG_SHUTDOWN, &mb, -1);
 	evtimer_set(&ev_stop, stop_timeout, NULL);
 	event_base_set(env->base, &ev_stop);
 	evtimer_add(&ev_stop, &tv);
 	if (children_left() == 0)
 		finish();
+}
+
+/* Second stage of a stop: once no session is left, the queue goes. */
+static void
+stop_backend(void)
+{
+	struct msgbuild	mb;
+	static int	sent;
+
+	if (sent || !env->children[PROC_SMTPD].exited ||
+	    !env->children[PROC_POP3D].exited)
+		return;
+	sent = 1;
+	mb_init(&mb);
+	parent_send(PROC_QUEUED, IMSG_SHUTDOWN, &mb, -1);
+	parent_send(PROC_MXCACHE, IMSG_SHUTDOWN, &mb, -1);
 }
 
 static void
@@ -445,6 +438,8 @@ on_sigchld(int sig, short ev, void *arg)
 		parent_stop("a helper process died");
 	else if (children_left() == 0)
 		finish();
+	else
+		stop_backend();
 }
 
 static void
@@ -642,7 +637,7 @@ main(int argc, char *argv[])
 	load_config_or_die(confpath);
 	if (checkonly)
 		check_only();
-	if ((other = running_pid(env->conf.pidfile)) != 0) {
+	if ((other = pidfile_running(env->conf.pidfile)) != 0) {
 		fprintf(stderr, "pymaild: already running, PID is %d\n",
 		    (int)other);
 		exit(1);

@@ -43,6 +43,11 @@ parent_dispatch(struct chan *c, struct imsg *im)
 	switch (im->hdr.type) {
 	case IMSG_DELIVER_REPLY:
 		return runner_deliver_reply(im);
+	case IMSG_FLUSH:
+		if (im->datalen != 0)
+			return -1;
+		runner_flush();
+		return 0;
 	default:
 		return -1;
 	}
@@ -59,6 +64,7 @@ main(int argc, char *argv[])
 {
 	child_start(argc, argv, PROC_QUEUED);
 	proc->stats = queued_stats;
+	proc->shutdown = runner_shutdown;
 	/* Every spool path is relative: the chroot, or the folder. */
 	if (chdir(proc->conf.spooldir) == -1)
 		fatal("chdir %s", proc->conf.spooldir);

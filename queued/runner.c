@@ -30,10 +30,12 @@ static struct envlist	ready = TAILQ_HEAD_INITIALIZER(ready);
 static struct envlist	waiting = TAILQ_HEAD_INITIALIZER(waiting);
 static struct delivery	*inflight[MAX_INFLIGHT];
 static int		 ninflight;
-static struct event	 ev_run, ev_tick;
+static struct event	 ev_run, ev_tick, ev_stop;
 static int		 run_scheduled;
+static int		 stopping;
 
 static void	runner_run(int, short, void *);
+static void	tick(int, short, void *);
 
 size_t
 runner_count(void)
@@ -194,7 +196,7 @@ runner_run(int fd, short ev, void *arg)
 	int		 r;
 
 	run_scheduled = 0;
-	while ((e = TAILQ_FIRST(&ready)) != NULL) {
+	while (!stopping && (e = TAILQ_FIRST(&ready)) != NULL) {
 		TAILQ_REMOVE(&ready, e, entry);
 		r = run_one(e);
 		if (r == 0) {
@@ -241,8 +243,47 @@ runner_deliver_reply(struct imsg *im)
 		strlcpy(e->lasterror, reason, sizeof(e->lasterror));
 	if (e->inflight == 0)
 		settle(e);
+	if (stopping && ninflight == 0)
+		exit(0);
 	schedule();
 	return 0;
+}
+
+static void
+stop_anyway(int fd, short ev, void *arg)
+{
+	log_warnx("runner: %d deliveries still under way at stop; they "
+	    "are retried at the next start", ninflight);
+	exit(0);
+}
+
+/* Start nothing new; leave once the deliveries under way answered. */
+void
+runner_shutdown(void)
+{
+	struct timeval	tv = { 10, 0 };
+
+	stopping = 1;
+	if (ninflight == 0)
+		exit(0);
+	evtimer_set(&ev_stop, stop_anyway, NULL);
+	event_base_set(proc->base, &ev_stop);
+	evtimer_add(&ev_stop, &tv);
+}
+
+/* pymailadm flush: every waiting message is due now. */
+void
+runner_flush(void)
+{
+	struct envelope	*e;
+	int		 n = 0;
+
+	TAILQ_FOREACH(e, &waiting, entry) {
+		e->next_attempt = 0;
+		n++;
+	}
+	log_info("queue flush: %d deferred messages retried now", n);
+	tick(-1, 0, NULL);
 }
 
 static void
@@ -252,6 +293,8 @@ tick(int fd, short ev, void *arg)
 	struct timeval	 tv = { TICK_SEC, 0 };
 	time_t		 now = time(NULL);
 
+	if (evtimer_pending(&ev_tick, NULL))
+		evtimer_del(&ev_tick);
 	TAILQ_FOREACH_SAFE(e, &waiting, entry, next) {
 		if (e->next_attempt > now)
 			continue;

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "queued.h"
+#include "envelope.h"
 #include "util.h"
 
 static const char *const status_names[] = {
