@@ -31,6 +31,8 @@ endif
 ifeq ($(SANITIZE),1)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
 	   -fno-sanitize-recover=undefined
+# The sanitizer runtimes make system calls no filter of ours lists.
+CPPFLAGS += -DPYMAILD_NO_SANDBOX
 endif
 
 # pkg-config is asked once per make run; the top-level targets that may
@@ -38,7 +40,10 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# libbsd's <sys/tree.h> uses __unused in RB_*_STATIC but its cdefs.h leaves
+# it undefined (Debian #522773), so we define it for the whole build.
 CPPFLAGS += -I$(CURDIR)/common -DLIBEXECDIR='"$(LIBEXEC)"' \
+	    "-D__unused=__attribute__((__unused__))" \
 	    -D_GNU_SOURCE
 CFLAGS	 += -std=gnu11 -O2 -g $(WARN) $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS	 += $(SANFLAGS)

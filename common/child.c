@@ -1,6 +1,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -25,6 +26,8 @@ child_start(int argc, char **argv, enum proc_role role)
 	struct imsgbuf	ib;
 
 	proc = xcalloc(1, sizeof(*proc));
+	/* Load the time zone now: /etc/localtime is not in the chroot. */
+	tzset();
 	proc->role = role;
 	proc_child_start(argc, argv, role, &ib, &proc->conf, &proc->flags);
 	if ((proc->base = event_base_new()) == NULL)

@@ -188,9 +188,10 @@ parse_field(struct envelope *e, const char *key, char *v, const char **why)
 	STR("session", e->session)
 	STR("last-error", e->lasterror)
 #undef STR
-	*why = "bad number";
-	if (parse_num(v, LLONG_MAX, &n) == -1)
+	if (parse_num(v, LLONG_MAX, &n) == -1) {
+		*why = "bad number";
 		return -1;
+	}
 	if (strcmp(key, "created") == 0)
 		e->created = n;
 	else if (strcmp(key, "size") == 0)
@@ -227,8 +228,11 @@ envelope_parse(const char *text, struct envelope *e, char *whybuf,
 		*v++ = '\0';
 		while (*v == ' ')
 			v++;
-		if (parse_field(e, line, v, &why) == -1)
+		if (parse_field(e, line, v, &why) == -1) {
+			if (why == NULL)
+				why = "bad value";
 			break;
+		}
 	}
 	free(copy);
 	if (why == NULL && (strlen(e->id) != QUEUE_ID_LEN || e->nrcpts == 0))

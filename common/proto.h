@@ -108,6 +108,15 @@ enum imsg_type {
 #define AUTH_BLOCKED	2	/* too many failures from this address */
 #define AUTH_TEMPFAIL	3
 
+/* IMSG_POP3_LOGIN_REPLY results; payloads in pymaild/mailbox.c */
+#define POP3_LOGIN_OK		0
+#define POP3_LOGIN_FAIL		1	/* -ERR [AUTH], after delay_ms */
+#define POP3_LOGIN_BLOCKED	2	/* too many failures: [SYS/TEMP] */
+#define POP3_LOGIN_INUSE	3	/* -ERR [IN-USE] */
+#define POP3_LOGIN_TEMPFAIL	4	/* -ERR [SYS/TEMP] */
+/* IMSG_POP3_OPEN flags */
+#define POP3_OPEN_RETR		0x1	/* RETR, not TOP: mark it seen */
+
 /* IMSG_RCPT_REPLY results */
 #define RCPT_OK		0
 #define RCPT_NOUSER	1

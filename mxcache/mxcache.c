@@ -7,6 +7,7 @@
 #include "child.h"
 #include "log.h"
 #include "proc.h"
+#include "sandbox.h"
 
 static struct chan queued;
 
@@ -33,6 +34,7 @@ main(int argc, char *argv[])
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued, PROC_QUEUED, queued_dispatch);
 	child_ready(parent_dispatch);
+	sandbox_enter(PROC_MXCACHE);
 	event_base_dispatch(proc->base);
 	return 0;
 }

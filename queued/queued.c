@@ -8,6 +8,7 @@
 #include "child.h"
 #include "log.h"
 #include "proc.h"
+#include "sandbox.h"
 #include "queued.h"
 
 struct chan	smtpd_chan, mxcache_chan;
@@ -74,6 +75,7 @@ main(int argc, char *argv[])
 	runner_init();
 	spool_init();
 	child_ready(parent_dispatch);
+	sandbox_enter(PROC_QUEUED);
 	event_base_dispatch(proc->base);
 	return 0;
 }

@@ -12,6 +12,7 @@
 #include "child.h"
 #include "log.h"
 #include "proc.h"
+#include "sandbox.h"
 #include "smtpd.h"
 #include "util.h"
 
@@ -300,6 +301,7 @@ main(int argc, char *argv[])
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);
 	child_ready(parent_dispatch);
+	sandbox_enter(PROC_SMTPD);
 	event_base_dispatch(proc->base);
 	return 0;
 }

@@ -1,0 +1,97 @@
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sandbox.h"
+
+/* What every helper does: memory, time, its channels, logging. */
+static const int base_calls[] = {
+	SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(write), SCMP_SYS(writev),
+	SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+	SCMP_SYS(lseek), SCMP_SYS(pread64), SCMP_SYS(brk), SCMP_SYS(mmap),
+	SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
+	SCMP_SYS(mprotect), SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(rt_sigaction), SCMP_SYS(restart_syscall),
+	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(time),
+	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(getpid),
+	SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid),
+	SCMP_SYS(getrandom), SCMP_SYS(futex), SCMP_SYS(sched_yield),
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(select),
+	SCMP_SYS(pselect6), SCMP_SYS(fcntl), SCMP_SYS(recvmsg),
+	SCMP_SYS(sendmsg), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
+	SCMP_SYS(shutdown), SCMP_SYS(connect), SCMP_SYS(dup),
+	SCMP_SYS(dup2), SCMP_SYS(dup3), SCMP_SYS(getsockopt),
+	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+};
+
+/* smtpd and pop3d: accept connections, nothing on disk. */
+static const int session_calls[] = {
+	SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(ioctl),
+};
+
+/* queued: its spool, inside its chroot. */
+static const int spool_calls[] = {
+	SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(unlink),
+	SCMP_SYS(unlinkat), SCMP_SYS(rename), SCMP_SYS(renameat),
+	SCMP_SYS(renameat2), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
+	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(syncfs),
+	SCMP_SYS(getdents64), SCMP_SYS(ftruncate), SCMP_SYS(stat),
+	SCMP_SYS(lstat), SCMP_SYS(statx),
+};
+
+/* mxcache: DNS over UDP and TCP. */
+static const int dns_calls[] = {
+	SCMP_SYS(bind), SCMP_SYS(ioctl), SCMP_SYS(socket),
+};
+
+static void
+allow(scmp_filter_ctx ctx, const int *calls, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0) < 0)
+			fatalx("seccomp: cannot allow system call %d",
+			    calls[i]);
+}
+
+#define ALLOW(ctx, list) allow(ctx, list, sizeof(list) / sizeof(list[0]))
+
+void
+sandbox_enter(enum proc_role role)
+{
+#ifdef PYMAILD_NO_SANDBOX
+	/* Sanitizer builds: their runtimes need calls we do not list. */
+	log_debug("%s: no system call filter in this build",
+	    proc_names[role]);
+#else
+	scmp_filter_ctx	ctx;
+	int		r;
+
+	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+		fatalx("seccomp_init failed");
+	ALLOW(ctx, base_calls);
+	/* syslog(3) may reconnect to /dev/log: local sockets only. */
+	if (role != PROC_MXCACHE && seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
+	    SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)
+		fatalx("seccomp: cannot allow socket");
+	if (role == PROC_SMTPD || role == PROC_POP3D)
+		ALLOW(ctx, session_calls);
+	if (role == PROC_QUEUED)
+		ALLOW(ctx, spool_calls);
+	if (role == PROC_MXCACHE)
+		ALLOW(ctx, dns_calls);
+	if ((r = seccomp_load(ctx)) < 0) {
+		/* An old kernel or a container without seccomp. */
+		log_warnx("%s: no system call filter: seccomp_load: %s",
+		    proc_names[role], strerror(-r));
+	}
+	seccomp_release(ctx);
+#endif
+}

@@ -1,0 +1,112 @@
+/*
+ * Queue envelopes: the text form round-trips, and damaged files are
+ * refused with a reason rather than half-read.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "unit.h"
+
+static struct envelope *
+sample(void)
+{
+	struct envelope	*e = envelope_new("0123456789abcdef");
+	struct envrcpt	*r;
+
+	strlcpy(e->sender, "alice@example.org", sizeof(e->sender));
+	strlcpy(e->helo, "client.example", sizeof(e->helo));
+	strlcpy(e->client, "127.0.0.1", sizeof(e->client));
+	strlcpy(e->session, "feedfacefeedface", sizeof(e->session));
+	e->size = 4242;
+	e->attempts = 3;
+	e->next_attempt = 1800000000;
+	envelope_add_rcpt(e, "bob@test.example", "bob");
+	r = envelope_add_rcpt(e, "carol@other.example", "");
+	r->status = RS_FAILED;
+	strlcpy(r->reason, "550 5.1.1 no such user", sizeof(r->reason));
+	return e;
+}
+
+static int
+parses(const char *text, char *why, size_t len)
+{
+	struct envelope	*e = envelope_new("");
+	int		 r = envelope_parse(text, e, why, len);
+
+	envelope_free(e);
+	return r == 0;
+}
+
+static void
+replace_line(char *text, const char *key, const char *newline)
+{
+	char	*p = strstr(text, key), *end, rest[4096];
+
+	end = strchr(p, '\n');
+	strlcpy(rest, end, sizeof(rest));
+	strcpy(p, newline);
+	strcat(p, rest);
+}
+
+int
+main(void)
+{
+	struct envelope	*e = sample(), *f = envelope_new("");
+	char		*text = envelope_format(e), buf[8192], why[256];
+
+	CHECK("format gives text", text != NULL);
+	CHECK("round trip parses", envelope_parse(text, f, why,
+	    sizeof(why)) == 0);
+	CHECK("round trip id", strcmp(f->id, e->id) == 0);
+	CHECK("round trip sender", strcmp(f->sender, e->sender) == 0);
+	CHECK("round trip size", f->size == 4242);
+	CHECK("round trip attempts", f->attempts == 3);
+	CHECK("round trip next attempt", f->next_attempt == 1800000000);
+	CHECK("round trip recipients", f->nrcpts == 2);
+	CHECK("round trip local user", strcmp(f->rcpts[0].user, "bob") == 0);
+	CHECK("round trip remote user", f->rcpts[1].user[0] == '\0');
+	CHECK("round trip status", f->rcpts[1].status == RS_FAILED);
+	CHECK("round trip reason", strcmp(f->rcpts[1].reason,
+	    "550 5.1.1 no such user") == 0);
+	CHECK("empty last error parses", strstr(text, "last-error: \n"));
+
+	strlcpy(buf, text, sizeof(buf));
+	replace_line(buf, "size:", "size: 12x");
+	CHECK("bad number refused", !parses(buf, why, sizeof(why)));
+	CHECK("bad number reason", strstr(why, "bad number") != NULL);
+
+	strlcpy(buf, text, sizeof(buf));
+	replace_line(buf, "version:", "version: 2");
+	CHECK("unknown version refused", !parses(buf, why, sizeof(why)));
+
+	strlcpy(buf, text, sizeof(buf));
+	replace_line(buf, "attempts:", "colour: blue");
+	CHECK("unknown key refused", !parses(buf, why, sizeof(why)));
+
+	strlcpy(buf, text, sizeof(buf));
+	replace_line(buf, "rcpt: pending", "rcpt: lost bob bob@test.example");
+	CHECK("unknown status refused", !parses(buf, why, sizeof(why)));
+
+	strlcpy(buf, text, sizeof(buf));
+	replace_line(buf, "rcpt: pending", "rcpt: pending ../x bob@t.example");
+	CHECK("bad user refused", !parses(buf, why, sizeof(why)));
+
+	CHECK("no recipients refused", !parses("version: 1\n"
+	    "id: 0123456789abcdef\n", why, sizeof(why)));
+	CHECK("no id refused", !parses("version: 1\n"
+	    "rcpt: pending - a@b.example\n", why, sizeof(why)));
+	CHECK("garbage refused", !parses("\x01\x02 nonsense\n", why,
+	    sizeof(why)));
+	CHECK("truncated file refused", !parses("version: 1\nid: 01234",
+	    why, sizeof(why)));
+
+	CHECK("field check: control char", !envelope_field_ok("a\nb", 10));
+	CHECK("field check: too long", !envelope_field_ok("abcdef", 6));
+	CHECK("field check: fine", envelope_field_ok("abcde", 6));
+
+	free(text);
+	envelope_free(e);
+	envelope_free(f);
+	UNIT_EXIT();
+}
