@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
 #include <readpassphrase.h>
@@ -19,6 +20,7 @@
 #define LIBBSD_OPENBSD_VIS
 #include <vis.h>
 
+#include "proc.h"
 #include "pymailadm.h"
 #include "util.h"
 
@@ -44,8 +46,12 @@ become_owner(void)
 		    adm.conf.user);
 	if (dir_ensure(adm.conf.maildir, 0700, pw->pw_uid, pw->pw_gid) == -1)
 		die("cannot create %s: %s", adm.conf.maildir, strerror(errno));
-	if (setegid(pw->pw_gid) == -1 || seteuid(pw->pw_uid) == -1)
+	/* For good: nothing after this needs root again. */
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
 		die("cannot act as %s: %s", adm.conf.user, strerror(errno));
+	proc_after_setuid();
 }
 
 static int

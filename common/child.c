@@ -11,6 +11,18 @@
 
 struct childproc	*proc;
 
+#ifdef PYMAILD_SANITIZE
+/* LeakSanitizer cannot work inside the chroot (no /proc): it would fail
+ * at exit instead of reporting. The parent and pymailadm keep it. */
+const char	*__asan_default_options(void);
+
+const char *
+__asan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+#endif
+
 static void
 parent_gone(struct chan *c)
 {

@@ -1,4 +1,5 @@
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -205,4 +206,13 @@ proc_drop_privs(const char *user, const char *chrootdir)
 	if (getresuid(&ruid, &euid, &suid) == -1 || ruid != pw->pw_uid ||
 	    euid != pw->pw_uid || suid != pw->pw_uid)
 		fatalx("uid is not %s after the drop", user);
+}
+
+void
+proc_after_setuid(void)
+{
+#ifdef PYMAILD_SANITIZE
+	if (prctl(PR_SET_DUMPABLE, 1) == -1)
+		log_warn("prctl PR_SET_DUMPABLE");
+#endif
 }

@@ -46,4 +46,10 @@ void	proc_child_start(int argc, char **argv, enum proc_role role,
  */
 void	proc_drop_privs(const char *user, const char *chrootdir);
 
+/*
+ * After a change of user: sanitizer builds make the process dumpable
+ * again, since LeakSanitizer needs /proc/self at exit. Else nothing.
+ */
+void	proc_after_setuid(void);
+
 #endif

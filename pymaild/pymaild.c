@@ -252,6 +252,7 @@ drop_parent_privs(void)
 		fatal("cannot drop privileges to %s", env->conf.user);
 	if (setuid(0) != -1)
 		fatalx("privileges could be regained after the drop");
+	proc_after_setuid();
 }
 
 static int

@@ -125,19 +125,39 @@ transaction_reset(struct session *s)
 		s->state = ST_IDLE;
 }
 
-void
-session_free(struct session *s)
+static void
+session_destroy(int fd, short ev, void *arg)
 {
+	struct session	*s = arg;
+
+	evbuffer_free(s->out);
+	free(s);
+}
+
+/*
+ * End the session now, free its memory later: callers up the stack may
+ * still look at it (and see s->dead), never at freed memory.
+ */
+void
+session_end(struct session *s)
+{
+	struct timeval	now = { 0, 0 };
+
+	if (s->dead)
+		return;
+	s->dead = 1;
+	s->state = ST_CLOSING;
 	transaction_reset(s);
 	explicit_bzero(s->authname, sizeof(s->authname));
 	event_del(&s->ev_read);
 	event_del(&s->ev_write);
 	evtimer_del(&s->ev_timer);
-	evbuffer_free(s->out);
 	close(s->fd);
 	log_info("smtp-in session=%s disconnect", s->sid);
 	smtpd_session_closed(s);
-	free(s);
+	if (event_base_once(proc->base, -1, EV_TIMEOUT, session_destroy, s,
+	    &now) == -1)
+		fatalx("event_base_once");
 }
 
 void
@@ -175,7 +195,7 @@ session_flush(struct session *s)
 	if (evbuffer_get_length(s->out) > 0 &&
 	    evbuffer_write(s->out, s->fd) == -1 && errno != EAGAIN &&
 	    errno != EINTR) {
-		session_free(s);
+		session_end(s);
 		return;
 	}
 	if (evbuffer_get_length(s->out) > 0) {
@@ -187,7 +207,7 @@ session_flush(struct session *s)
 	}
 	if (s->state == ST_CLOSING) {
 		shutdown(s->fd, SHUT_WR);
-		session_free(s);
+		session_end(s);
 	}
 }
 
@@ -208,7 +228,7 @@ session_on_timer(int fd, short ev, void *arg)
 
 	log_info("smtp-in session=%s timeout", s->sid);
 	if (s->state == ST_CLOSING) {
-		session_free(s);
+		session_end(s);
 		return;
 	}
 	session_close_with(s, "421 4.3.2 %s Timeout, closing connection",
@@ -1058,6 +1078,8 @@ session_process(struct session *s)
 	size_t	used;
 	int	r;
 
+	if (s->dead)
+		return;
 	while (s->state != ST_CLOSING && s->wait == WAIT_NONE) {
 		if (s->errors >= SMTP_MAX_ERRORS) {
 			session_close_with(s, "421 4.7.0 %s Too many errors",
@@ -1085,7 +1107,7 @@ session_process(struct session *s)
 	if (s->state == ST_CLOSING)
 		return;
 	if (s->eof && s->wait == WAIT_NONE) {
-		session_free(s);
+		session_end(s);
 		return;
 	}
 	session_flush(s);

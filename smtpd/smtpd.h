@@ -100,6 +100,7 @@ struct session {
 	size_t			 inlen;
 	int			 discard;	/* rest of an overlong line */
 	int			 eof;
+	int			 dead;		/* ended, memory freed soon */
 
 	/* the transaction */
 	char			 from[ADDR_PATH_MAX];
@@ -127,7 +128,7 @@ void	smtpd_send_queued(uint32_t type, struct msgbuild *);
 
 /* session.c */
 struct session *session_new(int fd, struct sockaddr_storage *, socklen_t);
-void	session_free(struct session *);
+void	session_end(struct session *);
 void	session_reply(struct session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	session_close_with(struct session *, const char *fmt, ...)
