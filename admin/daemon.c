@@ -198,19 +198,28 @@ print_status_json(const char *text)
 	json_end();
 }
 
-int
-cmd_status(int argc, char **argv)
+/* One request without arguments; the daemon's answer, or exit 1. */
+static const char *
+simple_request(int argc, const char *name, uint32_t type)
 {
 	const char	*reply;
 	int		 fd, ok;
 
 	if (argc != 0)
-		usage_error("usage: status");
+		usage_error("usage: %s", name);
 	fd = connect_or_not_running();
-	reply = ctl_request(fd, IMSG_CTL_STATUS, &ok);
+	reply = ctl_request(fd, type, &ok);
 	close(fd);
 	if (!ok)
 		die("%s", reply);
+	return reply;
+}
+
+int
+cmd_status(int argc, char **argv)
+{
+	const char	*reply = simple_request(argc, "status", IMSG_CTL_STATUS);
+
 	if (adm.json)
 		print_status_json(reply);
 	else
@@ -221,33 +230,13 @@ cmd_status(int argc, char **argv)
 int
 cmd_flush(int argc, char **argv)
 {
-	const char	*reply;
-	int		 fd, ok;
-
-	if (argc != 0)
-		usage_error("usage: flush");
-	fd = connect_or_not_running();
-	reply = ctl_request(fd, IMSG_CTL_FLUSH, &ok);
-	close(fd);
-	if (!ok)
-		die("%s", reply);
-	fputs(reply, stdout);
+	fputs(simple_request(argc, "flush", IMSG_CTL_FLUSH), stdout);
 	return 0;
 }
 
 int
 cmd_reload(int argc, char **argv)
 {
-	const char	*reply;
-	int		 fd, ok;
-
-	if (argc != 0)
-		usage_error("usage: reload");
-	fd = connect_or_not_running();
-	reply = ctl_request(fd, IMSG_CTL_RELOAD, &ok);
-	close(fd);
-	if (!ok)
-		die("%s", reply);
-	fputs(reply, stdout);
+	fputs(simple_request(argc, "reload", IMSG_CTL_RELOAD), stdout);
 	return 0;
 }
