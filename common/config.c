@@ -125,6 +125,10 @@ static const struct keydef keys[] = {
 	{ "maxsessionsperip",	set_int,	OFF(maxsessionsperip),
 	    1, INT_MAX },
 	{ "timeout",		set_int,	OFF(timeout), 1, INT_MAX },
+	/* Deferred mail: the first retry after retrymin, doubling, at most
+	 * retrymax apart. */
+	{ "retrymin",		set_int,	OFF(retrymin), 1, INT_MAX },
+	{ "retrymax",		set_int,	OFF(retrymax), 1, INT_MAX },
 	{ "tls",		set_tls,	0, 0, 0 },
 };
 
@@ -833,6 +837,8 @@ set_defaults(struct loader *ld)
 	c->maxsessions = 1000;
 	c->maxsessionsperip = 50;
 	c->timeout = 300;
+	c->retrymin = 300;
+	c->retrymax = 3600;
 
 	if (store(ld, &c->smtprelay, "") == -1 ||
 	    store(ld, &c->maildir, "/var/pymaild") == -1 ||
@@ -896,6 +902,9 @@ finish(struct loader *ld)
 		return lerr(ld, config_setting_get_member(ld->root,
 		    "usesmtprelay"), "usesmtprelay",
 		    "true needs smtprelay to be set");
+	if (c->retrymax < c->retrymin)
+		return lerr(ld, config_setting_get_member(ld->root,
+		    "retrymax"), "retrymax", "must not be less than retrymin");
 	return 0;
 }
 

@@ -51,6 +51,8 @@ struct config {
 	int		 maxsessions;
 	int		 maxsessionsperip;
 	int		 timeout;
+	int		 retrymin;	/* first retry of deferred mail, s */
+	int		 retrymax;	/* longest interval between retries */
 	char		*tls_cert;	/* absolute, NULL when unset */
 	char		*tls_key;	/* absolute, NULL when unset */
 };

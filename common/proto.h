@@ -87,11 +87,28 @@ enum imsg_type {
 	IMSG_DELIVER,
 	IMSG_DELIVER_REPLY,
 
+	/*
+	 * queued <-> mxcache <-> parent: MX resolution (issue 5).
+	 *  MX_LOOKUP   queued->mxcache  u32 req, str domain
+	 *  MX_REPLY    mxcache->queued  u32 req, u32 status (MX_*), str reason,
+	 *              u32 n, then n x (u32 preference, str host, str address)
+	 *  MX_LOAD     parent->mxcache  MAILDIR/mxservers as a memfd, at start
+	 *  MX_SAVE     mxcache->parent  the whole cache text as a memfd
+	 *  MX_REFRESH  parent->mxcache  look every cached domain up again
+	 */
+	IMSG_MX_LOOKUP,
+	IMSG_MX_REPLY,
+	IMSG_MX_LOAD,
+	IMSG_MX_SAVE,
+	IMSG_MX_REFRESH,
+	IMSG_MX_REFRESH_DONE,
+
 	/* pymailadm <-> parent over the control socket */
 	IMSG_CTL_STATUS,	/* reply: IMSG_CTL_OK with key=value text */
 	IMSG_CTL_STOP,
 	IMSG_CTL_RELOAD,
 	IMSG_CTL_FLUSH,
+	IMSG_CTL_UPDATEMX,
 	IMSG_CTL_OK,		/* payload: text for the user */
 	IMSG_CTL_FAIL,		/* payload: one line, the reason */
 
@@ -114,8 +131,8 @@ enum imsg_type {
 #define POP3_LOGIN_BLOCKED	2	/* too many failures: [SYS/TEMP] */
 #define POP3_LOGIN_INUSE	3	/* -ERR [IN-USE] */
 #define POP3_LOGIN_TEMPFAIL	4	/* -ERR [SYS/TEMP] */
-/* IMSG_POP3_OPEN flags */
-#define POP3_OPEN_RETR		0x1	/* RETR, not TOP: mark it seen */
+/* IMSG_POP3_UPDATE entry: mark this index seen (else: delete it) */
+#define POP3_UPDATE_SEEN	0x80000000u
 
 /* IMSG_RCPT_REPLY results */
 #define RCPT_OK		0
@@ -134,6 +151,14 @@ enum imsg_type {
 #define DELIVER_OK	0
 #define DELIVER_TEMP	1
 #define DELIVER_PERM	2
+
+/* IMSG_MX_REPLY status */
+#define MX_OK		0	/* hosts follow, best first */
+#define MX_TEMPFAIL	1	/* SERVFAIL, timeout: defer */
+#define MX_NXDOMAIN	2	/* no such domain: bounce */
+#define MX_NULLMX	3	/* RFC 7505 "no mail here": bounce */
+#define MX_NOHOSTS	4	/* names exist but have no address: bounce */
+#define MX_MAX_HOSTS	32	/* addresses in one reply */
 
 /* Queue ids: 16 hex digits. */
 #define QUEUE_ID_LEN	16

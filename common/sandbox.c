@@ -1,3 +1,4 @@
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -44,7 +45,7 @@ static const int base_calls[] = {
 
 /* smtpd and pop3d: accept connections, nothing on disk. */
 static const int session_calls[] = {
-	SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(ioctl),
+	SCMP_SYS(accept), SCMP_SYS(accept4),
 };
 
 /* queued: its spool, inside its chroot. */
@@ -59,7 +60,7 @@ static const int spool_calls[] = {
 
 /* mxcache: DNS over UDP and TCP. */
 static const int dns_calls[] = {
-	SCMP_SYS(bind), SCMP_SYS(ioctl), SCMP_SYS(socket),
+	SCMP_SYS(bind), SCMP_SYS(socket),
 };
 
 static void
@@ -84,14 +85,25 @@ sandbox_enter(enum proc_role role)
 	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
 		fatalx("seccomp_init failed");
 	ALLOW(ctx, base_calls);
+	/* libevent sizes its reads with FIONREAD; no other ioctl. */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+	    SCMP_A1(SCMP_CMP_EQ, FIONREAD)) < 0)
+		fatalx("seccomp: cannot allow ioctl FIONREAD");
 	/* syslog(3) may reconnect to /dev/log: local sockets only. */
 	if (role != PROC_MXCACHE && seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
 	    SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)
 		fatalx("seccomp: cannot allow socket");
 	if (role == PROC_SMTPD || role == PROC_POP3D)
 		ALLOW(ctx, session_calls);
-	if (role == PROC_QUEUED)
+	if (role == PROC_QUEUED) {
 		ALLOW(ctx, spool_calls);
+		/* Outbound SMTP: TCP over IPv4 and IPv6. */
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+		    SCMP_A0(SCMP_CMP_EQ, AF_INET)) < 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+		    SCMP_A0(SCMP_CMP_EQ, AF_INET6)) < 0)
+			fatalx("seccomp: cannot allow outbound sockets");
+	}
 	if (role == PROC_MXCACHE)
 		ALLOW(ctx, dns_calls);
 	if ((r = seccomp_load(ctx)) < 0) {

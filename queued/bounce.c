@@ -46,11 +46,17 @@ tb_printf(struct textbuf *tb, const char *fmt, ...)
 		tb->len += MIN((size_t)n, tb->cap - tb->len - 1);
 }
 
-/* "550 5.1.1 text" -> "5.1.1"; a bare reply code -> "5.0.0". */
+/*
+ * "550 5.1.1 text" -> "5.1.1"; a bare reply code -> "5.0.0". A remote
+ * answer reads "mx.example[192.0.2.1] said: 550 5.1.1 text".
+ */
 static void
 status_of(const char *reason, char *out, size_t len)
 {
-	const char	*p = reason;
+	const char	*p = strstr(reason, " said: ");
+
+	p = p ? p + 7 : reason;
+	reason = p;
 
 	if (strlen(p) > 4 && isdigit((unsigned char)p[4]) && p[5] == '.') {
 		p += 4;
@@ -102,11 +108,11 @@ recipient_lines(struct envelope *e, struct textbuf *tb, int report)
 		}
 		status_of(r->reason, status, sizeof(status));
 		tb_printf(tb, "\r\nFinal-Recipient: rfc822; %s\r\n"
-		    "Action: failed\r\nStatus: %s\r\n"
-		    "Remote-MTA: dns; %s\r\n"
-		    "Diagnostic-Code: smtp; %s\r\n", r->address, status,
-		    r->user[0] ? proc->conf.serverhostname : "unknown",
-		    r->reason);
+		    "Action: failed\r\nStatus: %s\r\n", r->address, status);
+		if (strstr(r->reason, " said: ") != NULL)
+			tb_printf(tb, "Remote-MTA: dns; %.*s\r\n",
+			    (int)strcspn(r->reason, "["), r->reason);
+		tb_printf(tb, "Diagnostic-Code: smtp; %s\r\n", r->reason);
 	}
 }
 

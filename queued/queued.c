@@ -31,7 +31,9 @@ smtpd_dispatch(struct chan *c, struct imsg *im)
 static int
 mxcache_dispatch(struct chan *c, struct imsg *im)
 {
-	return -1;	/* nothing yet: outbound is issue 5 */
+	if (im->hdr.type != IMSG_MX_REPLY || im->fd != -1)
+		return -1;
+	return outbound_mx_reply(im);
 }
 
 static int
@@ -73,6 +75,7 @@ main(int argc, char *argv[])
 	child_peer(&smtpd_chan, PROC_SMTPD, smtpd_dispatch);
 	child_peer(&mxcache_chan, PROC_MXCACHE, mxcache_dispatch);
 	runner_init();
+	outbound_init();
 	spool_init();
 	child_ready(parent_dispatch);
 	sandbox_enter(PROC_QUEUED);

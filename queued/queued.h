@@ -15,6 +15,38 @@
 #include "envelope.h"
 #include "proto.h"
 
+/* One address to try: an MX host, a domain's own address, the relay. */
+struct host {
+	char	host[256];
+	char	addr[64];
+	int	port;
+};
+
+/* Per recipient of an attempt, while it runs. */
+enum attempt_result {
+	AR_UNSETTLED,	/* not answered yet, or the host failed */
+	AR_ACCEPTED,	/* 2xx to RCPT, waiting for the end of DATA */
+	AR_DELIVERED,	/* 2xx after the final dot */
+	AR_FINAL,	/* 5xx: failed for good */
+	AR_LATER	/* 4xx: try again later */
+};
+
+/* Delivering one domain's recipients of one message. */
+struct attempt {
+	TAILQ_ENTRY(attempt)	 entry;
+	uint32_t		 req;		/* the MX lookup */
+	struct envelope		*env;
+	char			 domain[256];
+	size_t			*rcpts;		/* indexes into env->rcpts */
+	enum attempt_result	*result;
+	char			(*reason)[256];
+	size_t			 nrcpts;
+	struct host		 hosts[MX_MAX_HOSTS + 1];
+	int			 nhosts;
+	int			 cur;
+	char			 lasterror[256];
+};
+
 /* queued.c */
 extern struct chan	smtpd_chan, mxcache_chan;
 void	queued_send_parent(uint32_t type, struct msgbuild *, int fd);
@@ -39,6 +71,25 @@ int	runner_deliver_reply(struct imsg *);
 size_t	runner_count(void);
 void	runner_shutdown(void);
 void	runner_flush(void);
+
+/* outbound.c */
+void	outbound_init(void);
+/* Start delivering e's pending remote recipients; 0 when out of slots. */
+int	outbound_start(struct envelope *e);
+int	outbound_mx_reply(struct imsg *);
+int	outbound_busy(void);
+void	attempt_host_failed(struct attempt *, const char *why);
+void	attempt_host_done(struct attempt *);
+void	attempt_rcpt_final(struct attempt *, size_t idx, const char *why);
+void	attempt_rcpt_later(struct attempt *, size_t idx, const char *why);
+void	attempt_all_final(struct attempt *, const char *why);
+void	attempt_accepted_result(struct attempt *, int code, const char *why);
+
+/* smtpc.c */
+void	smtpc_start(struct attempt *);
+
+/* runner.c, for outbound */
+void	runner_attempt_done(struct envelope *);
 
 /* bounce.c */
 void	bounce_failed(struct envelope *);

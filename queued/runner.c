@@ -17,8 +17,6 @@
 #include "util.h"
 
 #define MAX_INFLIGHT	512	/* deliveries handed to the parent */
-#define RETRY_MIN	60
-#define RETRY_MAX	3600
 #define TICK_SEC	1
 
 struct delivery {
@@ -132,6 +130,17 @@ expire(struct envelope *e)
 	}
 }
 
+/* retrymin, doubling with each attempt, at most retrymax. */
+static int
+retry_delay(int attempts)
+{
+	long long	delay = proc->conf.retrymin;
+
+	while (--attempts > 0 && delay < proc->conf.retrymax)
+		delay *= 2;
+	return delay > proc->conf.retrymax ? proc->conf.retrymax : delay;
+}
+
 /*
  * Nothing of this message is under way: decide what comes next.
  * Returns 1 when the envelope was freed.
@@ -153,21 +162,16 @@ settle(struct envelope *e)
 		envelope_free(e);
 		return 1;
 	}
-	/* A bounce that could not be queued counts as a deferral too. */
-	if (has_status(e, RS_PENDING, 1) || has_status(e, RS_FAILED, 0) ||
-	    e->attempts > 0) {
-		e->attempts++;
-		delay = RETRY_MIN << (e->attempts > 6 ? 6 : e->attempts - 1);
-		if (delay > RETRY_MAX)
-			delay = RETRY_MAX;
-		e->next_attempt = now + delay;
-		spool_update(e);
-		log_info("queue id=%s result=deferred attempts=%d retry=%ds "
-		    "error=\"%s\"", e->id, e->attempts, delay, e->lasterror);
-	} else
-		/* Only remote recipients: they wait for outbound, and
-		 * for maxqueuetime. */
+	/* Pending recipients, or a bounce that could not be queued. */
+	e->attempts++;
+	delay = retry_delay(e->attempts);
+	e->next_attempt = now + delay;
+	if (e->next_attempt > e->created + proc->conf.maxqueuetime)
 		e->next_attempt = e->created + proc->conf.maxqueuetime;
+	spool_update(e);
+	log_info("queue id=%s result=deferred attempts=%d retry=%llds "
+	    "error=\"%s\"", e->id, e->attempts,
+	    (long long)(e->next_attempt - now), e->lasterror);
 	e->waiting = 1;
 	TAILQ_INSERT_TAIL(&waiting, e, entry);
 	return 0;
@@ -179,6 +183,8 @@ run_one(struct envelope *e)
 {
 	size_t	i;
 
+	if (outbound_start(e) == 0)
+		return e->inflight > 0 ? 0 : -1;
 	for (i = 0; i < e->nrcpts; i++) {
 		if (e->rcpts[i].status != RS_PENDING ||
 		    e->rcpts[i].user[0] == '\0' || e->rcpts[i].inflight)
@@ -243,10 +249,21 @@ runner_deliver_reply(struct imsg *im)
 		strlcpy(e->lasterror, reason, sizeof(e->lasterror));
 	if (e->inflight == 0)
 		settle(e);
-	if (stopping && ninflight == 0)
+	if (stopping && ninflight == 0 && !outbound_busy())
 		exit(0);
 	schedule();
 	return 0;
+}
+
+/* An outbound attempt of e is over. */
+void
+runner_attempt_done(struct envelope *e)
+{
+	if (e->inflight == 0)
+		settle(e);
+	if (stopping && ninflight == 0 && !outbound_busy())
+		exit(0);
+	schedule();
 }
 
 static void
@@ -264,7 +281,7 @@ runner_shutdown(void)
 	struct timeval	tv = { 10, 0 };
 
 	stopping = 1;
-	if (ninflight == 0)
+	if (ninflight == 0 && !outbound_busy())
 		exit(0);
 	evtimer_set(&ev_stop, stop_anyway, NULL);
 	event_base_set(proc->base, &ev_stop);

@@ -1,0 +1,424 @@
+/*
+ * Outbound delivery: for each message, one attempt per destination
+ * domain carrying all of that domain's recipients. An attempt asks
+ * mxcache for the hosts (or goes straight to the smarthost), tries them
+ * in order until one settles the recipients, then falls back to the
+ * smarthost when one is set (A6, A7), and reports back to the runner.
+ */
+#include <arpa/inet.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "child.h"
+#include "log.h"
+#include "queued.h"
+#include "util.h"
+
+#define MAX_ATTEMPTS		64	/* sessions out at once */
+#define MAX_PER_DOMAIN		4
+
+TAILQ_HEAD(attemptlist, attempt);
+
+static struct attemptlist	attempts = TAILQ_HEAD_INITIALIZER(attempts);
+static int			nattempts;
+static uint32_t			next_req = 1;
+
+static const char *
+domain_of(const char *address)
+{
+	const char	*at = strrchr(address, '@');
+
+	return at ? at + 1 : "";
+}
+
+static int
+domain_busy(const char *domain)
+{
+	struct attempt	*at;
+	int		 n = 0;
+
+	TAILQ_FOREACH(at, &attempts, entry)
+		if (strcasecmp(at->domain, domain) == 0)
+			n++;
+	return n >= MAX_PER_DOMAIN;
+}
+
+static void
+add_host(struct attempt *at, const char *host, const char *addr, int port)
+{
+	struct host	*h;
+
+	if (at->nhosts == MX_MAX_HOSTS + 1)
+		return;
+	h = &at->hosts[at->nhosts++];
+	strlcpy(h->host, host, sizeof(h->host));
+	strlcpy(h->addr, addr, sizeof(h->addr));
+	h->port = port;
+}
+
+static int
+is_numeric(const char *s)
+{
+	unsigned char	buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 ||
+	    inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* The smarthost goes last: through it all, or as the fallback. */
+static void
+add_relay(struct attempt *at)
+{
+	const char	*relay = proc->conf.relayhost;
+
+	if (relay == NULL)
+		return;
+	if (!is_numeric(relay)) {
+		log_warnx("outbound: smtprelay %s is not a numeric address; "
+		    "it is not used", relay);
+		return;
+	}
+	add_host(at, relay, relay, proc->conf.relayport);
+}
+
+static void
+attempt_free(struct attempt *at)
+{
+	free(at->rcpts);
+	free(at->result);
+	free(at->reason);
+	free(at);
+}
+
+/* Everything settled or tried: write the outcome into the envelope. */
+static void
+attempt_finish(struct attempt *at)
+{
+	struct envelope	*e = at->env;
+	struct envrcpt	*r;
+	size_t		 i;
+
+	for (i = 0; i < at->nrcpts; i++) {
+		r = &e->rcpts[at->rcpts[i]];
+		r->inflight = 0;
+		switch (at->result[i]) {
+		case AR_DELIVERED:
+			r->status = RS_DONE;
+			log_info("outbound id=%s to=<%s> result=sent "
+			    "reply=\"%s\"", e->id, r->address, at->reason[i]);
+			break;
+		case AR_FINAL:
+			r->status = RS_FAILED;
+			strlcpy(r->reason, at->reason[i], sizeof(r->reason));
+			break;
+		default:
+			strlcpy(e->lasterror, at->reason[i][0] ?
+			    at->reason[i] : at->lasterror,
+			    sizeof(e->lasterror));
+			log_info("outbound id=%s to=<%s> result=deferred "
+			    "reason=\"%s\"", e->id, r->address, e->lasterror);
+			break;
+		}
+	}
+	TAILQ_REMOVE(&attempts, at, entry);
+	nattempts--;
+	attempt_free(at);
+	e->inflight--;
+	runner_attempt_done(e);
+}
+
+static int
+unsettled(const struct attempt *at)
+{
+	size_t	i;
+
+	for (i = 0; i < at->nrcpts; i++)
+		if (at->result[i] == AR_UNSETTLED ||
+		    at->result[i] == AR_ACCEPTED)
+			return 1;
+	return 0;
+}
+
+void
+attempt_host_failed(struct attempt *at, const char *why)
+{
+	struct host	*h = &at->hosts[at->cur];
+
+	snprintf(at->lasterror, sizeof(at->lasterror), "%.100s[%s]:%d: %.100s",
+	    h->host, h->addr, h->port, why);
+	log_info("outbound id=%s host=%s[%s] error=\"%s\"", at->env->id,
+	    h->host, h->addr, why);
+}
+
+/* A session ended: the next host for what is not settled, or done. */
+void
+attempt_host_done(struct attempt *at)
+{
+	size_t	i;
+
+	for (i = 0; i < at->nrcpts; i++)
+		if (at->result[i] == AR_ACCEPTED)
+			at->result[i] = AR_UNSETTLED;	/* no final dot */
+	if (unsettled(at) && ++at->cur < at->nhosts) {
+		smtpc_start(at);
+		return;
+	}
+	attempt_finish(at);
+}
+
+void
+attempt_rcpt_final(struct attempt *at, size_t idx, const char *why)
+{
+	at->result[idx] = AR_FINAL;
+	strlcpy(at->reason[idx], why, sizeof(at->reason[idx]));
+}
+
+void
+attempt_rcpt_later(struct attempt *at, size_t idx, const char *why)
+{
+	at->result[idx] = AR_LATER;
+	strlcpy(at->reason[idx], why, sizeof(at->reason[idx]));
+}
+
+void
+attempt_all_final(struct attempt *at, const char *why)
+{
+	size_t	i;
+
+	for (i = 0; i < at->nrcpts; i++)
+		if (at->result[i] == AR_UNSETTLED)
+			attempt_rcpt_final(at, i, why);
+}
+
+/* The answer to the final dot (or to DATA) for the accepted ones. */
+void
+attempt_accepted_result(struct attempt *at, int code, const char *why)
+{
+	size_t	i;
+
+	for (i = 0; i < at->nrcpts; i++) {
+		if (at->result[i] != AR_ACCEPTED)
+			continue;
+		if (code / 100 == 2) {
+			at->result[i] = AR_DELIVERED;
+			strlcpy(at->reason[i], why, sizeof(at->reason[i]));
+		} else if (code / 100 == 5)
+			attempt_rcpt_final(at, i, why);
+		else
+			attempt_rcpt_later(at, i, why);
+	}
+}
+
+static void
+fail_all(struct attempt *at, int permanent, const char *why)
+{
+	size_t	i;
+
+	for (i = 0; i < at->nrcpts; i++)
+		if (permanent)
+			attempt_rcpt_final(at, i, why);
+		else
+			attempt_rcpt_later(at, i, why);
+}
+
+static void
+run_hosts(struct attempt *at)
+{
+	at->cur = 0;
+	if (at->nhosts == 0) {
+		attempt_finish(at);
+		return;
+	}
+	smtpc_start(at);
+}
+
+static void
+ask_mxcache(struct attempt *at)
+{
+	struct msgbuild	mb;
+
+	at->req = next_req++;
+	mb_init(&mb);
+	mb_u32(&mb, at->req);
+	mb_str(&mb, at->domain);
+	if (chan_send(&mxcache_chan, &mb, IMSG_MX_LOOKUP, 0, -1) == -1) {
+		fail_all(at, 0, "451 4.4.3 MX lookup unavailable");
+		attempt_finish(at);
+	}
+}
+
+/* "[192.0.2.1]" or "[IPv6:2001:db8::1]" */
+static int
+literal_host(struct attempt *at)
+{
+	char	addr[64];
+	size_t	len = strlen(at->domain);
+
+	if (at->domain[0] != '[' || len < 3 || len - 2 >= sizeof(addr))
+		return 0;
+	snprintf(addr, sizeof(addr), "%.*s", (int)len - 2, at->domain + 1);
+	if (strncasecmp(addr, "ipv6:", 5) == 0)
+		memmove(addr, addr + 5, strlen(addr + 5) + 1);
+	if (!is_numeric(addr))
+		return 0;
+	add_host(at, at->domain, addr, proc->conf.outboundport);
+	return 1;
+}
+
+static void
+attempt_begin(struct attempt *at)
+{
+	if (proc->conf.usesmtprelay) {
+		add_relay(at);
+		run_hosts(at);
+		return;
+	}
+	if (literal_host(at)) {
+		add_relay(at);
+		run_hosts(at);
+		return;
+	}
+	ask_mxcache(at);
+}
+
+static struct attempt *
+attempt_new(struct envelope *e, const char *domain)
+{
+	struct attempt	*at = xcalloc(1, sizeof(*at));
+	struct envrcpt	*r;
+	size_t		 i;
+
+	at->env = e;
+	strlcpy(at->domain, domain, sizeof(at->domain));
+	at->rcpts = xcalloc(e->nrcpts, sizeof(*at->rcpts));
+	at->result = xcalloc(e->nrcpts, sizeof(*at->result));
+	at->reason = xcalloc(e->nrcpts, sizeof(*at->reason));
+	for (i = 0; i < e->nrcpts; i++) {
+		r = &e->rcpts[i];
+		if (r->status != RS_PENDING || r->user[0] || r->inflight ||
+		    strcasecmp(domain_of(r->address), domain) != 0)
+			continue;
+		r->inflight = 1;
+		at->rcpts[at->nrcpts++] = i;
+	}
+	return at;
+}
+
+int
+outbound_start(struct envelope *e)
+{
+	struct attempt	*at;
+	struct envrcpt	*r;
+	size_t		 i;
+
+	for (i = 0; i < e->nrcpts; i++) {
+		r = &e->rcpts[i];
+		if (r->status != RS_PENDING || r->user[0] || r->inflight)
+			continue;
+		if (nattempts >= MAX_ATTEMPTS)
+			return 0;
+		if (domain_busy(domain_of(r->address)))
+			continue;	/* the next run takes it */
+		at = attempt_new(e, domain_of(r->address));
+		TAILQ_INSERT_TAIL(&attempts, at, entry);
+		nattempts++;
+		e->inflight++;
+		attempt_begin(at);
+	}
+	return 1;
+}
+
+static struct attempt *
+attempt_by_req(uint32_t req)
+{
+	struct attempt	*at;
+
+	TAILQ_FOREACH(at, &attempts, entry)
+		if (at->req == req)
+			return at;
+	return NULL;
+}
+
+static void
+mx_failed(struct attempt *at, uint32_t status, const char *reason)
+{
+	char	why[256];
+
+	if (status == MX_TEMPFAIL && proc->conf.relayhost != NULL) {
+		/* DNS trouble is what the fallback is for. */
+		add_relay(at);
+		run_hosts(at);
+		return;
+	}
+	switch (status) {
+	case MX_NULLMX:
+		snprintf(why, sizeof(why), "556 5.1.10 %.200s does not accept "
+		    "mail (null MX)", at->domain);
+		break;
+	case MX_NXDOMAIN:
+		snprintf(why, sizeof(why), "550 5.1.2 %.200s: no such domain",
+		    at->domain);
+		break;
+	case MX_NOHOSTS:
+		snprintf(why, sizeof(why), "550 5.4.4 %.200s: no address for its "
+		    "mail servers", at->domain);
+		break;
+	default:
+		snprintf(why, sizeof(why), "451 4.4.3 %.150s: DNS lookup failed%s%.60s",
+		    at->domain, reason[0] ? ": " : "", reason);
+		break;
+	}
+	fail_all(at, status != MX_TEMPFAIL, why);
+	attempt_finish(at);
+}
+
+int
+outbound_mx_reply(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct attempt	*at;
+	char		 reason[256], host[256], addr[64];
+	uint32_t	 req, status, n, i, pref;
+
+	mr_init(&mr, im);
+	req = mr_u32(&mr);
+	status = mr_u32(&mr);
+	mr_str(&mr, reason, sizeof(reason));
+	n = mr_u32(&mr);
+	if (mr.err || n > MX_MAX_HOSTS || status > MX_NOHOSTS ||
+	    (at = attempt_by_req(req)) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		pref = mr_u32(&mr);
+		mr_str(&mr, host, sizeof(host));
+		mr_str(&mr, addr, sizeof(addr));
+		if (mr.err || !is_numeric(addr))
+			return -1;
+		(void)pref;	/* mxcache sends them in the order to try */
+		add_host(at, host, addr, proc->conf.outboundport);
+	}
+	if (mr_end(&mr) == -1)
+		return -1;
+	if (status != MX_OK || n == 0) {
+		mx_failed(at, status == MX_OK ? MX_NOHOSTS : status, reason);
+		return 0;
+	}
+	add_relay(at);
+	run_hosts(at);
+	return 0;
+}
+
+int
+outbound_busy(void)
+{
+	return nattempts > 0;
+}
+
+void
+outbound_init(void)
+{
+	TAILQ_INIT(&attempts);
+}

@@ -1,0 +1,434 @@
+/*
+ * The outbound SMTP client: one session to one address, carrying every
+ * recipient of one domain of one message. It reports per recipient:
+ * accepted (2xx after the final dot), failed for good (5xx), or not
+ * settled (anything else: the next host, or a later attempt, will try).
+ *
+ * Everything from the remote side is bounded: a reply line is at most
+ * SMTPC_LINE_MAX octets and a reply at most SMTPC_LINES_MAX lines, and
+ * every wait ends after the config's `timeout`.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "child.h"
+#include "log.h"
+#include "queued.h"
+#include "util.h"
+
+#define SMTPC_LINE_MAX	4096
+#define SMTPC_LINES_MAX	100
+#define SMTPC_OUT_HIGH	(64 * 1024)
+#define SMTPC_CHUNK	(16 * 1024)
+
+enum smtpc_state {
+	SC_CONNECT, SC_BANNER, SC_EHLO, SC_HELO, SC_MAIL, SC_RCPT, SC_DATA,
+	SC_BODY, SC_DOT, SC_QUIT
+};
+
+struct smtpc {
+	struct attempt		*at;
+	struct bufferevent	*bev;
+	enum smtpc_state	 state;
+	int			 pipelining;
+	int			 size_ok;
+	size_t			 rcpt_replied;
+	size_t			 accepted;
+	int			 datafd;
+	int			 bol;		/* at a line start in the body */
+	char			 reply[SMTPC_LINE_MAX];
+	int			 nlines;
+	int			 finished;
+};
+
+static void	smtpc_read(struct bufferevent *, void *);
+static void	smtpc_event(struct bufferevent *, short, void *);
+static void	smtpc_write(struct bufferevent *, void *);
+
+static void
+smtpc_finish(struct smtpc *c, const char *why)
+{
+	struct attempt	*at = c->at;
+
+	if (c->finished)
+		return;
+	c->finished = 1;
+	if (why != NULL)
+		attempt_host_failed(at, why);
+	if (c->datafd != -1)
+		close(c->datafd);
+	bufferevent_free(c->bev);
+	free(c);
+	attempt_host_done(at);
+}
+
+static void
+sendf(struct smtpc *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+sendf(struct smtpc *c, const char *fmt, ...)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* "mx.example[192.0.2.1] said: 550 5.1.1 ..." */
+static void
+remote_said(struct smtpc *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.150s[%s] said: %.280s",
+	    c->at->hosts[c->at->cur].host,
+	    c->at->hosts[c->at->cur].addr, c->reply);
+}
+
+static void
+send_rcpts(struct smtpc *c)
+{
+	struct attempt	*at = c->at;
+	size_t		 i;
+
+	for (i = 0; i < at->nrcpts; i++)
+		sendf(c, "RCPT TO:<%s>",
+		    at->env->rcpts[at->rcpts[i]].address);
+}
+
+static void
+send_mail(struct smtpc *c)
+{
+	struct envelope	*e = c->at->env;
+
+	if (c->size_ok)
+		sendf(c, "MAIL FROM:<%s> SIZE=%lld", e->sender, e->size);
+	else
+		sendf(c, "MAIL FROM:<%s>", e->sender);
+	c->state = SC_MAIL;
+	if (c->pipelining) {
+		/* RFC 2920: MAIL and the RCPTs go in one write. */
+		send_rcpts(c);
+	}
+}
+
+/* EHLO's keywords: the lines after the first. */
+static void
+ehlo_keyword(struct smtpc *c, const char *kw)
+{
+	if (strncasecmp(kw, "PIPELINING", 10) == 0 && (kw[10] == '\0' ||
+	    kw[10] == ' '))
+		c->pipelining = 1;
+	if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == '\0' ||
+	    kw[4] == ' '))
+		c->size_ok = 1;
+}
+
+/* Stream the spool file, dot-stuffed, while the socket takes it. */
+static void
+send_body(struct smtpc *c)
+{
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	char		 in[SMTPC_CHUNK];
+	ssize_t		 n, i, start;
+
+	while (evbuffer_get_length(out) < SMTPC_OUT_HIGH) {
+		n = read(c->datafd, in, sizeof(in));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			smtpc_finish(c, "cannot read the queued message");
+			return;
+		}
+		if (n == 0) {
+			close(c->datafd);
+			c->datafd = -1;
+			/* The spool ends with CRLF: just the dot line. */
+			evbuffer_add(out, c->bol ? ".\r\n" : "\r\n.\r\n",
+			    c->bol ? 3 : 5);
+			c->state = SC_DOT;
+			return;
+		}
+		for (i = start = 0; i < n; i++) {
+			if (c->bol && in[i] == '.') {
+				evbuffer_add(out, in + start, i - start);
+				evbuffer_add(out, ".", 1);
+				start = i;
+			}
+			c->bol = in[i] == '\n';
+		}
+		evbuffer_add(out, in + start, n - start);
+	}
+}
+
+static void
+smtpc_write(struct bufferevent *bev, void *arg)
+{
+	struct smtpc	*c = arg;
+
+	if (c->state == SC_BODY)
+		send_body(c);
+}
+
+static void
+rcpt_reply(struct smtpc *c, int code)
+{
+	struct attempt	*at = c->at;
+	char		 said[512];
+	size_t		 idx = c->rcpt_replied++;
+
+	remote_said(c, said, sizeof(said));
+	if (code / 100 == 2) {
+		at->result[idx] = AR_ACCEPTED;
+		c->accepted++;
+	} else if (code / 100 == 5)
+		attempt_rcpt_final(at, idx, said);
+	else
+		attempt_rcpt_later(at, idx, said);
+	if (c->rcpt_replied < at->nrcpts)
+		return;
+	if (c->accepted == 0) {
+		sendf(c, "QUIT");
+		c->state = SC_QUIT;
+		return;
+	}
+	sendf(c, "DATA");
+	c->state = SC_DATA;
+}
+
+/* MAIL refused: 5xx fails every recipient here, 4xx tries elsewhere. */
+static void
+mail_refused(struct smtpc *c, int code, const char *said)
+{
+	if (code / 100 == 5)
+		attempt_all_final(c->at, said);
+	else
+		attempt_host_failed(c->at, said);
+	if (c->pipelining) {
+		/* The RCPTs already went out and draw 503s: just leave. */
+		smtpc_finish(c, NULL);
+		return;
+	}
+	sendf(c, "QUIT");
+	c->state = SC_QUIT;
+}
+
+static void
+start_body(struct smtpc *c, int code, const char *said)
+{
+	if (code != 354) {
+		attempt_accepted_result(c->at, code, said);
+		smtpc_finish(c, NULL);
+		return;
+	}
+	c->state = SC_BODY;
+	c->bol = 1;
+	if ((c->datafd = spool_open_data(c->at->env)) == -1) {
+		smtpc_finish(c, "cannot open the queued message");
+		return;
+	}
+	send_body(c);
+}
+
+static void
+reply_done(struct smtpc *c, int code)
+{
+	char	said[512];
+
+	remote_said(c, said, sizeof(said));
+	switch (c->state) {
+	case SC_BANNER:
+		if (code != 220) {
+			smtpc_finish(c, said);
+			break;
+		}
+		sendf(c, "EHLO %s", proc->conf.serverhostname);
+		c->state = SC_EHLO;
+		break;
+	case SC_EHLO:
+		if (code / 100 == 2) {
+			send_mail(c);
+			break;
+		}
+		/* An old server: try HELO. */
+		sendf(c, "HELO %s", proc->conf.serverhostname);
+		c->state = SC_HELO;
+		break;
+	case SC_HELO:
+		if (code / 100 != 2)
+			smtpc_finish(c, said);
+		else
+			send_mail(c);
+		break;
+	case SC_MAIL:
+		if (code / 100 != 2) {
+			mail_refused(c, code, said);
+			break;
+		}
+		if (!c->pipelining)
+			send_rcpts(c);
+		c->state = SC_RCPT;
+		break;
+	case SC_RCPT:
+		rcpt_reply(c, code);
+		break;
+	case SC_DATA:
+		start_body(c, code, said);
+		break;
+	case SC_DOT:
+		attempt_accepted_result(c->at, code, said);
+		sendf(c, "QUIT");
+		c->state = SC_QUIT;
+		break;
+	case SC_QUIT:
+		smtpc_finish(c, NULL);
+		break;
+	default:
+		smtpc_finish(c, "reply out of turn");
+		break;
+	}
+}
+
+/* One reply line; 1 when it ends a reply (its code in *code). */
+static int
+reply_line(struct smtpc *c, const char *line, size_t len, int *code)
+{
+	if (len < 3 || !isdigit((unsigned char)line[0]) ||
+	    !isdigit((unsigned char)line[1]) ||
+	    !isdigit((unsigned char)line[2]) ||
+	    (len > 3 && line[3] != ' ' && line[3] != '-'))
+		return -1;
+	if (++c->nlines > SMTPC_LINES_MAX)
+		return -1;
+	if (c->state == SC_EHLO && c->nlines > 1 && len > 4)
+		ehlo_keyword(c, line + 4);
+	/* The last line carries the final code and, usually, the why. */
+	snprintf(c->reply, sizeof(c->reply), "%.*s", (int)len, line);
+	if (len > 3 && line[3] == '-')
+		return 0;
+	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + line[2] - '0';
+	c->nlines = 0;
+	return 1;
+}
+
+static void
+smtpc_read(struct bufferevent *bev, void *arg)
+{
+	struct smtpc	*c = arg;
+	struct evbuffer	*in = bufferevent_get_input(bev);
+	char		*line;
+	size_t		 len;
+	int		 code, r;
+
+	while (!c->finished) {
+		line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+		if (line == NULL) {
+			if (evbuffer_get_length(in) > SMTPC_LINE_MAX)
+				smtpc_finish(c, "reply line too long");
+			return;
+		}
+		if (len > SMTPC_LINE_MAX) {
+			free(line);
+			smtpc_finish(c, "reply line too long");
+			return;
+		}
+		r = reply_line(c, line, len, &code);
+		free(line);
+		if (r == -1) {
+			smtpc_finish(c, "garbled reply");
+			return;
+		}
+		if (r == 1)
+			reply_done(c, code);
+	}
+}
+
+static void
+smtpc_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtpc	*c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		c->state = SC_BANNER;
+		return;
+	}
+	if (c->state == SC_QUIT && (what & BEV_EVENT_EOF)) {
+		smtpc_finish(c, NULL);
+		return;
+	}
+	smtpc_finish(c, what & BEV_EVENT_TIMEOUT ? "timed out" :
+	    what & BEV_EVENT_EOF ? "connection closed" :
+	    c->state == SC_CONNECT ? "connection refused" :
+	    "connection failed");
+}
+
+static int
+make_sockaddr(const char *addr, int port, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	return -1;
+}
+
+/* Start a session to the attempt's current host. */
+void
+smtpc_start(struct attempt *at)
+{
+	struct sockaddr_storage	 ss;
+	struct timeval		 tv = { proc->conf.timeout, 0 };
+	struct smtpc		*c;
+	struct host		*h = &at->hosts[at->cur];
+	socklen_t		 len;
+
+	if (make_sockaddr(h->addr, h->port, &ss, &len) == -1) {
+		attempt_host_failed(at, "bad address");
+		attempt_host_done(at);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->at = at;
+	c->datafd = -1;
+	c->state = SC_CONNECT;
+	c->bev = bufferevent_socket_new(proc->base, -1,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		fatalx("bufferevent_socket_new");
+	bufferevent_setcb(c->bev, smtpc_read, smtpc_write, smtpc_event, c);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_debug("outbound id=%s connecting to %s[%s]:%d", at->env->id,
+	    h->host, h->addr, h->port);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss,
+	    len) == -1)
+		smtpc_finish(c, "connection failed");
+}
