@@ -39,6 +39,7 @@ int	cmd_flush(int argc, char **argv);
 
 /* queue.c */
 int	cmd_queue(int argc, char **argv);
+int	cmd_import(int argc, char **argv);	/* import.c */
 
 /* json.c */
 void	json_begin(void);
