@@ -30,6 +30,7 @@ static const struct command {
 	{ "users",	 cmd_users,	  "",				1 },
 	{ "queue",	 cmd_queue,	  "",				1 },
 	{ "flush",	 cmd_flush,	  "",				1 },
+	{ "updatemx",	 cmd_updatemx,	  "",				1 },
 	{ "import",	 cmd_import,	  "DIR",			1 },
 	{ NULL, NULL, NULL, 0 }
 };

@@ -37,6 +37,9 @@ int	cmd_status(int argc, char **argv);
 int	cmd_reload(int argc, char **argv);
 int	cmd_flush(int argc, char **argv);
 
+/* updatemx.c */
+int	cmd_updatemx(int argc, char **argv);
+
 /* queue.c */
 int	cmd_queue(int argc, char **argv);
 int	cmd_import(int argc, char **argv);	/* import.c */

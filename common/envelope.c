@@ -85,9 +85,10 @@ envelope_format(const struct envelope *e)
 } while (0)
 	PUT("version: 1\nid: %s\ncreated: %lld\nsender: %s\nhelo: %s\n"
 	    "client: %s\nprotocol: %s\nsession: %s\nsize: %lld\n"
+	    "data-size: %lld\n"
 	    "attempts: %d\nnext-attempt: %lld\nlast-error: %s\n",
 	    e->id, (long long)e->created, e->sender, e->helo, e->client,
-	    e->protocol, e->session, e->size, e->attempts,
+	    e->protocol, e->session, e->size, e->datasize, e->attempts,
 	    (long long)e->next_attempt, e->lasterror);
 	for (i = 0; i < e->nrcpts; i++) {
 		r = &e->rcpts[i];
@@ -196,6 +197,8 @@ parse_field(struct envelope *e, const char *key, char *v, const char **why)
 		e->created = n;
 	else if (strcmp(key, "size") == 0)
 		e->size = n;
+	else if (strcmp(key, "data-size") == 0)
+		e->datasize = n;
 	else if (strcmp(key, "attempts") == 0 && n < 1000000)
 		e->attempts = n;
 	else if (strcmp(key, "next-attempt") == 0)

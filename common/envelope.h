@@ -43,6 +43,7 @@ struct envelope {
 	char			 protocol[16];
 	char			 session[17];
 	long long		 size;
+	long long		 datasize;	/* octets of msg/ID once committed */
 	int			 attempts;
 	time_t			 next_attempt;
 	char			 lasterror[256];
@@ -50,6 +51,7 @@ struct envelope {
 	size_t			 nrcpts;
 	int			 inflight;	/* deliveries under way */
 	int			 waiting;	/* on the retry list */
+	int			 ready;		/* on the run list */
 };
 
 TAILQ_HEAD(envlist, envelope);

@@ -58,9 +58,11 @@ static const int spool_calls[] = {
 	SCMP_SYS(lstat), SCMP_SYS(statx),
 };
 
-/* mxcache: DNS over UDP and TCP. */
+/* mxcache: DNS over UDP and TCP; the cache goes to the parent in a
+ * memfd; glibc's qsort asks sysinfo how much memory there is. */
 static const int dns_calls[] = {
-	SCMP_SYS(bind), SCMP_SYS(socket),
+	SCMP_SYS(bind), SCMP_SYS(socket), SCMP_SYS(memfd_create),
+	SCMP_SYS(sysinfo),
 };
 
 static void

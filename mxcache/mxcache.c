@@ -1,20 +1,80 @@
 /*
  * mxcache: MX resolution with ldns. The resolver is set up before the
- * chroot, since /etc/resolv.conf is not there afterwards.
+ * chroot, since /etc/resolv.conf is not there afterwards; from then on
+ * the process only talks DNS to it and imsg to queued and the parent.
  */
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "child.h"
 #include "log.h"
+#include "mxcache.h"
 #include "proc.h"
 #include "sandbox.h"
 
-static struct chan queued;
+static struct chan		 queued;
+static struct mxresolver	*resolver;
+
+void
+reply_lookup(uint32_t req, const struct mxentry *e, const char *reason)
+{
+	struct msgbuild	mb;
+	size_t		order[MX_MAX_HOSTS], n = 0, i;
+	const struct mxrr *rr;
+
+	if (e->status == MX_OK)
+		n = mx_try_order(e, order);
+	mb_init(&mb);
+	mb_u32(&mb, req);
+	mb_u32(&mb, e->status);
+	mb_str(&mb, reason);
+	mb_u32(&mb, n);
+	for (i = 0; i < n; i++) {
+		rr = &e->rr[order[i]];
+		mb_u32(&mb, rr->pref);
+		mb_str(&mb, rr->host);
+		mb_str(&mb, rr->addr);
+	}
+	if (chan_send(&queued, &mb, IMSG_MX_REPLY, 0, -1) == -1)
+		log_warnx("mx reply req=%u not sent", req);
+}
+
+void
+reply_refresh(uint32_t peerid, unsigned ndomains, unsigned nfailed,
+    const char *reason)
+{
+	struct msgbuild	mb;
+
+	mb_init(&mb);
+	mb_u32(&mb, ndomains);
+	mb_u32(&mb, nfailed);
+	mb_str(&mb, reason);
+	chan_send(&proc->parent, &mb, IMSG_MX_REFRESH_DONE, peerid, -1);
+}
+
+void
+send_save(int fd)
+{
+	chan_compose(&proc->parent, IMSG_MX_SAVE, 0, fd, NULL, 0);
+}
 
 static int
 queued_dispatch(struct chan *c, struct imsg *im)
 {
-	return -1;	/* no requests yet */
+	struct msgread	mr;
+	char		domain[1024];
+	uint32_t	req;
+
+	if (im->hdr.type != IMSG_MX_LOOKUP || im->fd != -1)
+		return -1;
+	mr_init(&mr, im);
+	req = mr_u32(&mr);
+	mr_str(&mr, domain, sizeof(domain));
+	if (mr_end(&mr) == -1)
+		return -1;
+	cache_lookup(req, domain);
+	return 0;
 }
 
 static int
@@ -24,17 +84,57 @@ parent_dispatch(struct chan *c, struct imsg *im)
 
 	if ((r = child_common_dispatch(im)) != 0)
 		return r == 1 ? 0 : -1;
-	return -1;
+	switch (im->hdr.type) {
+	case IMSG_MX_LOAD:
+		if (im->fd == -1 || im->datalen != 0)
+			return -1;
+		cache_load(im->fd);
+		close(im->fd);
+		return 0;
+	case IMSG_MX_REFRESH:
+		if (im->fd != -1 || im->datalen != 0)
+			return -1;
+		cache_refresh(im->hdr.peerid);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static void
+reloaded(void)
+{
+	mxresolver_reconfigure(resolver, &proc->conf);
+	log_debug("mxcache: resolver %s", mxresolver_name(resolver));
+}
+
+static void
+shutdown_now(void)
+{
+	/* Best effort: the parent may be gone before it reads this. */
+	cache_flush();
+	imsgbuf_flush_all(&proc->parent.ib);
+	exit(0);
 }
 
 int
 main(int argc, char *argv[])
 {
+	char	warn[256];
+
 	child_start(argc, argv, PROC_MXCACHE);
+	resolver = mxresolver_new(proc->base, &proc->conf, warn,
+	    sizeof(warn));
+	if (warn[0])
+		log_warnx("mxcache: %s", warn);
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued, PROC_QUEUED, queued_dispatch);
+	cache_init(resolver);
+	proc->reloaded = reloaded;
+	proc->shutdown = shutdown_now;
 	child_ready(parent_dispatch);
 	sandbox_enter(PROC_MXCACHE);
+	log_debug("mxcache: resolver %s", mxresolver_name(resolver));
 	event_base_dispatch(proc->base);
 	return 0;
 }

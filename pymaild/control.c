@@ -133,6 +133,18 @@ control_stats_reply(enum proc_role from, uint32_t id, uint32_t count)
 	}
 }
 
+void
+control_answer(uint32_t id, int ok, const char *text)
+{
+	int	i;
+
+	for (i = 0; i < CTL_MAX_CONNS; i++)
+		if (conns[i].inuse && conns[i].id == id) {
+			ctl_reply(&conns[i], ok, text);
+			return;
+		}
+}
+
 static int
 ctl_dispatch(struct chan *ch, struct imsg *im)
 {
@@ -157,6 +169,11 @@ ctl_dispatch(struct chan *ch, struct imsg *im)
 		else
 			ctl_reply(cc, 1, "Queue flush requested: every "
 			    "deferred message is retried now.\n");
+		return 0;
+	case IMSG_CTL_UPDATEMX:
+		/* Answered by control_answer when mxcache is done. */
+		if (mxstore_refresh(cc->id) == -1)
+			ctl_reply(cc, 0, "mxcache is not reachable");
 		return 0;
 	case IMSG_CTL_RELOAD:
 		if (parent_reload(err, sizeof(err)) == -1) {

@@ -5,7 +5,9 @@
  * is copied into USER/Maildir/tmp with LF line ends behind Return-Path
  * and Delivered-To lines; one syncfs() makes the whole batch durable, the
  * renames into new/ follow, and a second syncfs() makes those durable
- * before queued hears "delivered" and may forget the message.
+ * before queued hears "delivered" and may forget the message. That disk
+ * work runs on a thread of its own, so logins and RCPT checks are not
+ * kept waiting behind it.
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bgjob.h"
 #include "log.h"
 #include "pymaild.h"
 #include "util.h"
@@ -43,9 +46,11 @@ struct dreq {
 
 TAILQ_HEAD(dreqlist, dreq);
 
-static struct dreqlist	 batch = TAILQ_HEAD_INITIALIZER(batch);
+/* Requests gather in `pending` while the writer thread has `running`. */
+static struct dreqlist	 pending = TAILQ_HEAD_INITIALIZER(pending);
+static struct dreqlist	 running = TAILQ_HEAD_INITIALIZER(running);
 static struct event	 ev_batch;
-static int		 batch_scheduled;
+static int		 batch_scheduled, batch_running;
 static int		 maildir_fd = -1;
 static unsigned int	 counter;
 
@@ -60,6 +65,7 @@ deliver_init(void)
 		fatal("open %s", env->conf.maildir);
 	event_set(&ev_batch, -1, 0, deliver_batch, NULL);
 	event_base_set(env->base, &ev_batch);
+	bgjob_init(env->base);
 }
 
 static void
@@ -228,9 +234,7 @@ move_to_new(struct dreq *d)
 	if (rename(d->tmp, path) == -1) {
 		fail_errno(d, "rename into new/");
 		unlink(d->tmp);
-		return;
 	}
-	store_usage_add(d->user, d->size);
 }
 
 static void
@@ -253,37 +257,72 @@ reply(struct dreq *d)
 	parent_send(PROC_QUEUED, IMSG_DELIVER_REPLY, &mb, -1);
 }
 
+/* On the writer thread: files, syncs and renames, nothing shared. */
 static void
-deliver_batch(int fd, short ev, void *arg)
+batch_work(void *arg)
 {
-	struct dreq	*d, *next;
-	int		 pending = 0;
+	struct dreq	*d;
+	int		 pending_ok = 0;
 
-	batch_scheduled = 0;
-	store_refresh_users();
-	TAILQ_FOREACH(d, &batch, entry) {
-		if (check_mailbox(d) == 0 && write_tmp(d) == 0)
-			pending++;
+	TAILQ_FOREACH(d, &running, entry) {
+		if (d->result == DELIVER_OK && write_tmp(d) == 0)
+			pending_ok++;
 		close(d->fd);
 		d->fd = -1;
 	}
-	if (pending && syncfs(maildir_fd) == -1) {
-		TAILQ_FOREACH(d, &batch, entry)
+	if (pending_ok == 0)
+		return;
+	if (syncfs(maildir_fd) == -1) {
+		TAILQ_FOREACH(d, &running, entry)
 			if (d->result == DELIVER_OK) {
 				fail_errno(d, "syncfs");
 				unlink(d->tmp);
 			}
 	}
-	TAILQ_FOREACH(d, &batch, entry)
+	TAILQ_FOREACH(d, &running, entry)
 		if (d->result == DELIVER_OK)
 			move_to_new(d);
-	if (pending && syncfs(maildir_fd) == -1)
+	if (syncfs(maildir_fd) == -1)
 		log_warn("delivery: syncfs after the renames");
-	TAILQ_FOREACH_SAFE(d, &batch, entry, next) {
-		TAILQ_REMOVE(&batch, d, entry);
+}
+
+/* Back on the loop: the running quota figures, and the answers. */
+static void
+batch_done(void *arg)
+{
+	struct dreq	*d;
+
+	while ((d = TAILQ_FIRST(&running)) != NULL) {
+		TAILQ_REMOVE(&running, d, entry);
+		if (d->result == DELIVER_OK)
+			store_usage_add(d->user, d->size);
 		reply(d);
 		free(d);
 	}
+	batch_running = 0;
+	if (!TAILQ_EMPTY(&pending))
+		event_active(&ev_batch, EV_TIMEOUT, 1);
+}
+
+static void
+deliver_batch(int fd, short ev, void *arg)
+{
+	struct dreq	*d;
+
+	batch_scheduled = 0;
+	if (batch_running)
+		return;		/* batch_done starts the next one */
+	store_refresh_users();
+	while ((d = TAILQ_FIRST(&pending)) != NULL) {
+		TAILQ_REMOVE(&pending, d, entry);
+		/* The checks need the store's state: here, not there. */
+		check_mailbox(d);
+		TAILQ_INSERT_TAIL(&running, d, entry);
+	}
+	if (TAILQ_EMPTY(&running))
+		return;
+	batch_running = 1;
+	bgjob_submit(batch_work, batch_done, NULL);
 }
 
 int
@@ -309,7 +348,7 @@ deliver_request(struct imsg *im)
 		return -1;	/* the channel closes the descriptor */
 	}
 	d->result = DELIVER_OK;
-	TAILQ_INSERT_TAIL(&batch, d, entry);
+	TAILQ_INSERT_TAIL(&pending, d, entry);
 	if (!batch_scheduled) {
 		batch_scheduled = 1;
 		event_active(&ev_batch, EV_TIMEOUT, 1);

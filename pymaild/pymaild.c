@@ -3,6 +3,7 @@
  * starts the helpers (each drops its own privileges), then drops to
  * `user` itself and serves the children's requests and the control socket.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -594,6 +595,27 @@ load_config_or_die(const char *path)
 	}
 }
 
+/*
+ * Every session holds a descriptor: take the hard limit, so maxsessions
+ * can be reached, and say so when it still cannot.
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit	rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("setrlimit RLIMIT_NOFILE");
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)env->conf.maxsessions + 64)
+		log_warnx("warning: the open file limit (%llu) is below "
+		    "maxsessions (%d): sessions beyond it are refused",
+		    (unsigned long long)rl.rlim_cur, env->conf.maxsessions);
+}
+
 static void
 setup_signals(void)
 {
@@ -647,6 +669,7 @@ main(int argc, char *argv[])
 	    "pymaild");
 	lookup_account(env->conf.user, &env->uid, &env->gid);
 	make_folders();
+	raise_fd_limit();
 	bind_all();
 	ctlfd = control_listen(env->conf.controlsocket, env->uid, env->gid);
 	if (!env->foreground)
@@ -667,6 +690,7 @@ main(int argc, char *argv[])
 	setproctitle("-pymaild: parent");
 	auth_init(env->base, 2);
 	store_init();
+	mxstore_init();
 	deliver_init();
 	control_start(ctlfd);
 	event_base_dispatch(env->base);

@@ -47,6 +47,8 @@ int	control_listen(const char *path, uid_t owner, gid_t group);
 void	control_start(int fd);
 void	control_stats_reply(enum proc_role from, uint32_t peerid,
 	    uint32_t count);
+/* Answer the control client with this id, if it is still there. */
+void	control_answer(uint32_t id, int ok, const char *text);
 void	control_cleanup(void);
 
 /* store.c: the mailbox store's side of the children's requests */
@@ -60,6 +62,21 @@ long long store_usage(const char *user);
 void	store_usage_add(const char *user, long long bytes);
 /* Forget the figure (messages removed): the next use scans again. */
 void	store_usage_changed(const char *user);
+/* The hash a login for name is checked against: the user's, or a dummy
+ * for an unknown name; user gets the normalised name ("-" if invalid). */
+const char *store_login_hash(const char *name, char user[USER_NAME_MAX + 1],
+	    int *known);
+/* After a good login with PyMaild's md5 hash: store newhash instead. */
+void	store_upgrade_hash(const char *user, const char *newhash);
+
+/* mailbox.c: the mailbox store's side of POP3 */
+int	mailbox_dispatch(struct imsg *);
+
+/* mxstore.c: MAILDIR/mxservers for mxcache, and updatemx */
+void	mxstore_init(void);
+int	mxstore_dispatch(struct imsg *);
+/* Forward `pymailadm updatemx`; -1 when mxcache is not reachable. */
+int	mxstore_refresh(uint32_t ctlid);
 
 /* deliver.c */
 void	deliver_init(void);
@@ -72,6 +89,11 @@ void	auth_init(struct event_base *, int nthreads);
  * yescrypt hash of the password to store instead. */
 void	auth_submit(const char *hash, const char *password, int upgrade,
 	    auth_done_fn done, void *arg);
+/* The same for a named user; a success is remembered for a while (the
+ * verification cache), so the same user, password and hash again is
+ * answered without the hashing cost. */
+void	auth_check(const char *user, const char *hash, const char *password,
+	    int upgrade, auth_done_fn done, void *arg);
 /* Failures of one client address in the last 15 minutes. */
 int	auth_failures(const char *addr);
 void	auth_record_failure(const char *addr);

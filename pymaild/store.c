@@ -204,6 +204,31 @@ out:
 	store_refresh_users();
 }
 
+const char *
+store_login_hash(const char *name, char user[USER_NAME_MAX + 1], int *known)
+{
+	struct userent	*u = NULL;
+	const char	*why;
+
+	store_refresh_users();
+	if (user_name_normalize(name, user, &why) == 0)
+		u = userdb_find(&users, user);
+	else
+		strlcpy(user, "-", USER_NAME_MAX + 1);
+	*known = u != NULL;
+	return u ? u->hash : dummy_hash;
+}
+
+void
+store_upgrade_hash(const char *user, const char *newhash)
+{
+	struct userent	*u;
+
+	if ((u = userdb_find(&users, user)) != NULL &&
+	    password_is_legacy(u->hash))
+		save_upgraded_hash(user, u->hash, newhash);
+}
+
 static void
 auth_done(void *arg, int ok, const char *newhash)
 {
@@ -337,6 +362,18 @@ store_dispatch(struct child *c, struct imsg *im)
 		if (c->role != PROC_QUEUED)
 			break;
 		return deliver_request(im);
+	case IMSG_POP3_LOGIN:
+	case IMSG_POP3_OPEN:
+	case IMSG_POP3_UPDATE:
+	case IMSG_POP3_RELEASE:
+		if (c->role != PROC_POP3D)
+			break;
+		return mailbox_dispatch(im);
+	case IMSG_MX_SAVE:
+	case IMSG_MX_REFRESH_DONE:
+		if (c->role != PROC_MXCACHE)
+			break;
+		return mxstore_dispatch(im);
 	default:
 		break;
 	}

@@ -67,6 +67,7 @@ size_t	spool_count(void);
 /* runner.c */
 void	runner_init(void);
 void	runner_add(struct envelope *);
+void	runner_restore(struct envelope *);
 int	runner_deliver_reply(struct imsg *);
 size_t	runner_count(void);
 void	runner_shutdown(void);

@@ -53,8 +53,21 @@ schedule(void)
 void
 runner_add(struct envelope *e)
 {
+	e->ready = 1;
 	TAILQ_INSERT_TAIL(&ready, e, entry);
 	schedule();
+}
+
+/* From the spool at start: deferred mail keeps its schedule. */
+void
+runner_restore(struct envelope *e)
+{
+	if (e->next_attempt > time(NULL)) {
+		e->waiting = 1;
+		TAILQ_INSERT_TAIL(&waiting, e, entry);
+		return;
+	}
+	runner_add(e);
 }
 
 static int
@@ -76,9 +89,11 @@ start_delivery(struct envelope *e, size_t i)
 	int		 slot, fd;
 
 	if ((slot = slot_free()) == -1)
-		return -1;
+		return 0;	/* all slots busy: wait for a reply */
 	if ((fd = spool_open_data(e)) == -1) {
 		log_warn("runner: cannot open the data of %s", e->id);
+		snprintf(e->lasterror, sizeof(e->lasterror),
+		    "451 4.3.0 queued message unreadable");
 		return -1;
 	}
 	d = xcalloc(1, sizeof(*d));
@@ -95,7 +110,7 @@ start_delivery(struct envelope *e, size_t i)
 	mb_str(&mb, e->sender);
 	mb_str(&mb, e->rcpts[i].address);
 	queued_send_parent(IMSG_DELIVER, &mb, fd);
-	return 0;
+	return 1;
 }
 
 static int
@@ -177,20 +192,26 @@ settle(struct envelope *e)
 	return 0;
 }
 
-/* Start what can start; 0 when out of delivery slots. */
+/*
+ * Start what can start. 0: out of slots, run this again once a reply
+ * frees one; 1: everything that can run is under way (or failed).
+ */
 static int
 run_one(struct envelope *e)
 {
 	size_t	i;
+	int	r;
 
 	if (outbound_start(e) == 0)
-		return e->inflight > 0 ? 0 : -1;
+		return 0;
 	for (i = 0; i < e->nrcpts; i++) {
 		if (e->rcpts[i].status != RS_PENDING ||
 		    e->rcpts[i].user[0] == '\0' || e->rcpts[i].inflight)
 			continue;
-		if (start_delivery(e, i) == -1)
-			return e->inflight > 0 ? 0 : -1;
+		if ((r = start_delivery(e, i)) == 0)
+			return 0;
+		if (r == -1)
+			break;	/* settle() defers the message */
 	}
 	return 1;
 }
@@ -204,9 +225,11 @@ runner_run(int fd, short ev, void *arg)
 	run_scheduled = 0;
 	while (!stopping && (e = TAILQ_FIRST(&ready)) != NULL) {
 		TAILQ_REMOVE(&ready, e, entry);
+		e->ready = 0;
 		r = run_one(e);
 		if (r == 0) {
 			/* Out of slots: the rest waits for replies. */
+			e->ready = 1;
 			TAILQ_INSERT_HEAD(&ready, e, entry);
 			return;
 		}
@@ -247,7 +270,8 @@ runner_deliver_reply(struct imsg *im)
 		strlcpy(r->reason, reason, sizeof(r->reason));
 	} else
 		strlcpy(e->lasterror, reason, sizeof(e->lasterror));
-	if (e->inflight == 0)
+	/* On the run list, it settles after its next run instead. */
+	if (e->inflight == 0 && !e->ready)
 		settle(e);
 	if (stopping && ninflight == 0 && !outbound_busy())
 		exit(0);
@@ -259,7 +283,7 @@ runner_deliver_reply(struct imsg *im)
 void
 runner_attempt_done(struct envelope *e)
 {
-	if (e->inflight == 0)
+	if (e->inflight == 0 && !e->ready)
 		settle(e);
 	if (stopping && ninflight == 0 && !outbound_busy())
 		exit(0);
@@ -317,6 +341,7 @@ tick(int fd, short ev, void *arg)
 			continue;
 		TAILQ_REMOVE(&waiting, e, entry);
 		e->waiting = 0;
+		e->ready = 1;
 		TAILQ_INSERT_TAIL(&ready, e, entry);
 		schedule();
 	}

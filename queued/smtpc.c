@@ -59,9 +59,20 @@ static void	smtpc_event(struct bufferevent *, short, void *);
 static void	smtpc_write(struct bufferevent *, void *);
 
 static void
+smtpc_free(int fd, short ev, void *arg)
+{
+	free(arg);
+}
+
+/*
+ * The session is over. Its memory goes on the next loop turn, since the
+ * read loop that got here still looks at c->finished.
+ */
+static void
 smtpc_finish(struct smtpc *c, const char *why)
 {
 	struct attempt	*at = c->at;
+	struct timeval	 now = { 0, 0 };
 
 	if (c->finished)
 		return;
@@ -71,7 +82,10 @@ smtpc_finish(struct smtpc *c, const char *why)
 	if (c->datafd != -1)
 		close(c->datafd);
 	bufferevent_free(c->bev);
-	free(c);
+	c->bev = NULL;
+	if (event_base_once(proc->base, -1, EV_TIMEOUT, smtpc_free, c,
+	    &now) == -1)
+		fatalx("event_base_once");
 	attempt_host_done(at);
 }
 

@@ -3,11 +3,14 @@
  * message durable before smtpd may answer 250.
  *
  * Commits that arrive together share the expensive part (group commit):
- * the envelopes of a batch are written, one syncfs() makes every data
- * file and envelope of the batch durable, the renames into msg/ and env/
- * follow, and one fsync per folder makes the renames durable. Only then
+ * the envelopes of a batch are written and renamed into env/ with their
+ * data into msg/, then one syncfs() makes all of it durable; only then
  * does any of them get its answer. While a batch syncs, the next one
  * gathers in the socket.
+ *
+ * A crash before the syncfs() ends may leave an envelope whose data did
+ * not reach the disk whole. The envelope records the data's size, so
+ * recovery tells such a message (never acknowledged) from a committed one.
  */
 #include <sys/stat.h>
 
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "bgjob.h"
 #include "log.h"
 #include "queued.h"
 #include "util.h"
@@ -31,8 +35,16 @@ struct incoming {
 	TAILQ_ENTRY(incoming)	 entry;
 	uint32_t		 sess;
 	struct envelope		*env;
-	int			 commit;	/* in the current batch */
+	int			 commit;	/* asked for */
+	int			 inbatch;	/* the sync thread has it */
 	int			 result;
+};
+
+/* What the sync thread works on; the loop leaves these entries alone. */
+struct batch {
+	struct incoming	**v;
+	size_t		  n;
+	int		  synced;
 };
 
 TAILQ_HEAD(inlist, incoming);
@@ -40,7 +52,9 @@ TAILQ_HEAD(inlist, incoming);
 static struct inlist	incoming = TAILQ_HEAD_INITIALIZER(incoming);
 static size_t		nincoming;
 static struct event	ev_commit;
+static void		spool_unlink(struct envelope *);
 static int		commit_scheduled;
+static int		batch_running;
 static int		dir_root = -1, dir_msg = -1, dir_env = -1;
 static size_t		nqueued;
 
@@ -296,8 +310,15 @@ fail:
 static int
 commit_one_prepare(struct incoming *in)
 {
-	char	path[64];
+	struct stat	st;
+	char		path[64];
 
+	snprintf(path, sizeof(path), "incoming/%s", in->env->id);
+	if (stat(path, &st) == -1) {
+		log_warn("spool: stat %s", path);
+		return SPOOL_TEMPFAIL;
+	}
+	in->env->datasize = st.st_size;
 	snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
 	if (write_env_file(path, in->env, 0) == -1) {
 		log_warn("spool: cannot write %s", path);
@@ -329,34 +350,36 @@ commit_one_rename(struct incoming *in)
 	return SPOOL_OK;
 }
 
+/* On the sync thread: make the batch durable. */
 static void
-commit_batch(int fd, short ev, void *arg)
+batch_work(void *arg)
 {
-	struct incoming	*in, *next;
-	int		 synced, n = 0;
+	struct batch	*b = arg;
+	size_t		 i;
 
-	commit_scheduled = 0;
-	TAILQ_FOREACH(in, &incoming, entry)
-		if (in->commit)
-			in->result = commit_one_prepare(in);
-	/* Data files (written by smtpd) and envelopes, all at once. */
-	synced = syncfs(dir_root) == 0;
-	if (!synced)
-		log_warn("spool: syncfs");
-	TAILQ_FOREACH(in, &incoming, entry)
-		if (in->commit && in->result == SPOOL_OK)
-			in->result = synced ? commit_one_rename(in) :
-			    SPOOL_TEMPFAIL;
-	if (fsync(dir_msg) == -1 || fsync(dir_env) == -1) {
-		log_warn("spool: fsync of the queue folders");
-		synced = 0;
+	for (i = 0; i < b->n; i++) {
+		b->v[i]->result = commit_one_prepare(b->v[i]);
+		if (b->v[i]->result == SPOOL_OK)
+			b->v[i]->result = commit_one_rename(b->v[i]);
 	}
-	TAILQ_FOREACH_SAFE(in, &incoming, entry, next) {
-		if (!in->commit)
-			continue;
-		if (in->result == SPOOL_OK && !synced) {
+	/* Data (written by smtpd), envelopes and renames, all at once. */
+	if (!(b->synced = syncfs(dir_root) == 0))
+		log_warn("spool: syncfs");
+}
+
+/* Back on the loop: answer smtpd, hand the messages to the runner. */
+static void
+batch_done(void *arg)
+{
+	struct batch	*b = arg;
+	struct incoming	*in;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < b->n; i++) {
+		in = b->v[i];
+		if (in->result == SPOOL_OK && !b->synced) {
 			/* Renamed but maybe not durable: do not promise. */
-			spool_remove(in->env);
+			spool_unlink(in->env);
 			in->result = SPOOL_TEMPFAIL;
 		}
 		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, in->sess, in->env->id,
@@ -370,7 +393,39 @@ commit_batch(int fd, short ev, void *arg)
 		} else
 			incoming_drop(in, 1);
 	}
-	log_debug("spool: committed %d messages in one batch", n);
+	log_debug("spool: committed %zu messages in one batch", n);
+	free(b->v);
+	free(b);
+	batch_running = 0;
+	commit_schedule();
+}
+
+static void
+commit_batch(int fd, short ev, void *arg)
+{
+	struct incoming	*in;
+	struct batch	*b;
+
+	commit_scheduled = 0;
+	if (batch_running)
+		return;		/* batch_done starts the next one */
+	b = xcalloc(1, sizeof(*b));
+	TAILQ_FOREACH(in, &incoming, entry)
+		if (in->commit && !in->inbatch)
+			b->n++;
+	if (b->n == 0) {
+		free(b);
+		return;
+	}
+	b->v = xcalloc(b->n, sizeof(*b->v));
+	b->n = 0;
+	TAILQ_FOREACH(in, &incoming, entry)
+		if (in->commit && !in->inbatch) {
+			in->inbatch = 1;
+			b->v[b->n++] = in;
+		}
+	batch_running = 1;
+	bgjob_submit(batch_work, batch_done, b);
 }
 
 int
@@ -382,18 +437,26 @@ spool_open_data(const struct envelope *e)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-void
-spool_remove(struct envelope *e)
+/* Remove a message's files: the envelope first, since data without an
+ * envelope is garbage at start, while the reverse would be corrupt. */
+static void
+spool_unlink(struct envelope *e)
 {
 	char	path[64];
 
-	/* The envelope first: without it the data is garbage at start. */
 	snprintf(path, sizeof(path), "env/%s", e->id);
 	if (unlink(path) == -1 && errno != ENOENT)
 		log_warn("spool: unlink %s", path);
 	snprintf(path, sizeof(path), "msg/%s", e->id);
 	if (unlink(path) == -1 && errno != ENOENT)
 		log_warn("spool: unlink %s", path);
+}
+
+/* A queued message is done. */
+void
+spool_remove(struct envelope *e)
+{
+	spool_unlink(e);
 	if (nqueued > 0)
 		nqueued--;
 }
@@ -525,8 +588,18 @@ load_one(const char *id)
 		set_aside(id, "message data missing");
 		return;
 	}
+	if (e->datasize > 0 && st.st_size != e->datasize) {
+		/* Cut short by a crash inside its commit: never answered
+		 * 250, so the client still has it. */
+		log_info("spool: removed %s: data incomplete (%lld of %lld "
+		    "octets), its commit never finished", id,
+		    (long long)st.st_size, e->datasize);
+		spool_unlink(e);
+		envelope_free(e);
+		return;
+	}
 	nqueued++;
-	runner_add(e);
+	runner_restore(e);
 }
 
 /* Committed envelopes go back to the runner; data without one goes. */
@@ -574,5 +647,6 @@ spool_init(void)
 	dir_env = open_dir("env");
 	event_set(&ev_commit, -1, 0, commit_batch, NULL);
 	event_base_set(proc->base, &ev_commit);
+	bgjob_init(proc->base);
 	recover();
 }

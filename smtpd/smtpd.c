@@ -107,6 +107,47 @@ refuse(int fd, const char *why)
 	close(fd);
 }
 
+static struct event	ev_resume;
+static int		accept_paused;
+
+static void
+listeners_enable(int on)
+{
+	int	i;
+
+	for (i = 0; i < nlisten; i++) {
+		if (on)
+			event_add(&listen_ev[i], NULL);
+		else
+			event_del(&listen_ev[i]);
+	}
+}
+
+static void
+accept_resume(int fd, short ev, void *arg)
+{
+	accept_paused = 0;
+	listeners_enable(1);
+}
+
+/* Out of descriptors: stop accepting for a second rather than spin. */
+static void
+accept_pause(void)
+{
+	struct timeval	tv = { 1, 0 };
+
+	if (accept_paused)
+		return;
+	accept_paused = 1;
+	log_warnx("smtp-in: out of file descriptors with %zu sessions; not "
+	    "accepting for 1 s (lower maxsessions or raise the limit)",
+	    nsessions);
+	listeners_enable(0);
+	evtimer_set(&ev_resume, accept_resume, NULL);
+	event_base_set(proc->base, &ev_resume);
+	evtimer_add(&ev_resume, &tv);
+}
+
 static void
 on_accept(int lfd, short ev, void *arg)
 {
@@ -122,7 +163,9 @@ on_accept(int lfd, short ev, void *arg)
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR &&
+			if (errno == EMFILE || errno == ENFILE)
+				accept_pause();
+			else if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("accept");
 			return;

@@ -1,0 +1,19 @@
+/*
+ * One background thread for the slow, blocking part of a job (fsync,
+ * syncfs), so the event loop goes on serving while the disk works. Jobs
+ * run in the order given; each one's done() runs back on the loop.
+ */
+#ifndef PYMAILD_BGJOB_H
+#define PYMAILD_BGJOB_H
+
+#include <event.h>
+
+typedef void	(*bgjob_fn)(void *arg);
+
+/* Start the thread; before any sandbox, since it needs clone(2). */
+void	bgjob_init(struct event_base *base);
+/* work(arg) on the thread, then done(arg) on the loop. work must touch
+ * nothing the loop touches meanwhile. */
+void	bgjob_submit(bgjob_fn work, bgjob_fn done, void *arg);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * MX resolution on ldns (DESIGN.md A6, B4), shared by mxcache and
+ * `pymailadm updatemx`. ldns builds and parses the packets; the UDP
+ * exchange (and TCP when an answer is truncated) is ours, non-blocking on
+ * a libevent loop with a timeout and a retry, so one process has many
+ * lookups in flight and never waits on the network.
+ *
+ * A lookup asks for the domain's MX records, then for the A and AAAA
+ * records of every MX host at once, and yields an mxentry:
+ *  - MX_OK: the addresses in preference order (a host's IPv4 addresses
+ *    before its IPv6 ones), at most MX_MAX_HOSTS; the domain's own
+ *    addresses with preference 0 when it has no MX (RFC 5321 5.1);
+ *  - MX_NULLMX for a single MX "." (RFC 7505), MX_NXDOMAIN, MX_NOHOSTS
+ *    when the hosts resolve to nothing;
+ *  - MX_TEMPFAIL for SERVFAIL, no answer, a garbled answer, or when no
+ *    host resolved and some failed temporarily: never a permanent
+ *    failure for a temporary problem.
+ * expires is now + the smallest TTL seen, clamped to [MX_TTL_MIN,
+ * MX_TTL_MAX]; negative answers get MX_TTL_NEG; when some hosts failed
+ * temporarily the partial answer is kept only MX_TTL_MIN.
+ */
+#ifndef PYMAILD_MXLOOKUP_H
+#define PYMAILD_MXLOOKUP_H
+
+#include <event.h>
+
+#include "config.h"
+#include "mxfile.h"
+
+#define MX_TTL_MIN	60
+#define MX_TTL_MAX	86400
+#define MX_TTL_NEG	300
+#define MX_REASON_MAX	200
+
+struct mxresolver;
+
+/*
+ * The resolver: the config's `resolver` when set, else the nameservers
+ * of /etc/resolv.conf (read now: call this before a chroot). Never
+ * fails: without any nameserver it uses 127.0.0.1:53, as libc does, and
+ * says so in warn (else warn is set to "").
+ */
+struct mxresolver *mxresolver_new(struct event_base *base,
+	    const struct config *conf, char *warn, size_t warnlen);
+/* After a reload: a new `resolver` applies to the next queries; an empty
+ * one goes back to the resolv.conf list read at start. */
+void	mxresolver_reconfigure(struct mxresolver *, const struct config *);
+/* Only once every lookup is done. */
+void	mxresolver_free(struct mxresolver *);
+/* "127.0.0.1:5353": the first server, for messages. */
+const char *mxresolver_name(const struct mxresolver *);
+
+/*
+ * The result, valid during the call (mxentry_copy what you keep);
+ * reason says what went wrong for MX_TEMPFAIL, else it is the status's
+ * text. The callback never runs inside mxlookup_start.
+ */
+typedef void	(*mxlookup_done)(const struct mxentry *e, const char *reason,
+	    void *arg);
+
+void	mxlookup_start(struct mxresolver *, const char *domain,
+	    mxlookup_done done, void *arg);
+
+/*
+ * The order to try an entry's addresses in (indexes into e->rr): hosts
+ * of equal preference shuffled anew for every answer (RFC 5321 5.1),
+ * each host's addresses together and in their order. Returns how many.
+ */
+size_t	mx_try_order(const struct mxentry *e, size_t order[MX_MAX_HOSTS]);
+
+/* What `updatemx` prints, in the daemon and in pymailadm:
+ * "MX cache refreshed: N domains." or the failure. 0 ok, -1 failed. */
+int	mxrefresh_summary(char *buf, size_t len, unsigned ndomains,
+	    unsigned nfailed, const char *reason);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * mxcache: answers queued's MX lookups from memory, asks the resolver
+ * (common/mxlookup.c) for what is missing or expired, and hands the
+ * whole cache to the parent to keep in MAILDIR/mxservers.
+ */
+#ifndef PYMAILD_MXCACHE_H
+#define PYMAILD_MXCACHE_H
+
+#include <stdint.h>
+
+#include "mxfile.h"
+#include "mxlookup.h"
+
+/* cache.c */
+void	cache_init(struct mxresolver *);
+/* queued's IMSG_MX_LOOKUP: answered now from memory, or later. */
+void	cache_lookup(uint32_t req, const char *domain);
+/* The parent's IMSG_MX_REFRESH: every cached domain again, then
+ * IMSG_MX_REFRESH_DONE with this peerid. */
+void	cache_refresh(uint32_t peerid);
+/* The parent's IMSG_MX_LOAD: the file as a descriptor. */
+void	cache_load(int fd);
+/* Stopping: hand over what was not saved yet. */
+void	cache_flush(void);
+
+/* mxcache.c: the messages out */
+void	reply_lookup(uint32_t req, const struct mxentry *e,
+	    const char *reason);
+void	reply_refresh(uint32_t peerid, unsigned ndomains, unsigned nfailed,
+	    const char *reason);
+void	send_save(int fd);
+
+#endif

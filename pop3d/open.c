@@ -1,0 +1,259 @@
+/*
+ * Message descriptors for RETR and TOP. Each comes from the parent
+ * (IMSG_POP3_OPEN), a round trip that would otherwise be paid in full for
+ * every message; so a session asks ahead: for the RETR and TOP commands
+ * already waiting in its input (pipelining), and for the next message
+ * after the one being sent (clients read a mailbox in order). Opening a
+ * message changes nothing in the mailbox, so a guess that is not used
+ * costs one open and one close. Descriptors held ahead are bounded per
+ * session and in all, so thousands of sessions cannot exhaust ours.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pop3d.h"
+#include "proto.h"
+#include "util.h"
+
+static int	held;		/* slots in use in all sessions */
+
+static struct prefetch *
+slot_find(struct session *s, uint32_t index)
+{
+	int	i;
+
+	for (i = 0; i < POP3_SLOTS; i++)
+		if (s->pf[i].state != PF_FREE && s->pf[i].index == index)
+			return &s->pf[i];
+	return NULL;
+}
+
+static int
+slots_free(const struct session *s)
+{
+	int	i, n = 0;
+
+	for (i = 0; i < POP3_SLOTS; i++)
+		n += s->pf[i].state == PF_FREE;
+	return n;
+}
+
+static void
+slot_release(struct prefetch *p)
+{
+	if (p->fd != -1)
+		close(p->fd);
+	p->fd = -1;
+	p->state = PF_FREE;
+	held--;
+}
+
+/* The requests gathered by ask(), in one message. */
+static void
+send_asks(struct session *s)
+{
+	struct msgbuild	mb;
+	int		i;
+
+	if (s->nasking == 0)
+		return;
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	for (i = 0; i < s->nasking; i++)
+		mb_u32(&mb, s->asking[i]);
+	pop3_send(IMSG_POP3_OPEN, &mb);
+	s->nasking = 0;
+}
+
+static struct prefetch *
+ask(struct session *s, uint32_t index)
+{
+	struct prefetch	*p = NULL;
+	int		 i;
+
+	for (i = 0; i < POP3_SLOTS && p == NULL; i++)
+		if (s->pf[i].state == PF_FREE)
+			p = &s->pf[i];
+	if (p == NULL)
+		fatalx("pop3 session=%08x: no descriptor slot", s->id);
+	s->asking[s->nasking++] = index;
+	p->state = PF_PENDING;
+	p->index = index;
+	p->fd = -1;
+	held++;
+	return p;
+}
+
+/* Ask for index ahead of need, if it is worth it and allowed. */
+static void
+maybe_ask(struct session *s, uint32_t index)
+{
+	/* One slot always stays free for the command at the head. */
+	if (index >= s->nmsgs || s->msgs[index].deleted ||
+	    slot_find(s, index) != NULL || slots_free(s) < 2 ||
+	    held >= POP3_HELD_MAX)
+		return;
+	ask(s, index);
+}
+
+/* "RETR n" or "TOP n ..." waiting in the input: the index of n, or -1.
+ * A guess only: the command is checked when its turn comes. */
+static long
+waiting_index(struct session *s, const char *line, size_t len)
+{
+	size_t		i;
+	uint64_t	n = 0;
+
+	if (len > 5 && strncasecmp(line, "RETR ", 5) == 0)
+		i = 5;
+	else if (len > 4 && strncasecmp(line, "TOP ", 4) == 0)
+		i = 4;
+	else
+		return -1;
+	for (; i < len && isdigit((unsigned char)line[i]) && n <= s->nmsgs;
+	    i++)
+		n = n * 10 + (line[i] - '0');
+	if (n == 0 || n > s->nmsgs)
+		return -1;
+	return n - 1;
+}
+
+/*
+ * Look ahead: the RETR and TOP commands already received, then the
+ * messages after the current one. In batches, so one request and one
+ * wake-up of the parent serve several messages.
+ */
+static void
+prefetch(struct session *s, uint32_t current)
+{
+	const char	*p = s->ibuf, *end = s->ibuf + s->ilen, *nl;
+	long		 index;
+	int		 i, lines = 0;
+
+	/* Clients go forward: guesses left behind are not needed. */
+	for (i = 0; i < POP3_SLOTS; i++)
+		if ((s->pf[i].state == PF_READY ||
+		    s->pf[i].state == PF_FAILED) && s->pf[i].index <= current)
+			slot_release(&s->pf[i]);
+	/* Refill only when few are left, and then fully. */
+	if (POP3_SLOTS - slots_free(s) > POP3_SLOTS / 4)
+		return;
+	while (slots_free(s) >= 2 && lines++ < POP3_SLOTS && p < end &&
+	    (nl = memchr(p, '\n', end - p)) != NULL) {
+		if ((index = waiting_index(s, p, nl - p)) >= 0)
+			maybe_ask(s, index);
+		p = nl + 1;
+	}
+	for (i = 1; i < POP3_SLOTS && slots_free(s) >= 2; i++)
+		maybe_ask(s, current + i);
+	send_asks(s);
+}
+
+static void
+start_xfer(struct session *s, struct prefetch *p)
+{
+	if (p->state == PF_FAILED) {
+		session_printf(s, "-ERR [SYS/TEMP] message %u cannot be "
+		    "read\r\n", s->xfer_index + 1);
+		slot_release(p);
+		return;
+	}
+	session_grow(s);
+	if (s->xfer_top)
+		session_printf(s, "+OK top of message %u follows\r\n",
+		    s->xfer_index + 1);
+	else
+		session_printf(s, "+OK %llu octets\r\n",
+		    (unsigned long long)s->msgs[s->xfer_index].size);
+	xfer_init(&s->xfer, p->fd, s->xfer_top, s->xfer_lines);
+	s->xfer.end = p->size;
+	p->fd = -1;		/* the transfer owns it now */
+	slot_release(p);
+	s->prod = PROD_XFER;
+	s->wait = WAIT_PRODUCE;
+	prefetch(s, s->xfer_index);
+}
+
+void
+msg_open(struct session *s, uint32_t index, int top, uint64_t lines)
+{
+	struct prefetch	*p;
+
+	s->xfer_index = index;
+	s->xfer_top = top;
+	s->xfer_lines = lines;
+	if ((p = slot_find(s, index)) == NULL) {
+		p = ask(s, index);
+		send_asks(s);
+	}
+	if (p->state == PF_PENDING) {
+		s->wait = WAIT_PARENT;
+		s->opening = 1;
+		return;
+	}
+	start_xfer(s, p);
+}
+
+/* The transfer finished: a RETR sent in full marks the message seen. */
+void
+msg_sent(struct session *s)
+{
+	close(s->xfer.fd);
+	s->xfer.fd = -1;
+	if (!s->xfer_top) {
+		s->msgs[s->xfer_index].retrieved = 1;
+		s->nretr++;
+	}
+}
+
+void
+msg_forget(struct session *s)
+{
+	int	i;
+
+	for (i = 0; i < POP3_SLOTS; i++)
+		if (s->pf[i].state != PF_FREE)
+			slot_release(&s->pf[i]);
+	if (s->xfer.fd != -1)
+		close(s->xfer.fd);
+	s->xfer.fd = -1;
+}
+
+int
+reply_open(uint32_t id, struct msgread *mr, int fd)
+{
+	struct session	*s;
+	struct prefetch	*p;
+	uint64_t	 size;
+	uint32_t	 index, result;
+
+	index = mr_u32(mr);
+	result = mr_u32(mr);
+	size = mr_u64(mr);
+	if (mr_end(mr) == -1 || (result == 0) != (fd != -1)) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	/* The session ended, or dropped its guess: not needed any more. */
+	if ((s = session_find(id)) == NULL ||
+	    (p = slot_find(s, index)) == NULL || p->state != PF_PENDING) {
+		if (fd != -1)
+			close(fd);
+		return 0;
+	}
+	p->fd = fd;
+	p->size = size;
+	p->state = fd == -1 ? PF_FAILED : PF_READY;
+	if (s->opening && s->xfer_index == index) {
+		s->opening = 0;
+		s->wait = WAIT_NONE;
+		start_xfer(s, p);
+		session_update(s);
+	}
+	return 0;
+}

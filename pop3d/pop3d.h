@@ -1,0 +1,224 @@
+/*
+ * pop3d: POP3 sessions (DESIGN.md A5), unprivileged and chrooted. The
+ * mailbox lives with the parent: pop3d asks it to log in (which locks and
+ * lists the mailbox), to open message n (a read-only descriptor comes
+ * back) and to apply the deletions at QUIT. The payloads of those
+ * messages are documented in pymaild/mailbox.c.
+ */
+#ifndef PYMAILD_POP3D_H
+#define PYMAILD_POP3D_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/tree.h>
+
+#include <event.h>
+#include <stdint.h>
+
+#include "imsg.h"
+#include "proto.h"
+#include "userdb.h"
+
+/* RFC 2449: a command is at most 255 octets with its CRLF. */
+#define POP3_CMD_MAX	253
+/* A SASL response line may be longer than a command (RFC 5034 §4). */
+#define POP3_IBUF	1024
+/*
+ * What one session may have waiting for the client: a small buffer for
+ * the answer lines, a large one only while a multi-line answer is being
+ * sent (fewer, larger writes), given back when the session waits again.
+ */
+#define POP3_OBUF_SMALL	2048
+#define POP3_OBUF_LARGE	65536
+/* Room kept free before an answer line is started. */
+#define POP3_LINE_ROOM	512
+#define POP3_BAD_MAX	20	/* bad commands before we hang up */
+#define POP3_UID_MAX	70	/* RFC 1939 unique-id-listing */
+#define POP3_PASS_MAX	1023	/* what the parent accepts */
+
+#define POP3_UPDATE_BATCH	4000	/* entries per IMSG_POP3_UPDATE */
+#define POP3_SLOTS	9	/* descriptors asked for, per session */
+#define POP3_HELD_MAX	256	/* ... and asked for ahead, in all */
+
+enum pop3_state {
+	ST_AUTH,	/* AUTHORIZATION: USER, PASS, AUTH */
+	ST_SASL,	/* AUTH PLAIN sent "+ ", waiting for the response */
+	ST_LOGIN,	/* IMSG_POP3_LOGIN sent */
+	ST_LISTING,	/* logged in, the listing is arriving */
+	ST_TRANS,	/* TRANSACTION */
+	ST_UPDATE,	/* QUIT: IMSG_POP3_UPDATE sent */
+	ST_CLOSING	/* say the last words, then hang up */
+};
+
+/* What holds the command loop besides a full output buffer. */
+enum pop3_wait {
+	WAIT_NONE,
+	WAIT_PARENT,	/* a reply from the parent */
+	WAIT_DELAY,	/* the failed-login delay */
+	WAIT_PRODUCE	/* a multi-line answer is being written */
+};
+
+/* One message of the locked mailbox, in listing order. */
+struct pop3_msg {
+	uint64_t	size;		/* octets RETR sends */
+	uint32_t	uidoff;		/* into session.uids */
+	uint8_t		uidlen;
+	uint8_t		deleted;
+	uint8_t		retrieved;	/* sent in full by RETR */
+};
+
+/* A message descriptor asked of the parent (open.c). */
+enum pf_state {
+	PF_FREE,
+	PF_PENDING,
+	PF_READY,
+	PF_FAILED
+};
+
+struct prefetch {
+	enum pf_state	state;
+	uint32_t	index;
+	int		fd;
+	uint64_t	size;
+};
+
+/*
+ * A message on its way out: LF becomes CRLF, a leading '.' is doubled,
+ * and TOP stops after the header and `left` body lines.
+ */
+struct xfer {
+	int		fd;
+	off_t		off;		/* next file offset to read */
+	uint64_t	end;		/* the file's size */
+	int		bol;		/* at the start of a line */
+	int		cr;		/* last octet sent was CR */
+	size_t		linelen;	/* octets of the current line */
+	int		top;
+	int		inbody;
+	uint64_t	left;		/* TOP: body lines still to send */
+	int		eof;		/* nothing more to read */
+	int		done;		/* terminator written */
+};
+
+/* Multi-line answers written as the output buffer drains. */
+enum pop3_prod {
+	PROD_NONE,
+	PROD_LIST,
+	PROD_UIDL,
+	PROD_XFER
+};
+
+struct ipcount;
+
+struct session {
+	RB_ENTRY(session) entry;
+	uint32_t	 id;
+	int		 fd;
+	struct event	 ev;
+	short		 evflags;
+	struct event	 timer;
+	int		 timer_on;
+	struct ipcount	*ip;
+	char		 addr[64];
+
+	enum pop3_state	 state;
+	enum pop3_wait	 wait;
+	int		 eof;		/* the client closed its side */
+	int		 discard;	/* skipping a line too long */
+	int		 nbad;
+	int		 delayed;	/* login result, told later */
+	int		 haveuser;
+	char		 user[POP3_CMD_MAX + 1];
+	int		 locked;	/* the parent holds our mailbox */
+	int		 dead;		/* hang up now, silently */
+	int		 activity;	/* the client made progress */
+
+	struct pop3_msg	*msgs;
+	uint32_t	 nmsgs;		/* in the snapshot */
+	uint32_t	 nlisted;	/* received so far */
+	char		*uids;
+	size_t		 uidslen, uidscap;
+	uint32_t	 ndel;
+	uint64_t	 total;		/* octets of all messages */
+	uint64_t	 delsize;	/* octets of the deleted ones */
+	uint32_t	 nretr;
+
+	/* The message RETR or TOP is sending, or waiting for. */
+	uint32_t	 xfer_index;
+	int		 xfer_top;
+	uint64_t	 xfer_lines;
+	int		 opening;	/* waiting for its descriptor */
+	struct prefetch	 pf[POP3_SLOTS];
+	uint32_t	 asking[POP3_SLOTS];	/* to send in one request */
+	int		 nasking;
+
+	enum pop3_prod	 prod;
+	uint32_t	 prodpos;
+	struct xfer	 xfer;
+
+	size_t		 ilen;
+	size_t		 olen, ooff;
+	char		 ibuf[POP3_IBUF];
+	char		*obuf;		/* sbuf, or a large one */
+	size_t		 ocap;
+	char		 sbuf[POP3_OBUF_SMALL];
+};
+
+/* pop3d.c */
+extern struct event_base *pop3_base;
+int		 pop3_timeout(void);
+struct session	*session_find(uint32_t id);
+void		 session_register(struct session *);
+void		 session_unregister(struct session *);
+void		 pop3_send(uint32_t type, struct msgbuild *);
+
+/* session.c */
+void	session_start(int fd, const char *addr, struct ipcount *);
+/* Run commands, write, and re-arm; may free s, so it comes last. */
+void	session_update(struct session *);
+int	session_printf(struct session *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+size_t	session_room(const struct session *);
+/* Take the large output buffer for a multi-line answer. */
+void	session_grow(struct session *);
+/* Arm the session timer for ms milliseconds (the failed-login delay). */
+void	session_delay(struct session *, uint32_t ms);
+
+/* commands.c */
+void	session_greet(struct session *);
+void	command_line(struct session *, char *line, size_t len);
+/* The line at the head did not fit in the input buffer. */
+void	command_toolong(struct session *);
+void	command_delayed(struct session *);
+void	command_timeout(struct session *);
+/* Write more of a multi-line answer; 1 when it is finished. */
+int	produce(struct session *);
+/* The session ends: tell the parent what it must let go. */
+void	session_release(struct session *);
+int	reply_login(uint32_t id, struct msgread *);
+int	reply_listing(uint32_t id, struct msgread *);
+int	reply_update(uint32_t id, struct msgread *);
+
+/* open.c */
+/* Send message index (RETR, or TOP with lines) once its descriptor is in. */
+void	msg_open(struct session *, uint32_t index, int top, uint64_t lines);
+void	msg_sent(struct session *);
+/* Give back every descriptor the session holds. */
+void	msg_forget(struct session *);
+int	reply_open(uint32_t id, struct msgread *, int fd);
+
+/* xfer.c: pure functions over bounded buffers */
+void	xfer_init(struct xfer *, int fd, int top, uint64_t lines);
+/* Convert in[0..inlen) into out (room outlen); returns octets of in used,
+ * *outn octets written. At in == NULL (end of file) finish the message. */
+size_t	xfer_convert(struct xfer *, const char *in, size_t inlen,
+	    char *out, size_t outlen, size_t *outn);
+/* SASL PLAIN (RFC 4616): authzid NUL authcid NUL passwd. */
+int	sasl_plain(const char *in, size_t len, char *user, size_t userlen,
+	    char *pass, size_t passlen);
+/* A message number "1".."max" made of digits only; 0 when bad. */
+uint32_t msgno_parse(const char *, uint32_t max);
+/* A TOP line count made of digits only; -1 when bad. */
+long long count_parse(const char *);
+
+#endif

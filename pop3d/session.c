@@ -1,0 +1,351 @@
+/*
+ * The bytes of a POP3 session: one fixed input and one fixed output
+ * buffer, a socket event that wants what the buffers allow, and one timer
+ * that is the idle timeout while we wait for the client and the
+ * failed-login delay while the client waits for us. Commands are taken
+ * one at a time, only when the previous answer is under way, so
+ * pipelined commands are answered in order and a client that stops
+ * reading stops costing us anything.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pop3d.h"
+#include "util.h"
+
+#define UPDATE_ROUNDS	8	/* output buffers written per wake-up */
+
+static void	on_io(int, short, void *);
+static void	on_timer(int, short, void *);
+
+size_t
+session_room(const struct session *s)
+{
+	return s->ocap - s->olen;
+}
+
+void
+session_grow(struct session *s)
+{
+	char	*big;
+
+	if (s->obuf != s->sbuf)
+		return;
+	big = xmalloc(POP3_OBUF_LARGE);
+	memcpy(big, s->obuf, s->olen);
+	s->obuf = big;
+	s->ocap = POP3_OBUF_LARGE;
+}
+
+/* Idle again: thousands of waiting sessions keep only small buffers. */
+static void
+session_shrink(struct session *s)
+{
+	if (s->obuf == s->sbuf || s->olen != 0 || s->prod != PROD_NONE)
+		return;
+	free(s->obuf);
+	s->obuf = s->sbuf;
+	s->ocap = sizeof(s->sbuf);
+}
+
+int
+session_printf(struct session *s, const char *fmt, ...)
+{
+	va_list	ap;
+	size_t	room = session_room(s);
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(s->obuf + s->olen, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room) {
+		/* Every answer line fits in POP3_LINE_ROOM: a bug. */
+		log_warnx("pop3 session=%08x: answer does not fit", s->id);
+		s->dead = 1;
+		return -1;
+	}
+	s->olen += n;
+	return 0;
+}
+
+void
+session_start(int fd, const char *addr, struct ipcount *ip)
+{
+	struct session	*s = xcalloc(1, sizeof(*s));
+
+	s->fd = fd;
+	s->ip = ip;
+	strlcpy(s->addr, addr, sizeof(s->addr));
+	s->xfer.fd = -1;
+	s->obuf = s->sbuf;
+	s->ocap = sizeof(s->sbuf);
+	session_register(s);
+	evtimer_assign(&s->timer, pop3_base, on_timer, s);
+	log_debug("pop3 session=%08x from=%s connected", s->id, s->addr);
+	session_greet(s);
+	session_update(s);
+}
+
+static void
+session_free(struct session *s)
+{
+	session_release(s);
+	msg_forget(s);
+	if (s->evflags)
+		event_del(&s->ev);
+	evtimer_del(&s->timer);
+	close(s->fd);
+	log_info("pop3 session=%08x from=%s user=%s closed retr=%u dele=%u",
+	    s->id, s->addr, s->locked || s->state >= ST_LISTING ?
+	    s->user : "-", s->nretr, s->ndel);
+	if (s->obuf != s->sbuf)
+		free(s->obuf);
+	free(s->msgs);
+	free(s->uids);
+	session_unregister(s);
+	explicit_bzero(s->ibuf, sizeof(s->ibuf));
+	free(s);
+}
+
+void
+session_delay(struct session *s, uint32_t ms)
+{
+	struct timeval	tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	s->wait = WAIT_DELAY;
+	evtimer_add(&s->timer, &tv);
+	s->timer_on = 1;
+}
+
+static void
+on_timer(int fd, short ev, void *arg)
+{
+	struct session	*s = arg;
+
+	s->timer_on = 0;
+	if (s->wait == WAIT_DELAY) {
+		s->wait = WAIT_NONE;
+		command_delayed(s);
+	} else
+		command_timeout(s);
+	session_update(s);
+}
+
+/* The head of the input: one command line, or the verdict on a line
+ * that cannot fit. 1 when something was done. */
+static int
+take_line(struct session *s)
+{
+	char	*nl;
+	size_t	 len, used;
+
+	if ((nl = memchr(s->ibuf, '\n', s->ilen)) == NULL) {
+		if (s->ilen < sizeof(s->ibuf))
+			return 0;
+		/* Full without a line end: refuse it, skip to its end. */
+		explicit_bzero(s->ibuf, s->ilen);
+		s->ilen = 0;
+		s->discard = 1;
+		command_toolong(s);
+		return 1;
+	}
+	used = nl - s->ibuf + 1;
+	len = used - 1;
+	if (len > 0 && s->ibuf[len - 1] == '\r')
+		len--;
+	s->ibuf[len] = '\0';
+	command_line(s, s->ibuf, len);
+	/* Passwords go through here: leave no copy behind. */
+	explicit_bzero(s->ibuf, used);
+	memmove(s->ibuf, s->ibuf + used, s->ilen - used);
+	s->ilen -= used;
+	return 1;
+}
+
+static void
+run_commands(struct session *s)
+{
+	while (!s->dead && s->state != ST_CLOSING) {
+		if (s->wait == WAIT_PRODUCE) {
+			if (!produce(s))
+				return;
+			s->wait = WAIT_NONE;
+		}
+		if (s->wait != WAIT_NONE)
+			return;
+		if (session_room(s) < POP3_LINE_ROOM)
+			return;
+		if (!take_line(s))
+			return;
+	}
+}
+
+static void
+do_read(struct session *s)
+{
+	ssize_t	 n;
+	char	*nl, *start = s->ibuf + s->ilen;
+
+	n = read(s->fd, start, sizeof(s->ibuf) - s->ilen);
+	if (n == -1) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			s->dead = 1;
+		return;
+	}
+	if (n == 0) {
+		s->eof = 1;
+		return;
+	}
+	s->activity = 1;
+	s->ilen += n;
+	if (!s->discard)
+		return;
+	/* The rest of an overlong line: drop it up to its end. */
+	if ((nl = memchr(start, '\n', n)) == NULL) {
+		s->ilen -= n;
+		return;
+	}
+	s->discard = 0;
+	nl++;
+	s->ilen = (start + n) - nl;
+	memmove(s->ibuf, nl, s->ilen);
+}
+
+/* Write what the socket takes; -1 when the client is gone. */
+static int
+do_flush(struct session *s)
+{
+	ssize_t	n;
+
+	if (s->olen == s->ooff)
+		return 0;
+	n = write(s->fd, s->obuf + s->ooff, s->olen - s->ooff);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return 0;
+		return -1;
+	}
+	s->activity = 1;
+	s->ooff += n;
+	if (s->ooff == s->olen)
+		s->olen = s->ooff = 0;
+	else {
+		memmove(s->obuf, s->obuf + s->ooff, s->olen - s->ooff);
+		s->olen -= s->ooff;
+		s->ooff = 0;
+	}
+	return 0;
+}
+
+static void
+on_io(int fd, short ev, void *arg)
+{
+	struct session	*s = arg;
+
+	if (ev & EV_READ)
+		do_read(s);
+	if ((ev & EV_WRITE) && do_flush(s) == -1)
+		s->dead = 1;
+	session_update(s);
+}
+
+/*
+ * A pipelined RETR whose descriptor is on its way from the parent: what
+ * is written so far goes out with its answer, in one write, when that
+ * comes (a moment later; the parent answers before anything else).
+ */
+static int
+deferring(const struct session *s)
+{
+	return s->opening && s->olen < s->ocap / 4 * 3;
+}
+
+/* Could the command loop make progress without hearing from anyone? */
+static int
+runnable(const struct session *s)
+{
+	if (s->dead || s->state == ST_CLOSING)
+		return 0;
+	if (s->wait == WAIT_PRODUCE)
+		return 1;
+	return s->wait == WAIT_NONE && (s->ilen == sizeof(s->ibuf) ||
+	    memchr(s->ibuf, '\n', s->ilen) != NULL);
+}
+
+static void
+rearm(struct session *s)
+{
+	struct timeval	tv = { pop3_timeout(), 0 };
+	short		want = 0;
+
+	if (!s->eof && s->state != ST_CLOSING && s->ilen < sizeof(s->ibuf))
+		want |= EV_READ;
+	/* Writable comes at once: that is how a busy session yields to the
+	 * others and still resumes. */
+	if ((s->olen > 0 && !deferring(s)) || runnable(s))
+		want |= EV_WRITE;
+	if (want != s->evflags) {
+		if (s->evflags)
+			event_del(&s->ev);
+		s->evflags = want;
+		if (want) {
+			event_assign(&s->ev, pop3_base, s->fd,
+			    want | EV_PERSIST, on_io, s);
+			event_add(&s->ev, NULL);
+		}
+	}
+	if (s->wait == WAIT_DELAY)
+		return;
+	if (s->wait == WAIT_PARENT && (s->olen == 0 || deferring(s))) {
+		/* The client waits for us: no idle clock. */
+		if (s->timer_on)
+			evtimer_del(&s->timer);
+		s->timer_on = 0;
+		return;
+	}
+	if (s->activity || !s->timer_on) {
+		evtimer_add(&s->timer, &tv);
+		s->timer_on = 1;
+	}
+	s->activity = 0;
+}
+
+/* Is there nothing left to do for a client that closed its side? */
+static int
+finished(struct session *s)
+{
+	if (s->state == ST_CLOSING)
+		return s->olen == 0;
+	if (!s->eof || s->wait != WAIT_NONE || s->olen != 0)
+		return 0;
+	return memchr(s->ibuf, '\n', s->ilen) == NULL;
+}
+
+void
+session_update(struct session *s)
+{
+	int	i;
+
+	for (i = 0; i < UPDATE_ROUNDS && !s->dead; i++) {
+		run_commands(s);
+		if (deferring(s))
+			break;
+		if (do_flush(s) == -1)
+			s->dead = 1;
+		/* Socket full, or nothing more to do: done for now. */
+		if (s->olen != 0 || !runnable(s))
+			break;
+	}
+	if (s->dead || finished(s)) {
+		session_free(s);
+		return;
+	}
+	if (s->wait == WAIT_NONE && !runnable(s))
+		session_shrink(s);
+	rearm(s);
+}

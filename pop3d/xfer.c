@@ -1,0 +1,169 @@
+/*
+ * The pure parts of pop3d: the message converter behind RETR and TOP, and
+ * the parsers of what clients send. No I/O here; every function works on
+ * bounded buffers it is given.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "pop3d.h"
+
+void
+xfer_init(struct xfer *x, int fd, int top, uint64_t lines)
+{
+	memset(x, 0, sizeof(*x));
+	x->fd = fd;
+	x->bol = 1;
+	x->top = top;
+	x->left = lines;
+}
+
+static void
+line_end(struct xfer *x)
+{
+	int	empty = x->linelen == 0 || (x->linelen == 1 && x->cr);
+
+	if (x->top) {
+		if (!x->inbody) {
+			/* The empty line ends the header and is sent. */
+			if (empty) {
+				x->inbody = 1;
+				if (x->left == 0)
+					x->eof = 1;
+			}
+		} else if (--x->left == 0)
+			x->eof = 1;
+	}
+	x->bol = 1;
+	x->cr = 0;
+	x->linelen = 0;
+}
+
+/* The end of a multi-line answer: close an unfinished line, then ".". */
+static size_t
+finish(struct xfer *x, char *out, size_t outlen, size_t *outn)
+{
+	size_t	o = 0;
+
+	*outn = 0;
+	if (outlen < (x->bol ? 3u : 5u))
+		return 0;
+	if (!x->bol) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	memcpy(out + o, ".\r\n", 3);
+	*outn = o + 3;
+	x->done = 1;
+	return 0;
+}
+
+size_t
+xfer_convert(struct xfer *x, const char *in, size_t inlen, char *out,
+    size_t outlen, size_t *outn)
+{
+	const char	*nl;
+	size_t		 i = 0, o = 0, run;
+
+	if (in == NULL)
+		return finish(x, out, outlen, outn);
+	while (i < inlen && !x->eof) {
+		if (x->bol && in[i] == '.') {
+			/* Room for the stuffed dot and the dot itself. */
+			if (outlen - o < 2)
+				break;
+			out[o++] = '.';
+			x->bol = 0;
+		}
+		if (in[i] == '\n') {
+			if (outlen - o < (x->cr ? 1u : 2u))
+				break;
+			/* A CRLF in the file stays one CRLF. */
+			if (!x->cr)
+				out[o++] = '\r';
+			out[o++] = '\n';
+			i++;
+			line_end(x);
+			continue;
+		}
+		x->bol = 0;
+		nl = memchr(in + i, '\n', inlen - i);
+		run = nl ? (size_t)(nl - (in + i)) : inlen - i;
+		if (run > outlen - o)
+			run = outlen - o;
+		if (run == 0)
+			break;
+		memcpy(out + o, in + i, run);
+		x->cr = in[i + run - 1] == '\r';
+		x->linelen += run;
+		o += run;
+		i += run;
+	}
+	*outn = o;
+	return i;
+}
+
+int
+sasl_plain(const char *in, size_t len, char *user, size_t userlen,
+    char *pass, size_t passlen)
+{
+	const char	*authz = in, *authc, *pw, *end = in + len;
+	size_t		 zlen, clen, plen;
+
+	if ((authc = memchr(authz, '\0', len)) == NULL)
+		return -1;
+	zlen = authc++ - authz;
+	if ((pw = memchr(authc, '\0', end - authc)) == NULL)
+		return -1;
+	clen = pw++ - authc;
+	plen = end - pw;
+	if (memchr(pw, '\0', plen) != NULL || clen == 0 ||
+	    clen >= userlen || plen >= passlen)
+		return -1;
+	/* We log in only as ourselves: an authzid must name the same user
+	 * (names are case-insensitive, A1). */
+	if (zlen != 0 && (zlen != clen || strncasecmp(authz, authc, clen) != 0))
+		return -1;
+	memcpy(user, authc, clen);
+	user[clen] = '\0';
+	memcpy(pass, pw, plen);
+	pass[plen] = '\0';
+	return 0;
+}
+
+static int
+all_digits(const char *s, size_t max)
+{
+	size_t	i;
+
+	for (i = 0; s[i]; i++)
+		if (!isdigit((unsigned char)s[i]) || i == max)
+			return 0;
+	return i > 0;
+}
+
+uint32_t
+msgno_parse(const char *s, uint32_t max)
+{
+	const char	*errstr;
+	long long	 n;
+
+	if (!all_digits(s, 10) || max == 0)
+		return 0;
+	n = strtonum(s, 1, max, &errstr);
+	return errstr ? 0 : (uint32_t)n;
+}
+
+long long
+count_parse(const char *s)
+{
+	const char	*errstr;
+	long long	 n;
+
+	if (!all_digits(s, 18))
+		return -1;
+	n = strtonum(s, 0, 999999999999999999LL, &errstr);
+	return errstr ? -1 : n;
+}

@@ -1,0 +1,135 @@
+/*
+ * The parent's side of the MX cache (DESIGN.md B2): mxcache keeps the
+ * cache in memory and this keeps MAILDIR/mxservers. The file is read at
+ * start and handed to mxcache as it is (mxcache parses it, unprivileged);
+ * what mxcache sends back is checked and written with temp + fsync +
+ * rename under MAILDIR's lock. `pymailadm updatemx` is passed on to
+ * mxcache and answered when it is done.
+ */
+#include <sys/mman.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mxfile.h"
+#include "mxlookup.h"
+#include "pymaild.h"
+#include "util.h"
+
+static void
+mxstore_path(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", env->conf.maildir, MXFILE_NAME);
+}
+
+void
+mxstore_init(void)
+{
+	char	 path[PATH_MAX], *text = NULL;
+	size_t	 len = 0;
+	int	 fd;
+
+	mxstore_path(path, sizeof(path));
+	if (file_read_all(path, MXFILE_MAX, &text, &len) == -1) {
+		/* A cold cache is only slower: never a reason to stop. */
+		if (errno != ENOENT)
+			log_warn("%s: not read; starting with an empty MX "
+			    "cache", path);
+		text = NULL;
+		len = 0;
+	}
+	if ((fd = memfd_create(MXFILE_NAME, MFD_CLOEXEC)) == -1)
+		fatal("memfd_create");
+	if (len > 0 && write(fd, text, len) != (ssize_t)len)
+		fatal("memfd write");
+	free(text);
+	if (chan_compose(&env->children[PROC_MXCACHE].chan, IMSG_MX_LOAD, 0,
+	    fd, NULL, 0) == -1)
+		log_warnx("mxcache: cache file not sent");
+}
+
+int
+mxstore_refresh(uint32_t ctlid)
+{
+	struct msgbuild	mb;
+
+	mb_init(&mb);
+	return chan_send(&env->children[PROC_MXCACHE].chan, &mb,
+	    IMSG_MX_REFRESH, ctlid, -1);
+}
+
+static void
+save(int fd)
+{
+	struct mxset	 set;
+	char		 path[PATH_MAX], *text, err[256];
+	size_t		 len;
+	int		 lockfd;
+
+	mxstore_path(path, sizeof(path));
+	if (mxfile_read_fd(fd, MXFILE_MAX, &text, &len) == -1) {
+		log_warn("%s: not saved", path);
+		return;
+	}
+	/* Only a file mxcache and pymailadm will read back goes to disk. */
+	if (mxfile_parse(text, len, &set, err, sizeof(err)) == -1) {
+		log_warnx("%s: not saved: mxcache sent a bad cache: %s", path,
+		    err);
+		free(text);
+		return;
+	}
+	mxset_free(&set);
+	if ((lockfd = maildir_lock(env->conf.maildir)) == -1)
+		log_warn("%s: not saved: cannot lock", path);
+	else {
+		if (file_write_atomic(path, text, len, 0600) == -1)
+			log_warn("%s: not saved", path);
+		close(lockfd);
+	}
+	free(text);
+}
+
+static int
+refresh_done(struct imsg *im)
+{
+	struct msgread	mr;
+	char		reason[MX_REASON_MAX + 1], text[512];
+	uint32_t	n, nfailed;
+	int		ok;
+
+	mr_init(&mr, im);
+	n = mr_u32(&mr);
+	nfailed = mr_u32(&mr);
+	mr_str(&mr, reason, sizeof(reason));
+	if (mr_end(&mr) == -1 || nfailed > n)
+		return -1;
+	ok = mxrefresh_summary(text, sizeof(text), n, nfailed, reason) == 0;
+	log_info("updatemx domains=%u failed=%u%s%s", n, nfailed,
+	    nfailed ? " reason=" : "", nfailed ? reason : "");
+	control_answer(im->hdr.peerid, ok, text);
+	return 0;
+}
+
+int
+mxstore_dispatch(struct imsg *im)
+{
+	switch (im->hdr.type) {
+	case IMSG_MX_SAVE:
+		if (im->fd == -1 || im->datalen != 0)
+			return -1;
+		save(im->fd);
+		close(im->fd);
+		return 0;
+	case IMSG_MX_REFRESH_DONE:
+		if (im->fd != -1)
+			return -1;
+		return refresh_done(im);
+	default:
+		return -1;
+	}
+}

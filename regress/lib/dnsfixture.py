@@ -1,0 +1,257 @@
+"""dnsfixture: a real DNS server on a loopback port for the tests.
+
+    dns = DNSServer(inst.resolver_port, '''
+        $ORIGIN example.test.
+        $TTL 3600
+        @        MX 10 mx1
+        @        MX 20 mx2
+        mx1      A  127.0.0.1
+        mx2      AAAA ::1
+        ''', servfail=['broken.example.test'])
+    dns.start(); ...; dns.stop()
+
+The test writes the zone (zone-file syntax, one record a line, names
+relative to $ORIGIN unless they end in a dot); the fixture turns it into
+a data file for ldns-testns (Debian's ldnsutils), which answers over UDP
+and TCP as an authoritative server would: the records of a name and type
+(following a CNAME), NODATA with the SOA for a name that exists without
+that type, NXDOMAIN for anything else.  Misbehaviour on demand:
+servfail=[names] answers SERVFAIL, truncate=[names] sets TC over UDP (so
+the client must retry over TCP), garbage=[names] sends bytes that are no
+DNS message.  Blackhole(port) takes the port and never answers.
+
+Standard library only.
+"""
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import pmtest
+
+LDNS_TESTNS = shutil.which('ldns-testns') or '/usr/bin/ldns-testns'
+
+SOA_NAME = 'ns.fixture.invalid.'
+
+
+class ZoneError(ValueError):
+    pass
+
+
+def _absolute(name, origin):
+    if name == '@':
+        return origin
+    if name.endswith('.'):
+        return name.lower()
+    return (name + '.' + origin).lower() if origin != '.' else \
+        name.lower() + '.'
+
+
+def parse_zone(text):
+    """[(owner, ttl, type, rdata)], owners absolute and lower-case."""
+    origin, ttl, last = '.', 3600, None
+    out = []
+    for raw in text.splitlines():
+        line = raw.split(';', 1)[0].rstrip()
+        if not line.strip():
+            continue
+        words = line.split()
+        if words[0] == '$ORIGIN':
+            origin = words[1] if words[1].endswith('.') else words[1] + '.'
+            origin = origin.lower()
+            continue
+        if words[0] == '$TTL':
+            ttl = int(words[1])
+            continue
+        if line[0] in ' \t':
+            if last is None:
+                raise ZoneError('no owner for %r' % raw)
+            owner = last
+        else:
+            owner = _absolute(words.pop(0), origin)
+        last = owner
+        rttl = ttl
+        if words and words[0].isdigit():
+            rttl = int(words.pop(0))
+        if words and words[0].upper() == 'IN':
+            words.pop(0)
+        if len(words) < 2:
+            raise ZoneError('bad record %r' % raw)
+        rtype = words[0].upper()
+        rdata = words[1:]
+        if rtype in ('MX',):
+            rdata = [rdata[0], _absolute(rdata[1], origin)]
+        elif rtype in ('CNAME', 'NS'):
+            rdata = [_absolute(rdata[0], origin)]
+        out.append((owner, rttl, rtype, ' '.join(rdata)))
+    return out
+
+
+def _rr(owner, ttl, rtype, rdata):
+    return '%s %d IN %s %s' % (owner, ttl, rtype, rdata)
+
+
+def _entry(match, reply, question, answer=(), authority=(), adjust='copy_id',
+           hex_answer=None):
+    lines = ['ENTRY_BEGIN', 'MATCH ' + match, 'REPLY ' + reply,
+             'ADJUST ' + adjust, 'SECTION QUESTION', question]
+    if answer:
+        lines.append('SECTION ANSWER')
+        lines.extend(answer)
+    if authority:
+        lines.append('SECTION AUTHORITY')
+        lines.extend(authority)
+    if hex_answer is not None:
+        lines.append('HEX_ANSWER_BEGIN')
+        lines.append(hex_answer)
+        lines.append('HEX_ANSWER_END')
+    lines.append('ENTRY_END')
+    return '\n'.join(lines) + '\n'
+
+
+def datafile(records, servfail=(), truncate=(), garbage=()):
+    """The ldns-testns data file for these records and misbehaviours."""
+    by_name = {}
+    for owner, ttl, rtype, rdata in records:
+        by_name.setdefault(owner, {}).setdefault(rtype, []).append(
+            _rr(owner, ttl, rtype, rdata))
+    soa = _rr('.', 300, 'SOA', '%s hostmaster.fixture.invalid. 1 3600 600 '
+              '86400 300' % SOA_NAME)
+    out = []
+    norm = lambda n: n.lower() if n.endswith('.') else n.lower() + '.'
+    for name in map(norm, garbage):
+        # No DNS message at all: a header cut short.
+        out.append(_entry('opcode qname', 'QR NOERROR', '%s IN A' % name,
+                          adjust='copy_query', hex_answer='00 01 02'))
+    for name in map(norm, servfail):
+        out.append(_entry('opcode qname', 'QR SERVFAIL', '%s IN A' % name,
+                          adjust='copy_id copy_query'))
+    for name in map(norm, truncate):
+        out.append(_entry('opcode qname UDP', 'QR AA TC NOERROR',
+                          '%s IN A' % name, adjust='copy_id copy_query'))
+    for name, types in by_name.items():
+        cname = types.get('CNAME')
+        target = by_name.get(cname[0].split()[-1], {}) if cname else {}
+        for rtype, rrs in types.items():
+            out.append(_entry('opcode qtype qname', 'QR AA NOERROR',
+                              '%s IN %s' % (name, rtype), answer=rrs))
+        for rtype, rrs in target.items():
+            if rtype not in types:
+                out.append(_entry('opcode qtype qname', 'QR AA NOERROR',
+                                  '%s IN %s' % (name, rtype),
+                                  answer=cname + rrs))
+        # The name exists: any other type is NODATA.
+        out.append(_entry('opcode qname', 'QR AA NOERROR', '%s IN A' % name,
+                          answer=cname or (), authority=() if cname else
+                          (soa,), adjust='copy_id copy_query'))
+    out.append(_entry('opcode', 'QR AA NXDOMAIN', 'invalid. IN A',
+                      authority=(soa,), adjust='copy_id copy_query'))
+    return '\n'.join(out)
+
+
+def query(port, name, qtype=1, timeout=1.0):
+    """One UDP query to 127.0.0.1:port; the answer's rcode, or None."""
+    qid = os.getpid() & 0xffff
+    pkt = struct.pack('>HHHHHH', qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip('.').split('.'):
+        pkt += bytes([len(label)]) + label.encode()
+    pkt += b'\0' + struct.pack('>HH', qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(pkt, ('127.0.0.1', port))
+            data = s.recv(65535)
+        except OSError:
+            return None
+    if len(data) < 12 or struct.unpack('>H', data[:2])[0] != qid:
+        return None
+    return data[3] & 0x0f
+
+
+class DNSServer:
+    """ldns-testns serving a zone on 127.0.0.1:port (UDP and TCP)."""
+
+    def __init__(self, port, zone='', **misbehave):
+        self.port = port
+        self.dir = tempfile.mkdtemp(prefix='pmdns-', dir=pmtest.TMPBASE)
+        self.proc = None
+        self.starttime = None
+        self.set_zone(zone, **misbehave)
+
+    def set_zone(self, zone, **misbehave):
+        """Write the data file; a running server must be restarted."""
+        self.zone = zone
+        self.path = os.path.join(self.dir, 'data')
+        with open(self.path, 'w') as f:
+            f.write(datafile(parse_zone(zone), **misbehave))
+
+    def start(self, timeout=10.0):
+        if not os.access(LDNS_TESTNS, os.X_OK):
+            raise pmtest.MissingBinary('ldns-testns is not installed: '
+                                       'apt-get install ldnsutils')
+        self.log = open(os.path.join(self.dir, 'log'), 'ab')
+        self.proc = subprocess.Popen(
+            [LDNS_TESTNS, '-p', str(self.port), self.path],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+            cwd=self.dir, start_new_session=True)
+        self.starttime = pmtest.proc_starttime(self.proc.pid)
+        # Any answer at all means it serves the file.
+        if not pmtest.wait_for(lambda: query(self.port, 'probe.invalid',
+                                             timeout=0.2) is not None,
+                               timeout):
+            self.stop()
+            raise AssertionError('ldns-testns did not answer on port %d'
+                                 % self.port)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            self.proc = None
+            self.log.close()
+
+    def restart(self, zone=None, **misbehave):
+        self.stop()
+        if zone is not None:
+            self.set_zone(zone, **misbehave)
+        return self.start()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+
+class Blackhole:
+    """Holds the UDP (and TCP) port and never answers: a resolver that is
+    down without telling (no ICMP port unreachable)."""
+
+    def __init__(self, port):
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(('127.0.0.1', port))
+
+    def close(self):
+        self.udp.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

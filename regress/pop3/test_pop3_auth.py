@@ -1,0 +1,220 @@
+"""POP3 logins (USER/PASS, AUTH PLAIN), failure delays, the per-mailbox
+lock and the verification cache: DESIGN.md A5, A7, B2.
+
+    /usr/bin/python3 regress/run.py -k test_pop3_auth
+"""
+
+import base64
+import hashlib
+import os
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pop3util import (Pop3Case, Raw, timed, wait_for,  # noqa: E402
+                      wait_login)
+
+
+def plain(user, password, authz=''):
+    return base64.b64encode(('%s\0%s\0%s' % (authz, user, password))
+                            .encode()).decode()
+
+
+class Login(Pop3Case):
+
+    def test_auth_plain_initial_response(self):
+        c = self.raw()
+        r = c.cmd('AUTH PLAIN ' + plain('alice', 'alicepw'))
+        self.assertTrue(r.startswith(b'+OK maildrop has 0 messages'), r)
+        c.ok('STAT')
+        c.ok('QUIT')
+
+    def test_auth_plain_continuation(self):
+        c = self.raw()
+        self.assertEqual(c.cmd('auth plain'), b'+ \r\n')
+        r = c.cmd(plain('ALICE', 'alicepw', authz='alice'))
+        self.assertTrue(r.startswith(b'+OK'), r)
+        c.ok('QUIT')
+
+    def test_auth_cancel_and_malformed(self):
+        c = self.raw()
+        self.assertEqual(c.cmd('AUTH PLAIN'), b'+ \r\n')
+        self.assertTrue(c.cmd('*').startswith(b'-ERR'))
+        self.assertEqual(c.cmd('AUTH PLAIN'), b'+ \r\n')
+        self.assertTrue(c.cmd('!!not base64!!').startswith(b'-ERR'))
+        self.assertTrue(c.cmd('AUTH PLAIN QUJD').startswith(b'-ERR'))
+        self.assertTrue(c.cmd('AUTH PLAIN ' + plain('alice', 'alicepw',
+                                                   authz='bob'))
+                        .startswith(b'-ERR'))
+        self.assertTrue(c.cmd('AUTH CRAM-MD5').startswith(b'-ERR'))
+        self.assertEqual(c.cmd('AUTH'), b'+OK\r\n')
+        self.assertEqual(c.multi(), b'PLAIN\r\n')
+        # The session still works after all that.
+        self.assertTrue(c.cmd('AUTH PLAIN =').startswith(b'-ERR'))
+        r = c.cmd('AUTH PLAIN ' + plain('bob', 'bobpw'))
+        self.assertTrue(r.startswith(b'+OK'), r)
+        c.ok('QUIT')
+
+    def test_long_sasl_response(self):
+        c = self.raw()
+        self.assertEqual(c.cmd('AUTH PLAIN'), b'+ \r\n')
+        # Longer than a command may be, as RFC 5034 allows.
+        r = c.cmd(plain('alice', 'p' * 600))
+        self.assertTrue(r.startswith(b'-ERR [AUTH]'), r)
+        self.assertTrue(c.login().startswith(b'+OK'))
+        c.ok('QUIT')
+
+    def test_password_with_spaces(self):
+        r = self.inst.adm('chpasswd', 'bob', 'two words  here')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        c = self.raw()
+        self.assertTrue(c.login('bob', 'two words  here').startswith(b'+OK'))
+        c.ok('QUIT')
+
+    def test_failure_is_delayed_and_grows(self):
+        src = '127.0.0.3'
+        times = []
+        for i in range(2):
+            c = self.raw(src=src)
+            c.ok('USER alice')
+            r, t = timed(c.cmd, 'PASS wrong')
+            self.assertEqual(r, b'-ERR [AUTH] authentication failed\r\n')
+            times.append(t)
+            # The session goes on after a failure.
+            self.assertTrue(c.login().startswith(b'+OK'))
+            c.ok('QUIT')
+        self.assertGreaterEqual(times[0], 0.95)
+        self.assertGreaterEqual(times[1], 1.95)
+        # Unknown users: the same answer, the same delay.
+        c = self.raw(src=src)
+        c.ok('USER nosuchuser')
+        r, t = timed(c.cmd, 'PASS wrong')
+        self.assertEqual(r, b'-ERR [AUTH] authentication failed\r\n')
+        self.assertGreaterEqual(t, 2.95)
+        # Another address is not slowed down by those.
+        c = self.raw(src='127.0.0.4')
+        c.ok('USER alice')
+        r, t = timed(c.cmd, 'PASS wrong')
+        self.assertLess(t, 1.9)
+
+    def test_blocked_after_twenty_failures(self):
+        src = '127.0.0.5'
+        answers = []
+
+        def fail_once():
+            c = Raw(self.port, src=src, timeout=60)
+            try:
+                c.ok('USER alice')
+                answers.append(c.cmd('PASS wrong'))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=fail_once) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertEqual(len(answers), 20)
+        self.assertTrue(all(a.startswith(b'-ERR [AUTH]') for a in answers))
+        # Now even the right password gets [SYS/TEMP], at once.
+        c = self.raw(src=src)
+        r, t = timed(c.login)
+        self.assertTrue(r.startswith(b'-ERR [SYS/TEMP]'), r)
+        self.assertLess(t, 1.5)
+        # Others are not blocked.
+        c = self.raw(src='127.0.0.6')
+        self.assertTrue(c.login().startswith(b'+OK'))
+
+    def test_md5_user_upgraded_at_pop3_login(self):
+        md5 = hashlib.md5(b'oldpw').hexdigest()
+        with open(self.inst.usersfile) as f:
+            lines = [l if not l.startswith('bob:') else 'bob:%s\n' % md5
+                     for l in f]
+        with open(self.inst.usersfile + '.new', 'w') as f:
+            f.writelines(lines)
+        os.rename(self.inst.usersfile + '.new', self.inst.usersfile)
+        c = self.raw()
+        self.assertTrue(c.login('bob', 'oldpw').startswith(b'+OK'))
+        c.ok('QUIT')
+        self.assertTrue(wait_for(lambda: self.inst.user_hash('bob')
+                                 .startswith('$y$'), 10))
+        c = self.raw()
+        self.assertTrue(c.login('bob', 'oldpw').startswith(b'+OK'))
+        c.ok('QUIT')
+
+    def test_verification_cache(self):
+        # The first login pays for yescrypt; the same user and password
+        # again are answered from the cache.
+        def login():
+            c = Raw(self.port)
+            try:
+                _, t = timed(c.login)
+                c.ok('QUIT')
+                return t
+            finally:
+                c.close()
+        first = login()
+        again = statistics.median(login() for _ in range(15))
+        self.assertGreater(first, 0.01)
+        self.assertLess(again, first / 2, (first, again))
+        # A changed password is not answered from the cache.
+        r = self.inst.adm('chpasswd', 'alice', 'newpw')
+        self.assertEqual(r.returncode, 0)
+        c = self.raw()
+        self.assertTrue(c.login(password='alicepw').startswith(b'-ERR [AUTH]'))
+        self.assertTrue(c.login(password='newpw').startswith(b'+OK'))
+
+
+class Lock(Pop3Case):
+
+    def test_second_session_in_use(self):
+        a = self.raw()
+        self.assertTrue(a.login().startswith(b'+OK'))
+        b = self.raw()
+        self.assertEqual(b.login(), b'-ERR [IN-USE] mailbox is locked by '
+                         b'another session\r\n')
+        # Answered only after the password checked out.
+        b2 = self.raw(src='127.0.0.7')
+        self.assertTrue(b2.login(password='bad').startswith(b'-ERR [AUTH]'))
+        # AUTH PLAIN too; another mailbox is not affected.
+        self.assertTrue(b.cmd('AUTH PLAIN ' + plain('alice', 'alicepw'))
+                        .startswith(b'-ERR [IN-USE]'))
+        self.assertTrue(b.login('bob').startswith(b'+OK'))
+        a.ok('QUIT')
+        self.assertTrue(wait_login(self.port))
+
+    def test_lock_released_on_drop(self):
+        a = self.raw()
+        a.login()
+        a.close()
+        self.assertTrue(wait_login(self.port))
+
+    def test_lock_released_when_client_leaves_during_login(self):
+        # The client is gone before the password check answers: the
+        # mailbox must not stay locked.
+        for _ in range(5):
+            c = self.raw()
+            c.send(b'USER alice\r\nPASS alicepw\r\n')
+            c.close()
+        self.assertTrue(wait_login(self.port))
+
+    def test_many_sessions_many_mailboxes(self):
+        users = ['u%d' % i for i in range(8)]
+        for u in users:
+            self.assertEqual(self.inst.adm('adduser', u, 'pw-' + u)
+                             .returncode, 0)
+        for u in users:
+            self.put(b'Subject: %s\n\nhi\n' % u.encode(), user=u)
+        conns = []
+        for u in users:
+            c = self.raw()
+            self.assertTrue(c.login(u, 'pw-' + u).startswith(b'+OK'))
+            conns.append(c)
+        for u, c in zip(users, conns):
+            self.assertIn(u.encode(), c.retr(1)[1])
+            c.ok('DELE 1')
+            c.ok('QUIT')
+        for u in users:
+            self.assertEqual(self.files(u), [])
+
