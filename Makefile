@@ -19,7 +19,7 @@ PKGS	 = libbsd-overlay ldns libconfig libevent libxcrypt libseccomp
 DEBS	 = libbsd-dev libldns-dev libconfig-dev libevent-dev libcrypt-dev \
 	   libseccomp-dev pkg-config
 # What the tests drive besides our own code.
-TESTDEBS = ldnsutils iproute2 util-linux
+TESTDEBS = ldnsutils iproute2 util-linux mpop
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -76,7 +76,10 @@ all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN)
 common/libcommon.a: $(COMMON_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-%.o: %.c $(wildcard common/*.h) $(wildcard $(dir $@)*.h) $(FLAGSTAMP)
+# Each object also depends on its own folder's headers ($@ needs the
+# second expansion to be known in a prerequisite list).
+.SECONDEXPANSION:
+%.o: %.c $(wildcard common/*.h) $$(wildcard $$(dir $$@)*.h) $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 define prog_rule
@@ -96,7 +99,7 @@ deps:
 	@missing=""; \
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing=1; done; \
 	command -v pkg-config >/dev/null || missing=1; \
-	for b in ldns-testns unshare ip; do command -v $$b >/dev/null || missing=1; done; \
+	for b in ldns-testns unshare ip mpop; do command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
