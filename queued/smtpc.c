@@ -130,8 +130,10 @@ send_mail(struct smtpc *c)
 {
 	struct envelope	*e = c->at->env;
 
+	/* The spool file's size: the message plus our Received: line. */
 	if (c->size_ok)
-		sendf(c, "MAIL FROM:<%s> SIZE=%lld", e->sender, e->size);
+		sendf(c, "MAIL FROM:<%s> SIZE=%lld", e->sender,
+		    e->datasize > 0 ? e->datasize : e->size);
 	else
 		sendf(c, "MAIL FROM:<%s>", e->sender);
 	c->state = SC_MAIL;

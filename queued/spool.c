@@ -483,6 +483,7 @@ spool_inject(struct envelope *e, const char *data, size_t len)
 	char	path[64], envtmp[64], to[64];
 	int	fd;
 
+	e->datasize = len;
 	snprintf(path, sizeof(path), "incoming/%s", e->id);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd == -1)
