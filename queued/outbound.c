@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -25,6 +26,16 @@ TAILQ_HEAD(attemptlist, attempt);
 static struct attemptlist	attempts = TAILQ_HEAD_INITIALIZER(attempts);
 static int			nattempts;
 static uint32_t			next_req = 1;
+
+/*
+ * A smarthost given by name is resolved through mxcache like any domain
+ * (its MX, else its own addresses) and kept here; lookup 0 is this one.
+ */
+#define RELAY_REQ	0
+#define RELAY_TTL	300
+static struct host		relay_hosts[MX_MAX_HOSTS];
+static int			nrelay;
+static time_t			relay_asked;
 
 static const char *
 domain_of(const char *address)
@@ -68,20 +79,78 @@ is_numeric(const char *s)
 	    inet_pton(AF_INET6, s, buf) == 1;
 }
 
+static void
+relay_lookup(int force)
+{
+	struct msgbuild	 mb;
+	const char	*relay = proc->conf.relayhost;
+	time_t		 now = time(NULL);
+
+	if (relay == NULL || is_numeric(relay))
+		return;
+	if (!force && now - relay_asked < (nrelay ? RELAY_TTL : 5))
+		return;
+	relay_asked = now;
+	mb_init(&mb);
+	mb_u32(&mb, RELAY_REQ);
+	mb_str(&mb, relay);
+	chan_send(&mxcache_chan, &mb, IMSG_MX_LOOKUP, 0, -1);
+}
+
 /* The smarthost goes last: through it all, or as the fallback. */
 static void
 add_relay(struct attempt *at)
 {
 	const char	*relay = proc->conf.relayhost;
+	int		 i;
 
 	if (relay == NULL)
 		return;
-	if (!is_numeric(relay)) {
-		log_warnx("outbound: smtprelay %s is not a numeric address; "
-		    "it is not used", relay);
+	if (is_numeric(relay)) {
+		add_host(at, relay, relay, proc->conf.relayport);
 		return;
 	}
-	add_host(at, relay, relay, proc->conf.relayport);
+	relay_lookup(0);
+	if (nrelay == 0)
+		snprintf(at->lasterror, sizeof(at->lasterror),
+		    "smtprelay %.200s: no address known yet", relay);
+	for (i = 0; i < nrelay; i++)
+		add_host(at, relay, relay_hosts[i].addr,
+		    proc->conf.relayport);
+}
+
+/* The answer to lookup 0: the smarthost's addresses. */
+static int
+relay_reply(struct msgread *mr, uint32_t status, uint32_t n)
+{
+	char		host[256], addr[64];
+	uint32_t	i;
+
+	nrelay = 0;
+	for (i = 0; i < n; i++) {
+		(void)mr_u32(mr);
+		mr_str(mr, host, sizeof(host));
+		mr_str(mr, addr, sizeof(addr));
+		if (mr->err || !is_numeric(addr))
+			return -1;
+		strlcpy(relay_hosts[nrelay].addr, addr,
+		    sizeof(relay_hosts[nrelay].addr));
+		nrelay++;
+	}
+	if (mr_end(mr) == -1)
+		return -1;
+	if (status != MX_OK || nrelay == 0)
+		log_warnx("outbound: smtprelay %s does not resolve (status "
+		    "%u)", proc->conf.relayhost, status);
+	return 0;
+}
+
+/* After a reload: the smarthost may have changed. */
+void
+outbound_reloaded(void)
+{
+	nrelay = 0;
+	relay_lookup(1);
 }
 
 static void
@@ -388,8 +457,11 @@ outbound_mx_reply(struct imsg *im)
 	status = mr_u32(&mr);
 	mr_str(&mr, reason, sizeof(reason));
 	n = mr_u32(&mr);
-	if (mr.err || n > MX_MAX_HOSTS || status > MX_NOHOSTS ||
-	    (at = attempt_by_req(req)) == NULL)
+	if (mr.err || n > MX_MAX_HOSTS || status > MX_NOHOSTS)
+		return -1;
+	if (req == RELAY_REQ)
+		return relay_reply(&mr, status, n);
+	if ((at = attempt_by_req(req)) == NULL)
 		return -1;
 	for (i = 0; i < n; i++) {
 		pref = mr_u32(&mr);
@@ -421,4 +493,5 @@ void
 outbound_init(void)
 {
 	TAILQ_INIT(&attempts);
+	relay_lookup(1);
 }

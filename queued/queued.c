@@ -68,6 +68,7 @@ main(int argc, char *argv[])
 	child_start(argc, argv, PROC_QUEUED);
 	proc->stats = queued_stats;
 	proc->shutdown = runner_shutdown;
+	proc->reloaded = outbound_reloaded;
 	/* Every spool path is relative: the chroot, or the folder. */
 	if (chdir(proc->conf.spooldir) == -1)
 		fatal("chdir %s", proc->conf.spooldir);

@@ -79,6 +79,7 @@ void	outbound_init(void);
 int	outbound_start(struct envelope *e);
 int	outbound_mx_reply(struct imsg *);
 int	outbound_busy(void);
+void	outbound_reloaded(void);
 void	attempt_host_failed(struct attempt *, const char *why);
 void	attempt_host_done(struct attempt *);
 void	attempt_rcpt_final(struct attempt *, size_t idx, const char *why);
