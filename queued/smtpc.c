@@ -8,6 +8,7 @@
  * SMTPC_LINE_MAX octets and a reply at most SMTPC_LINES_MAX lines, and
  * every wait ends after the config's `timeout`.
  */
+#include <sys/param.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -55,8 +56,45 @@ struct smtpc {
 };
 
 static void	smtpc_read(struct bufferevent *, void *);
+static void	set_state(struct smtpc *, enum smtpc_state);
 static void	smtpc_event(struct bufferevent *, short, void *);
 static void	smtpc_write(struct bufferevent *, void *);
+
+/*
+ * RFC 5321 4.5.3.2's waits for each step (in seconds at the default
+ * `timeout` of 300), scaled by `timeout`/300 so tests can shorten them.
+ */
+static int
+state_wait(enum smtpc_state st)
+{
+	int	rfc;
+
+	switch (st) {
+	case SC_DATA:
+		rfc = 120;
+		break;
+	case SC_BODY:
+		rfc = 180;
+		break;
+	case SC_DOT:
+		rfc = 600;	/* the server may be delivering meanwhile */
+		break;
+	default:
+		rfc = 300;
+		break;
+	}
+	return MAX(1, (long long)rfc * proc->conf.timeout / 300);
+}
+
+static void
+set_state(struct smtpc *c, enum smtpc_state st)
+{
+	struct timeval	tv = { state_wait(st), 0 };
+
+	c->state = st;
+	if (c->bev != NULL)
+		bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
 
 static void
 smtpc_free(int fd, short ev, void *arg)
@@ -136,7 +174,7 @@ send_mail(struct smtpc *c)
 		    e->datasize > 0 ? e->datasize : e->size);
 	else
 		sendf(c, "MAIL FROM:<%s>", e->sender);
-	c->state = SC_MAIL;
+	set_state(c, SC_MAIL);
 	if (c->pipelining) {
 		/* RFC 2920: MAIL and the RCPTs go in one write. */
 		send_rcpts(c);
@@ -177,7 +215,7 @@ send_body(struct smtpc *c)
 			/* The spool ends with CRLF: just the dot line. */
 			evbuffer_add(out, c->bol ? ".\r\n" : "\r\n.\r\n",
 			    c->bol ? 3 : 5);
-			c->state = SC_DOT;
+			set_state(c, SC_DOT);
 			return;
 		}
 		for (i = start = 0; i < n; i++) {
@@ -220,11 +258,11 @@ rcpt_reply(struct smtpc *c, int code)
 		return;
 	if (c->accepted == 0) {
 		sendf(c, "QUIT");
-		c->state = SC_QUIT;
+		set_state(c, SC_QUIT);
 		return;
 	}
 	sendf(c, "DATA");
-	c->state = SC_DATA;
+	set_state(c, SC_DATA);
 }
 
 /* MAIL refused: 5xx fails every recipient here, 4xx tries elsewhere. */
@@ -241,7 +279,7 @@ mail_refused(struct smtpc *c, int code, const char *said)
 		return;
 	}
 	sendf(c, "QUIT");
-	c->state = SC_QUIT;
+	set_state(c, SC_QUIT);
 }
 
 static void
@@ -252,7 +290,7 @@ start_body(struct smtpc *c, int code, const char *said)
 		smtpc_finish(c, NULL);
 		return;
 	}
-	c->state = SC_BODY;
+	set_state(c, SC_BODY);
 	c->bol = 1;
 	if ((c->datafd = spool_open_data(c->at->env)) == -1) {
 		smtpc_finish(c, "cannot open the queued message");
@@ -274,7 +312,7 @@ reply_done(struct smtpc *c, int code)
 			break;
 		}
 		sendf(c, "EHLO %s", proc->conf.serverhostname);
-		c->state = SC_EHLO;
+		set_state(c, SC_EHLO);
 		break;
 	case SC_EHLO:
 		if (code / 100 == 2) {
@@ -283,7 +321,7 @@ reply_done(struct smtpc *c, int code)
 		}
 		/* An old server: try HELO. */
 		sendf(c, "HELO %s", proc->conf.serverhostname);
-		c->state = SC_HELO;
+		set_state(c, SC_HELO);
 		break;
 	case SC_HELO:
 		if (code / 100 != 2)
@@ -298,7 +336,7 @@ reply_done(struct smtpc *c, int code)
 		}
 		if (!c->pipelining)
 			send_rcpts(c);
-		c->state = SC_RCPT;
+		set_state(c, SC_RCPT);
 		break;
 	case SC_RCPT:
 		rcpt_reply(c, code);
@@ -309,7 +347,7 @@ reply_done(struct smtpc *c, int code)
 	case SC_DOT:
 		attempt_accepted_result(c->at, code, said);
 		sendf(c, "QUIT");
-		c->state = SC_QUIT;
+		set_state(c, SC_QUIT);
 		break;
 	case SC_QUIT:
 		smtpc_finish(c, NULL);
@@ -380,7 +418,7 @@ smtpc_event(struct bufferevent *bev, short what, void *arg)
 	struct smtpc	*c = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		c->state = SC_BANNER;
+		set_state(c, SC_BANNER);
 		return;
 	}
 	if (c->state == SC_QUIT && (what & BEV_EVENT_EOF)) {
@@ -421,7 +459,6 @@ void
 smtpc_start(struct attempt *at)
 {
 	struct sockaddr_storage	 ss;
-	struct timeval		 tv = { proc->conf.timeout, 0 };
 	struct smtpc		*c;
 	struct host		*h = &at->hosts[at->cur];
 	socklen_t		 len;
@@ -434,13 +471,12 @@ smtpc_start(struct attempt *at)
 	c = xcalloc(1, sizeof(*c));
 	c->at = at;
 	c->datafd = -1;
-	c->state = SC_CONNECT;
 	c->bev = bufferevent_socket_new(proc->base, -1,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		fatalx("bufferevent_socket_new");
 	bufferevent_setcb(c->bev, smtpc_read, smtpc_write, smtpc_event, c);
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	set_state(c, SC_CONNECT);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	log_debug("outbound id=%s connecting to %s[%s]:%d", at->env->id,
 	    h->host, h->addr, h->port);
