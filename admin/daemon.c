@@ -24,7 +24,7 @@
 #define STOP_WAIT_MS	20000	/* the daemon gives sessions 10 s */
 
 /* Connect to the daemon; -1 when nobody answers. */
-static int
+int
 ctl_connect(void)
 {
 	struct sockaddr_un	sun;
@@ -49,7 +49,7 @@ ctl_connect(void)
 }
 
 /* Send one request and return the reply's text (static); *ok set. */
-static const char *
+const char *
 ctl_request(int fd, uint32_t type, int *ok)
 {
 	static char	 text[IMSG_DATA_MAX + 1];

@@ -22,6 +22,8 @@ void	usage_error(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 
 /* users.c */
+/* As root, act as the daemon's user from here on (creating MAILDIR). */
+void	become_owner(void);
 int	cmd_adduser(int argc, char **argv);
 int	cmd_rmuser(int argc, char **argv);
 int	cmd_chpasswd(int argc, char **argv);
@@ -31,6 +33,8 @@ int	cmd_getinfo(int argc, char **argv);
 int	cmd_users(int argc, char **argv);
 
 /* daemon.c */
+int	ctl_connect(void);
+const char *ctl_request(int fd, uint32_t type, int *ok);
 int	cmd_start(int argc, char **argv);
 int	cmd_stop(int argc, char **argv);
 int	cmd_status(int argc, char **argv);

@@ -46,59 +46,14 @@ struct refresh {
 static const char *
 ask_daemon(int *ok)
 {
-	static char		 text[IMSG_DATA_MAX + 1];
-	struct sockaddr_un	 sun;
-	struct imsgbuf		 ib;
-	struct imsg		*im;
-	int			 fd;
+	const char	*text;
+	int		 fd;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlcpy(sun.sun_path, adm.conf.controlsocket,
-	    sizeof(sun.sun_path)) >= sizeof(sun.sun_path))
-		die("controlsocket path too long: %s", adm.conf.controlsocket);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		die("socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		if (errno == EACCES || errno == EPERM)
-			die("%s: %s (run as root or as %s)",
-			    adm.conf.controlsocket, strerror(errno),
-			    adm.conf.user);
-		close(fd);
+	if ((fd = ctl_connect()) == -1)
 		return NULL;
-	}
-	im = xmalloc(sizeof(*im));
-	imsgbuf_init(&ib, fd);
-	if (imsg_compose(&ib, IMSG_CTL_UPDATEMX, 0, -1, NULL, 0) == -1 ||
-	    imsgbuf_flush_all(&ib) == -1 || imsg_read_one(&ib, im) != 1)
-		die("no answer from pymaild on %s", adm.conf.controlsocket);
-	if (im->fd != -1)
-		close(im->fd);
-	*ok = im->hdr.type == IMSG_CTL_OK;
-	memcpy(text, im->data, im->datalen);
-	text[im->datalen] = '\0';
-	imsgbuf_clear(&ib);
+	text = ctl_request(fd, IMSG_CTL_UPDATEMX, ok);
 	close(fd);
-	free(im);
 	return text;
-}
-
-/* As root, work as the daemon's user: the file must stay its own. */
-static void
-become_owner(void)
-{
-	struct passwd	*pw;
-
-	if (geteuid() != 0)
-		return;
-	if ((pw = getpwnam(adm.conf.user)) == NULL)
-		die("user '%s' (the config's `user`) does not exist",
-		    adm.conf.user);
-	if (setgroups(1, &pw->pw_gid) == -1 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
-		die("cannot act as %s: %s", adm.conf.user, strerror(errno));
-	proc_after_setuid();
 }
 
 static void

@@ -30,7 +30,7 @@
  * As root, act as the daemon's user from here on (the files must stay
  * its own); create MAILDIR first when it is missing.
  */
-static void
+void
 become_owner(void)
 {
 	struct passwd	*pw;
