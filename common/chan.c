@@ -9,6 +9,8 @@
 
 static void	chan_event(int, short, void *);
 
+#define CHAN_READS_MAX	64	/* reads per wake-up, to stay fair */
+
 void
 chan_kick(struct chan *c)
 {
@@ -71,12 +73,36 @@ chan_fail(struct chan *c, const char *why)
 		c->closed(c);
 }
 
+/* Hand every whole message in the buffer to dispatch; -1: closed. */
+static int
+chan_dispatch_all(struct chan *c)
+{
+	int	r;
+
+	for (;;) {
+		if ((r = imsg_get(&c->ib, c->im)) == 0)
+			return 0;
+		if (r == -1) {
+			chan_fail(c, "bad message framing");
+			return -1;
+		}
+		if (c->dispatch(c, c->im) == -1) {
+			if (c->im->fd != -1)
+				close(c->im->fd);
+			chan_fail(c, "malformed message");
+			return -1;
+		}
+		if (!c->active)
+			return -1;
+	}
+}
+
 static void
 chan_event(int fd, short ev, void *arg)
 {
 	struct chan	*c = arg;
 	ssize_t		 n;
-	int		 r;
+	int		 i;
 
 	if (ev & EV_WRITE) {
 		if (imsgbuf_flush(&c->ib) == -1) {
@@ -84,29 +110,21 @@ chan_event(int fd, short ev, void *arg)
 			return;
 		}
 	}
-	if (ev & EV_READ) {
+	/*
+	 * The kernel ends a read at each message that carries a descriptor,
+	 * so read on (a bounded number of times) while data is there rather
+	 * than wait for one wake-up per message.
+	 */
+	for (i = 0; (ev & EV_READ) && i < CHAN_READS_MAX; i++) {
 		n = imsgbuf_read(&c->ib);
+		if (n == -1 && errno == EAGAIN && c->ib.rlen < IMSG_MAX)
+			break;
 		if (n == 0 || (n == -1 && errno != EAGAIN)) {
 			chan_fail(c, NULL);
 			return;
 		}
-		for (;;) {
-			r = imsg_get(&c->ib, c->im);
-			if (r == 0)
-				break;
-			if (r == -1) {
-				chan_fail(c, "bad message framing");
-				return;
-			}
-			if (c->dispatch(c, c->im) == -1) {
-				if (c->im->fd != -1)
-					close(c->im->fd);
-				chan_fail(c, "malformed message");
-				return;
-			}
-			if (!c->active)
-				return;
-		}
+		if (chan_dispatch_all(c) == -1)
+			return;
 	}
 	chan_kick(c);
 }
