@@ -72,32 +72,37 @@ envelope_field_ok(const char *s, size_t max)
 	return i < max;
 }
 
+/* Room for the fixed lines, and for one recipient line at most. */
+#define ENV_HEAD_MAX	(4 * ADDR_PATH_MAX + 1024)
+#define ENV_RCPT_MAX	(ADDR_PATH_MAX + USER_NAME_MAX + 300)
+
 char *
 envelope_format(const struct envelope *e)
 {
-	char	*buf = xmalloc(ENV_TEXT_MAX);
-	size_t	 len = 0, i;
-	const struct envrcpt *r;
+	const struct envrcpt	*r;
+	size_t			 cap, len, i;
+	char			*buf;
 
-#define PUT(...) do {							\
-	if (len < ENV_TEXT_MAX)						\
-		len += snprintf(buf + len, ENV_TEXT_MAX - len, __VA_ARGS__); \
-} while (0)
-	PUT("version: 1\nid: %s\ncreated: %lld\nsender: %s\nhelo: %s\n"
+	/* Sized to fit: a fixed 256 KiB would cost an mmap per envelope. */
+	cap = ENV_HEAD_MAX + e->nrcpts * ENV_RCPT_MAX;
+	if (cap > ENV_TEXT_MAX)
+		return NULL;
+	buf = xmalloc(cap);
+	len = snprintf(buf, cap,
+	    "version: 1\nid: %s\ncreated: %lld\nsender: %s\nhelo: %s\n"
 	    "client: %s\nprotocol: %s\nsession: %s\nsize: %lld\n"
-	    "data-size: %lld\n"
-	    "attempts: %d\nnext-attempt: %lld\nlast-error: %s\n",
-	    e->id, (long long)e->created, e->sender, e->helo, e->client,
-	    e->protocol, e->session, e->size, e->datasize, e->attempts,
-	    (long long)e->next_attempt, e->lasterror);
-	for (i = 0; i < e->nrcpts; i++) {
+	    "data-size: %lld\nattempts: %d\nnext-attempt: %lld\n"
+	    "last-error: %s\n", e->id, (long long)e->created, e->sender,
+	    e->helo, e->client, e->protocol, e->session, e->size,
+	    e->datasize, e->attempts, (long long)e->next_attempt,
+	    e->lasterror);
+	for (i = 0; i < e->nrcpts && len < cap; i++) {
 		r = &e->rcpts[i];
-		PUT("rcpt: %s %s %s%s%s\n", status_names[r->status],
-		    r->user[0] ? r->user : "-", r->address,
-		    r->reason[0] ? " " : "", r->reason);
+		len += snprintf(buf + len, cap - len, "rcpt: %s %s %s%s%s\n",
+		    status_names[r->status], r->user[0] ? r->user : "-",
+		    r->address, r->reason[0] ? " " : "", r->reason);
 	}
-#undef PUT
-	if (len >= ENV_TEXT_MAX) {
+	if (len >= cap) {
 		free(buf);
 		return NULL;
 	}

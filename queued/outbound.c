@@ -382,6 +382,7 @@ outbound_start(struct envelope *e)
 	struct attempt	*at;
 	struct envrcpt	*r;
 	size_t		 i;
+	int		 blocked = 0;
 
 	for (i = 0; i < e->nrcpts; i++) {
 		r = &e->rcpts[i];
@@ -389,15 +390,17 @@ outbound_start(struct envelope *e)
 			continue;
 		if (nattempts >= MAX_ATTEMPTS)
 			return 0;
-		if (domain_busy(domain_of(r->address)))
-			continue;	/* the next run takes it */
+		if (domain_busy(domain_of(r->address))) {
+			blocked = 1;	/* waits for that domain's slot */
+			continue;
+		}
 		at = attempt_new(e, domain_of(r->address));
 		TAILQ_INSERT_TAIL(&attempts, at, entry);
 		nattempts++;
 		e->inflight++;
 		attempt_begin(at);
 	}
-	return 1;
+	return blocked ? 2 : 1;
 }
 
 static struct attempt *

@@ -75,7 +75,8 @@ void	runner_flush(void);
 
 /* outbound.c */
 void	outbound_init(void);
-/* Start delivering e's pending remote recipients; 0 when out of slots. */
+/* Start delivering e's pending remote recipients: 0 out of slots, 1 all
+ * under way, 2 some wait for a busy domain. */
 int	outbound_start(struct envelope *e);
 int	outbound_mx_reply(struct imsg *);
 int	outbound_busy(void);

@@ -26,6 +26,9 @@ struct delivery {
 
 static struct envlist	ready = TAILQ_HEAD_INITIALIZER(ready);
 static struct envlist	waiting = TAILQ_HEAD_INITIALIZER(waiting);
+/* Mail for a domain whose sessions are all busy: runs again when any
+ * outbound attempt ends. */
+static struct envlist	blocked = TAILQ_HEAD_INITIALIZER(blocked);
 static struct delivery	*inflight[MAX_INFLIGHT];
 static int		 ninflight;
 static struct event	 ev_run, ev_tick, ev_stop;
@@ -194,15 +197,16 @@ settle(struct envelope *e)
 
 /*
  * Start what can start. 0: out of slots, run this again once a reply
- * frees one; 1: everything that can run is under way (or failed).
+ * frees one; 1: everything that can run is under way (or failed);
+ * 2: as 1, but some recipients wait for a busy domain.
  */
 static int
 run_one(struct envelope *e)
 {
 	size_t	i;
-	int	r;
+	int	r, out;
 
-	if (outbound_start(e) == 0)
+	if ((out = outbound_start(e)) == 0)
 		return 0;
 	for (i = 0; i < e->nrcpts; i++) {
 		if (e->rcpts[i].status != RS_PENDING ||
@@ -213,7 +217,7 @@ run_one(struct envelope *e)
 		if (r == -1)
 			break;	/* settle() defers the message */
 	}
-	return 1;
+	return out;
 }
 
 static void
@@ -232,6 +236,11 @@ runner_run(int fd, short ev, void *arg)
 			e->ready = 1;
 			TAILQ_INSERT_HEAD(&ready, e, entry);
 			return;
+		}
+		if (r == 2) {
+			e->ready = 1;	/* not settled while it waits */
+			TAILQ_INSERT_TAIL(&blocked, e, entry);
+			continue;
 		}
 		if (e->inflight == 0)
 			settle(e);
@@ -283,8 +292,15 @@ runner_deliver_reply(struct imsg *im)
 void
 runner_attempt_done(struct envelope *e)
 {
+	struct envelope	*b;
+
 	if (e->inflight == 0 && !e->ready)
 		settle(e);
+	/* A domain's slot is free: what waited for one runs again. */
+	while ((b = TAILQ_FIRST(&blocked)) != NULL) {
+		TAILQ_REMOVE(&blocked, b, entry);
+		TAILQ_INSERT_TAIL(&ready, b, entry);
+	}
 	if (stopping && ninflight == 0 && !outbound_busy())
 		exit(0);
 	schedule();

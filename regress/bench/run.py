@@ -93,6 +93,8 @@ def main():
     benches = [('smtp_bench.py', args)]
     if os.path.isfile(os.path.join(HERE, 'pop3_bench.py')):
         benches.append(('pop3_bench.py', []))
+    if os.path.isfile(os.path.join(HERE, 'outbound_bench.py')):
+        benches.append(('outbound_bench.py', []))
     rows, statuses, bad = [], [], 0
     for name, a in benches:
         figs, status, secs = run_one(name, a)
