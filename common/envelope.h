@@ -52,6 +52,7 @@ struct envelope {
 	int			 inflight;	/* deliveries under way */
 	int			 waiting;	/* on the retry list */
 	int			 ready;		/* on the run list */
+	time_t			 runstart;	/* when it last ran */
 };
 
 TAILQ_HEAD(envlist, envelope);

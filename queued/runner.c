@@ -34,6 +34,7 @@ static int		 ninflight;
 static struct event	 ev_run, ev_tick, ev_stop;
 static int		 run_scheduled;
 static int		 stopping;
+static time_t		 last_flush;	/* pymailadm flush */
 
 static void	runner_run(int, short, void *);
 static void	tick(int, short, void *);
@@ -183,6 +184,9 @@ settle(struct envelope *e)
 	/* Pending recipients, or a bounce that could not be queued. */
 	e->attempts++;
 	delay = retry_delay(e->attempts);
+	/* A flush while this attempt ran: it still counts, so no wait. */
+	if (last_flush != 0 && last_flush >= e->runstart)
+		delay = 0;
 	e->next_attempt = now + delay;
 	if (e->next_attempt > e->created + proc->conf.maxqueuetime)
 		e->next_attempt = e->created + proc->conf.maxqueuetime;
@@ -230,6 +234,7 @@ runner_run(int fd, short ev, void *arg)
 	while (!stopping && (e = TAILQ_FIRST(&ready)) != NULL) {
 		TAILQ_REMOVE(&ready, e, entry);
 		e->ready = 0;
+		e->runstart = time(NULL);
 		r = run_one(e);
 		if (r == 0) {
 			/* Out of slots: the rest waits for replies. */
@@ -335,6 +340,7 @@ runner_flush(void)
 	struct envelope	*e;
 	int		 n = 0;
 
+	last_flush = time(NULL);
 	TAILQ_FOREACH(e, &waiting, entry) {
 		e->next_attempt = 0;
 		n++;
