@@ -34,36 +34,19 @@ UNIT_TIMEOUT = int(os.environ.get('PYMAILD_UNIT_TIMEOUT', 120))  # a C binary
 TEST_TIMEOUT = int(os.environ.get('PYMAILD_TEST_TIMEOUT', 120))  # a method
 FILE_TIMEOUT = int(os.environ.get('PYMAILD_FILE_TIMEOUT', 480))  # a .py file
 
-NETNS_VAR = 'PYMAILD_NETNS'
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                'lib'))
+import netns                                            # noqa: E402
+
+NETNS_VAR = netns.NETNS_VAR
 
 
 # ----------------------------------------------------------------------
 # Private network namespace
 
 def enter_netns():
-    """As root, re-exec under `unshare -n` with lo up (once)."""
-    if os.geteuid() != 0 or os.environ.get(NETNS_VAR):
-        return
-    try:
-        ok = subprocess.run(['unshare', '-n', 'true'],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                            timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
-        print('warning: cannot create a network namespace (unshare -n); '
-              'running in the host namespace', file=sys.stderr)
-        os.environ[NETNS_VAR] = '0'
-        return
-    env = dict(os.environ)
-    env[NETNS_VAR] = '1'
-    argv = ['unshare', '-n', '--', 'sh', '-c',
-            'PATH="$PATH:/usr/sbin:/sbin" ip link set lo up && exec "$@"', 'sh',
-            PYTHON, os.path.abspath(__file__)] + sys.argv[1:]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvpe('unshare', argv, env)
+    """As root, re-exec this script in a private network namespace."""
+    netns.enter(__file__)
 
 
 def set_subreaper():

@@ -46,10 +46,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
+import netns                                                   # noqa: E402
 import pmtest                                                  # noqa: E402
 
 LOAD = os.path.join(HERE, 'pop3_load')
-NETNS_VAR = 'PYMAILD_NETNS'
+NETNS_VAR = netns.NETNS_VAR
 DOVECOT = '/usr/sbin/dovecot'
 PAUSE = 2.0
 
@@ -67,16 +68,8 @@ def out(*a):
 
 
 def enter_netns():
-    """As root, re-exec under `unshare -n` with lo up (once)."""
-    if os.geteuid() != 0 or os.environ.get(NETNS_VAR):
-        return
-    env = dict(os.environ)
-    env[NETNS_VAR] = '1'
-    argv = ['unshare', '-n', '--', 'sh', '-c',
-            'ip link set lo up && exec "$@"', 'sh',
-            '/usr/bin/python3', os.path.abspath(__file__)] + sys.argv[1:]
-    sys.stdout.flush()
-    os.execvpe('unshare', argv, env)
+    """As root, re-exec this script in a private network namespace."""
+    netns.enter(__file__)
 
 
 # ----------------------------------------------------------------------

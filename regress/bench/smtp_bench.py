@@ -47,11 +47,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
+import netns                                                   # noqa: E402
 import pmtest                                                  # noqa: E402
 
 PYTHON = '/usr/bin/python3'
 LOAD = os.path.join(HERE, 'smtp_load')
-NETNS_VAR = 'PYMAILD_NETNS'
+NETNS_VAR = netns.NETNS_VAR
 POSTFIX_NOTE_VAR = 'PYMAILD_BENCH_POSTFIX_NOTE'
 POSTFIX = '/usr/sbin/postfix'
 
@@ -114,29 +115,8 @@ def ensure_postfix():
 
 
 def enter_netns():
-    """As root, re-exec under `unshare -n` with lo up (once)."""
-    if os.geteuid() != 0 or os.environ.get(NETNS_VAR):
-        return
-    try:
-        ok = subprocess.run(['unshare', '-n', 'true'],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                            timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
-        out('warning: cannot create a network namespace (unshare -n); '
-            'running in the host namespace')
-        os.environ[NETNS_VAR] = '0'
-        return
-    env = dict(os.environ)
-    env[NETNS_VAR] = '1'
-    argv = ['unshare', '-n', '--', 'sh', '-c',
-            'PATH="$PATH:/usr/sbin:/sbin" ip link set lo up && exec "$@"',
-            'sh', PYTHON, os.path.abspath(__file__)] + sys.argv[1:]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvpe('unshare', argv, env)
+    """As root, re-exec this script in a private network namespace."""
+    netns.enter(__file__)
 
 
 def raise_nofile(want=65536):
