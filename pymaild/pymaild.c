@@ -687,6 +687,9 @@ main(int argc, char *argv[])
 	start_children(logfd);
 	close(logfd);
 	drop_parent_privs();
+	if (env->conf.tls_cert == NULL)
+		log_warnx("warning: no tls configured: SMTP AUTH and POP3 "
+		    "passwords cross the network in plaintext");
 	setproctitle("-pymaild: parent");
 	auth_init(env->base, 2);
 	store_init();
