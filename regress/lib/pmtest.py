@@ -19,6 +19,7 @@ import pwd
 import re
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import tempfile
@@ -91,17 +92,33 @@ def uid_of(name):
 # ----------------------------------------------------------------------
 # Network helpers
 
+# Ports are picked below the kernel's ephemeral range (32768-60999 here):
+# a port the kernel hands out as some client's source port (mxcache's DNS
+# queries, say) must not be one a test is about to listen on.
+PORT_LOW, PORT_HIGH = 10000, 32000
+
+
+def _free(kind):
+    for _ in range(200):
+        port = random.randint(PORT_LOW, PORT_HIGH)
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError('no free port between %d and %d'
+                         % (PORT_LOW, PORT_HIGH))
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    return _free(socket.SOCK_STREAM)
 
 
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    return _free(socket.SOCK_DGRAM)
 
 
 def port_open(port, host='127.0.0.1', timeout=1.0):
