@@ -922,23 +922,6 @@ conv_feed(struct conv *cv, const char *in, size_t n, char *out, size_t *olen)
 	return 0;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /* 0 done, -1 a problem of the source (set in *why), dies when writing
  * into MAILDIR fails (a full disk would fail every next message too). */
 static int
@@ -968,7 +951,7 @@ convert(int in, int out, const char *tmp, struct conv *cv,
 			*why = "malformed: data after the final '.' line";
 			goto out;
 		}
-		if (write_all(out, obuf, olen) == -1)
+		if (write_full(out, obuf, olen) == -1)
 			die("cannot write %s: %s", tmp, strerror(errno));
 	}
 	/* "." at the very end, without its CRLF, ends it too. */

@@ -14,6 +14,8 @@ char	*xstrdup(const char *);
 int	 xasprintf(char **, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 
+/* write(2) until all of it is written (EINTR and short writes). */
+int	 write_full(int fd, const void *data, size_t len);
 /* Write a whole file as temp + fsync + rename + fsync of the folder, so a
  * crash leaves either the old or the new contents. -1 with errno set. */
 int	 file_write_atomic(const char *path, const void *data, size_t len,

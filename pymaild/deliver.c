@@ -130,23 +130,6 @@ check_mailbox(struct dreq *d)
 	return 0;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	ssize_t	n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /* Copy the spool file, CRLF -> LF, counting both sizes. */
 static int
 copy_body(struct dreq *d, int out)
@@ -173,11 +156,11 @@ copy_body(struct dreq *d, int out)
 				d->wsize++;
 			buf[len++] = in[i];
 		}
-		if (write_all(out, buf, len) == -1)
+		if (write_full(out, buf, len) == -1)
 			goto out;
 		d->size += len;
 	}
-	if (cr && write_all(out, "\r", 1) == -1)
+	if (cr && write_full(out, "\r", 1) == -1)
 		goto out;
 	d->size += cr;
 	r = 0;
@@ -209,7 +192,7 @@ write_tmp(struct dreq *d)
 	    "Delivered-To: %s\n", d->sender, d->rcpt);
 	d->size = len;
 	d->wsize = 2;
-	if (write_all(out, head, len) == -1 || copy_body(d, out) == -1) {
+	if (write_full(out, head, len) == -1 || copy_body(d, out) == -1) {
 		fail_errno(d, "write");
 		close(out);
 		unlink(d->tmp);

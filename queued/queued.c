@@ -59,7 +59,7 @@ parent_dispatch(struct chan *c, struct imsg *im)
 static uint32_t
 queued_stats(void)
 {
-	return runner_count();
+	return spool_count();
 }
 
 int

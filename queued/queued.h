@@ -69,7 +69,6 @@ void	runner_init(void);
 void	runner_add(struct envelope *);
 void	runner_restore(struct envelope *);
 int	runner_deliver_reply(struct imsg *);
-size_t	runner_count(void);
 void	runner_shutdown(void);
 void	runner_flush(void);
 

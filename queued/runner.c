@@ -39,12 +39,6 @@ static time_t		 last_flush;	/* pymailadm flush */
 static void	runner_run(int, short, void *);
 static void	tick(int, short, void *);
 
-size_t
-runner_count(void)
-{
-	return spool_count();
-}
-
 static void
 schedule(void)
 {
