@@ -100,8 +100,7 @@ check_mailbox(struct dreq *d)
 		fail(d, DELIVER_PERM, "550 5.1.1 User unknown");
 		return -1;
 	}
-	if (mboxopts_for_user(env->conf.maildir, d->user, &o, err,
-	    sizeof(err)) == -1) {
+	if (store_mboxopts(d->user, &o, err, sizeof(err)) == -1) {
 		log_warnx("delivery id=%s: %s", d->id, err);
 		fail(d, DELIVER_TEMP, "451 4.3.0 Mailbox options unreadable");
 		return -1;

@@ -57,6 +57,8 @@ int	store_dispatch(struct child *, struct imsg *);
 /* Re-read MAILDIR/users when it changed on disk (pymailadm wrote it). */
 void	store_refresh_users(void);
 int	store_user_exists(const char *user);
+int	store_mboxopts(const char *user, struct mboxopts *o, char *err,
+	    size_t errlen);
 /* The bytes a mailbox holds, the figure quotas compare against. */
 long long store_usage(const char *user);
 void	store_usage_add(const char *user, long long bytes);

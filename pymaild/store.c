@@ -97,6 +97,120 @@ store_usage_changed(const char *user)
 	}
 }
 
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+	    a->st_size == b->st_size &&
+	    a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * Mailbox options, read again only when a file changed: every message
+ * asks for them three times (RCPT, end of data, delivery), and parsing
+ * two files each time was most of the parent's work per message. A stat
+ * of each file tells whether what we hold is still what is on disk.
+ */
+struct optcache {
+	RB_ENTRY(optcache) entry;
+	char		 user[USER_NAME_MAX + 1];
+	struct stat	 st;		/* of USER/options; zero when absent */
+	uint64_t	 gen;		/* of the defaults it was built on */
+	struct mboxopts	 o;
+};
+
+RB_HEAD(opttree, optcache);
+int	optcache_cmp(struct optcache *, struct optcache *);
+RB_PROTOTYPE(opttree, optcache, entry, optcache_cmp);
+
+int
+optcache_cmp(struct optcache *a, struct optcache *b)
+{
+	return strcmp(a->user, b->user);
+}
+
+RB_GENERATE(opttree, optcache, entry, optcache_cmp);
+
+static struct opttree	 optcache = RB_INITIALIZER(&optcache);
+static struct mboxopts	 defaults;
+static struct stat	 defaults_st;
+static uint64_t		 defaults_gen;	/* 0: not loaded */
+
+static void
+stat_or_zero(const char *path, struct stat *st)
+{
+	if (stat(path, st) == -1)
+		memset(st, 0, sizeof(*st));
+}
+
+static void
+optcache_clear(void)
+{
+	struct optcache	*c;
+
+	while ((c = RB_ROOT(&optcache)) != NULL) {
+		RB_REMOVE(opttree, &optcache, c);
+		free(c);
+	}
+}
+
+/* MAILDIR/default_options, as of now. */
+static int
+defaults_current(char *err, size_t errlen)
+{
+	struct mboxopts	o;
+	struct stat	st;
+	char		path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/default_options", env->conf.maildir);
+	stat_or_zero(path, &st);
+	if (defaults_gen != 0 && same_file(&st, &defaults_st))
+		return 0;
+	mboxopts_defaults(&o);
+	if (mboxopts_load(path, &o, err, errlen) == -1)
+		return -1;
+	defaults = o;
+	defaults_st = st;
+	defaults_gen++;
+	return 0;
+}
+
+/* A user's effective options (defaults, default_options, USER/options). */
+int
+store_mboxopts(const char *user, struct mboxopts *o, char *err,
+    size_t errlen)
+{
+	struct optcache	 key, *c;
+	struct mboxopts	 mine;
+	struct stat	 st;
+	char		 path[PATH_MAX];
+
+	if (defaults_current(err, errlen) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s/options", env->conf.maildir, user);
+	stat_or_zero(path, &st);
+	strlcpy(key.user, user, sizeof(key.user));
+	if ((c = RB_FIND(opttree, &optcache, &key)) != NULL &&
+	    c->gen == defaults_gen && same_file(&st, &c->st)) {
+		*o = c->o;
+		return 0;
+	}
+	mine = defaults;
+	if (mboxopts_load(path, &mine, err, errlen) == -1)
+		return -1;
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		strlcpy(c->user, user, sizeof(c->user));
+		RB_INSERT(opttree, &optcache, c);
+	}
+	c->st = st;
+	c->gen = defaults_gen;
+	c->o = mine;
+	*o = mine;
+	return 0;
+}
+
 int
 store_user_exists(const char *user)
 {
@@ -111,14 +225,6 @@ struct authreq {
 	int		known;
 };
 
-static int
-same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-	    a->st_size == b->st_size &&
-	    a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
 
 void
 store_refresh_users(void)
@@ -140,6 +246,7 @@ store_refresh_users(void)
 		return;
 	}
 	users_bad = 0;
+	optcache_clear();	/* forget removed users */
 	userdb_free(&users);
 	users = db;
 	users_st = st;
@@ -306,8 +413,7 @@ rcpt_check(const char *name, uint64_t size)
 	store_refresh_users();
 	if (userdb_find(&users, user) == NULL)
 		return RCPT_NOUSER;
-	if (mboxopts_for_user(env->conf.maildir, user, &o, err,
-	    sizeof(err)) == -1) {
+	if (store_mboxopts(user, &o, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return RCPT_TEMPFAIL;
 	}

@@ -51,6 +51,12 @@ struct attempt {
 extern struct chan	smtpd_chan, mxcache_chan;
 void	queued_send_parent(uint32_t type, struct msgbuild *, int fd);
 
+/* fpool.c */
+void	fpool_init(void);
+int	fpool_take(const char *path);
+int	fpool_give(const char *path, off_t size);
+size_t	fpool_count(void);
+
 /* spool.c */
 void	spool_init(void);
 int	spool_dispatch(struct imsg *);

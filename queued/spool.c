@@ -36,6 +36,8 @@ struct incoming {
 	uint32_t		 sess;
 	struct envelope		*env;
 	int			 commit;	/* asked for */
+	int			 datafd;	/* ours; smtpd writes into a dup */
+	int			 envfd;		/* its envelope file, at commit */
 	int			 inbatch;	/* the sync thread has it */
 	int			 result;
 };
@@ -96,10 +98,14 @@ incoming_drop(struct incoming *in, int unlink_files)
 
 	if (unlink_files) {
 		snprintf(path, sizeof(path), "incoming/%s", in->env->id);
-		unlink(path);
+		fpool_give(path, -1);
 		snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
-		unlink(path);
+		if (in->envfd != -1)
+			fpool_give(path, 0);
 	}
+	close(in->datafd);
+	if (in->envfd != -1)
+		close(in->envfd);
 	TAILQ_REMOVE(&incoming, in, entry);
 	nincoming--;
 	envelope_free(in->env);
@@ -127,7 +133,7 @@ handle_create(struct imsg *im)
 	struct incoming	*in;
 	char		 id[QUEUE_ID_LEN + 1], path[64];
 	uint32_t	 sess;
-	int		 fd;
+	int		 fd, theirs;
 
 	mr_init(&mr, im);
 	sess = mr_u32(&mr);
@@ -140,18 +146,23 @@ handle_create(struct imsg *im)
 	}
 	spool_new_id(id);
 	snprintf(path, sizeof(path), "incoming/%s", id);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd == -1) {
+	if ((fd = fpool_take(path)) == -1 || (theirs = dup(fd)) == -1) {
 		log_warn("spool: cannot create %s", path);
+		if (fd != -1) {
+			close(fd);
+			unlink(path);
+		}
 		reply_smtpd(IMSG_SPOOL_CREATE_REPLY, sess, "", 0, 0, -1);
 		return 0;
 	}
 	in = xcalloc(1, sizeof(*in));
 	in->sess = sess;
+	in->datafd = fd;
+	in->envfd = -1;
 	in->env = envelope_new(id);
 	TAILQ_INSERT_TAIL(&incoming, in, entry);
 	nincoming++;
-	reply_smtpd(IMSG_SPOOL_CREATE_REPLY, sess, id, 0, 0, fd);
+	reply_smtpd(IMSG_SPOOL_CREATE_REPLY, sess, id, 0, 0, theirs);
 	return 0;
 }
 
@@ -205,7 +216,7 @@ handle_commit(struct imsg *im)
 	struct msgread	 mr;
 	struct incoming	*in;
 	struct envelope	*e;
-	char		 id[QUEUE_ID_LEN + 1];
+	char		 id[QUEUE_ID_LEN + 1], path[64];
 	uint32_t	 sess;
 
 	mr_init(&mr, im);
@@ -229,6 +240,10 @@ handle_commit(struct imsg *im)
 	    !envelope_field_ok(e->session, sizeof(e->session)))
 		return -1;
 	e->created = time(NULL);
+	/* The envelope's file is taken here: the pool is the loop's. */
+	snprintf(path, sizeof(path), "incoming/%s.env", id);
+	if ((in->envfd = fpool_take(path)) == -1)
+		log_warn("spool: cannot create %s", path);
 	in->commit = 1;
 	commit_schedule();
 	return 0;
@@ -269,58 +284,66 @@ spool_dispatch(struct imsg *im)
 	}
 }
 
+/* Write e's text into fd, from its offset 0. */
 static int
-write_env_file(const char *path, const struct envelope *e, int dosync)
+write_env_fd(int fd, const struct envelope *e, int dosync)
 {
 	char	*text;
-	size_t	 len, off = 0;
-	ssize_t	 n;
-	int	 fd, saved;
+	size_t	 len;
+	int	 r;
 
 	if ((text = envelope_format(e)) == NULL) {
 		errno = EOVERFLOW;
 		return -1;
 	}
 	len = strlen(text);
+	r = write_full(fd, text, len);
+	free(text);
+	/* A reused file may be longer than this text. */
+	if (r == -1 || ftruncate(fd, len) == -1 ||
+	    (dosync && fsync(fd) == -1))
+		return -1;
+	return 0;
+}
+
+static int
+write_env_file(const char *path, const struct envelope *e, int dosync)
+{
+	int	fd, saved;
+
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		free(text);
+	if (fd == -1)
+		return -1;
+	if (write_env_fd(fd, e, dosync) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
 		return -1;
 	}
-	while (off < len) {
-		if ((n = write(fd, text + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		off += n;
-	}
-	if (dosync && fsync(fd) == -1)
-		goto fail;
-	free(text);
 	return close(fd);
-fail:
-	saved = errno;
-	close(fd);
-	free(text);
-	errno = saved;
-	return -1;
 }
 
 static int
 commit_one_prepare(struct incoming *in)
 {
-	struct stat	st;
-	char		path[64];
+	char	path[64];
+	off_t	end;
 
+	/*
+	 * smtpd wrote through a descriptor sharing our file offset, so the
+	 * offset is where its data ends; a reused file may go on past it.
+	 */
 	snprintf(path, sizeof(path), "incoming/%s", in->env->id);
-	if (stat(path, &st) == -1) {
-		log_warn("spool: stat %s", path);
+	if ((end = lseek(in->datafd, 0, SEEK_CUR)) == -1 ||
+	    ftruncate(in->datafd, end) == -1) {
+		log_warn("spool: %s", path);
 		return SPOOL_TEMPFAIL;
 	}
-	in->env->datasize = st.st_size;
+	in->env->datasize = end;
+	if (in->envfd == -1)
+		return SPOOL_TEMPFAIL;		/* logged at the commit */
 	snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
-	if (write_env_file(path, in->env, 0) == -1) {
+	if (write_env_fd(in->envfd, in->env, 0) == -1) {
 		log_warn("spool: cannot write %s", path);
 		return errno == ENOSPC || errno == EDQUOT ? SPOOL_NOSPACE :
 		    SPOOL_TEMPFAIL;
@@ -437,18 +460,19 @@ spool_open_data(const struct envelope *e)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-/* Remove a message's files: the envelope first, since data without an
- * envelope is garbage at start, while the reverse would be corrupt. */
+/* Remove a message's files (into the pool): the envelope first, since
+ * data without an envelope is garbage at start, while the reverse would
+ * be corrupt. */
 static void
 spool_unlink(struct envelope *e)
 {
 	char	path[64];
 
 	snprintf(path, sizeof(path), "env/%s", e->id);
-	if (unlink(path) == -1 && errno != ENOENT)
+	if (fpool_give(path, 0) == -1 && errno != ENOENT)
 		log_warn("spool: unlink %s", path);
 	snprintf(path, sizeof(path), "msg/%s", e->id);
-	if (unlink(path) == -1 && errno != ENOENT)
+	if (fpool_give(path, e->datasize) == -1 && errno != ENOENT)
 		log_warn("spool: unlink %s", path);
 }
 
@@ -540,7 +564,7 @@ remove_all(const char *dir)
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (unlink(path) == 0)
+		if (fpool_give(path, -1) == 0)
 			log_info("spool: removed uncommitted %s", path);
 	}
 	closedir(d);
@@ -621,7 +645,7 @@ recover(void)
 			if (stat(path, &st) == -1) {
 				snprintf(path, sizeof(path), "msg/%s",
 				    de->d_name);
-				unlink(path);
+				fpool_give(path, -1);
 				log_info("spool: removed uncommitted %s",
 				    path);
 			}
@@ -644,6 +668,7 @@ spool_init(void)
 	if ((dir_root = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		fatal("spool: open .");
 	close(open_dir("incoming"));
+	fpool_init();
 	dir_msg = open_dir("msg");
 	dir_env = open_dir("env");
 	event_set(&ev_commit, -1, 0, commit_batch, NULL);

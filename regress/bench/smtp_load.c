@@ -80,6 +80,7 @@ struct sess {
 	int		 replycode;
 	double		 deadline;	/* the current reply must arrive by */
 	double		 t_eod;		/* end of data written */
+	double		 t_state;	/* when the current wait began */
 	char		*msgbuf;	/* this session's message buffer */
 };
 
@@ -127,6 +128,9 @@ static volatile sig_atomic_t stop_signal;
 static int	 timelimit_hit;
 static int	 idle_established, idle_closed;
 static double	*conn_t0;		/* connect time per session slot */
+/* Time spent waiting for each reply, summed over all sessions. */
+static double	 wait_sum[S_IDLE + 1];
+static int	 wait_n[S_IDLE + 1];
 
 static double
 now(void)
@@ -343,6 +347,7 @@ flush_out(struct sess *s)
 	ep_mod(s, 0);
 	if (s->st == S_BODY) {
 		s->t_eod = now();
+		s->t_state = s->t_eod;
 		s->st = S_DOT;
 		s->deadline = s->t_eod + replytimeout;
 	}
@@ -364,7 +369,8 @@ send_cmd(struct sess *s, enum state next, const char *fmt, ...)
 	s->outlen = (size_t)n;
 	s->outoff = 0;
 	s->st = next;
-	s->deadline = now() + replytimeout;
+	s->t_state = now();
+	s->deadline = s->t_state + replytimeout;
 	return flush_out(s);
 }
 
@@ -406,6 +412,7 @@ sess_start(struct sess *s, int msgno)
 	}
 	s->fd = fd;
 	s->st = S_GREETING;
+	s->t_state = t;
 	s->deadline = t + replytimeout;
 	active++;
 	/* The greeting makes it readable; a failed connect reports
@@ -432,6 +439,8 @@ on_reply(struct sess *s)
 	const char *rcpt;
 	double t;
 
+	wait_sum[s->st] += now() - s->t_state;
+	wait_n[s->st]++;
 	switch (s->st) {
 	case S_GREETING:
 		if (code != 220)
@@ -880,6 +889,20 @@ run_idle(void)
 	}
 }
 
+/* Where a session's time goes: the mean wait for each reply. */
+static void
+print_waits(void)
+{
+	int	st;
+
+	printf("mean wait per reply (ms):");
+	for (st = S_GREETING; st <= S_QUIT; st++)
+		if (wait_n[st] > 0)
+			printf(" %s %.2f", state_names[st],
+			    wait_sum[st] / wait_n[st] * 1e3);
+	printf("\n");
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -1002,6 +1025,7 @@ main(int argc, char *argv[])
 		    "max %.2f ms\n", pct(sesslat, nlat, 50) * 1e3,
 		    pct(sesslat, nlat, 99) * 1e3,
 		    nlat ? sesslat[nlat - 1] * 1e3 : 0);
+		print_waits();
 	}
 	if (timelimit_hit)
 		printf("stopped by the time limit of %.0f s\n", tlimit);
