@@ -3,6 +3,7 @@
  * fixed buffer of one maximal message; descriptors arrive on their own
  * queue in stream order and a message flagged IMSGF_HASFD takes the oldest.
  */
+#include <sys/param.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -38,14 +39,20 @@ imsgbuf_clear(struct imsgbuf *ib)
 	ib->wqueued = 0;
 	while (ib->nfdq > 0)
 		close(ib->fdq[--ib->nfdq]);
+	ib->fdlost = 0;
 	ib->rlen = 0;
 }
 
 static void
 fdq_push(struct imsgbuf *ib, int fd)
 {
-	if (ib->nfdq == IMSG_FDQ_MAX) {
-		/* A peer flooding us with descriptors: drop the extra. */
+	/*
+	 * A peer flooding us with descriptors: drop the extra, and every
+	 * later one too, so that no message is ever given another's
+	 * descriptor; the one that misses its own breaks the framing.
+	 */
+	if (ib->nfdq == IMSG_FDQ_MAX || ib->fdlost) {
+		ib->fdlost = 1;
 		close(fd);
 		return;
 	}
@@ -70,7 +77,7 @@ imsgbuf_read(struct imsgbuf *ib)
 {
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int) * 4)];
+		char		buf[CMSG_SPACE(sizeof(int) * IMSG_SEND_FDS)];
 	} cmsgbuf;
 	struct msghdr	 msg;
 	struct iovec	 iov;
@@ -106,6 +113,9 @@ imsgbuf_read(struct imsgbuf *ib)
 			fdq_push(ib, fd);
 		}
 	}
+	/* More than we make room for: those that did not fit are lost. */
+	if (msg.msg_flags & MSG_CTRUNC)
+		ib->fdlost = 1;
 	ib->rlen += n;
 	return n;
 }
@@ -175,37 +185,76 @@ imsg_compose(struct imsgbuf *ib, uint32_t type, uint32_t peerid, int fd,
 	return 0;
 }
 
-static ssize_t
-send_one(int sock, struct imsg_out *o)
+void
+imsgbuf_batch_fds(struct imsgbuf *ib)
 {
+	ib->fdbatch = 1;
+}
+
+/*
+ * Up to IMSG_SEND_IOV queued messages go in one sendmsg: one call and one
+ * wake-up of the reader instead of one each. With fdbatch, up to
+ * IMSG_SEND_FDS descriptors go too, in one SCM_RIGHTS: the reader gets
+ * them all in one read, where it would otherwise need a read for each.
+ */
+static ssize_t
+send_batch(struct imsgbuf *ib, struct imsg_out *o, int *nfd)
+{
+	int		 maxfd = ib->fdbatch ? IMSG_SEND_FDS : 1;
 	union {
 		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
+		char		buf[CMSG_SPACE(sizeof(int) * IMSG_SEND_FDS)];
 	} cmsgbuf;
 	struct msghdr	 msg;
-	struct iovec	 iov;
+	struct iovec	 iov[IMSG_SEND_IOV];
 	struct cmsghdr	*cmsg;
+	int		 fds[IMSG_SEND_FDS], niov = 0;
 	ssize_t		 n;
 
+	*nfd = 0;
+	for (; o != NULL && niov < IMSG_SEND_IOV; o = o->next) {
+		if (o->fd != -1 && *nfd == maxfd)
+			break;
+		if (o->fd != -1)
+			fds[(*nfd)++] = o->fd;
+		iov[niov].iov_base = o->buf + o->off;
+		iov[niov++].iov_len = o->len - o->off;
+		if (*nfd == maxfd && !ib->fdbatch)
+			break;
+	}
 	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = o->buf + o->off;
-	iov.iov_len = o->len - o->off;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	if (o->fd != -1 && o->off == 0) {
+	msg.msg_iov = iov;
+	msg.msg_iovlen = niov;
+	if (*nfd > 0) {
 		memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 		msg.msg_control = &cmsgbuf.buf;
-		msg.msg_controllen = sizeof(cmsgbuf.buf);
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * *nfd);
 		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * *nfd);
 		cmsg->cmsg_level = SOL_SOCKET;
 		cmsg->cmsg_type = SCM_RIGHTS;
-		memcpy(CMSG_DATA(cmsg), &o->fd, sizeof(int));
+		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * *nfd);
 	}
 	do {
-		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		n = sendmsg(ib->fd, &msg, MSG_NOSIGNAL);
 	} while (n == -1 && errno == EINTR);
 	return n;
+}
+
+/* The descriptors of a batch went with its first byte, whatever part of
+ * the bytes did: the kernel holds its own references now. */
+static void
+close_sent(struct imsgbuf *ib, int nfd)
+{
+	struct imsg_out	*o;
+
+	for (o = ib->whead; o != NULL && nfd > 0; o = o->next) {
+		if (o->fd == -1)
+			continue;
+		close(o->fd);
+		o->fd = -1;
+		nfd--;
+	}
 }
 
 int
@@ -213,24 +262,26 @@ imsgbuf_flush(struct imsgbuf *ib)
 {
 	struct imsg_out	*o;
 	ssize_t		 n;
+	size_t		 part;
+	int		 nfd;
 
-	while ((o = ib->whead) != NULL) {
-		n = send_one(ib->fd, o);
+	while (ib->whead != NULL) {
+		n = send_batch(ib, ib->whead, &nfd);
 		if (n == -1)
 			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-		if (o->fd != -1) {
-			/* The kernel holds its own reference now. */
-			close(o->fd);
-			o->fd = -1;
-		}
-		o->off += n;
+		close_sent(ib, nfd);
 		ib->wqueued -= n;
-		if (o->off < o->len)
-			return 0;
-		ib->whead = o->next;
-		if (ib->whead == NULL)
-			ib->wtail = NULL;
-		free(o);
+		while ((o = ib->whead) != NULL && n > 0) {
+			part = MIN((size_t)n, o->len - o->off);
+			o->off += part;
+			n -= part;
+			if (o->off < o->len)
+				return 0;
+			ib->whead = o->next;
+			if (ib->whead == NULL)
+				ib->wtail = NULL;
+			free(o);
+		}
 	}
 	return 0;
 }

@@ -1,8 +1,16 @@
 /*
  * imsg-like framing between the processes (DESIGN.md B3): a 16-byte header
  * (type u32, len u16 including the header, flags u16, peerid u32, pid u32),
- * then the payload; 16 KiB at most; at most one descriptor per message,
- * passed with SCM_RIGHTS alongside the message's first byte.
+ * then the payload; 16 KiB at most; at most one descriptor per message.
+ * Several queued messages may leave in one sendmsg, descriptors in one
+ * SCM_RIGHTS with its first byte; the reader queues descriptors in stream
+ * order and each message flagged IMSGF_HASFD takes the oldest.
+ *
+ * A read ends after the first piece that carries descriptors, and so by
+ * default a message with a descriptor ends its sendmsg: a reader that
+ * reads one message with a buffer of its own (imsg_read_one at start-up)
+ * and then hands the channel to another takes no later message with it.
+ * imsgbuf_batch_fds() lifts that where the reader keeps one imsgbuf.
  */
 #ifndef PYMAILD_IMSG_H
 #define PYMAILD_IMSG_H
@@ -15,7 +23,14 @@
 #define IMSG_MAX	16384		/* header included */
 #define IMSG_DATA_MAX	(IMSG_MAX - IMSG_HDR_SIZE)
 #define IMSGF_HASFD	0x0001
-#define IMSG_FDQ_MAX	16		/* descriptors received, not yet used */
+#define IMSG_SEND_IOV	64		/* messages per sendmsg, at most */
+#define IMSG_SEND_FDS	32		/* descriptors per sendmsg, at most */
+/*
+ * Descriptors received, not yet taken. A reader that takes every whole
+ * message after each read holds at most those of one partly read batch,
+ * one partial message and one new batch.
+ */
+#define IMSG_FDQ_MAX	(3 * IMSG_SEND_FDS)
 
 struct imsg_hdr {
 	uint32_t	type;
@@ -45,8 +60,10 @@ struct imsgbuf {
 	size_t		 rlen;
 	int		 fdq[IMSG_FDQ_MAX];
 	int		 nfdq;
+	int		 fdlost;	/* one was dropped: keep no later one */
 	struct imsg_out	*whead, *wtail;
 	size_t		 wqueued;	/* bytes waiting to be written */
+	int		 fdbatch;	/* several descriptors per sendmsg */
 	pid_t		 pid;
 };
 
@@ -63,6 +80,9 @@ int	imsg_get(struct imsgbuf *, struct imsg *);
  * -1 when the payload is too large. */
 int	imsg_compose(struct imsgbuf *, uint32_t type, uint32_t peerid, int fd,
 	    const void *data, size_t len);
+/* Let one sendmsg carry up to IMSG_SEND_FDS descriptors, for a peer that
+ * reads the channel with one imsgbuf from now on. */
+void	imsgbuf_batch_fds(struct imsgbuf *);
 /* Write what can be written: 0 ok (maybe still pending), -1 error. */
 int	imsgbuf_flush(struct imsgbuf *);
 /* Block until everything queued is written (start-up and shutdown). */

@@ -663,6 +663,188 @@ test_fds_in_order(void)
 	pair_close();
 }
 
+/* A pipe whose read end says s; the write end is closed. */
+static int
+pipe_saying(const char *s)
+{
+	int	p[2];
+
+	if (pipe(p) == -1)
+		exit(2);
+	put(p[1], s);
+	close(p[1]);
+	return p[0];
+}
+
+/*
+ * With imsgbuf_batch_fds, one sendmsg carries many messages and their
+ * descriptors: one read brings IMSG_SEND_FDS of them, and each message
+ * still gets its own descriptor, in order, among fd-less ones.
+ */
+static void
+test_fd_batch(void)
+{
+	const int	 n = 2 * IMSG_SEND_FDS + 5;
+	int		 i, k, got = 0, ok = 1, reads = 0;
+	char		 s[32];
+
+	pair_open();
+	imsgbuf_batch_fds(&wib);
+	for (i = k = 0; i < n; i++) {
+		snprintf(s, sizeof(s), "batch %d", i);
+		imsg_compose(&wib, 400 + i, i, i % 5 == 3 ? -1 :
+		    pipe_saying(s), s, strlen(s));
+	}
+	CHECK("fd batch, one flush sends all", imsgbuf_flush(&wib) == 0 &&
+	    wib.whead == NULL);
+	wait_readable(rib.fd, 1000);
+	imsgbuf_read(&rib);
+	CHECK("fd batch, one read brings a batch of descriptors",
+	    rib.nfdq == IMSG_SEND_FDS);
+	while (got < n) {
+		while (got < n && imsg_get(&rib, &im) == 1) {
+			snprintf(s, sizeof(s), "batch %d", got);
+			if (im.hdr.type != (uint32_t)(400 + got) ||
+			    im.datalen != strlen(s) ||
+			    memcmp(im.data, s, im.datalen) != 0)
+				ok = 0;
+			if (got % 5 == 3 ? im.fd != -1 :
+			    im.fd == -1 || !fd_reads(im.fd, s))
+				ok = 0;
+			if (im.fd != -1)
+				close(im.fd);
+			got++;
+		}
+		if (got == n || !wait_readable(rib.fd, 1000) ||
+		    imsgbuf_read(&rib) <= 0)
+			break;
+		reads++;
+	}
+	CHECK("fd batch, every message with its own descriptor",
+	    got == n && ok);
+	CHECK("fd batch, few reads", reads <= 3);
+	CHECK("fd batch, queue empty", rib.nfdq == 0);
+	pair_close();
+}
+
+/* The next message into im from ib, waiting a second at most. */
+static int
+get_from(struct imsgbuf *ib)
+{
+	int	r;
+
+	im.fd = -1;
+	while ((r = imsg_get(ib, &im)) == 0)
+		if (!wait_readable(ib->fd, 1000) || imsgbuf_read(ib) <= 0)
+			return 0;
+	return r == 1;
+}
+
+/*
+ * Without batching, a message with a descriptor ends its sendmsg: a
+ * reader that reads the first message with an imsgbuf of its own and
+ * then hands the socket to another (start-up: IMSG_CONF, then the
+ * process's channel) leaves every later message to the second one.
+ */
+static void
+test_fd_ends_send(void)
+{
+	struct imsgbuf	second;
+	int		ok;
+
+	pair_open();
+	imsg_compose(&wib, 1, 0, pipe_saying("first"), "a", 1);
+	imsg_compose(&wib, 2, 0, -1, "b", 1);
+	imsg_compose(&wib, 3, 0, pipe_saying("third"), "c", 1);
+	imsg_compose(&wib, 4, 0, pipe_saying("fourth"), "d", 1);
+	imsgbuf_flush_all(&wib);
+	ok = imsg_read_one(&rib, &im) == 1 && im.hdr.type == 1 &&
+	    im.fd != -1 && fd_reads(im.fd, "first");
+	if (im.fd != -1)
+		close(im.fd);
+	CHECK("first message read alone", ok && rib.rlen == 0 &&
+	    rib.nfdq == 0);
+	imsgbuf_init(&second, rib.fd);
+	ok = get_from(&second) && im.hdr.type == 2 && im.fd == -1;
+	ok = ok && get_from(&second) && im.hdr.type == 3 &&
+	    im.fd != -1 && fd_reads(im.fd, "third");
+	if (im.fd != -1)
+		close(im.fd);
+	ok = ok && get_from(&second) && im.hdr.type == 4 &&
+	    im.fd != -1 && fd_reads(im.fd, "fourth");
+	if (im.fd != -1)
+		close(im.fd);
+	CHECK("later messages reach the second reader", ok);
+	imsgbuf_clear(&second);
+	pair_close();
+}
+
+/*
+ * A peer passing more descriptors in one sendmsg than a read makes room
+ * for: those that fit go with their messages, and from the first that
+ * was lost on, no message gets a descriptor at all (never another's).
+ */
+static void
+test_fd_truncated(void)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) *
+				    (IMSG_SEND_FDS + 1))];
+	} cm;
+	const int	 n = IMSG_SEND_FDS + 1;
+	uint8_t		 b[(IMSG_SEND_FDS + 1) * IMSG_HDR_SIZE];
+	int		 fds[IMSG_SEND_FDS + 1], i, ok = 1;
+	char		 s[32];
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	struct cmsghdr	*c;
+
+	pair_open();
+	for (i = 0; i < n; i++) {
+		snprintf(s, sizeof(s), "t%d", i);
+		fds[i] = pipe_saying(s);
+		mkhdr(b + i * IMSG_HDR_SIZE, 500 + i, IMSG_HDR_SIZE,
+		    IMSGF_HASFD, 0);
+	}
+	memset(&msg, 0, sizeof(msg));
+	memset(&cm, 0, sizeof(cm));
+	iov.iov_base = b;
+	iov.iov_len = sizeof(b);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cm.buf;
+	msg.msg_controllen = sizeof(cm.buf);
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+	CHECK("oversized SCM_RIGHTS sent",
+	    sendmsg(sv[0], &msg, 0) == (ssize_t)sizeof(b));
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	/* A well-formed message with a descriptor comes after. */
+	imsg_compose(&wib, 600, 0, pipe_saying("later"), NULL, 0);
+	imsgbuf_flush_all(&wib);
+	while (wait_readable(rib.fd, 200))
+		if (imsgbuf_read(&rib) <= 0)
+			break;
+	for (i = 0; i < IMSG_SEND_FDS; i++) {
+		snprintf(s, sizeof(s), "t%d", i);
+		if (imsg_get(&rib, &im) != 1 || im.fd == -1 ||
+		    !fd_reads(im.fd, s))
+			ok = 0;
+		if (im.fd != -1)
+			close(im.fd);
+	}
+	CHECK("descriptors that fit go with their messages", ok);
+	errno = 0;
+	CHECK("the first message past them is refused, not given a later "
+	    "descriptor", imsg_get(&rib, &im) == -1 && errno == EBADMSG);
+	pair_close();
+}
+
 static void
 test_hasfd_without_fd(void)
 {
@@ -955,6 +1137,9 @@ main(void)
 	test_eof();
 	test_fd_passing();
 	test_fds_in_order();
+	test_fd_batch();
+	test_fd_ends_send();
+	test_fd_truncated();
 	test_hasfd_without_fd();
 	test_clear();
 	test_msgbuild();
