@@ -37,7 +37,7 @@
 #define POP3_PASS_MAX	1023	/* what the parent accepts */
 
 #define POP3_UPDATE_BATCH	4000	/* entries per IMSG_POP3_UPDATE */
-#define POP3_SLOTS	9	/* descriptors asked for, per session */
+#define POP3_SLOTS	33	/* descriptors asked for, per session */
 #define POP3_HELD_MAX	256	/* ... and asked for ahead, in all */
 
 enum pop3_state {

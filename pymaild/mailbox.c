@@ -141,9 +141,8 @@ mbox_free(struct mbox *mb)
 	free(mb);
 }
 
-/* Written at once: one wake-up per request instead of three. */
 static void
-send_pop3d(uint32_t type, struct msgbuild *mb, int fd)
+queue_pop3d(uint32_t type, struct msgbuild *mb, int fd)
 {
 	struct chan	*c = &env->children[PROC_POP3D].chan;
 
@@ -152,13 +151,33 @@ send_pop3d(uint32_t type, struct msgbuild *mb, int fd)
 			close(fd);
 		return;
 	}
-	if (mb_send(mb, &c->ib, type, 0, fd) == -1) {
+	if (mb_send(mb, &c->ib, type, 0, fd) == -1)
 		log_warnx("pop3: message to pop3d too large");
+}
+
+/*
+ * Written at once: one wake-up per request instead of three. pop3d reads
+ * its channel through one imsgbuf once it has sessions, so the replies to
+ * an OPEN may take all their descriptors in one sendmsg (and one read).
+ */
+static void
+flush_pop3d(void)
+{
+	struct chan	*c = &env->children[PROC_POP3D].chan;
+
+	if (!c->active)
 		return;
-	}
+	imsgbuf_batch_fds(&c->ib);
 	if (imsgbuf_flush(&c->ib) == -1)
 		log_warn("pop3: write to pop3d");
 	chan_kick(c);
+}
+
+static void
+send_pop3d(uint32_t type, struct msgbuild *mb, int fd)
+{
+	queue_pop3d(type, mb, fd);
+	flush_pop3d();
 }
 
 static void
@@ -484,7 +503,7 @@ send_listing(struct mbox *mb)
 			make_uid(name, unique_len(name), uid);
 		if (n > 0 && b.len + 12 + strlen(uid) > sizeof(b.buf)) {
 			memcpy(b.buf + sizeof(uint32_t), &n, sizeof(n));
-			send_pop3d(IMSG_POP3_LISTING, &b, -1);
+			queue_pop3d(IMSG_POP3_LISTING, &b, -1);
 			n = 0;
 		}
 		if (n == 0) {
@@ -635,7 +654,7 @@ open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 	mb_u32(&b, index);
 	mb_u32(&b, fd == -1 ? 1 : 0);
 	mb_u64(&b, fd == -1 ? 0 : (uint64_t)st.st_size);
-	send_pop3d(IMSG_POP3_OPEN_REPLY, &b, fd);
+	queue_pop3d(IMSG_POP3_OPEN_REPLY, &b, fd);
 }
 
 static int
@@ -662,6 +681,8 @@ handle_open(struct imsg *im)
 		close(dirfd[SUB_NEW]);
 	if (dirfd[SUB_CUR] != -1)
 		close(dirfd[SUB_CUR]);
+	/* The replies leave together, their descriptors in one sendmsg. */
+	flush_pop3d();
 	return r == 0 ? mr_end(&mr) : -1;
 }
 
