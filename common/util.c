@@ -104,6 +104,30 @@ write_full(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Read exactly len octets at off; a file that ends first is an error. */
+int
+pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	char	*p = buf;
+	ssize_t	 n;
+
+	while (len > 0) {
+		n = pread(fd, p, len, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int
 file_write_atomic(const char *path, const void *data, size_t len,
     mode_t mode)

@@ -16,6 +16,7 @@ int	 xasprintf(char **, const char *, ...)
 
 /* write(2) until all of it is written (EINTR and short writes). */
 int	 write_full(int fd, const void *data, size_t len);
+int	 pread_full(int fd, void *buf, size_t len, off_t off);
 /* Write a whole file as temp + fsync + rename + fsync of the folder, so a
  * crash leaves either the old or the new contents. -1 with errno set. */
 int	 file_write_atomic(const char *path, const void *data, size_t len,

@@ -67,7 +67,7 @@ pool_path(char *buf, size_t len, uint32_t n)
 
 /*
  * Give path a file: one from the pool when there is one, else a new one.
- * Returns a descriptor open for writing at offset 0, or -1. The file may
+ * Returns a descriptor open for reading and writing at offset 0, or -1. The file may
  * hold old data past what the caller writes: the caller truncates.
  */
 int
@@ -83,12 +83,12 @@ fpool_take(const char *path)
 				continue;	/* an admin removed it */
 			break;
 		}
-		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) != -1)
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) != -1)
 			return fd;
 		unlink(path);
 		return -1;
 	}
-	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
 /*

@@ -57,6 +57,24 @@ int	fpool_take(const char *path);
 int	fpool_give(const char *path, off_t size);
 size_t	fpool_count(void);
 
+/* journal.c */
+#define JNL_INLINE_MAX	(1024 * 1024)	/* larger messages: syncfs */
+struct jbatch {
+	char	*buf;
+	size_t	 len, cap;
+	size_t	 ncommits;
+	int	 seg;		/* where journal_write put them */
+};
+void	journal_init(int rootfd);
+int	journal_write(struct jbatch *);
+char	*jbatch_reserve(struct jbatch *, size_t envlen, size_t datalen);
+void	jbatch_commit(struct jbatch *, const char *env, size_t envlen,
+	    size_t datalen);
+void	jbatch_done(struct jbatch *, const char *id);
+void	jbatch_free(struct jbatch *);
+void	journal_finalized(int seg, size_t n);
+int	journal_close(void);
+
 /* spool.c */
 void	spool_init(void);
 int	spool_dispatch(struct imsg *);
@@ -66,6 +84,7 @@ int	spool_inject(struct envelope *, const char *data, size_t len);
 int	spool_update(struct envelope *);
 /* The message is done: remove it from disk. */
 void	spool_remove(struct envelope *);
+void	spool_exit(void);
 int	spool_open_data(const struct envelope *);
 void	spool_new_id(char *id);
 size_t	spool_count(void);

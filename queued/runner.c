@@ -282,7 +282,7 @@ runner_deliver_reply(struct imsg *im)
 	if (e->inflight == 0 && !e->ready)
 		settle(e);
 	if (stopping && ninflight == 0 && !outbound_busy())
-		exit(0);
+		spool_exit();
 	schedule();
 	return 0;
 }
@@ -301,7 +301,7 @@ runner_attempt_done(struct envelope *e)
 		TAILQ_INSERT_TAIL(&ready, b, entry);
 	}
 	if (stopping && ninflight == 0 && !outbound_busy())
-		exit(0);
+		spool_exit();
 	schedule();
 }
 
@@ -310,7 +310,7 @@ stop_anyway(int fd, short ev, void *arg)
 {
 	log_warnx("runner: %d deliveries still under way at stop; they "
 	    "are retried at the next start", ninflight);
-	exit(0);
+	spool_exit();
 }
 
 /* Start nothing new; leave once the deliveries under way answered. */
@@ -321,7 +321,7 @@ runner_shutdown(void)
 
 	stopping = 1;
 	if (ninflight == 0 && !outbound_busy())
-		exit(0);
+		spool_exit();
 	evtimer_set(&ev_stop, stop_anyway, NULL);
 	event_base_set(proc->base, &ev_stop);
 	evtimer_add(&ev_stop, &tv);

@@ -39,15 +39,24 @@ struct incoming {
 	int			 datafd;	/* ours; smtpd writes into a dup */
 	int			 envfd;		/* its envelope file, at commit */
 	int			 inbatch;	/* the sync thread has it */
+	int			 journaled;	/* durable in the journal */
 	int			 result;
+	char			*envtext;	/* the envelope, as written */
 };
 
 /* What the sync thread works on; the loop leaves these entries alone. */
 struct batch {
 	struct incoming	**v;
 	size_t		  n;
+	char		(*done)[QUEUE_ID_LEN + 1];	/* removed since */
+	size_t		  ndone;
+	struct jbatch	  jb;
 	int		  synced;
 };
+
+/* Removed messages are noted in the journal with the next batch, or on
+ * their own once this many wait, so a restart does not bring them back. */
+#define DONE_FLUSH	256
 
 TAILQ_HEAD(inlist, incoming);
 
@@ -59,6 +68,18 @@ static int		commit_scheduled;
 static int		batch_running;
 static int		dir_root = -1, dir_msg = -1, dir_env = -1;
 static size_t		nqueued;
+static char		(*done_ids)[QUEUE_ID_LEN + 1];
+static size_t		ndone, ndone_cap;
+static int		exiting;
+
+static void
+batch_free(struct batch *b)
+{
+	jbatch_free(&b->jb);
+	free(b->done);
+	free(b->v);
+	free(b);
+}
 
 size_t
 spool_count(void)
@@ -70,14 +91,11 @@ void
 spool_new_id(char *id)
 {
 	uint32_t	r[2];
-	struct stat	st;
-	char		path[64];
 
-	do {
-		arc4random_buf(r, sizeof(r));
-		snprintf(id, QUEUE_ID_LEN + 1, "%08x%08x", r[0], r[1]);
-		snprintf(path, sizeof(path), "env/%s", id);
-	} while (stat(path, &st) == 0);
+	/* 64 random bits: the renames into msg/ and env/ refuse to
+	 * replace a file, should two ever meet. */
+	arc4random_buf(r, sizeof(r));
+	snprintf(id, QUEUE_ID_LEN + 1, "%08x%08x", r[0], r[1]);
 }
 
 static struct incoming *
@@ -106,6 +124,7 @@ incoming_drop(struct incoming *in, int unlink_files)
 	close(in->datafd);
 	if (in->envfd != -1)
 		close(in->envfd);
+	free(in->envtext);
 	TAILQ_REMOVE(&incoming, in, entry);
 	nincoming--;
 	envelope_free(in->env);
@@ -285,22 +304,14 @@ spool_dispatch(struct imsg *im)
 }
 
 /* Write e's text into fd, from its offset 0. */
+/* Write e's text into fd, from its offset 0. */
 static int
-write_env_fd(int fd, const struct envelope *e, int dosync)
+write_env_fd(int fd, const char *text, int dosync)
 {
-	char	*text;
-	size_t	 len;
-	int	 r;
+	size_t	len = strlen(text);
 
-	if ((text = envelope_format(e)) == NULL) {
-		errno = EOVERFLOW;
-		return -1;
-	}
-	len = strlen(text);
-	r = write_full(fd, text, len);
-	free(text);
 	/* A reused file may be longer than this text. */
-	if (r == -1 || ftruncate(fd, len) == -1 ||
+	if (write_full(fd, text, len) == -1 || ftruncate(fd, len) == -1 ||
 	    (dosync && fsync(fd) == -1))
 		return -1;
 	return 0;
@@ -309,45 +320,77 @@ write_env_fd(int fd, const struct envelope *e, int dosync)
 static int
 write_env_file(const char *path, const struct envelope *e, int dosync)
 {
-	int	fd, saved;
+	char	*text;
+	int	 fd, saved;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1)
+	if ((text = envelope_format(e)) == NULL) {
+		errno = EOVERFLOW;
 		return -1;
-	if (write_env_fd(fd, e, dosync) == -1) {
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1 || write_env_fd(fd, text, dosync) == -1) {
 		saved = errno;
-		close(fd);
+		if (fd != -1)
+			close(fd);
+		free(text);
 		errno = saved;
 		return -1;
 	}
+	free(text);
 	return close(fd);
 }
 
 static int
+errno_result(void)
+{
+	return errno == ENOSPC || errno == EDQUOT ? SPOOL_NOSPACE :
+	    SPOOL_TEMPFAIL;
+}
+
+/*
+ * On the sync thread: how much smtpd wrote, and the envelope text that
+ * says so. smtpd wrote through a descriptor sharing our file offset, so
+ * the offset is where its data ends (a reused file may go on past it).
+ */
+static int
 commit_one_prepare(struct incoming *in)
 {
-	char	path[64];
 	off_t	end;
 
-	/*
-	 * smtpd wrote through a descriptor sharing our file offset, so the
-	 * offset is where its data ends; a reused file may go on past it.
-	 */
-	snprintf(path, sizeof(path), "incoming/%s", in->env->id);
-	if ((end = lseek(in->datafd, 0, SEEK_CUR)) == -1 ||
-	    ftruncate(in->datafd, end) == -1) {
-		log_warn("spool: %s", path);
-		return SPOOL_TEMPFAIL;
-	}
-	in->env->datasize = end;
 	if (in->envfd == -1)
 		return SPOOL_TEMPFAIL;		/* logged at the commit */
-	snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
-	if (write_env_fd(in->envfd, in->env, 0) == -1) {
-		log_warn("spool: cannot write %s", path);
-		return errno == ENOSPC || errno == EDQUOT ? SPOOL_NOSPACE :
-		    SPOOL_TEMPFAIL;
+	if ((end = lseek(in->datafd, 0, SEEK_CUR)) == -1) {
+		log_warn("spool: %s", in->env->id);
+		return SPOOL_TEMPFAIL;
 	}
+	/* Now, while its last page is unlikely to be under writeback (a
+	 * cut would wait for the disk). */
+	if (ftruncate(in->datafd, end) == -1) {
+		log_warn("spool: %s", in->env->id);
+		return errno_result();
+	}
+	in->env->datasize = end;
+	if ((in->envtext = envelope_format(in->env)) == NULL) {
+		log_warnx("spool: %s: envelope too large", in->env->id);
+		return SPOOL_TEMPFAIL;
+	}
+	return SPOOL_OK;
+}
+
+/* Put the message (envelope and data) in the batch's journal records. */
+static int
+commit_one_journal(struct incoming *in, struct jbatch *jb)
+{
+	size_t	 envlen = strlen(in->envtext), len = in->env->datasize;
+	char	*p;
+
+	p = jbatch_reserve(jb, envlen, len);
+	if (pread_full(in->datafd, p, len, 0) == -1) {
+		log_warn("spool: reading back %s", in->env->id);
+		return SPOOL_TEMPFAIL;
+	}
+	jbatch_commit(jb, in->envtext, envlen, len);
+	in->journaled = 1;
 	return SPOOL_OK;
 }
 
@@ -358,13 +401,13 @@ commit_one_rename(struct incoming *in)
 
 	snprintf(from, sizeof(from), "incoming/%s", in->env->id);
 	snprintf(to, sizeof(to), "msg/%s", in->env->id);
-	if (rename(from, to) == -1) {
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == -1) {
 		log_warn("spool: rename %s", from);
 		return SPOOL_TEMPFAIL;
 	}
 	snprintf(from, sizeof(from), "incoming/%s.env", in->env->id);
 	snprintf(to, sizeof(to), "env/%s", in->env->id);
-	if (rename(from, to) == -1) {
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == -1) {
 		log_warn("spool: rename %s", from);
 		snprintf(to, sizeof(to), "msg/%s", in->env->id);
 		unlink(to);
@@ -373,52 +416,146 @@ commit_one_rename(struct incoming *in)
 	return SPOOL_OK;
 }
 
-/* On the sync thread: make the batch durable. */
+/* The message's own files, final: the envelope written, both renamed. */
+static int
+commit_one_files(struct incoming *in)
+{
+	if (write_env_fd(in->envfd, in->envtext, 0) == -1) {
+		log_warn("spool: cannot write %s", in->env->id);
+		return errno_result();
+	}
+	return commit_one_rename(in);
+}
+
+/*
+ * On the sync thread: make the batch durable. Messages up to
+ * JNL_INLINE_MAX go into the journal, one write and one fdatasync for
+ * all; larger ones, or all when the journal has no room, get their files
+ * written now and one syncfs() (the way every message went before the
+ * journal).
+ */
 static void
 batch_work(void *arg)
 {
 	struct batch	*b = arg;
-	size_t		 i;
+	struct incoming	*in;
+	size_t		 i, nslow = 0;
+	int		 full, result;
 
+	for (i = 0; i < b->ndone; i++)
+		jbatch_done(&b->jb, b->done[i]);
 	for (i = 0; i < b->n; i++) {
-		b->v[i]->result = commit_one_prepare(b->v[i]);
-		if (b->v[i]->result == SPOOL_OK)
-			b->v[i]->result = commit_one_rename(b->v[i]);
+		in = b->v[i];
+		if ((in->result = commit_one_prepare(in)) == SPOOL_OK &&
+		    in->env->datasize <= JNL_INLINE_MAX)
+			in->result = commit_one_journal(in, &b->jb);
 	}
-	/* Data (written by smtpd), envelopes and renames, all at once. */
-	if (!(b->synced = syncfs(dir_root) == 0))
+	if (b->jb.len > 0 && journal_write(&b->jb) == -1) {
+		full = errno == EAGAIN;
+		result = errno_result();
+		if (!full)
+			log_warn("spool: journal");
+		for (i = 0; i < b->n; i++)
+			if (b->v[i]->journaled) {
+				b->v[i]->journaled = 0;
+				if (!full)
+					b->v[i]->result = result;
+			}
+	}
+	for (i = 0; i < b->n; i++) {
+		in = b->v[i];
+		if (in->result != SPOOL_OK || in->journaled)
+			continue;
+		in->result = commit_one_files(in);
+		nslow++;
+	}
+	b->synced = 1;
+	if (nslow > 0 && !(b->synced = syncfs(dir_root) == 0))
 		log_warn("spool: syncfs");
 }
 
-/* Back on the loop: answer smtpd, hand the messages to the runner. */
+/* On the second thread, after the answers: the journaled ones' files. */
 static void
-batch_done(void *arg)
+finalize_work(void *arg)
 {
 	struct batch	*b = arg;
 	struct incoming	*in;
-	size_t		 i, n = 0;
+	size_t		 i;
 
 	for (i = 0; i < b->n; i++) {
 		in = b->v[i];
-		if (in->result == SPOOL_OK && !b->synced) {
+		if ((in->result = commit_one_files(in)) == SPOOL_OK)
+			journal_finalized(b->jb.seg, 1);
+	}
+}
+
+static void
+queue_it(struct incoming *in)
+{
+	runner_add(in->env);
+	nqueued++;
+	in->env = envelope_new("");	/* ownership moved */
+	incoming_drop(in, 0);
+}
+
+/* Back on the loop: the journaled messages are in their files now. */
+static void
+finalize_done(void *arg)
+{
+	struct batch	*b = arg;
+	struct incoming	*in;
+	size_t		 i;
+
+	for (i = 0; i < b->n; i++) {
+		in = b->v[i];
+		if (in->result == SPOOL_OK) {
+			queue_it(in);
+			continue;
+		}
+		/* Accepted: the journal keeps it, and the next start
+		 * restores it from there. */
+		log_warnx("spool: %s: accepted, but its files could not be "
+		    "written; it is delivered after a restart", in->env->id);
+		incoming_drop(in, 1);
+	}
+	batch_free(b);
+}
+
+/* Back on the loop: answer smtpd, hand the messages on. */
+static void
+batch_done(void *arg)
+{
+	struct batch	*b = arg, *fin;
+	struct incoming	*in;
+	size_t		 i, n = 0;
+
+	fin = xcalloc(1, sizeof(*fin));
+	fin->v = xcalloc(b->n + 1, sizeof(*fin->v));
+	fin->jb.seg = b->jb.seg;
+	for (i = 0; i < b->n; i++) {
+		in = b->v[i];
+		if (in->result == SPOOL_OK && !in->journaled && !b->synced) {
 			/* Renamed but maybe not durable: do not promise. */
 			spool_unlink(in->env);
 			in->result = SPOOL_TEMPFAIL;
 		}
 		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, in->sess, in->env->id,
 		    1, in->result, -1);
-		if (in->result == SPOOL_OK) {
-			runner_add(in->env);
-			nqueued++;
-			in->env = envelope_new("");	/* ownership moved */
-			n++;
-			incoming_drop(in, 0);
-		} else
+		if (in->result != SPOOL_OK)
 			incoming_drop(in, 1);
+		else if (in->journaled)
+			fin->v[fin->n++] = in;
+		else
+			queue_it(in);
+		n += in->result == SPOOL_OK;
 	}
 	log_debug("spool: committed %zu messages in one batch", n);
-	free(b->v);
-	free(b);
+	/* On a thread of its own, so the next batch need not wait. */
+	if (fin->n > 0)
+		bgjob_submit_on(1, finalize_work, finalize_done, fin);
+	else
+		batch_free(fin);
+	batch_free(b);
 	batch_running = 0;
 	commit_schedule();
 }
@@ -430,25 +567,87 @@ commit_batch(int fd, short ev, void *arg)
 	struct batch	*b;
 
 	commit_scheduled = 0;
-	if (batch_running)
+	if (batch_running || exiting)
 		return;		/* batch_done starts the next one */
 	b = xcalloc(1, sizeof(*b));
 	TAILQ_FOREACH(in, &incoming, entry)
 		if (in->commit && !in->inbatch)
 			b->n++;
-	if (b->n == 0) {
+	if (b->n == 0 && ndone < DONE_FLUSH) {
 		free(b);
 		return;
 	}
-	b->v = xcalloc(b->n, sizeof(*b->v));
+	b->v = xcalloc(b->n + 1, sizeof(*b->v));
 	b->n = 0;
 	TAILQ_FOREACH(in, &incoming, entry)
 		if (in->commit && !in->inbatch) {
 			in->inbatch = 1;
 			b->v[b->n++] = in;
 		}
+	b->done = done_ids;
+	b->ndone = ndone;
+	done_ids = NULL;
+	ndone = ndone_cap = 0;
 	batch_running = 1;
 	bgjob_submit(batch_work, batch_done, b);
+}
+
+/*
+ * On the sync thread, last: void the journal if every message is in its
+ * files, else note in it what was removed since the last batch.
+ */
+static void
+exit_work(void *arg)
+{
+	struct batch	*b = arg;
+	size_t		 i;
+
+	if (journal_close() == 0)
+		return;
+	for (i = 0; i < b->ndone; i++)
+		jbatch_done(&b->jb, b->done[i]);
+	if (b->jb.len > 0 && journal_write(&b->jb) == -1)
+		log_warn("spool: journal at exit");
+}
+
+static void
+exit_done(void *arg)
+{
+	batch_free(arg);
+	exit(0);
+}
+
+/* The files being written (second thread) are done: now the journal. */
+static void
+exit_drained(void *arg)
+{
+	bgjob_submit(exit_work, exit_done, arg);
+}
+
+static void
+nothing(void *arg)
+{
+}
+
+/*
+ * Leave once the journal knows every message removed, or a start would
+ * deliver them again. The threads run this after the jobs under way;
+ * smtpd is gone by now, so no new batch comes.
+ */
+void
+spool_exit(void)
+{
+	struct batch	*b;
+
+	if (exiting)
+		return;
+	exiting = 1;
+	b = xcalloc(1, sizeof(*b));
+	b->done = done_ids;
+	b->ndone = ndone;
+	done_ids = NULL;
+	ndone = ndone_cap = 0;
+	bgjob_submit_on(1, nothing, exit_drained, b);
 }
 
 int
@@ -483,6 +682,14 @@ spool_remove(struct envelope *e)
 	spool_unlink(e);
 	if (nqueued > 0)
 		nqueued--;
+	if (ndone == ndone_cap) {
+		ndone_cap = ndone_cap ? ndone_cap * 2 : 64;
+		done_ids = xreallocarray(done_ids, ndone_cap,
+		    sizeof(*done_ids));
+	}
+	strlcpy(done_ids[ndone++], e->id, sizeof(*done_ids));
+	if (ndone >= DONE_FLUSH)
+		commit_schedule();
 }
 
 int
@@ -669,6 +876,9 @@ spool_init(void)
 		fatal("spool: open .");
 	close(open_dir("incoming"));
 	fpool_init();
+	close(open_dir("msg"));
+	close(open_dir("env"));
+	journal_init(dir_root);
 	dir_msg = open_dir("msg");
 	dir_env = open_dir("env");
 	event_set(&ev_commit, -1, 0, commit_batch, NULL);

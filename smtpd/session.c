@@ -365,9 +365,63 @@ received_header(struct session *s)
 	s->dr.buflen = len;
 }
 
+static void
+data_begin(struct session *s)
+{
+	memset(&s->dr, 0, sizeof(s->dr));
+	s->dr.buf = xmalloc(SMTP_DATABUF);
+	s->dr.bol = 1;
+	received_header(s);
+	s->state = ST_DATA;
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/*
+ * Ask queued for the spool file when the first recipient is accepted, so
+ * that DATA is answered without a round trip to queued.
+ */
+static void
+spool_prefetch(struct session *s)
+{
+	struct msgbuild	mb;
+
+	if (s->spoolasked || s->spoolfd != -1)
+		return;
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	smtpd_send_queued(IMSG_SPOOL_CREATE, &mb);
+	s->spoolasked = 1;
+}
+
+/* A spool file asked for ahead arrived before DATA. */
+static void
+spool_arrived_early(struct session *s, const char *id, int fd)
+{
+	struct msgbuild	mb;
+
+	if (fd == -1)
+		return;		/* DATA asks again */
+	if (s->state == ST_RCPT && s->spoolfd == -1) {
+		strlcpy(s->qid, id, sizeof(s->qid));
+		s->spoolfd = fd;
+		return;
+	}
+	/* The transaction ended meanwhile: give it back. */
+	close(fd);
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	mb_str(&mb, id);
+	smtpd_send_queued(IMSG_SPOOL_ABORT, &mb);
+}
+
 void
 session_on_spool(struct session *s, const char *id, int fd)
 {
+	s->spoolasked = 0;
+	if (s->wait != WAIT_SPOOL) {
+		spool_arrived_early(s, id, fd);
+		return;
+	}
 	s->wait = WAIT_NONE;
 	if (fd == -1) {
 		session_reply(s, "451 4.3.0 Queue unavailable, try again "
@@ -377,12 +431,7 @@ session_on_spool(struct session *s, const char *id, int fd)
 	}
 	strlcpy(s->qid, id, sizeof(s->qid));
 	s->spoolfd = fd;
-	memset(&s->dr, 0, sizeof(s->dr));
-	s->dr.buf = xmalloc(SMTP_DATABUF);
-	s->dr.bol = 1;
-	received_header(s);
-	s->state = ST_DATA;
-	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	data_begin(s);
 	session_process(s);
 }
 
@@ -650,6 +699,7 @@ rcpt_accept(struct session *s, const struct rcpt *r)
 	s->rcpts = xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(*r));
 	s->rcpts[s->nrcpts++] = *r;
 	s->state = ST_RCPT;
+	spool_prefetch(s);
 	session_reply(s, "250 2.1.5 Ok");
 }
 
@@ -758,8 +808,6 @@ session_on_rcpt_reply(struct session *s, uint32_t result)
 static void
 cmd_data(struct session *s, char *arg)
 {
-	struct msgbuild	mb;
-
 	if (*arg != '\0') {
 		session_reply(s, "501 5.5.4 Syntax: DATA");
 		return;
@@ -768,9 +816,11 @@ cmd_data(struct session *s, char *arg)
 		session_reply(s, "503 5.5.1 No valid recipients");
 		return;
 	}
-	mb_init(&mb);
-	mb_u32(&mb, s->id);
-	smtpd_send_queued(IMSG_SPOOL_CREATE, &mb);
+	if (s->spoolfd != -1) {
+		data_begin(s);
+		return;
+	}
+	spool_prefetch(s);
 	s->wait = WAIT_SPOOL;
 }
 

@@ -112,6 +112,7 @@ struct session {
 	size_t			 sizechecks;	/* end of DATA checks left */
 	char			 qid[QUEUE_ID_LEN + 1];
 	int			 spoolfd;
+	int			 spoolasked;	/* a spool file is on its way */
 	struct dataread		 dr;
 };
 
