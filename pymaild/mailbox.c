@@ -213,27 +213,28 @@ msg_path(const struct mbox *mb, const struct mmsg *m, char *buf,
 /* ---------------------------------------------------------------- */
 /* Sizes and UIDs */
 
-/* W= of a Maildir name ("unique,S=n,W=n:2,flags"), or -1. */
+/* The figure key= (S= or W=) of a Maildir name ("unique,S=n,W=n:2,flags"),
+ * or -1. */
 static long long
-name_wsize(const char *name)
+name_field(const char *name, char key)
 {
 	const char	*p, *end = strchr(name, ':'), *errstr;
 	char		 num[24];
 	size_t		 len;
-	long long	 w;
+	long long	 v;
 
 	if (end == NULL)
 		end = name + strlen(name);
 	for (p = strchr(name, ','); p && p < end; p = strchr(p + 1, ',')) {
-		if (p[1] != 'W' || p[2] != '=')
+		if (p[1] != key || p[2] != '=')
 			continue;
 		len = strcspn(p + 3, ",:");
 		if (len == 0 || len >= sizeof(num))
 			return -1;
 		memcpy(num, p + 3, len);
 		num[len] = '\0';
-		w = strtonum(num, 0, LLONG_MAX, &errstr);
-		return errstr ? -1 : w;
+		v = strtonum(num, 0, LLONG_MAX, &errstr);
+		return errstr ? -1 : v;
 	}
 	return -1;
 }
@@ -445,7 +446,7 @@ scan_sub(struct mbox *mb, int sub)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' || !is_file(d, de))
 			continue;
-		if ((w = name_wsize(de->d_name)) >= 0)
+		if ((w = name_field(de->d_name, 'W')) >= 0)
 			size = w;
 		else if (file_wsize(dirfd(d), de->d_name, &size) == -1)
 			continue;	/* gone meanwhile, or not a file */
@@ -629,6 +630,7 @@ open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 	struct mmsg	*m = &mb->msgs[index];
 	struct stat	 st;
 	char		 path[PATH_MAX];
+	long long	 size = -1;
 	int		 fd = -1;
 
 	/* One walk down to the folder per request, not per message. */
@@ -641,10 +643,22 @@ open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 	if (dirfd[m->sub] != -1)
 		fd = openat(dirfd[m->sub], msg_name(mb, m), O_RDONLY |
 		    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	/* Only what the listing saw: a regular file, never a device. */
-	if (fd != -1 && (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))) {
-		close(fd);
-		fd = -1;
+	/*
+	 * Only what the listing saw: a regular file (its d_type), never a
+	 * device. A name with S= was given by our delivery or import, which
+	 * write regular files of that size: the fstat that would tell again
+	 * costs a fifth of our work per message. Names from elsewhere get
+	 * it. What only MAILDIR's owner could put in place meanwhile (a
+	 * directory, a FIFO) fails pop3d's first read: that session ends.
+	 */
+	if (fd != -1)
+		size = name_field(msg_name(mb, m), 'S');
+	if (fd != -1 && size == -1) {
+		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+			close(fd);
+			fd = -1;
+		} else
+			size = st.st_size;
 	}
 	if (fd == -1)
 		log_warn("pop3 user=%s: cannot open %s/%s", mb->user,
@@ -653,7 +667,7 @@ open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 	mb_u32(&b, mb->sid);
 	mb_u32(&b, index);
 	mb_u32(&b, fd == -1 ? 1 : 0);
-	mb_u64(&b, fd == -1 ? 0 : (uint64_t)st.st_size);
+	mb_u64(&b, fd == -1 ? 0 : (uint64_t)size);
 	queue_pop3d(IMSG_POP3_OPEN_REPLY, &b, fd);
 }
 

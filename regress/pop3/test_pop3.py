@@ -466,6 +466,37 @@ class Mailbox(Pop3Case):
         c.ok('NOOP')
         self.assertTrue(c.ok('QUIT'))
 
+    def test_message_replaced_by_not_a_file(self):
+        # What only the mailbox's owner could do behind our back: a
+        # listed message becomes a directory, or a FIFO, of the same
+        # name. Its RETR never passes for a message (an -ERR, or the
+        # session ends), and the next session has the mailbox again.
+        for make in (os.mkdir, os.mkfifo):
+            self.put(SIMPLE)
+            self.put(b'Subject: second\n\nintact\n')
+            c = self.raw()
+            c.login()
+            victim = os.path.join(self.mdir(), self.files()[0])
+            os.unlink(victim)
+            make(victim)
+            try:
+                got = c.cmd('RETR 1')
+                if got.startswith(b'+OK'):
+                    got += c.eof()
+            except EOFError:
+                got = b''
+            self.assertFalse(got.endswith(b'\r\n.\r\n'), got)
+            c.close()
+            self.assertTrue(wait_login(self.port))
+            c = self.raw()
+            c.login()
+            self.assertEqual(c.retr(1)[1],
+                             b'Subject: second\r\n\r\nintact\r\n')
+            c.ok('DELE 1')
+            c.ok('QUIT')
+            (os.rmdir if make is os.mkdir else os.unlink)(victim)
+            self.assertEqual(self.files(), [])
+
     def test_odd_names_give_valid_unique_uids(self):
         odd = ['x' * 90 + '.host',           # too long
                'x' * 90 + '.hosu',           # differs only at the end
