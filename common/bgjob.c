@@ -14,15 +14,9 @@ struct bgjob {
 	void		*arg;
 };
 
-/* Each lane is one thread running its jobs in order. */
-struct lane {
-	pthread_cond_t	 cond;
-	struct bgjob	*todo_head, *todo_tail;
-};
-
 static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
-static struct lane	 lanes[BGJOB_LANES];
-static struct bgjob	*done_head, *done_tail;
+static pthread_cond_t	 cond = PTHREAD_COND_INITIALIZER;
+static struct bgjob	*todo_head, *todo_tail, *done_head, *done_tail;
 static int		 wakefd[2] = { -1, -1 };
 static struct event	 ev_wake;
 
@@ -38,18 +32,17 @@ push(struct bgjob **head, struct bgjob **tail, struct bgjob *j)
 }
 
 static void *
-bg_thread(void *arg)
+bg_thread(void *unused)
 {
-	struct lane	*l = arg;
 	struct bgjob	*j;
 
 	for (;;) {
 		pthread_mutex_lock(&lock);
-		while (l->todo_head == NULL)
-			pthread_cond_wait(&l->cond, &lock);
-		j = l->todo_head;
-		if ((l->todo_head = j->next) == NULL)
-			l->todo_tail = NULL;
+		while (todo_head == NULL)
+			pthread_cond_wait(&cond, &lock);
+		j = todo_head;
+		if ((todo_head = j->next) == NULL)
+			todo_tail = NULL;
 		pthread_mutex_unlock(&lock);
 
 		j->work(j->arg);
@@ -86,40 +79,27 @@ void
 bgjob_init(struct event_base *base)
 {
 	pthread_t	t;
-	int		i;
 
-	if (wakefd[0] != -1)
-		return;
 	if (pipe2(wakefd, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("bgjob: pipe");
 	event_set(&ev_wake, wakefd[0], EV_READ | EV_PERSIST, on_wake, NULL);
 	event_base_set(base, &ev_wake);
 	event_add(&ev_wake, NULL);
-	for (i = 0; i < BGJOB_LANES; i++) {
-		pthread_cond_init(&lanes[i].cond, NULL);
-		if (pthread_create(&t, NULL, bg_thread, &lanes[i]) != 0)
-			fatalx("bgjob: cannot start a thread");
-		pthread_detach(t);
-	}
-}
-
-void
-bgjob_submit_on(int lane, bgjob_fn work, bgjob_fn done, void *arg)
-{
-	struct bgjob	*j = xcalloc(1, sizeof(*j));
-	struct lane	*l = &lanes[lane];
-
-	j->work = work;
-	j->done = done;
-	j->arg = arg;
-	pthread_mutex_lock(&lock);
-	push(&l->todo_head, &l->todo_tail, j);
-	pthread_cond_signal(&l->cond);
-	pthread_mutex_unlock(&lock);
+	if (pthread_create(&t, NULL, bg_thread, NULL) != 0)
+		fatalx("bgjob: cannot start the thread");
+	pthread_detach(t);
 }
 
 void
 bgjob_submit(bgjob_fn work, bgjob_fn done, void *arg)
 {
-	bgjob_submit_on(0, work, done, arg);
+	struct bgjob	*j = xcalloc(1, sizeof(*j));
+
+	j->work = work;
+	j->done = done;
+	j->arg = arg;
+	pthread_mutex_lock(&lock);
+	push(&todo_head, &todo_tail, j);
+	pthread_cond_signal(&cond);
+	pthread_mutex_unlock(&lock);
 }

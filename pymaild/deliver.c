@@ -239,6 +239,49 @@ reply(struct dreq *d)
 	parent_send(PROC_QUEUED, IMSG_DELIVER_REPLY, &mb, -1);
 }
 
+/*
+ * After the renames, the new/ folders they changed must reach the disk.
+ * For a few mailboxes an fsync() of each folder writes just that; for
+ * many, one syncfs() is cheaper than one flush each.
+ */
+#define SYNC_DIRS_MAX	4
+
+/* Is d the batch's first delivered message for its mailbox? */
+static int
+first_of_mailbox(struct dreq *d)
+{
+	struct dreq	*e;
+
+	for (e = TAILQ_FIRST(&running); e != d; e = TAILQ_NEXT(e, entry))
+		if (e->result == DELIVER_OK && strcmp(e->user, d->user) == 0)
+			return 0;
+	return d->result == DELIVER_OK;
+}
+
+static int
+sync_new_dirs(void)
+{
+	struct dreq	*d;
+	char		 path[PATH_MAX];
+	int		 n = 0, fd, r = 0;
+
+	TAILQ_FOREACH(d, &running, entry)
+		if (first_of_mailbox(d) && ++n > SYNC_DIRS_MAX)
+			return syncfs(maildir_fd);
+	TAILQ_FOREACH(d, &running, entry) {
+		if (!first_of_mailbox(d))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/Maildir/new",
+		    env->conf.maildir, d->user);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd == -1 || fsync(fd) == -1)
+			r = -1;
+		if (fd != -1)
+			close(fd);
+	}
+	return r;
+}
+
 /* On the writer thread: files, syncs and renames, nothing shared. */
 static void
 batch_work(void *arg)
@@ -264,8 +307,8 @@ batch_work(void *arg)
 	TAILQ_FOREACH(d, &running, entry)
 		if (d->result == DELIVER_OK)
 			move_to_new(d);
-	if (syncfs(maildir_fd) == -1)
-		log_warn("delivery: syncfs after the renames");
+	if (sync_new_dirs() == -1)
+		log_warn("delivery: sync after the renames");
 }
 
 /* Back on the loop: the running quota figures, and the answers. */

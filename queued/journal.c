@@ -16,9 +16,8 @@
  * earlier round left behind, or a write cut by a crash, ends the scan.
  *
  * Everything here but journal_init() runs on the sync thread, one job at
- * a time, except journal_finalized(), which the thread writing the
- * messages' files calls (hence the atomic counter). The event loop never
- * touches this state.
+ * a time, except journal_finalized(), which the event loop calls when a
+ * message got its files or left the queue (hence the atomic counter).
  */
 #include <sys/param.h>
 #include <sys/stat.h>
@@ -38,7 +37,7 @@
 
 #define JNL_DIR		"journal"
 #define JNL_HDR_SIZE	4096
-#define JNL_SEG_SIZE	(8 * 1024 * 1024)	/* then the other one */
+#define JNL_SEG_SIZE	(32 * 1024 * 1024)	/* then the other one */
 #define JNL_GROW	(1024 * 1024)		/* zeros written ahead */
 #define JNL_MAGIC	0x314a4d50U		/* "PMJ1" */
 #define JNL_SEG_MAGIC	"pymaild journal segment\n"
@@ -67,8 +66,8 @@ struct segment {
 	uint64_t	seq;
 	off_t		off;		/* where the next record goes */
 	off_t		alloc;		/* written (with zeros) up to here */
-	size_t		pending;	/* records whose files are not final;
-					 * the finalizing thread decrements */
+	size_t		pending;	/* records still needed: the loop
+					 * decrements (journal_finalized) */
 };
 
 static struct segment	segs[2];

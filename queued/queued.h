@@ -75,7 +75,17 @@ void	jbatch_free(struct jbatch *);
 void	journal_finalized(int seg, size_t n);
 int	journal_close(void);
 
+/* held.c */
+void	held_init(void);
+void	held_add(struct envelope *, int seg);
+int	held_finalize(const struct envelope *);
+void	held_finalize_all(void);
+int	held_remove(const struct envelope *);
+void	held_data_path(const struct envelope *, char *path, size_t len);
+
 /* spool.c */
+int	spool_write_env_fd(int fd, const char *text, int dosync);
+int	spool_files_commit(const char *id);
 void	spool_init(void);
 int	spool_dispatch(struct imsg *);
 /* Write a message and its envelope straight into the queue (bounces). */

@@ -37,7 +37,6 @@ struct incoming {
 	struct envelope		*env;
 	int			 commit;	/* asked for */
 	int			 datafd;	/* ours; smtpd writes into a dup */
-	int			 envfd;		/* its envelope file, at commit */
 	int			 inbatch;	/* the sync thread has it */
 	int			 journaled;	/* durable in the journal */
 	int			 result;
@@ -55,8 +54,10 @@ struct batch {
 };
 
 /* Removed messages are noted in the journal with the next batch, or on
- * their own once this many wait, so a restart does not bring them back. */
+ * their own once this many wait or the first waited DONE_WAIT seconds,
+ * so a restart does not bring them back. */
 #define DONE_FLUSH	256
+#define DONE_WAIT	1
 
 TAILQ_HEAD(inlist, incoming);
 
@@ -71,6 +72,8 @@ static size_t		nqueued;
 static char		(*done_ids)[QUEUE_ID_LEN + 1];
 static size_t		ndone, ndone_cap;
 static int		exiting;
+static struct event	ev_done;
+static int		done_due;	/* DONE_WAIT passed */
 
 static void
 batch_free(struct batch *b)
@@ -118,12 +121,9 @@ incoming_drop(struct incoming *in, int unlink_files)
 		snprintf(path, sizeof(path), "incoming/%s", in->env->id);
 		fpool_give(path, -1);
 		snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
-		if (in->envfd != -1)
-			fpool_give(path, 0);
+		unlink(path);
 	}
 	close(in->datafd);
-	if (in->envfd != -1)
-		close(in->envfd);
 	free(in->envtext);
 	TAILQ_REMOVE(&incoming, in, entry);
 	nincoming--;
@@ -177,7 +177,6 @@ handle_create(struct imsg *im)
 	in = xcalloc(1, sizeof(*in));
 	in->sess = sess;
 	in->datafd = fd;
-	in->envfd = -1;
 	in->env = envelope_new(id);
 	TAILQ_INSERT_TAIL(&incoming, in, entry);
 	nincoming++;
@@ -235,7 +234,7 @@ handle_commit(struct imsg *im)
 	struct msgread	 mr;
 	struct incoming	*in;
 	struct envelope	*e;
-	char		 id[QUEUE_ID_LEN + 1], path[64];
+	char		 id[QUEUE_ID_LEN + 1];
 	uint32_t	 sess;
 
 	mr_init(&mr, im);
@@ -259,10 +258,6 @@ handle_commit(struct imsg *im)
 	    !envelope_field_ok(e->session, sizeof(e->session)))
 		return -1;
 	e->created = time(NULL);
-	/* The envelope's file is taken here: the pool is the loop's. */
-	snprintf(path, sizeof(path), "incoming/%s.env", id);
-	if ((in->envfd = fpool_take(path)) == -1)
-		log_warn("spool: cannot create %s", path);
 	in->commit = 1;
 	commit_schedule();
 	return 0;
@@ -304,9 +299,9 @@ spool_dispatch(struct imsg *im)
 }
 
 /* Write e's text into fd, from its offset 0. */
-/* Write e's text into fd, from its offset 0. */
-static int
-write_env_fd(int fd, const char *text, int dosync)
+/* Write an envelope's text into fd, from its offset 0. */
+int
+spool_write_env_fd(int fd, const char *text, int dosync)
 {
 	size_t	len = strlen(text);
 
@@ -328,7 +323,7 @@ write_env_file(const char *path, const struct envelope *e, int dosync)
 		return -1;
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1 || write_env_fd(fd, text, dosync) == -1) {
+	if (fd == -1 || spool_write_env_fd(fd, text, dosync) == -1) {
 		saved = errno;
 		if (fd != -1)
 			close(fd);
@@ -357,8 +352,6 @@ commit_one_prepare(struct incoming *in)
 {
 	off_t	end;
 
-	if (in->envfd == -1)
-		return SPOOL_TEMPFAIL;		/* logged at the commit */
 	if ((end = lseek(in->datafd, 0, SEEK_CUR)) == -1) {
 		log_warn("spool: %s", in->env->id);
 		return SPOOL_TEMPFAIL;
@@ -394,37 +387,53 @@ commit_one_journal(struct incoming *in, struct jbatch *jb)
 	return SPOOL_OK;
 }
 
-static int
-commit_one_rename(struct incoming *in)
+/*
+ * Move a message's files from incoming/ into the queue: the data first,
+ * since data without an envelope is dropped at start while an envelope
+ * without data is corrupt. Neither replaces an existing file.
+ */
+int
+spool_files_commit(const char *id)
 {
 	char	from[64], to[64];
 
-	snprintf(from, sizeof(from), "incoming/%s", in->env->id);
-	snprintf(to, sizeof(to), "msg/%s", in->env->id);
+	snprintf(from, sizeof(from), "incoming/%s", id);
+	snprintf(to, sizeof(to), "msg/%s", id);
 	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == -1) {
 		log_warn("spool: rename %s", from);
-		return SPOOL_TEMPFAIL;
+		return -1;
 	}
-	snprintf(from, sizeof(from), "incoming/%s.env", in->env->id);
-	snprintf(to, sizeof(to), "env/%s", in->env->id);
+	snprintf(from, sizeof(from), "incoming/%s.env", id);
+	snprintf(to, sizeof(to), "env/%s", id);
 	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == -1) {
 		log_warn("spool: rename %s", from);
-		snprintf(to, sizeof(to), "msg/%s", in->env->id);
-		unlink(to);
-		return SPOOL_TEMPFAIL;
+		snprintf(from, sizeof(from), "msg/%s", id);
+		snprintf(to, sizeof(to), "incoming/%s", id);
+		rename(from, to);
+		return -1;
 	}
-	return SPOOL_OK;
+	return 0;
 }
 
-/* The message's own files, final: the envelope written, both renamed. */
+/* The slow path's files, written and renamed before the syncfs. */
 static int
 commit_one_files(struct incoming *in)
 {
-	if (write_env_fd(in->envfd, in->envtext, 0) == -1) {
-		log_warn("spool: cannot write %s", in->env->id);
-		return errno_result();
+	char	path[64];
+	int	fd, r;
+
+	snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1 || spool_write_env_fd(fd, in->envtext, 0) == -1) {
+		log_warn("spool: cannot write %s", path);
+		r = errno_result();
+		if (fd != -1)
+			close(fd);
+		return r;
 	}
-	return commit_one_rename(in);
+	close(fd);
+	return spool_files_commit(in->env->id) == 0 ? SPOOL_OK :
+	    SPOOL_TEMPFAIL;
 }
 
 /*
@@ -451,7 +460,8 @@ batch_work(void *arg)
 			in->result = commit_one_journal(in, &b->jb);
 	}
 	if (b->jb.len > 0 && journal_write(&b->jb) == -1) {
-		full = errno == EAGAIN;
+		/* No room in the journal: each file on its own. */
+		full = errno == EAGAIN || errno == ENOSPC || errno == EDQUOT;
 		result = errno_result();
 		if (!full)
 			log_warn("spool: journal");
@@ -474,21 +484,6 @@ batch_work(void *arg)
 		log_warn("spool: syncfs");
 }
 
-/* On the second thread, after the answers: the journaled ones' files. */
-static void
-finalize_work(void *arg)
-{
-	struct batch	*b = arg;
-	struct incoming	*in;
-	size_t		 i;
-
-	for (i = 0; i < b->n; i++) {
-		in = b->v[i];
-		if ((in->result = commit_one_files(in)) == SPOOL_OK)
-			journal_finalized(b->jb.seg, 1);
-	}
-}
-
 static void
 queue_it(struct incoming *in)
 {
@@ -498,40 +493,22 @@ queue_it(struct incoming *in)
 	incoming_drop(in, 0);
 }
 
-/* Back on the loop: the journaled messages are in their files now. */
+/* Journaled: queued now, its data where smtpd wrote it (held.c). */
 static void
-finalize_done(void *arg)
+queue_held(struct incoming *in, int seg)
 {
-	struct batch	*b = arg;
-	struct incoming	*in;
-	size_t		 i;
-
-	for (i = 0; i < b->n; i++) {
-		in = b->v[i];
-		if (in->result == SPOOL_OK) {
-			queue_it(in);
-			continue;
-		}
-		/* Accepted: the journal keeps it, and the next start
-		 * restores it from there. */
-		log_warnx("spool: %s: accepted, but its files could not be "
-		    "written; it is delivered after a restart", in->env->id);
-		incoming_drop(in, 1);
-	}
-	batch_free(b);
+	held_add(in->env, seg);
+	queue_it(in);
 }
 
 /* Back on the loop: answer smtpd, hand the messages on. */
 static void
 batch_done(void *arg)
 {
-	struct batch	*b = arg, *fin;
+	struct batch	*b = arg;
 	struct incoming	*in;
 	size_t		 i, n = 0;
 
-	fin = xcalloc(1, sizeof(*fin));
-	fin->v = xcalloc(b->n + 1, sizeof(*fin->v));
-	fin->jb.seg = b->jb.seg;
 	for (i = 0; i < b->n; i++) {
 		in = b->v[i];
 		if (in->result == SPOOL_OK && !in->journaled && !b->synced) {
@@ -541,20 +518,15 @@ batch_done(void *arg)
 		}
 		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, in->sess, in->env->id,
 		    1, in->result, -1);
+		n += in->result == SPOOL_OK;
 		if (in->result != SPOOL_OK)
 			incoming_drop(in, 1);
 		else if (in->journaled)
-			fin->v[fin->n++] = in;
+			queue_held(in, b->jb.seg);
 		else
 			queue_it(in);
-		n += in->result == SPOOL_OK;
 	}
 	log_debug("spool: committed %zu messages in one batch", n);
-	/* On a thread of its own, so the next batch need not wait. */
-	if (fin->n > 0)
-		bgjob_submit_on(1, finalize_work, finalize_done, fin);
-	else
-		batch_free(fin);
 	batch_free(b);
 	batch_running = 0;
 	commit_schedule();
@@ -573,7 +545,7 @@ commit_batch(int fd, short ev, void *arg)
 	TAILQ_FOREACH(in, &incoming, entry)
 		if (in->commit && !in->inbatch)
 			b->n++;
-	if (b->n == 0 && ndone < DONE_FLUSH) {
+	if (b->n == 0 && (ndone == 0 || (ndone < DONE_FLUSH && !done_due))) {
 		free(b);
 		return;
 	}
@@ -588,6 +560,8 @@ commit_batch(int fd, short ev, void *arg)
 	b->ndone = ndone;
 	done_ids = NULL;
 	ndone = ndone_cap = 0;
+	done_due = 0;
+	evtimer_del(&ev_done);
 	batch_running = 1;
 	bgjob_submit(batch_work, batch_done, b);
 }
@@ -617,22 +591,12 @@ exit_done(void *arg)
 	exit(0);
 }
 
-/* The files being written (second thread) are done: now the journal. */
-static void
-exit_drained(void *arg)
-{
-	bgjob_submit(exit_work, exit_done, arg);
-}
-
-static void
-nothing(void *arg)
-{
-}
 
 /*
  * Leave once the journal knows every message removed, or a start would
- * deliver them again. The threads run this after the jobs under way;
- * smtpd is gone by now, so no new batch comes.
+ * deliver them again; better, with every message in its files, void it.
+ * The sync thread runs this after any batch under way; smtpd is gone by
+ * now, so no new one comes.
  */
 void
 spool_exit(void)
@@ -647,7 +611,8 @@ spool_exit(void)
 	b->ndone = ndone;
 	done_ids = NULL;
 	ndone = ndone_cap = 0;
-	bgjob_submit_on(1, nothing, exit_drained, b);
+	held_finalize_all();
+	bgjob_submit(exit_work, exit_done, b);
 }
 
 int
@@ -655,7 +620,7 @@ spool_open_data(const struct envelope *e)
 {
 	char	path[64];
 
-	snprintf(path, sizeof(path), "msg/%s", e->id);
+	held_data_path(e, path, sizeof(path));
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
@@ -675,11 +640,21 @@ spool_unlink(struct envelope *e)
 		log_warn("spool: unlink %s", path);
 }
 
+static void
+done_timeout(int fd, short ev, void *arg)
+{
+	done_due = 1;
+	commit_schedule();
+}
+
 /* A queued message is done. */
 void
 spool_remove(struct envelope *e)
 {
-	spool_unlink(e);
+	struct timeval	done_wait = { DONE_WAIT, 0 };
+
+	if (!held_remove(e))
+		spool_unlink(e);
 	if (nqueued > 0)
 		nqueued--;
 	if (ndone == ndone_cap) {
@@ -690,6 +665,8 @@ spool_remove(struct envelope *e)
 	strlcpy(done_ids[ndone++], e->id, sizeof(*done_ids));
 	if (ndone >= DONE_FLUSH)
 		commit_schedule();
+	else if (ndone == 1)
+		evtimer_add(&ev_done, &done_wait);
 }
 
 int
@@ -697,6 +674,8 @@ spool_update(struct envelope *e)
 {
 	char	tmp[64], path[64];
 
+	if (held_finalize(e) == -1)
+		return -1;
 	snprintf(tmp, sizeof(tmp), "incoming/%s.env", e->id);
 	snprintf(path, sizeof(path), "env/%s", e->id);
 	if (write_env_file(tmp, e, 1) == -1 || rename(tmp, path) == -1 ||
@@ -883,6 +862,9 @@ spool_init(void)
 	dir_env = open_dir("env");
 	event_set(&ev_commit, -1, 0, commit_batch, NULL);
 	event_base_set(proc->base, &ev_commit);
+	evtimer_set(&ev_done, done_timeout, NULL);
+	event_base_set(proc->base, &ev_done);
+	held_init();
 	bgjob_init(proc->base);
 	recover();
 }

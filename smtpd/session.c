@@ -377,8 +377,9 @@ data_begin(struct session *s)
 }
 
 /*
- * Ask queued for the spool file when the first recipient is accepted, so
- * that DATA is answered without a round trip to queued.
+ * Ask queued for the spool file as soon as MAIL FROM is accepted, so
+ * that it is here by DATA, which is then answered without a round trip
+ * to queued. A transaction that ends before DATA gives it back.
  */
 static void
 spool_prefetch(struct session *s)
@@ -401,7 +402,8 @@ spool_arrived_early(struct session *s, const char *id, int fd)
 
 	if (fd == -1)
 		return;		/* DATA asks again */
-	if (s->state == ST_RCPT && s->spoolfd == -1) {
+	if ((s->state == ST_MAIL || s->state == ST_RCPT) &&
+	    s->spoolfd == -1) {
 		strlcpy(s->qid, id, sizeof(s->qid));
 		s->spoolfd = fd;
 		return;
@@ -683,6 +685,7 @@ cmd_mail(struct session *s, char *arg)
 	}
 	s->has_from = 1;
 	s->state = ST_MAIL;
+	spool_prefetch(s);
 	session_reply(s, "250 2.1.0 Ok");
 }
 
@@ -699,7 +702,6 @@ rcpt_accept(struct session *s, const struct rcpt *r)
 	s->rcpts = xreallocarray(s->rcpts, s->nrcpts + 1, sizeof(*r));
 	s->rcpts[s->nrcpts++] = *r;
 	s->state = ST_RCPT;
-	spool_prefetch(s);
 	session_reply(s, "250 2.1.5 Ok");
 }
 

@@ -6,6 +6,8 @@ SPOOLDIR/journal before the message's own queue files reach the disk.
   restores them from the journal and delivers them.
 - A clean stop and start delivers nothing twice: messages removed from
   the queue are noted in the journal before queued exits.
+- Neither does a kill -9 a while after a delivery, with no other mail
+  coming: the removal reaches the journal within a second on its own.
 - A journal full of garbage is ignored at start (a write cut by a crash
   ends the log), and mail flows.
 
@@ -85,6 +87,20 @@ class Journal(SmtpCase):
         wait_mail(inst, 'alice', len(sent) + 1)
         time.sleep(1.0)         # a redelivery would have come by now
         self.assertEqual(subjects(inst), sorted(sent + ['after restart']))
+        self.assertNotIn('restored from the journal', inst.log())
+
+    def test_kill9_after_quiet_delivery_delivers_nothing_twice(self):
+        inst = self.smtp_instance()
+        self.send_mail(inst, 'only once')
+        wait_mail(inst, 'alice', 1)
+        time.sleep(2.0)         # no other mail meanwhile
+        kill9_group(daemon_pids(inst))
+        inst.start()
+        inst.wait_port()
+        self.send_mail(inst, 'after restart')
+        wait_mail(inst, 'alice', 2)
+        time.sleep(1.0)
+        self.assertEqual(subjects(inst), ['after restart', 'only once'])
         self.assertNotIn('restored from the journal', inst.log())
 
     def test_garbage_journal_is_ignored(self):
