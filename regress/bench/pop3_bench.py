@@ -21,8 +21,10 @@ shared and neither server is favoured by it):
    the first login after a password change, which pays the full yescrypt
    cost on both servers.
 
-Rounds alternate the servers (A B, then B A, ...), each with fresh copies,
-after `sync` and a pause (MEASURING.md); medians are quoted.  Dovecot
+Dovecot is installed from Debian's packages when it is missing (apt-get,
+before entering the namespace; --no-dovecot skips it).  Rounds alternate
+the servers (A B, then B A, ...), each with fresh copies, after `sync`
+and a pause (MEASURING.md); medians are quoted.  Dovecot
 (dovecot-core + dovecot-pop3d) runs privately: own config, base_dir and
 log in a temporary folder, stock settings otherwise (a login process per
 connection, no auth cache), a passwd-file with the same yescrypt hashes.
@@ -65,6 +67,27 @@ USERS = {'bench4k': 'bench4k-pw', 'bench1m': 'bench1m-pw',
 
 def out(*a):
     print(*a, flush=True)
+
+
+def install_dovecot():
+    """Dovecot is the yardstick: bring it from Debian's packages when it
+    is missing (machines are handed over fresh). Before the private
+    network namespace, which has no route to the package mirror. Our
+    instance runs with its own config whether or not the package's
+    service was started."""
+    if os.access(DOVECOT, os.X_OK) or not shutil.which('apt-get'):
+        return
+    out('pop3_bench: installing dovecot-core and dovecot-pop3d ...')
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+    for argv in (['apt-get', 'update', '-qq'],
+                 ['apt-get', 'install', '-y', '-qq', 'dovecot-core',
+                  'dovecot-pop3d']):
+        r = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            out('pop3_bench: %s failed: %s' % (' '.join(argv),
+                                               r.stderr.strip()[-300:]))
+            return
 
 
 def enter_netns():
@@ -401,6 +424,8 @@ def main():
     if os.geteuid() != 0:
         raise SystemExit('pop3_bench: run as root (network namespace, '
                          'Dovecot, the daemon accounts)')
+    if not args.no_dovecot:
+        install_dovecot()
     enter_netns()
     if not os.access(LOAD, os.X_OK):
         raise SystemExit('pop3_bench: %s is not built: run make' % LOAD)
