@@ -1165,8 +1165,12 @@ session_process(struct session *s)
 	session_flush(s);
 	if (s->state == ST_CLOSING)
 		return;
-	/* Read on unless waiting, full, or the client is not reading. */
-	reading(s, !s->eof && s->wait == WAIT_NONE &&
-	    s->inlen < sizeof(s->in) &&
+	/*
+	 * Read on unless full or the client is not reading. Also while an
+	 * answer from the parent or queued is awaited: what comes meanwhile
+	 * waits in the buffer, and the read event is not dropped and added
+	 * again around every such wait (an epoll_ctl each, per command).
+	 */
+	reading(s, !s->eof && s->inlen < sizeof(s->in) &&
 	    evbuffer_get_length(s->out) < SMTP_OUT_HIGH);
 }
