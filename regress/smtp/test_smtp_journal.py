@@ -10,6 +10,8 @@ SPOOLDIR/journal before the message's own queue files reach the disk.
   coming: the removal reaches the journal within a second on its own.
 - A journal full of garbage is ignored at start (a write cut by a crash
   ends the log), and mail flows.
+- Past the end of a segment (32 MiB) the journal goes on in the other
+  one, and a restart restores from both.
 
     /usr/bin/python3 regress/run.py -k test_smtp_journal
 """
@@ -72,6 +74,33 @@ class Journal(SmtpCase):
         for q in qids:
             self.assertIn('%s restored from the journal' % q, log)
         self.assert_healthy(inst)
+
+    def test_restore_across_both_segments(self):
+        inst = self.smtp_instance(smtpmaxmailsize=2000000)
+        unblock = self.block_delivery(inst)
+        # 40 messages of ~900 KiB: more than one 32 MiB segment.
+        body = (b'x' * 998 + b'\r\n') * 900
+        sent = ['big %d' % i for i in range(40)]
+        qids = [self.send_mail(inst, s, body=body)[0] for s in sent]
+        self.assertTrue(wait_for(lambda: all(
+            os.path.exists(p) for q in qids
+            for p in self.queue_files(inst, q)), 20),
+            'queue files never appeared\n%s' % inst.log_tail(20))
+        jdir = os.path.join(inst.spooldir, 'journal')
+        sizes = [os.path.getsize(os.path.join(jdir, n)) for n in '01']
+        self.assertTrue(all(sz > 1 << 20 for sz in sizes),
+                        'both segments should be in use: %r' % sizes)
+        kill9_group(daemon_pids(inst))
+        for q in qids:
+            for p in self.queue_files(inst, q):
+                os.unlink(p)
+        unblock()
+        inst.start()
+        inst.wait_port()
+        wait_mail(inst, 'alice', len(sent), timeout=30)
+        self.assertEqual(subjects(inst), sorted(sent))
+        for p in mailbox_files(inst, 'alice'):
+            self.assertTrue(read(p).endswith(b'x' * 998 + b'\n'), p)
 
     def test_clean_restart_delivers_nothing_twice(self):
         inst = self.smtp_instance()
