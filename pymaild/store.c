@@ -27,74 +27,106 @@ static int		 users_bad;	/* warned about a corrupt file */
 static char		 dummy_hash[USER_HASH_MAX + 1];
 
 /*
- * The running quota figure of each mailbox: one scan the first time, then
- * kept up to date by deliveries; POP3 deletions and outside changes just
- * forget it so the next use scans again.
+ * What the store keeps per mailbox, so that a message does not cost a
+ * scan or a parse:
+ * - the running quota figure: one scan the first time, then kept up to
+ *   date by deliveries; POP3 deletions and outside changes just forget it
+ *   so the next use scans again;
+ * - the mailbox options, which every message asks for three times (RCPT,
+ *   end of data, delivery): parsed again only when a stat shows that
+ *   default_options or USER/options changed.
  */
-struct usage {
-	RB_ENTRY(usage)	entry;
-	char		user[USER_NAME_MAX + 1];
-	long long	bytes;
+struct mbox {
+	RB_ENTRY(mbox)	 entry;
+	char		 user[USER_NAME_MAX + 1];
+	long long	 bytes;		/* -1: not known */
+	struct stat	 optst;		/* of USER/options; zero when absent */
+	uint64_t	 optgen;	/* defaults it was built on; 0: none */
+	struct mboxopts	 o;
 };
 
-RB_HEAD(usagetree, usage);
-int	usage_cmp(struct usage *, struct usage *);
-RB_PROTOTYPE(usagetree, usage, entry, usage_cmp);
+RB_HEAD(mboxtree, mbox);
+int	mbox_cmp(struct mbox *, struct mbox *);
+RB_PROTOTYPE(mboxtree, mbox, entry, mbox_cmp);
 
 int
-usage_cmp(struct usage *a, struct usage *b)
+mbox_cmp(struct mbox *a, struct mbox *b)
 {
 	return strcmp(a->user, b->user);
 }
 
-RB_GENERATE(usagetree, usage, entry, usage_cmp);
+RB_GENERATE(mboxtree, mbox, entry, mbox_cmp);
 
-static struct usagetree	usages = RB_INITIALIZER(&usages);
+static struct mboxtree	 mboxes = RB_INITIALIZER(&mboxes);
+static struct mboxopts	 defaults;
+static struct stat	 defaults_st;
+static uint64_t		 defaults_gen;	/* 0: not loaded */
 
-static struct usage *
-usage_find(const char *user)
+static struct mbox *
+mbox_find(const char *user)
 {
-	struct usage	key;
+	struct mbox	key;
 
 	strlcpy(key.user, user, sizeof(key.user));
-	return RB_FIND(usagetree, &usages, &key);
+	return RB_FIND(mboxtree, &mboxes, &key);
+}
+
+static struct mbox *
+mbox_get(const char *user)
+{
+	struct mbox	*m;
+
+	if ((m = mbox_find(user)) != NULL)
+		return m;
+	m = xcalloc(1, sizeof(*m));
+	strlcpy(m->user, user, sizeof(m->user));
+	m->bytes = -1;
+	RB_INSERT(mboxtree, &mboxes, m);
+	return m;
+}
+
+/* After the users database changed: forget removed users. */
+static void
+mbox_forget_removed(void)
+{
+	struct mbox	*m, *next;
+
+	RB_FOREACH_SAFE(m, mboxtree, &mboxes, next)
+		if (userdb_find(&users, m->user) == NULL) {
+			RB_REMOVE(mboxtree, &mboxes, m);
+			free(m);
+		}
 }
 
 long long
 store_usage(const char *user)
 {
-	struct usage	*u;
+	struct mbox	*m = mbox_get(user);
 	long long	 bytes, count;
 
-	if ((u = usage_find(user)) != NULL)
-		return u->bytes;
+	if (m->bytes >= 0)
+		return m->bytes;
 	if (maildir_usage(env->conf.maildir, user, &bytes, &count) == -1)
 		return -1;
-	u = xcalloc(1, sizeof(*u));
-	strlcpy(u->user, user, sizeof(u->user));
-	u->bytes = bytes;
-	RB_INSERT(usagetree, &usages, u);
-	return bytes;
+	return m->bytes = bytes;
 }
 
 void
 store_usage_add(const char *user, long long bytes)
 {
-	struct usage	*u;
+	struct mbox	*m;
 
-	if ((u = usage_find(user)) != NULL)
-		u->bytes += bytes;
+	if ((m = mbox_find(user)) != NULL && m->bytes >= 0)
+		m->bytes += bytes;
 }
 
 void
 store_usage_changed(const char *user)
 {
-	struct usage	*u;
+	struct mbox	*m;
 
-	if ((u = usage_find(user)) != NULL) {
-		RB_REMOVE(usagetree, &usages, u);
-		free(u);
-	}
+	if ((m = mbox_find(user)) != NULL)
+		m->bytes = -1;
 }
 
 static int
@@ -106,53 +138,11 @@ same_file(const struct stat *a, const struct stat *b)
 	    a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/*
- * Mailbox options, read again only when a file changed: every message
- * asks for them three times (RCPT, end of data, delivery), and parsing
- * two files each time was most of the parent's work per message. A stat
- * of each file tells whether what we hold is still what is on disk.
- */
-struct optcache {
-	RB_ENTRY(optcache) entry;
-	char		 user[USER_NAME_MAX + 1];
-	struct stat	 st;		/* of USER/options; zero when absent */
-	uint64_t	 gen;		/* of the defaults it was built on */
-	struct mboxopts	 o;
-};
-
-RB_HEAD(opttree, optcache);
-int	optcache_cmp(struct optcache *, struct optcache *);
-RB_PROTOTYPE(opttree, optcache, entry, optcache_cmp);
-
-int
-optcache_cmp(struct optcache *a, struct optcache *b)
-{
-	return strcmp(a->user, b->user);
-}
-
-RB_GENERATE(opttree, optcache, entry, optcache_cmp);
-
-static struct opttree	 optcache = RB_INITIALIZER(&optcache);
-static struct mboxopts	 defaults;
-static struct stat	 defaults_st;
-static uint64_t		 defaults_gen;	/* 0: not loaded */
-
 static void
 stat_or_zero(const char *path, struct stat *st)
 {
 	if (stat(path, st) == -1)
 		memset(st, 0, sizeof(*st));
-}
-
-static void
-optcache_clear(void)
-{
-	struct optcache	*c;
-
-	while ((c = RB_ROOT(&optcache)) != NULL) {
-		RB_REMOVE(opttree, &optcache, c);
-		free(c);
-	}
 }
 
 /* MAILDIR/default_options, as of now. */
@@ -181,7 +171,7 @@ int
 store_mboxopts(const char *user, struct mboxopts *o, char *err,
     size_t errlen)
 {
-	struct optcache	 key, *c;
+	struct mbox	*m;
 	struct mboxopts	 mine;
 	struct stat	 st;
 	char		 path[PATH_MAX];
@@ -190,24 +180,17 @@ store_mboxopts(const char *user, struct mboxopts *o, char *err,
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s/options", env->conf.maildir, user);
 	stat_or_zero(path, &st);
-	strlcpy(key.user, user, sizeof(key.user));
-	if ((c = RB_FIND(opttree, &optcache, &key)) != NULL &&
-	    c->gen == defaults_gen && same_file(&st, &c->st)) {
-		*o = c->o;
+	m = mbox_get(user);
+	if (m->optgen == defaults_gen && same_file(&st, &m->optst)) {
+		*o = m->o;
 		return 0;
 	}
 	mine = defaults;
 	if (mboxopts_load(path, &mine, err, errlen) == -1)
 		return -1;
-	if (c == NULL) {
-		c = xcalloc(1, sizeof(*c));
-		strlcpy(c->user, user, sizeof(c->user));
-		RB_INSERT(opttree, &optcache, c);
-	}
-	c->st = st;
-	c->gen = defaults_gen;
-	c->o = mine;
-	*o = mine;
+	m->optst = st;
+	m->optgen = defaults_gen;
+	*o = m->o = mine;
 	return 0;
 }
 
@@ -224,7 +207,6 @@ struct authreq {
 	char		addr[64];
 	int		known;
 };
-
 
 void
 store_refresh_users(void)
@@ -246,10 +228,10 @@ store_refresh_users(void)
 		return;
 	}
 	users_bad = 0;
-	optcache_clear();	/* forget removed users */
 	userdb_free(&users);
 	users = db;
 	users_st = st;
+	mbox_forget_removed();
 	log_debug("users database loaded: %zu users", users.n);
 }
 

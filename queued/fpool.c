@@ -67,8 +67,9 @@ pool_path(char *buf, size_t len, uint32_t n)
 
 /*
  * Give path a file: one from the pool when there is one, else a new one.
- * Returns a descriptor open for reading and writing at offset 0, or -1. The file may
- * hold old data past what the caller writes: the caller truncates.
+ * Returns a descriptor open for reading and writing at offset 0, or -1.
+ * The file may hold old data past what the caller writes: the caller
+ * truncates.
  */
 int
 fpool_take(const char *path)
@@ -110,12 +111,6 @@ fpool_give(const char *path, off_t size)
 		return unlink(path);
 	pool_push(next_name++);
 	return 0;
-}
-
-size_t
-fpool_count(void)
-{
-	return npool;
 }
 
 /* At start: take back what free/ holds, and name new ones past it. */

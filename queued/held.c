@@ -73,7 +73,7 @@ held_free(struct held *h)
 {
 	RB_REMOVE(heldtree, &byid, h);
 	TAILQ_REMOVE(&oldest, h, entry);
-	journal_finalized(h->seg, 1);
+	journal_finalized(h->seg);
 	free(h);
 }
 
@@ -89,20 +89,16 @@ static int
 held_write(struct held *h)
 {
 	char	*text, path[64];
-	int	 fd, r;
+	int	 r;
 
 	snprintf(path, sizeof(path), "incoming/%s.env", h->id);
 	if ((text = envelope_format(h->env)) == NULL) {
 		errno = EOVERFLOW;
 		return -1;
 	}
-	if ((fd = fpool_take(path)) == -1) {
-		free(text);
-		return -1;
-	}
-	r = spool_write_env_fd(fd, text, 0);
+	r = spool_write_env(fpool_take(path), text, 0);
 	free(text);
-	if (close(fd) == -1 || r == -1 || spool_files_commit(h->id) == -1) {
+	if (r == -1 || spool_files_commit(h->id) == -1) {
 		fpool_give(path, 0);
 		return -1;
 	}

@@ -110,10 +110,13 @@ rec_size(size_t envlen, size_t datalen)
 
 /* ---- writing (sync thread) ------------------------------------------- */
 
-/* Append one record to buf; the caller sized it with journal_rec_size. */
+/*
+ * The header of a record whose envelope (or id) and data are already in
+ * place behind it in buf; the sequence number and the checksum come when
+ * journal_write knows the segment. Returns the record's size.
+ */
 static size_t
-rec_put(char *buf, uint32_t type, uint64_t seq, const char *env,
-    size_t envlen, const char *data, size_t datalen)
+rec_put(char *buf, uint32_t type, size_t envlen, size_t datalen)
 {
 	struct rechdr	h;
 	size_t		len = rec_size(envlen, datalen);
@@ -123,51 +126,48 @@ rec_put(char *buf, uint32_t type, uint64_t seq, const char *env,
 	h.type = type;
 	h.envlen = envlen;
 	h.datalen = datalen;
-	h.seq = seq;
-	memcpy(buf + sizeof(h), env, envlen);
-	if (data != NULL && buf + sizeof(h) + envlen != data)
-		memmove(buf + sizeof(h) + envlen, data, datalen);
+	memcpy(buf, &h, sizeof(h));
 	memset(buf + sizeof(h) + envlen + datalen, 0,
 	    len - sizeof(h) - envlen - datalen);
-	h.crc = crc_add(crc_add(0, &h, sizeof(h)), buf + sizeof(h),
-	    envlen + datalen);
-	memcpy(buf, &h, sizeof(h));
 	return len;
+}
+
+/* Write a segment's first block (hdr, or zeros to void it) and sync. */
+static int
+seg_put_header(struct segment *s, const struct seghdr *hdr)
+{
+	char	block[JNL_HDR_SIZE];
+
+	memset(block, 0, sizeof(block));
+	if (hdr != NULL)
+		memcpy(block, hdr, sizeof(*hdr));
+	if (pwrite(s->fd, block, sizeof(block), 0) != sizeof(block) ||
+	    fdatasync(s->fd) == -1)
+		return -1;
+	s->off = JNL_HDR_SIZE;
+	s->alloc = MAX(s->alloc, JNL_HDR_SIZE);
+	return 0;
 }
 
 static int
 seg_start(struct segment *s, uint64_t seq)
 {
 	struct seghdr	h;
-	char		block[JNL_HDR_SIZE];
 
 	memset(&h, 0, sizeof(h));
 	strlcpy(h.magic, JNL_SEG_MAGIC, sizeof(h.magic));
 	h.seq = seq;
 	h.crc = crc_add(0, &h, sizeof(h));
-	memset(block, 0, sizeof(block));
-	memcpy(block, &h, sizeof(h));
-	if (pwrite(s->fd, block, sizeof(block), 0) != sizeof(block) ||
-	    fdatasync(s->fd) == -1)
+	if (seg_put_header(s, &h) == -1)
 		return -1;
 	s->seq = seq;
-	s->off = JNL_HDR_SIZE;
-	s->alloc = MAX(s->alloc, JNL_HDR_SIZE);
 	return 0;
 }
 
 static int
 seg_void(struct segment *s)
 {
-	char	block[JNL_HDR_SIZE];
-
-	memset(block, 0, sizeof(block));
-	if (pwrite(s->fd, block, sizeof(block), 0) != sizeof(block) ||
-	    fdatasync(s->fd) == -1)
-		return -1;
-	s->off = JNL_HDR_SIZE;
-	s->alloc = MAX(s->alloc, JNL_HDR_SIZE);
-	return 0;
+	return seg_put_header(s, NULL);
 }
 
 /*
@@ -220,8 +220,8 @@ rotate(void)
 }
 
 /*
- * Write a batch prepared in jb->buf (records with seq 0 to be filled in)
- * and sync it. -1 with errno EAGAIN when the journal has no room (the
+ * Write a batch prepared in jb->buf (records without sequence number and
+ * checksum yet) and sync it. -1 with errno EAGAIN when the journal has no room (the
  * caller then commits the old way), else errno of the failure.
  */
 int
@@ -242,11 +242,10 @@ journal_write(struct jbatch *jb)
 	}
 	if (seg_grow(s, s->off + jb->len) == -1)
 		return -1;
-	/* Stamp each record with the segment's number (and re-sum). */
+	/* Stamp each record with the segment's number, and sum it. */
 	for (off = 0; off < jb->len; off += rec_size(h.envlen, h.datalen)) {
 		memcpy(&h, jb->buf + off, sizeof(h));
 		h.seq = s->seq;
-		h.crc = 0;
 		h.crc = crc_add(crc_add(0, &h, sizeof(h)),
 		    jb->buf + off + sizeof(h), h.envlen + h.datalen);
 		memcpy(jb->buf + off, &h, sizeof(h));
@@ -284,18 +283,21 @@ jbatch_commit(struct jbatch *jb, const char *env, size_t envlen,
 {
 	char	*rec = jb->buf + jb->len;
 
-	jb->len += rec_put(rec, REC_COMMIT, 0, env, envlen,
-	    rec + sizeof(struct rechdr) + envlen, datalen);
+	memcpy(rec + sizeof(struct rechdr), env, envlen);
+	jb->len += rec_put(rec, REC_COMMIT, envlen, datalen);
 	jb->ncommits++;
 }
 
 void
 jbatch_done(struct jbatch *jb, const char *id)
 {
-	size_t	len = strlen(id);
+	size_t	 len = strlen(id);
+	char	*rec;
 
 	jbatch_reserve(jb, len, 0);
-	jb->len += rec_put(jb->buf + jb->len, REC_DONE, 0, id, len, NULL, 0);
+	rec = jb->buf + jb->len;
+	memcpy(rec + sizeof(struct rechdr), id, len);
+	jb->len += rec_put(rec, REC_DONE, len, 0);
 }
 
 void
@@ -305,11 +307,12 @@ jbatch_free(struct jbatch *jb)
 	memset(jb, 0, sizeof(*jb));
 }
 
-/* n records of segment seg are now in their files. */
+/* A record of segment seg is no longer needed: its message is in its
+ * files, or gone. */
 void
-journal_finalized(int seg, size_t n)
+journal_finalized(int seg)
 {
-	__atomic_sub_fetch(&segs[seg].pending, n, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&segs[seg].pending, 1, __ATOMIC_RELEASE);
 }
 
 /*
@@ -335,7 +338,6 @@ journal_close(void)
 struct found {
 	RB_ENTRY(found)	 entry;
 	char		 id[QUEUE_ID_LEN + 1];
-	uint64_t	 seq;
 	int		 done;
 	char		*env;		/* envelope text, NUL-terminated */
 	char		*data;
@@ -447,15 +449,10 @@ scan_record(struct segment *s, off_t off, off_t end, size_t *len)
 		return 0;
 	}
 	f = found_get(id);
-	if (f->env != NULL && f->seq > s->seq) {
-		free(p);
-		return 0;
-	}
 	free(f->env);
 	f->env = p;
 	f->data = p + h.envlen + 1;
 	f->datalen = h.datalen;
-	f->seq = s->seq;
 	return 0;
 bad:
 	free(p);
@@ -544,13 +541,10 @@ replay(void)
 	struct found	*f;
 	size_t		 n = 0;
 
-	if (segs[0].seq > segs[1].seq) {
-		seg_scan(&segs[1]);
-		seg_scan(&segs[0]);
-	} else {
-		seg_scan(&segs[0]);
-		seg_scan(&segs[1]);
-	}
+	/* The order does not matter: a removal is noted whichever segment
+	 * holds it, and a message is committed once. */
+	seg_scan(&segs[0]);
+	seg_scan(&segs[1]);
 	while ((f = RB_ROOT(&found)) != NULL) {
 		if (f->env != NULL && !f->done && !files_complete(f)) {
 			restore(f);

@@ -55,7 +55,6 @@ void	queued_send_parent(uint32_t type, struct msgbuild *, int fd);
 void	fpool_init(void);
 int	fpool_take(const char *path);
 int	fpool_give(const char *path, off_t size);
-size_t	fpool_count(void);
 
 /* journal.c */
 #define JNL_INLINE_MAX	(1024 * 1024)	/* larger messages: syncfs */
@@ -72,7 +71,7 @@ void	jbatch_commit(struct jbatch *, const char *env, size_t envlen,
 	    size_t datalen);
 void	jbatch_done(struct jbatch *, const char *id);
 void	jbatch_free(struct jbatch *);
-void	journal_finalized(int seg, size_t n);
+void	journal_finalized(int seg);
 int	journal_close(void);
 
 /* held.c */
@@ -84,7 +83,7 @@ int	held_remove(const struct envelope *);
 void	held_data_path(const struct envelope *, char *path, size_t len);
 
 /* spool.c */
-int	spool_write_env_fd(int fd, const char *text, int dosync);
+int	spool_write_env(int fd, const char *text, int dosync);
 int	spool_files_commit(const char *id);
 void	spool_init(void);
 int	spool_dispatch(struct imsg *);

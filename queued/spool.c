@@ -75,6 +75,18 @@ static int		exiting;
 static struct event	ev_done;
 static int		done_due;	/* DONE_WAIT passed */
 
+/* The removals noted so far go with batch b. */
+static void
+take_done(struct batch *b)
+{
+	b->done = done_ids;
+	b->ndone = ndone;
+	done_ids = NULL;
+	ndone = ndone_cap = 0;
+	done_due = 0;
+	evtimer_del(&ev_done);
+}
+
 static void
 batch_free(struct batch *b)
 {
@@ -298,41 +310,43 @@ spool_dispatch(struct imsg *im)
 	}
 }
 
-/* Write e's text into fd, from its offset 0. */
-/* Write an envelope's text into fd, from its offset 0. */
+/*
+ * Write an envelope's text into fd (-1: the open failed, errno says why)
+ * from its offset 0, and close it. -1 with errno on failure.
+ */
 int
-spool_write_env_fd(int fd, const char *text, int dosync)
+spool_write_env(int fd, const char *text, int dosync)
 {
 	size_t	len = strlen(text);
+	int	saved;
 
+	if (fd == -1)
+		return -1;
 	/* A reused file may be longer than this text. */
 	if (write_full(fd, text, len) == -1 || ftruncate(fd, len) == -1 ||
-	    (dosync && fsync(fd) == -1))
+	    (dosync && fsync(fd) == -1)) {
+		saved = errno;
+		close(fd);
+		errno = saved;
 		return -1;
-	return 0;
+	}
+	return close(fd);
 }
 
 static int
 write_env_file(const char *path, const struct envelope *e, int dosync)
 {
 	char	*text;
-	int	 fd, saved;
+	int	 r;
 
 	if ((text = envelope_format(e)) == NULL) {
 		errno = EOVERFLOW;
 		return -1;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1 || spool_write_env_fd(fd, text, dosync) == -1) {
-		saved = errno;
-		if (fd != -1)
-			close(fd);
-		free(text);
-		errno = saved;
-		return -1;
-	}
+	r = spool_write_env(open(path, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600), text, dosync);
 	free(text);
-	return close(fd);
+	return r;
 }
 
 static int
@@ -420,18 +434,13 @@ static int
 commit_one_files(struct incoming *in)
 {
 	char	path[64];
-	int	fd, r;
 
 	snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1 || spool_write_env_fd(fd, in->envtext, 0) == -1) {
+	if (spool_write_env(open(path, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600), in->envtext, 0) == -1) {
 		log_warn("spool: cannot write %s", path);
-		r = errno_result();
-		if (fd != -1)
-			close(fd);
-		return r;
+		return errno_result();
 	}
-	close(fd);
 	return spool_files_commit(in->env->id) == 0 ? SPOOL_OK :
 	    SPOOL_TEMPFAIL;
 }
@@ -556,12 +565,7 @@ commit_batch(int fd, short ev, void *arg)
 			in->inbatch = 1;
 			b->v[b->n++] = in;
 		}
-	b->done = done_ids;
-	b->ndone = ndone;
-	done_ids = NULL;
-	ndone = ndone_cap = 0;
-	done_due = 0;
-	evtimer_del(&ev_done);
+	take_done(b);
 	batch_running = 1;
 	bgjob_submit(batch_work, batch_done, b);
 }
@@ -591,7 +595,6 @@ exit_done(void *arg)
 	exit(0);
 }
 
-
 /*
  * Leave once the journal knows every message removed, or a start would
  * deliver them again; better, with every message in its files, void it.
@@ -607,10 +610,7 @@ spool_exit(void)
 		return;
 	exiting = 1;
 	b = xcalloc(1, sizeof(*b));
-	b->done = done_ids;
-	b->ndone = ndone;
-	done_ids = NULL;
-	ndone = ndone_cap = 0;
+	take_done(b);
 	held_finalize_all();
 	bgjob_submit(exit_work, exit_done, b);
 }
@@ -855,11 +855,9 @@ spool_init(void)
 		fatal("spool: open .");
 	close(open_dir("incoming"));
 	fpool_init();
-	close(open_dir("msg"));
-	close(open_dir("env"));
-	journal_init(dir_root);
 	dir_msg = open_dir("msg");
 	dir_env = open_dir("env");
+	journal_init(dir_root);
 	event_set(&ev_commit, -1, 0, commit_batch, NULL);
 	event_base_set(proc->base, &ev_commit);
 	evtimer_set(&ev_done, done_timeout, NULL);

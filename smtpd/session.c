@@ -95,18 +95,13 @@ session_new(int fd, struct sockaddr_storage *ss, socklen_t sslen)
 static void
 spool_abort(struct session *s)
 {
-	struct msgbuild	mb;
-
 	if (s->spoolfd != -1) {
 		close(s->spoolfd);
 		s->spoolfd = -1;
 	}
 	if (s->qid[0] == '\0')
 		return;
-	mb_init(&mb);
-	mb_u32(&mb, s->id);
-	mb_str(&mb, s->qid);
-	smtpd_send_queued(IMSG_SPOOL_ABORT, &mb);
+	smtpd_spool_abort(s->id, s->qid);
 	s->qid[0] = '\0';
 }
 
@@ -398,8 +393,6 @@ spool_prefetch(struct session *s)
 static void
 spool_arrived_early(struct session *s, const char *id, int fd)
 {
-	struct msgbuild	mb;
-
 	if (fd == -1)
 		return;		/* DATA asks again */
 	if ((s->state == ST_MAIL || s->state == ST_RCPT) &&
@@ -410,10 +403,7 @@ spool_arrived_early(struct session *s, const char *id, int fd)
 	}
 	/* The transaction ended meanwhile: give it back. */
 	close(fd);
-	mb_init(&mb);
-	mb_u32(&mb, s->id);
-	mb_str(&mb, id);
-	smtpd_send_queued(IMSG_SPOOL_ABORT, &mb);
+	smtpd_spool_abort(s->id, id);
 }
 
 void

@@ -217,6 +217,18 @@ smtpd_send_queued(uint32_t type, struct msgbuild *mb)
 		fatalx("cannot queue a message to queued");
 }
 
+/* Give queued back the spool file it made for session sess. */
+void
+smtpd_spool_abort(uint32_t sess, const char *id)
+{
+	struct msgbuild	mb;
+
+	mb_init(&mb);
+	mb_u32(&mb, sess);
+	mb_str(&mb, id);
+	smtpd_send_queued(IMSG_SPOOL_ABORT, &mb);
+}
+
 static int
 parent_reply(struct imsg *im)
 {
@@ -281,13 +293,8 @@ queued_dispatch(struct chan *c, struct imsg *im)
 	if ((s = session_find(sess)) == NULL) {
 		/* Gone meanwhile: give the file back so it is removed. */
 		if (im->fd != -1) {
-			struct msgbuild	mb;
-
 			close(im->fd);
-			mb_init(&mb);
-			mb_u32(&mb, sess);
-			mb_str(&mb, id);
-			smtpd_send_queued(IMSG_SPOOL_ABORT, &mb);
+			smtpd_spool_abort(sess, id);
 		}
 		return 0;
 	}

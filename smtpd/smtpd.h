@@ -126,6 +126,7 @@ struct session *session_find(uint32_t id);
 void	smtpd_session_closed(struct session *);
 void	smtpd_send_parent(uint32_t type, struct msgbuild *);
 void	smtpd_send_queued(uint32_t type, struct msgbuild *);
+void	smtpd_spool_abort(uint32_t sess, const char *id);
 
 /* session.c */
 struct session *session_new(int fd, struct sockaddr_storage *, socklen_t);

@@ -50,24 +50,29 @@ class Journal(SmtpCase):
     def queue_files(self, inst, qid):
         return [os.path.join(inst.spooldir, d, qid) for d in ('env', 'msg')]
 
-    def test_lost_queue_files_are_restored_from_the_journal(self):
-        inst = self.smtp_instance()
-        unblock = self.block_delivery(inst)
-        sent = ['journal %d' % i for i in range(3)]
-        qids = [self.send_mail(inst, s)[0] for s in sent]
-        # Deferred after the failed delivery: the queue files exist.
+    def crash_losing_queue_files(self, inst, qids, unblock, timeout):
+        """Wait until the queued (deferred) messages qids have their queue
+        files, kill -9 the daemon, remove those files as if the crash
+        came before they reached the disk, undo the block and start
+        again."""
         self.assertTrue(wait_for(lambda: all(
             os.path.exists(p) for q in qids
-            for p in self.queue_files(inst, q)), 10),
+            for p in self.queue_files(inst, q)), timeout),
             'queue files never appeared\n%s' % inst.log_tail(20))
         kill9_group(daemon_pids(inst))
-        # As if the crash came before those files reached the disk.
         for q in qids:
             for p in self.queue_files(inst, q):
                 os.unlink(p)
         unblock()
         inst.start()
         inst.wait_port()
+
+    def test_lost_queue_files_are_restored_from_the_journal(self):
+        inst = self.smtp_instance()
+        unblock = self.block_delivery(inst)
+        sent = ['journal %d' % i for i in range(3)]
+        qids = [self.send_mail(inst, s)[0] for s in sent]
+        self.crash_losing_queue_files(inst, qids, unblock, 10)
         wait_mail(inst, 'alice', 3)
         self.assertEqual(subjects(inst), sorted(sent))
         log = inst.log()
@@ -82,21 +87,11 @@ class Journal(SmtpCase):
         body = (b'x' * 998 + b'\r\n') * 900
         sent = ['big %d' % i for i in range(40)]
         qids = [self.send_mail(inst, s, body=body)[0] for s in sent]
-        self.assertTrue(wait_for(lambda: all(
-            os.path.exists(p) for q in qids
-            for p in self.queue_files(inst, q)), 20),
-            'queue files never appeared\n%s' % inst.log_tail(20))
         jdir = os.path.join(inst.spooldir, 'journal')
         sizes = [os.path.getsize(os.path.join(jdir, n)) for n in '01']
         self.assertTrue(all(sz > 1 << 20 for sz in sizes),
                         'both segments should be in use: %r' % sizes)
-        kill9_group(daemon_pids(inst))
-        for q in qids:
-            for p in self.queue_files(inst, q):
-                os.unlink(p)
-        unblock()
-        inst.start()
-        inst.wait_port()
+        self.crash_losing_queue_files(inst, qids, unblock, 20)
         wait_mail(inst, 'alice', len(sent), timeout=30)
         self.assertEqual(subjects(inst), sorted(sent))
         for p in mailbox_files(inst, 'alice'):
