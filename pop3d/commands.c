@@ -758,6 +758,13 @@ produce_xfer(struct session *s)
 			x->eof = 1;
 			continue;
 		}
+		if (x->mem != NULL) {
+			used = xfer_convert(x, x->mem + x->off,
+			    x->end - x->off, s->obuf + s->olen, room, &outn);
+			x->off += used;
+			s->olen += outn;
+			continue;
+		}
 		n = pread(x->fd, scratch, room, x->off);
 		if (n == -1) {
 			log_warn("pop3 session=%08x: reading message %u",

@@ -48,8 +48,20 @@ slot_release(struct prefetch *p)
 	if (p->fd != -1)
 		close(p->fd);
 	p->fd = -1;
+	free(p->data);
+	p->data = NULL;
 	p->state = PF_FREE;
 	held--;
+}
+
+static void
+xfer_release(struct xfer *x)
+{
+	if (x->fd != -1)
+		close(x->fd);
+	x->fd = -1;
+	free(x->mem);
+	x->mem = NULL;
 }
 
 /* The requests gathered by ask(), in one message. */
@@ -84,6 +96,7 @@ ask(struct session *s, uint32_t index)
 	p->state = PF_PENDING;
 	p->index = index;
 	p->fd = -1;
+	p->data = NULL;
 	held++;
 	return p;
 }
@@ -169,9 +182,10 @@ start_xfer(struct session *s, struct prefetch *p)
 	else
 		session_printf(s, "+OK %llu octets\r\n",
 		    (unsigned long long)s->msgs[s->xfer_index].size);
-	xfer_init(&s->xfer, p->fd, s->xfer_top, s->xfer_lines);
-	s->xfer.end = p->size;
-	p->fd = -1;		/* the transfer owns it now */
+	xfer_init(&s->xfer, p->fd, p->data, p->size, s->xfer_top,
+	    s->xfer_lines);
+	p->fd = -1;		/* the transfer owns them now */
+	p->data = NULL;
 	slot_release(p);
 	s->prod = PROD_XFER;
 	s->wait = WAIT_PRODUCE;
@@ -202,8 +216,7 @@ msg_open(struct session *s, uint32_t index, int top, uint64_t lines)
 void
 msg_sent(struct session *s)
 {
-	close(s->xfer.fd);
-	s->xfer.fd = -1;
+	xfer_release(&s->xfer);
 	if (!s->xfer_top) {
 		s->msgs[s->xfer_index].retrieved = 1;
 		s->nretr++;
@@ -218,9 +231,49 @@ msg_forget(struct session *s)
 	for (i = 0; i < POP3_SLOTS; i++)
 		if (s->pf[i].state != PF_FREE)
 			slot_release(&s->pf[i]);
-	if (s->xfer.fd != -1)
-		close(s->xfer.fd);
-	s->xfer.fd = -1;
+	xfer_release(&s->xfer);
+}
+
+static int
+preloaded(const struct session *s)
+{
+	int	i;
+
+	for (i = 0; i < POP3_SLOTS; i++)
+		if (s->pf[i].data != NULL)
+			return 1;
+	return 0;
+}
+
+/*
+ * A client that takes one message at a time waits for each answer: what
+ * we do between its command and our answer is its wait. So while it
+ * reads the answer just written, read the next message (the likely next
+ * command) into memory: its RETR then costs no read and no close.
+ * Small messages only, and one per session at a time.
+ */
+void
+msg_preload(struct session *s)
+{
+	struct prefetch	*p;
+	ssize_t		 n;
+
+	if (s->state != ST_TRANS || s->xfer_index + 1 >= s->nmsgs ||
+	    (p = slot_find(s, s->xfer_index + 1)) == NULL ||
+	    p->state != PF_READY || p->size > POP3_PRELOAD_MAX ||
+	    preloaded(s))
+		return;
+	p->data = xmalloc(p->size + 1);
+	n = pread(p->fd, p->data, p->size + 1, 0);
+	/* Not what its size says (changed, or not a file): read it later,
+	 * where a failure is dealt with. */
+	if (n != (ssize_t)p->size) {
+		free(p->data);
+		p->data = NULL;
+		return;
+	}
+	close(p->fd);
+	p->fd = -1;
 }
 
 int

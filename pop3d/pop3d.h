@@ -39,6 +39,7 @@
 #define POP3_UPDATE_BATCH	4000	/* entries per IMSG_POP3_UPDATE */
 #define POP3_SLOTS	33	/* descriptors asked for, per session */
 #define POP3_HELD_MAX	256	/* ... and asked for ahead, in all */
+#define POP3_PRELOAD_MAX 16384	/* read ahead into memory, at most */
 
 enum pop3_state {
 	ST_AUTH,	/* AUTHORIZATION: USER, PASS, AUTH */
@@ -79,6 +80,7 @@ struct prefetch {
 	enum pf_state	state;
 	uint32_t	index;
 	int		fd;
+	char		*data;		/* or the message itself, if small */
 	uint64_t	size;
 };
 
@@ -88,8 +90,9 @@ struct prefetch {
  */
 struct xfer {
 	int		fd;
-	off_t		off;		/* next file offset to read */
-	uint64_t	end;		/* the file's size */
+	char		*mem;		/* instead of fd: the whole message */
+	off_t		off;		/* next offset to read */
+	uint64_t	end;		/* the message's size */
 	int		bol;		/* at the start of a line */
 	int		cr;		/* last octet sent was CR */
 	size_t		linelen;	/* octets of the current line */
@@ -203,12 +206,16 @@ int	reply_update(uint32_t id, struct msgread *);
 /* Send message index (RETR, or TOP with lines) once its descriptor is in. */
 void	msg_open(struct session *, uint32_t index, int top, uint64_t lines);
 void	msg_sent(struct session *);
+/* Idle while the client reads: read the next small message ahead. */
+void	msg_preload(struct session *);
 /* Give back every descriptor the session holds. */
 void	msg_forget(struct session *);
 int	reply_open(uint32_t id, struct msgread *, int fd);
 
 /* xfer.c: pure functions over bounded buffers */
-void	xfer_init(struct xfer *, int fd, int top, uint64_t lines);
+/* Send from fd, or from mem (size octets); the caller owns both. */
+void	xfer_init(struct xfer *, int fd, char *mem, uint64_t size, int top,
+	    uint64_t lines);
 /* Convert in[0..inlen) into out (room outlen); returns octets of in used,
  * *outn octets written. At in == NULL (end of file) finish the message. */
 size_t	xfer_convert(struct xfer *, const char *in, size_t inlen,

@@ -345,7 +345,10 @@ session_update(struct session *s)
 		session_free(s);
 		return;
 	}
-	if (s->wait == WAIT_NONE && !runnable(s))
+	if (s->wait == WAIT_NONE && !runnable(s)) {
 		session_shrink(s);
+		if (s->olen == 0)
+			msg_preload(s);
+	}
 	rearm(s);
 }

@@ -623,6 +623,23 @@ handle_login(struct imsg *im)
 /* ---------------------------------------------------------------- */
 /* Messages */
 
+/*
+ * Read-only, and without the access-time update a first read would
+ * otherwise write into the inode: nobody reads a Maildir's atime, and
+ * the write costs a dirty inode per message retrieved. Only the owner
+ * may ask for that; a file put there by someone else is opened plainly.
+ */
+static int
+open_message(int dirfd, const char *name)
+{
+	int	flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, fd;
+
+	fd = openat(dirfd, name, flags | O_NOATIME);
+	if (fd == -1 && errno == EPERM)
+		fd = openat(dirfd, name, flags);
+	return fd;
+}
+
 static void
 open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 {
@@ -641,8 +658,7 @@ open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 		    O_CLOEXEC);
 	}
 	if (dirfd[m->sub] != -1)
-		fd = openat(dirfd[m->sub], msg_name(mb, m), O_RDONLY |
-		    O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		fd = open_message(dirfd[m->sub], msg_name(mb, m));
 	/*
 	 * Only what the listing saw: a regular file (its d_type), never a
 	 * device. A name with S= was given by our delivery or import, which
