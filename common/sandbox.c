@@ -24,7 +24,8 @@ sandbox_enter(enum proc_role role)
 /* What every helper does: memory, time, its channels, logging. */
 static const int base_calls[] = {
 	SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(write), SCMP_SYS(writev),
-	SCMP_SYS(close), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+	SCMP_SYS(close), SCMP_SYS(close_range), SCMP_SYS(fstat),
+	SCMP_SYS(newfstatat),
 	SCMP_SYS(lseek), SCMP_SYS(pread64), SCMP_SYS(brk), SCMP_SYS(mmap),
 	SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
 	SCMP_SYS(mprotect), SCMP_SYS(exit), SCMP_SYS(exit_group),
