@@ -324,6 +324,42 @@ class Pipelining(Pop3Case):
             c.ok('QUIT')
             self.assertEqual(len(self.files()), len(bodies))
 
+    def test_one_command_at_a_time_mixes(self):
+        # A client waiting for each answer: pop3d reads the next small
+        # message into memory meanwhile (messages on both sides of that
+        # size limit here); every answer is still the file's.
+        rnd = random.Random(11)
+        bodies = []
+        for i in range(24):
+            size = rnd.choice((0, 50, 4000, 16383, 16385, 40000))
+            text = bytes(rnd.choice(b'.ab\n\n') for _ in range(size))
+            bodies.append(b'Subject: %d\n\n' % i + text)
+        for b in bodies:
+            self.put(b)
+        cmds = []
+        for n in range(1, 26):
+            cmds.append('RETR %d' % n)
+            if n % 4 == 0:
+                cmds.append('TOP %d %d' % (n + 1, rnd.randrange(0, 3)))
+            if n % 6 == 0:
+                cmds.append('DELE %d' % (n + 1))
+            if n % 7 == 0:
+                cmds.append('RETR %d' % (n - 3))
+        want = self.expected(bodies, cmds)
+        c = self.raw()
+        c.login()
+        for cmd, (kind, body) in zip(cmds, want):
+            first = c.cmd(cmd)
+            if kind == 'LINE':
+                self.assertEqual(first.startswith(b'+OK'), body, cmd)
+            elif body is None:
+                self.assertTrue(first.startswith(b'-ERR'), (cmd, first))
+            else:
+                self.assertTrue(first.startswith(b'+OK'), (cmd, first))
+                self.assertEqual(unstuff(c.multi()), body, cmd)
+        c.ok('RSET')
+        c.ok('QUIT')
+
     def test_only_messages_sent_in_full_are_seen(self):
         # Message 5 is larger than any socket buffer can take.
         for i in range(6):
@@ -355,7 +391,7 @@ def top_form(body, n):
     head, sep, rest = crlf.partition(b'\r\n\r\n')
     if not sep:
         return crlf
-    lines = rest.split(b'\r\n')
+    lines = rest.split(b'\r\n') if rest else []
     if rest.endswith(b'\r\n'):
         lines = lines[:-1]
     return head + sep + b''.join(l + b'\r\n' for l in lines[:n])
