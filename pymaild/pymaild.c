@@ -228,14 +228,27 @@ start_children(int logfd)
 			for (i = 0; i < 2; i++)
 				if (pairs[a][b][i] != -1)
 					close(pairs[a][b][i]);
-	/* Hand the listeners over and keep no copy: once the protocol
-	 * processes close theirs, new connections are refused. */
+}
+
+/*
+ * Hand a helper its listeners once it said hello, and keep no copy: once
+ * the protocol processes close theirs, new connections are refused. Not
+ * earlier: a helper reads its configuration before its channel exists,
+ * and what came after it in that read would be lost.
+ */
+static void
+send_listeners(enum proc_role role)
+{
+	int	i;
+
 	for (i = 0; i < nlisteners; i++) {
-		a = listeners[i].kind == LISTEN_SMTP ? PROC_SMTPD : PROC_POP3D;
-		chan_compose(&env->children[a].chan, IMSG_LISTEN, 0,
+		if (listeners[i].fd == -1 || role != (listeners[i].kind ==
+		    LISTEN_SMTP ? PROC_SMTPD : PROC_POP3D))
+			continue;
+		chan_compose(&env->children[role].chan, IMSG_LISTEN, 0,
 		    listeners[i].fd, &listeners[i].kind, sizeof(uint32_t));
+		listeners[i].fd = -1;
 	}
-	nlisteners = 0;
 }
 
 static void
@@ -294,6 +307,7 @@ child_dispatch(struct chan *ch, struct imsg *im)
 		c->ready = 1;
 		log_debug("%s ready (pid %d)", proc_names[c->role],
 		    (int)c->pid);
+		send_listeners(c->role);
 		if (all_ready()) {
 			log_info("pymaild started: pid=%d smtp=%d pop3=%d",
 			    (int)getpid(), env->conf.smtpserverport,
