@@ -419,7 +419,7 @@ def figures(pm, dc):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--rounds', type=int, default=5)
     ap.add_argument('--messages', type=int, default=10000)
     ap.add_argument('--big', type=int, default=100)
     ap.add_argument('--logins', type=int, default=2000)
