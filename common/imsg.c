@@ -241,25 +241,13 @@ send_batch(struct imsgbuf *ib, struct imsg_out *o, int *nfd)
 	return n;
 }
 
-static int
-fd_cmp(const void *a, const void *b)
-{
-	int	x = *(const int *)a, y = *(const int *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/*
- * The descriptors of a batch went with its first byte, whatever part of
- * the bytes did: the kernel holds its own references now. Descriptors
- * opened one after another have consecutive numbers: each run of them is
- * closed with one call (every number in a run is one of ours).
- */
+/* The descriptors of a batch went with its first byte, whatever part of
+ * the bytes did: the kernel holds its own references now. */
 static void
 close_sent(struct imsgbuf *ib, int nfd)
 {
 	struct imsg_out	*o;
-	int		 fds[IMSG_SEND_FDS], n = 0, i, first;
+	int		 fds[IMSG_SEND_FDS], n = 0;
 
 	for (o = ib->whead; o != NULL && n < nfd; o = o->next) {
 		if (o->fd == -1)
@@ -267,15 +255,7 @@ close_sent(struct imsgbuf *ib, int nfd)
 		fds[n++] = o->fd;
 		o->fd = -1;
 	}
-	qsort(fds, n, sizeof(fds[0]), fd_cmp);
-	for (i = 0; i < n; i++) {
-		first = i;
-		while (i + 1 < n && fds[i + 1] == fds[i] + 1)
-			i++;
-		if (i == first || close_range(fds[first], fds[i], 0) == -1)
-			while (first <= i)
-				close(fds[first++]);
-	}
+	close_fds(fds, n);
 }
 
 int

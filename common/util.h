@@ -31,6 +31,9 @@ int	 lock_take(const char *path);
 /* mkdir -m mode if missing; chown to uid/gid when uid != (uid_t)-1. */
 int	 dir_ensure(const char *path, mode_t mode, uid_t uid, gid_t gid);
 void	 set_nonblock(int fd);
+/* Close these descriptors (reorders fds): a run of consecutive numbers
+ * in one call. */
+void	 close_fds(int *fds, size_t n);
 void	 set_cloexec(int fd);
 /* Constant-time equality of two buffers of the same length. */
 int	 ct_memeq(const void *a, const void *b, size_t len);

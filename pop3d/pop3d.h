@@ -40,6 +40,7 @@
 #define POP3_SLOTS	33	/* descriptors asked for, per session */
 #define POP3_HELD_MAX	256	/* ... and asked for ahead, in all */
 #define POP3_PRELOAD_MAX 16384	/* read ahead into memory, at most */
+#define POP3_CLOSE_BATCH 32	/* descriptors closed together */
 
 enum pop3_state {
 	ST_AUTH,	/* AUTHORIZATION: USER, PASS, AUTH */
@@ -210,6 +211,8 @@ void	msg_sent(struct session *);
 void	msg_preload(struct session *);
 /* Give back every descriptor the session holds. */
 void	msg_forget(struct session *);
+/* Close the descriptors given back so far. */
+void	msg_close_done(void);
 int	reply_open(uint32_t id, struct msgread *, int fd);
 
 /* xfer.c: pure functions over bounded buffers */

@@ -96,6 +96,8 @@ session_free(struct session *s)
 {
 	session_release(s);
 	msg_forget(s);
+	/* Its messages are not held open past its end. */
+	msg_close_done();
 	if (s->evflags)
 		event_del(&s->ev);
 	evtimer_del(&s->timer);

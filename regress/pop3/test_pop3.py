@@ -10,6 +10,7 @@ import os
 import poplib
 import random
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pop3util import (CAPA, CRLF, GREETING, UID_RE,  # noqa: E402
@@ -532,6 +533,36 @@ class Mailbox(Pop3Case):
             c.ok('QUIT')
             (os.rmdir if make is os.mkdir else os.unlink)(victim)
             self.assertEqual(self.files(), [])
+
+    def test_no_descriptor_left_open(self):
+        # pop3d holds messages it read ahead, and closes the descriptors
+        # it is done with in groups: none of them outlives the session.
+        for i in range(80):
+            self.put(b'Subject: %d\n\n' % i + b'x' * (i * 300) + b'\n')
+        fds = '/proc/%d/fd' % self.pop3d_pid()
+        base = len(os.listdir(fds))
+        c = self.raw()
+        c.login()
+        for n in range(1, 41):
+            c.retr(n)
+        c.send(b''.join(b'RETR %d\r\n' % n for n in range(41, 81)))
+        for n in range(41, 81):
+            c.line()
+            c.multi()
+        self.assertGreater(len(os.listdir(fds)), base)
+        c.ok('QUIT')
+        self.assertTrue(wait_login(self.port))
+        # A client that drops in the middle leaves nothing open either.
+        c = self.raw()
+        c.login()
+        c.retr(1)
+        c.send(b'RETR 2\r\n')
+        c.close()
+        self.assertTrue(wait_login(self.port))
+        deadline = time.monotonic() + 5
+        while len(os.listdir(fds)) > base and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(os.listdir(fds)), base)
 
     def test_odd_names_give_valid_unique_uids(self):
         odd = ['x' * 90 + '.host',           # too long
