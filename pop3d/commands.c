@@ -752,20 +752,21 @@ produce_xfer(struct session *s)
 			s->olen += outn;
 			continue;
 		}
-		if ((uint64_t)x->off >= x->end) {
+		if ((uint64_t)x->off >= x->src.size) {
 			/* The size came with the descriptor: no read to
 			 * learn of the end. */
 			x->eof = 1;
 			continue;
 		}
-		if (x->mem != NULL) {
-			used = xfer_convert(x, x->mem + x->off,
-			    x->end - x->off, s->obuf + s->olen, room, &outn);
+		if (x->src.data != NULL) {
+			used = xfer_convert(x, x->src.data + x->off,
+			    x->src.size - x->off, s->obuf + s->olen, room,
+			    &outn);
 			x->off += used;
 			s->olen += outn;
 			continue;
 		}
-		n = pread(x->fd, scratch, room, x->off);
+		n = pread(x->src.fd, scratch, room, x->off);
 		if (n == -1) {
 			log_warn("pop3 session=%08x: reading message %u",
 			    s->id, s->xfer_index + 1);

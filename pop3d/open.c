@@ -66,25 +66,21 @@ slots_free(const struct session *s)
 }
 
 static void
-slot_release(struct prefetch *p)
+src_release(struct msgsrc *src)
 {
-	if (p->fd != -1)
-		fd_done(p->fd);
-	p->fd = -1;
-	free(p->data);
-	p->data = NULL;
-	p->state = PF_FREE;
-	held--;
+	if (src->fd != -1)
+		fd_done(src->fd);
+	src->fd = -1;
+	free(src->data);
+	src->data = NULL;
 }
 
 static void
-xfer_release(struct xfer *x)
+slot_release(struct prefetch *p)
 {
-	if (x->fd != -1)
-		fd_done(x->fd);
-	x->fd = -1;
-	free(x->mem);
-	x->mem = NULL;
+	src_release(&p->src);
+	p->state = PF_FREE;
+	held--;
 }
 
 /* The requests gathered by ask(), in one message. */
@@ -118,8 +114,8 @@ ask(struct session *s, uint32_t index)
 	s->asking[s->nasking++] = index;
 	p->state = PF_PENDING;
 	p->index = index;
-	p->fd = -1;
-	p->data = NULL;
+	p->src.fd = -1;
+	p->src.data = NULL;
 	held++;
 	return p;
 }
@@ -205,10 +201,9 @@ start_xfer(struct session *s, struct prefetch *p)
 	else
 		session_printf(s, "+OK %llu octets\r\n",
 		    (unsigned long long)s->msgs[s->xfer_index].size);
-	xfer_init(&s->xfer, p->fd, p->data, p->size, s->xfer_top,
-	    s->xfer_lines);
-	p->fd = -1;		/* the transfer owns them now */
-	p->data = NULL;
+	xfer_init(&s->xfer, &p->src, s->xfer_top, s->xfer_lines);
+	p->src.fd = -1;		/* the transfer owns them now */
+	p->src.data = NULL;
 	slot_release(p);
 	s->prod = PROD_XFER;
 	s->wait = WAIT_PRODUCE;
@@ -239,7 +234,7 @@ msg_open(struct session *s, uint32_t index, int top, uint64_t lines)
 void
 msg_sent(struct session *s)
 {
-	xfer_release(&s->xfer);
+	src_release(&s->xfer.src);
 	if (!s->xfer_top) {
 		s->msgs[s->xfer_index].retrieved = 1;
 		s->nretr++;
@@ -254,7 +249,7 @@ msg_forget(struct session *s)
 	for (i = 0; i < POP3_SLOTS; i++)
 		if (s->pf[i].state != PF_FREE)
 			slot_release(&s->pf[i]);
-	xfer_release(&s->xfer);
+	src_release(&s->xfer.src);
 }
 
 static int
@@ -263,7 +258,7 @@ preloaded(const struct session *s)
 	int	i;
 
 	for (i = 0; i < POP3_SLOTS; i++)
-		if (s->pf[i].data != NULL)
+		if (s->pf[i].src.data != NULL)
 			return 1;
 	return 0;
 }
@@ -279,24 +274,26 @@ void
 msg_preload(struct session *s)
 {
 	struct prefetch	*p;
+	struct msgsrc	*src;
 	ssize_t		 n;
 
 	if (s->state != ST_TRANS || s->xfer_index + 1 >= s->nmsgs ||
 	    (p = slot_find(s, s->xfer_index + 1)) == NULL ||
-	    p->state != PF_READY || p->size > POP3_PRELOAD_MAX ||
+	    p->state != PF_READY || p->src.size > POP3_PRELOAD_MAX ||
 	    preloaded(s))
 		return;
-	p->data = xmalloc(p->size + 1);
-	n = pread(p->fd, p->data, p->size + 1, 0);
+	src = &p->src;
+	src->data = xmalloc(src->size + 1);
+	n = pread(src->fd, src->data, src->size + 1, 0);
 	/* Not what its size says (changed, or not a file): read it later,
 	 * where a failure is dealt with. */
-	if (n != (ssize_t)p->size) {
-		free(p->data);
-		p->data = NULL;
+	if (n != (ssize_t)src->size) {
+		free(src->data);
+		src->data = NULL;
 		return;
 	}
-	fd_done(p->fd);
-	p->fd = -1;
+	fd_done(src->fd);
+	src->fd = -1;
 }
 
 int
@@ -322,8 +319,8 @@ reply_open(uint32_t id, struct msgread *mr, int fd)
 			close(fd);
 		return 0;
 	}
-	p->fd = fd;
-	p->size = size;
+	p->src.fd = fd;
+	p->src.size = size;
 	p->state = fd == -1 ? PF_FAILED : PF_READY;
 	if (s->opening && s->xfer_index == index) {
 		s->opening = 0;

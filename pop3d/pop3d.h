@@ -77,12 +77,18 @@ enum pf_state {
 	PF_FAILED
 };
 
+/* Where a message's octets come from: its descriptor, or the octets
+ * themselves once read ahead (data). */
+struct msgsrc {
+	int		fd;
+	char		*data;
+	uint64_t	size;
+};
+
 struct prefetch {
 	enum pf_state	state;
 	uint32_t	index;
-	int		fd;
-	char		*data;		/* or the message itself, if small */
-	uint64_t	size;
+	struct msgsrc	src;
 };
 
 /*
@@ -90,10 +96,8 @@ struct prefetch {
  * and TOP stops after the header and `left` body lines.
  */
 struct xfer {
-	int		fd;
-	char		*mem;		/* instead of fd: the whole message */
+	struct msgsrc	src;
 	off_t		off;		/* next offset to read */
-	uint64_t	end;		/* the message's size */
 	int		bol;		/* at the start of a line */
 	int		cr;		/* last octet sent was CR */
 	size_t		linelen;	/* octets of the current line */
@@ -216,8 +220,8 @@ void	msg_close_done(void);
 int	reply_open(uint32_t id, struct msgread *, int fd);
 
 /* xfer.c: pure functions over bounded buffers */
-/* Send from fd, or from mem (size octets); the caller owns both. */
-void	xfer_init(struct xfer *, int fd, char *mem, uint64_t size, int top,
+/* Send from src; the caller owns what it holds. */
+void	xfer_init(struct xfer *, const struct msgsrc *, int top,
 	    uint64_t lines);
 /* Convert in[0..inlen) into out (room outlen); returns octets of in used,
  * *outn octets written. At in == NULL (end of file) finish the message. */

@@ -81,7 +81,7 @@ session_start(int fd, const char *addr, struct ipcount *ip)
 	s->fd = fd;
 	s->ip = ip;
 	strlcpy(s->addr, addr, sizeof(s->addr));
-	s->xfer.fd = -1;
+	s->xfer.src.fd = -1;
 	s->obuf = s->sbuf;
 	s->ocap = sizeof(s->sbuf);
 	session_register(s);

@@ -11,13 +11,10 @@
 #include "pop3d.h"
 
 void
-xfer_init(struct xfer *x, int fd, char *mem, uint64_t size, int top,
-    uint64_t lines)
+xfer_init(struct xfer *x, const struct msgsrc *src, int top, uint64_t lines)
 {
 	memset(x, 0, sizeof(*x));
-	x->fd = fd;
-	x->mem = mem;
-	x->end = size;
+	x->src = *src;
 	x->bol = 1;
 	x->top = top;
 	x->left = lines;
