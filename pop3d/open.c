@@ -21,26 +21,23 @@
 
 static int	held;		/* slots in use in all sessions */
 
-/*
- * Descriptors done with, closed in groups: they came in batches, so
- * their numbers mostly run on, and closing a run at once costs a fifth
- * of closing its descriptors one by one.
- */
-static int	done[POP3_CLOSE_BATCH];
-static size_t	ndone;
+/* Descriptors done with, closed in groups: they came in batches, so
+ * their numbers mostly run on (see close_fds). */
+static int	finished_fds[POP3_CLOSE_BATCH];
+static size_t	nfinished;
 
 void
 msg_close_done(void)
 {
-	close_fds(done, ndone);
-	ndone = 0;
+	close_fds(finished_fds, nfinished);
+	nfinished = 0;
 }
 
 static void
 fd_done(int fd)
 {
-	done[ndone++] = fd;
-	if (ndone == POP3_CLOSE_BATCH)
+	finished_fds[nfinished++] = fd;
+	if (nfinished == POP3_CLOSE_BATCH)
 		msg_close_done();
 }
 

@@ -67,6 +67,14 @@ class Journal(SmtpCase):
         inst.start()
         inst.wait_port()
 
+    def start_and_send(self, inst, subject, total):
+        """Start again, send one more message and wait until alice
+        has total messages."""
+        inst.start()
+        inst.wait_port()
+        self.send_mail(inst, subject)
+        wait_mail(inst, 'alice', total)
+
     def test_lost_queue_files_are_restored_from_the_journal(self):
         inst = self.smtp_instance()
         unblock = self.block_delivery(inst)
@@ -105,10 +113,7 @@ class Journal(SmtpCase):
         wait_mail(inst, 'alice', len(sent))
         r = inst.stop()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        inst.start()
-        inst.wait_port()
-        self.send_mail(inst, 'after restart')
-        wait_mail(inst, 'alice', len(sent) + 1)
+        self.start_and_send(inst, 'after restart', len(sent) + 1)
         time.sleep(1.0)         # a redelivery would have come by now
         self.assertEqual(subjects(inst), sorted(sent + ['after restart']))
         self.assertNotIn('restored from the journal', inst.log())
@@ -119,10 +124,7 @@ class Journal(SmtpCase):
         wait_mail(inst, 'alice', 1)
         time.sleep(2.0)         # no other mail meanwhile
         kill9_group(daemon_pids(inst))
-        inst.start()
-        inst.wait_port()
-        self.send_mail(inst, 'after restart')
-        wait_mail(inst, 'alice', 2)
+        self.start_and_send(inst, 'after restart', 2)
         time.sleep(1.0)
         self.assertEqual(subjects(inst), ['after restart', 'only once'])
         self.assertNotIn('restored from the journal', inst.log())
@@ -140,10 +142,7 @@ class Journal(SmtpCase):
             with open(os.path.join(jdir, n), 'r+b') as f:
                 f.seek(0)
                 f.write(os.urandom(64 * 1024))
-        inst.start()
-        inst.wait_port()
-        self.send_mail(inst, 'after')
-        wait_mail(inst, 'alice', 2)
+        self.start_and_send(inst, 'after', 2)
         time.sleep(0.5)
         self.assertEqual(subjects(inst), ['after', 'before'])
         self.assert_healthy(inst)

@@ -550,6 +550,38 @@ fd_reads(int fd, const char *want)
 	return n == (ssize_t)strlen(want) && memcmp(buf, want, n) == 0;
 }
 
+/* A pipe whose read end says s; the write end is closed. */
+static int
+pipe_saying(const char *s)
+{
+	int	p[2];
+
+	if (pipe(p) == -1)
+		exit(2);
+	put(p[1], s);
+	close(p[1]);
+	return p[0];
+}
+
+/* The next n messages in rib each carry a descriptor whose pipe says
+ * prefix and the message's number (0 to n - 1); 0 when one does not. */
+static int
+fds_say(int n, const char *prefix)
+{
+	char	s[32];
+	int	i, ok = 1;
+
+	for (i = 0; i < n; i++) {
+		snprintf(s, sizeof(s), "%s%d", prefix, i);
+		if (imsg_get(&rib, &im) != 1 || im.fd == -1 ||
+		    !fd_reads(im.fd, s))
+			ok = 0;
+		if (im.fd != -1)
+			close(im.fd);
+	}
+	return ok;
+}
+
 static void
 test_fd_passing(void)
 {
@@ -637,43 +669,19 @@ test_fds_in_order(void)
 	 * misses its fd is a framing error, never someone else's fd. */
 	pair_open();
 	for (i = 0; i < IMSG_FDQ_MAX + 2; i++) {
-		if (pipe(pipes[0]) == -1)
-			exit(2);
 		snprintf(s, sizeof(s), "p%d", i);
-		put(pipes[0][1], s);
-		close(pipes[0][1]);
-		imsg_compose(&wib, 300 + i, i, pipes[0][0], NULL, 0);
+		imsg_compose(&wib, 300 + i, i, pipe_saying(s), NULL, 0);
 	}
 	imsgbuf_flush_all(&wib);
 	for (i = 0; i < IMSG_FDQ_MAX + 2 && wait_readable(rib.fd, 1000); i++)
 		if (imsgbuf_read(&rib) <= 0)
 			break;
 	CHECK("fd flood, queue capped", rib.nfdq == IMSG_FDQ_MAX);
-	for (i = 0, ok = 1; i < IMSG_FDQ_MAX; i++) {
-		snprintf(s, sizeof(s), "p%d", i);
-		if (imsg_get(&rib, &im) != 1 || im.fd == -1 ||
-		    !fd_reads(im.fd, s))
-			ok = 0;
-		if (im.fd != -1)
-			close(im.fd);
-	}
-	CHECK("fd flood, queued fds match their messages", ok);
+	CHECK("fd flood, queued fds match their messages",
+	    fds_say(IMSG_FDQ_MAX, "p"));
 	CHECK("fd flood, message without its fd is refused",
 	    imsg_get(&rib, &im) == -1);
 	pair_close();
-}
-
-/* A pipe whose read end says s; the write end is closed. */
-static int
-pipe_saying(const char *s)
-{
-	int	p[2];
-
-	if (pipe(p) == -1)
-		exit(2);
-	put(p[1], s);
-	close(p[1]);
-	return p[0];
 }
 
 /*
@@ -794,7 +802,7 @@ test_fd_truncated(void)
 	} cm;
 	const int	 n = IMSG_SEND_FDS + 1;
 	uint8_t		 b[(IMSG_SEND_FDS + 1) * IMSG_HDR_SIZE];
-	int		 fds[IMSG_SEND_FDS + 1], i, ok = 1;
+	int		 fds[IMSG_SEND_FDS + 1], i;
 	char		 s[32];
 	struct msghdr	 msg;
 	struct iovec	 iov;
@@ -830,15 +838,8 @@ test_fd_truncated(void)
 	while (wait_readable(rib.fd, 200))
 		if (imsgbuf_read(&rib) <= 0)
 			break;
-	for (i = 0; i < IMSG_SEND_FDS; i++) {
-		snprintf(s, sizeof(s), "t%d", i);
-		if (imsg_get(&rib, &im) != 1 || im.fd == -1 ||
-		    !fd_reads(im.fd, s))
-			ok = 0;
-		if (im.fd != -1)
-			close(im.fd);
-	}
-	CHECK("descriptors that fit go with their messages", ok);
+	CHECK("descriptors that fit go with their messages",
+	    fds_say(IMSG_SEND_FDS, "t"));
 	errno = 0;
 	CHECK("the first message past them is refused, not given a later "
 	    "descriptor", imsg_get(&rib, &im) == -1 && errno == EBADMSG);
