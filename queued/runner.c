@@ -31,6 +31,12 @@ static struct envlist	waiting = TAILQ_HEAD_INITIALIZER(waiting);
 static struct envlist	blocked = TAILQ_HEAD_INITIALIZER(blocked);
 static struct delivery	*inflight[MAX_INFLIGHT];
 static int		 ninflight;
+/*
+ * The envelope runner_run is starting. A delivery may end before its
+ * start returns (a connect that fails at once): its message settles
+ * once, when runner_run is done with it, never from inside.
+ */
+static struct envelope	*running;
 static struct event	 ev_run, ev_tick, ev_stop;
 static int		 run_scheduled;
 static int		 stopping;
@@ -154,6 +160,16 @@ retry_delay(int attempts)
 	return delay > proc->conf.retrymax ? proc->conf.retrymax : delay;
 }
 
+/* On a list twice, a TAILQ loops for ever: refuse the impossible. */
+static void
+wait_retry(struct envelope *e)
+{
+	if (e->waiting || e->ready)
+		fatalx("runner: %s is already scheduled", e->id);
+	e->waiting = 1;
+	TAILQ_INSERT_TAIL(&waiting, e, entry);
+}
+
 /*
  * Nothing of this message is under way: decide what comes next.
  * Returns 1 when the envelope was freed.
@@ -188,9 +204,19 @@ settle(struct envelope *e)
 	log_info("queue id=%s result=deferred attempts=%d retry=%llds "
 	    "error=\"%s\"", e->id, e->attempts,
 	    (long long)(e->next_attempt - now), e->lasterror);
-	e->waiting = 1;
-	TAILQ_INSERT_TAIL(&waiting, e, entry);
+	wait_retry(e);
 	return 0;
+}
+
+/*
+ * The one way in to settle(): nothing of e under way, e on no list, and
+ * runner_run not in the middle of starting it.
+ */
+static void
+settle_if_idle(struct envelope *e)
+{
+	if (e->inflight == 0 && !e->ready && !e->waiting && e != running)
+		settle(e);
 }
 
 /*
@@ -229,7 +255,9 @@ runner_run(int fd, short ev, void *arg)
 		TAILQ_REMOVE(&ready, e, entry);
 		e->ready = 0;
 		e->runstart = time(NULL);
+		running = e;
 		r = run_one(e);
+		running = NULL;
 		if (r == 0) {
 			/* Out of slots: the rest waits for replies. */
 			e->ready = 1;
@@ -241,8 +269,7 @@ runner_run(int fd, short ev, void *arg)
 			TAILQ_INSERT_TAIL(&blocked, e, entry);
 			continue;
 		}
-		if (e->inflight == 0)
-			settle(e);
+		settle_if_idle(e);
 	}
 }
 
@@ -279,8 +306,7 @@ runner_deliver_reply(struct imsg *im)
 	} else
 		strlcpy(e->lasterror, reason, sizeof(e->lasterror));
 	/* On the run list, it settles after its next run instead. */
-	if (e->inflight == 0 && !e->ready)
-		settle(e);
+	settle_if_idle(e);
 	if (stopping && ninflight == 0 && !outbound_busy())
 		spool_exit();
 	schedule();
@@ -293,8 +319,7 @@ runner_attempt_done(struct envelope *e)
 {
 	struct envelope	*b;
 
-	if (e->inflight == 0 && !e->ready)
-		settle(e);
+	settle_if_idle(e);
 	/* A domain's slot is free: what waited for one runs again. */
 	while ((b = TAILQ_FIRST(&blocked)) != NULL) {
 		TAILQ_REMOVE(&blocked, b, entry);

@@ -53,6 +53,8 @@ struct smtpc {
 	char			 reply[SMTPC_LINE_MAX];
 	int			 nlines;
 	int			 finished;
+	int			 connecting;	/* inside socket_connect */
+	int			 early_errno;	/* it failed in there */
 };
 
 static void	smtpc_read(struct bufferevent *, void *);
@@ -119,7 +121,8 @@ smtpc_finish(struct smtpc *c, const char *why)
 		attempt_host_failed(at, why);
 	if (c->datafd != -1)
 		close(c->datafd);
-	bufferevent_free(c->bev);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
 	c->bev = NULL;
 	if (event_base_once(proc->base, -1, EV_TIMEOUT, smtpc_free, c,
 	    &now) == -1)
@@ -417,6 +420,11 @@ smtpc_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtpc	*c = arg;
 
+	if (c->connecting) {
+		/* Failed before connect returned: smtpc_start reports it. */
+		c->early_errno = errno ? errno : EIO;
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		set_state(c, SC_BANNER);
 		return;
@@ -454,6 +462,34 @@ make_sockaddr(const char *addr, int port, struct sockaddr_storage *ss,
 	return -1;
 }
 
+static void
+early_failure(int fd, short ev, void *arg)
+{
+	struct smtpc	*c = arg;
+	char		 why[128];
+
+	snprintf(why, sizeof(why), "connection failed: %s",
+	    c->early_errno ? strerror(c->early_errno) : "bad address");
+	smtpc_finish(c, why);
+}
+
+/*
+ * A connect that fails at once (no route, no IPv6 here) reaches us twice,
+ * through the event callback and through the return value, and before
+ * smtpc_start returns to a caller that is still starting the attempt.
+ * Count it once, and report it on the next loop turn like any failure.
+ */
+static void
+fail_soon(struct smtpc *c, int err)
+{
+	struct timeval	now = { 0, 0 };
+
+	c->early_errno = err;
+	if (event_base_once(proc->base, -1, EV_TIMEOUT, early_failure, c,
+	    &now) == -1)
+		fatalx("event_base_once");
+}
+
 /* Start a session to the attempt's current host. */
 void
 smtpc_start(struct attempt *at)
@@ -462,15 +498,15 @@ smtpc_start(struct attempt *at)
 	struct smtpc		*c;
 	struct host		*h = &at->hosts[at->cur];
 	socklen_t		 len;
+	int			 r;
 
-	if (make_sockaddr(h->addr, h->port, &ss, &len) == -1) {
-		attempt_host_failed(at, "bad address");
-		attempt_host_done(at);
-		return;
-	}
 	c = xcalloc(1, sizeof(*c));
 	c->at = at;
 	c->datafd = -1;
+	if (make_sockaddr(h->addr, h->port, &ss, &len) == -1) {
+		fail_soon(c, 0);
+		return;
+	}
 	c->bev = bufferevent_socket_new(proc->base, -1,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
@@ -480,7 +516,14 @@ smtpc_start(struct attempt *at)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	log_debug("outbound id=%s connecting to %s[%s]:%d", at->env->id,
 	    h->host, h->addr, h->port);
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss,
-	    len) == -1)
-		smtpc_finish(c, "connection failed");
+	c->connecting = 1;
+	errno = 0;
+	r = bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, len);
+	c->connecting = 0;
+	if (r == -1 || c->early_errno != 0) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		fail_soon(c, c->early_errno ? c->early_errno :
+		    errno ? errno : EIO);
+	}
 }
