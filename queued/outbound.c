@@ -5,13 +5,17 @@
  * in order until one settles the recipients, then falls back to the
  * smarthost when one is set (A6, A7), and reports back to the runner.
  */
+#include <sys/socket.h>
+
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "child.h"
 #include "log.h"
@@ -58,7 +62,8 @@ domain_busy(const char *domain)
 }
 
 static void
-add_host(struct attempt *at, const char *host, const char *addr, int port)
+add_host(struct attempt *at, const char *host, const char *addr, int port,
+    int pref)
 {
 	struct host	*h;
 
@@ -68,6 +73,7 @@ add_host(struct attempt *at, const char *host, const char *addr, int port)
 	strlcpy(h->host, host, sizeof(h->host));
 	strlcpy(h->addr, addr, sizeof(h->addr));
 	h->port = port;
+	h->pref = pref;
 }
 
 static int
@@ -107,7 +113,7 @@ add_relay(struct attempt *at)
 	if (relay == NULL)
 		return;
 	if (is_numeric(relay)) {
-		add_host(at, relay, relay, proc->conf.relayport);
+		add_host(at, relay, relay, proc->conf.relayport, HOST_RELAY);
 		return;
 	}
 	relay_lookup(0);
@@ -116,7 +122,7 @@ add_relay(struct attempt *at)
 		    "smtprelay %.200s: no address known yet", relay);
 	for (i = 0; i < nrelay; i++)
 		add_host(at, relay, relay_hosts[i].addr,
-		    proc->conf.relayport);
+		    proc->conf.relayport, HOST_RELAY);
 }
 
 /* The answer to lookup 0: the smarthost's addresses. */
@@ -293,10 +299,177 @@ fail_all(struct attempt *at, int permanent, const char *why)
 			attempt_rcpt_later(at, i, why);
 }
 
+/* An address in binary, an IPv4-mapped IPv6 address as IPv4. */
+struct ipaddr {
+	int		af;
+	unsigned char	a[16];
+};
+
+static int
+ipaddr_parse(const char *s, struct ipaddr *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (inet_pton(AF_INET, s, ip->a) == 1) {
+		ip->af = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, ip->a) != 1)
+		return -1;
+	ip->af = AF_INET6;
+	if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)ip->a)) {
+		memmove(ip->a, ip->a + 12, 4);
+		memset(ip->a + 4, 0, 12);
+		ip->af = AF_INET;
+	}
+	return 0;
+}
+
+static int
+ipaddr_equal(const struct ipaddr *a, const struct ipaddr *b)
+{
+	return a->af == b->af && memcmp(a->a, b->a, sizeof(a->a)) == 0;
+}
+
+static int
+ipaddr_unspecified(const struct ipaddr *ip)
+{
+	static const unsigned char	zero[16];
+
+	return memcmp(ip->a, zero, sizeof(zero)) == 0;
+}
+
+static int
+ipaddr_loopback(const struct ipaddr *ip)
+{
+	if (ip->af == AF_INET)
+		return ip->a[0] == 127;
+	return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)ip->a);
+}
+
+static socklen_t
+ipaddr_sockaddr(const struct ipaddr *ip, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (ip->af == AF_INET) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(9);
+		memcpy(&sin->sin_addr, ip->a, 4);
+		return sizeof(*sin);
+	}
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(9);
+	memcpy(&sin6->sin6_addr, ip->a, 16);
+	return sizeof(*sin6);
+}
+
+/*
+ * Is ip an address of this host, today? The kernel knows: a datagram
+ * socket connected to a local address (nothing is sent) takes that very
+ * address as its source, to any other address the outgoing interface's.
+ */
+static int
+ipaddr_local(const struct ipaddr *ip)
+{
+	struct sockaddr_storage	 ss, me;
+	struct ipaddr		 src;
+	socklen_t		 len, melen = sizeof(me);
+	int			 s, local = 0;
+
+	if (ipaddr_loopback(ip))
+		return 1;
+	len = ipaddr_sockaddr(ip, &ss);
+	if ((s = socket(ip->af, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	if (connect(s, (struct sockaddr *)&ss, len) == 0 &&
+	    getsockname(s, (struct sockaddr *)&me, &melen) == 0 &&
+	    me.ss_family == ip->af) {
+		src.af = ip->af;
+		memset(src.a, 0, sizeof(src.a));
+		if (ip->af == AF_INET)
+			memcpy(src.a, &((struct sockaddr_in *)&me)->sin_addr, 4);
+		else
+			memcpy(src.a, &((struct sockaddr_in6 *)&me)->sin6_addr,
+			    16);
+		local = ipaddr_equal(ip, &src);
+	}
+	close(s);
+	return local;
+}
+
+/*
+ * Would a connection to addr:port reach our own SMTP server? The
+ * unspecified address reaches this host (Linux takes it so) whatever
+ * the port; on our SMTP port, so does an address we listen on, or any
+ * address of this host when we listen on a wildcard.
+ */
+static int
+points_to_us(const char *addr, int port)
+{
+	struct ipaddr	ip, l;
+	size_t		i;
+	int		wildcard = 0;
+
+	if (ipaddr_parse(addr, &ip) == -1)
+		return 0;	/* smtpc refuses it as a bad address */
+	if (ipaddr_unspecified(&ip))
+		return 1;
+	if (port != proc->conf.smtpserverport)
+		return 0;
+	for (i = 0; i < proc->conf.nlisten; i++) {
+		if (ipaddr_parse(proc->conf.listen[i], &l) == -1)
+			continue;
+		if (ipaddr_unspecified(&l))
+			wildcard = 1;
+		else if (ipaddr_equal(&ip, &l))
+			return 1;
+	}
+	return wildcard && ipaddr_local(&ip);
+}
+
+/*
+ * A host that leads back to us is never tried, and neither are those
+ * at its preference or worse, nor the smarthost after them: they would
+ * hand the mail back to us, the better MX (Postfix does the same). The
+ * host that loops, or NULL.
+ */
+static const struct host *
+drop_loops(struct attempt *at, struct host *loop)
+{
+	int	i, cut;
+
+	for (cut = 0; cut < at->nhosts; cut++)
+		if (points_to_us(at->hosts[cut].addr, at->hosts[cut].port))
+			break;
+	if (cut == at->nhosts)
+		return NULL;
+	*loop = at->hosts[cut];
+	for (i = 0; i < cut; i++)
+		if (at->hosts[i].pref >= loop->pref)
+			break;
+	at->nhosts = i;
+	log_info("outbound id=%s host=%s[%s]:%d error=\"points back to us\"",
+	    at->env->id, loop->host, loop->addr, loop->port);
+	return loop;
+}
+
 static void
 run_hosts(struct attempt *at)
 {
+	struct host	loop;
+	char		why[256];
+
 	at->cur = 0;
+	if (drop_loops(at, &loop) != NULL && at->nhosts == 0) {
+		snprintf(why, sizeof(why), "554 5.4.6 mail for %.60s loops "
+		    "back to us: %.60s[%.46s] points back to us", at->domain,
+		    loop.host, loop.addr);
+		fail_all(at, 1, why);
+		attempt_finish(at);
+		return;
+	}
 	if (at->nhosts == 0) {
 		attempt_finish(at);
 		return;
@@ -333,7 +506,7 @@ literal_host(struct attempt *at)
 		memmove(addr, addr + 5, strlen(addr + 5) + 1);
 	if (!is_numeric(addr))
 		return 0;
-	add_host(at, at->domain, addr, proc->conf.outboundport);
+	add_host(at, at->domain, addr, proc->conf.outboundport, 0);
 	return 1;
 }
 
@@ -472,8 +645,9 @@ outbound_mx_reply(struct imsg *im)
 		mr_str(&mr, addr, sizeof(addr));
 		if (mr.err || !is_numeric(addr))
 			return -1;
-		(void)pref;	/* mxcache sends them in the order to try */
-		add_host(at, host, addr, proc->conf.outboundport);
+		/* mxcache sends them in the order to try */
+		add_host(at, host, addr, proc->conf.outboundport,
+		    pref > INT_MAX - 1 ? INT_MAX - 1 : (int)pref);
 	}
 	if (mr_end(&mr) == -1)
 		return -1;

@@ -11,6 +11,8 @@
 #ifndef PYMAILD_QUEUED_H
 #define PYMAILD_QUEUED_H
 
+#include <limits.h>
+
 #include "chan.h"
 #include "envelope.h"
 #include "proto.h"
@@ -20,7 +22,9 @@ struct host {
 	char	host[256];
 	char	addr[64];
 	int	port;
+	int	pref;		/* MX preference; HOST_RELAY: the smarthost */
 };
+#define HOST_RELAY	INT_MAX
 
 /* Per recipient of an attempt, while it runs. */
 enum attempt_result {
