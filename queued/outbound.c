@@ -5,11 +5,13 @@
  * in order until one settles the recipients, then falls back to the
  * smarthost when one is set (A6, A7), and reports back to the runner.
  */
+#include <sys/param.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -18,12 +20,16 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "hops.h"
 #include "log.h"
 #include "queued.h"
 #include "util.h"
 
 #define MAX_ATTEMPTS		64	/* sessions out at once */
 #define MAX_PER_DOMAIN		4
+/* Hop counting reads the header this far at most, a chunk at a time. */
+#define HOPS_READ_MAX		(256 * 1024)
+#define HOPS_READ_CHUNK		(16 * 1024)
 
 TAILQ_HEAD(attemptlist, attempt);
 
@@ -510,9 +516,58 @@ literal_host(struct attempt *at)
 	return 1;
 }
 
+/* The Received: lines of e's queued header (the first HOPS_READ_MAX
+ * octets of it: a loop adds lines, not length). */
+static int
+message_hops(const struct envelope *e)
+{
+	static char	 buf[HOPS_READ_MAX];	/* the event loop's only */
+	size_t		 len = 0;
+	ssize_t		 n;
+	int		 fd, hops = 0, complete = 0;
+
+	if ((fd = spool_open_data(e)) == -1)
+		return 0;	/* the session finds out, and defers */
+	while (len < HOPS_READ_MAX && !complete && hops <= HOPS_MAX) {
+		n = read(fd, buf + len, MIN(HOPS_READ_CHUNK,
+		    HOPS_READ_MAX - len));
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += n;
+		hops = header_hops(buf, len, &complete);
+	}
+	close(fd);
+	return hops;
+}
+
+/*
+ * A message that went round too often is in a loop: relaying it once
+ * more would feed the loop, so it fails here (RFC 5321 6.3).
+ */
+static int
+hop_limit(struct attempt *at)
+{
+	char	why[128];
+	int	hops;
+
+	if ((hops = message_hops(at->env)) <= HOPS_MAX)
+		return 0;
+	snprintf(why, sizeof(why), "554 5.4.6 too many hops (%d Received: "
+	    "lines), a mail loop", hops);
+	log_info("outbound id=%s domain=%s error=\"%s\"", at->env->id,
+	    at->domain, why);
+	fail_all(at, 1, why);
+	attempt_finish(at);
+	return 1;
+}
+
 static void
 attempt_begin(struct attempt *at)
 {
+	if (hop_limit(at))
+		return;
 	if (proc->conf.usesmtprelay) {
 		add_relay(at);
 		run_hosts(at);
