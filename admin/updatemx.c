@@ -60,7 +60,7 @@ static void
 read_cache(const char *path, struct mxset *set)
 {
 	char	*text, err[256];
-	size_t	 len;
+	size_t	 len, n;
 
 	if (file_read_all(path, MXFILE_MAX, &text, &len) == -1) {
 		if (errno == ENOENT) {
@@ -73,6 +73,9 @@ read_cache(const char *path, struct mxset *set)
 		die("updatemx: %s is corrupt (%s); remove it to start afresh",
 		    path, err);
 	free(text);
+	if ((n = mxset_clamp(set, time(NULL), MX_TTL_MAX)) > 0)
+		fprintf(stderr, "warning: %s: %zu entries expired more than "
+		    "%d s from now; they expire then\n", path, n, MX_TTL_MAX);
 }
 
 static void

@@ -144,6 +144,10 @@ mxset_free(struct mxset *set)
 	memset(set, 0, sizeof(*set));
 }
 
+/* 9999-12-31T23:59:59Z: past it, a number is not a time but garbage
+ * (whatever lies between is clamped by mxset_clamp). */
+#define MXFILE_EXPIRES_MAX	253402300799LL
+
 /* Digits only: strtonum alone would take " +5" or "-0". */
 static int
 number(const char *s, long long max, long long *out)
@@ -237,8 +241,9 @@ word_expires(struct parser *p, char **w)
 
 	if (p->have_expires++)
 		return perr(p, "expires given twice");
-	if (number(w[1], LLONG_MAX, &v) == -1)
-		return perr(p, "bad expires");
+	if (number(w[1], MXFILE_EXPIRES_MAX, &v) == -1)
+		return perr(p, "bad expires '%.32s': want a Unix time before "
+		    "the year 10000", w[1]);
 	p->cur->expires = (time_t)v;
 	return 0;
 }
@@ -405,6 +410,19 @@ mxfile_parse(const char *text, size_t len, struct mxset *set, char *err,
 fail:
 	mxset_free(set);
 	return -1;
+}
+
+size_t
+mxset_clamp(struct mxset *set, time_t now, time_t maxttl)
+{
+	size_t	i, n = 0;
+
+	for (i = 0; i < set->n; i++)
+		if (set->v[i].expires > now + maxttl) {
+			set->v[i].expires = now + maxttl;
+			n++;
+		}
+	return n;
 }
 
 void

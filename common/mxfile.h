@@ -81,6 +81,10 @@ void	 mxfile_print(FILE *fp, const struct mxentry *e);
  * max bytes, into a NUL-terminated buffer; -1 with errno set. */
 int	 mxfile_read_fd(int fd, size_t max, char **text, size_t *len);
 
+/* Entries expiring later than now + maxttl (a clock that went back, a
+ * hand-edited file) expire then instead; returns how many did. */
+size_t	 mxset_clamp(struct mxset *set, time_t now, time_t maxttl);
+
 /* The set owns its entries' records. */
 struct mxentry *mxset_add(struct mxset *set);
 struct mxentry *mxset_find(const struct mxset *set, const char *domain);

@@ -300,6 +300,10 @@ cache_load(int fd)
 		return;
 	}
 	free(text);
+	if ((i = mxset_clamp(&set, now, MX_TTL_MAX)) > 0)
+		log_warnx("%s/%s: %zu entries expired more than %d s from "
+		    "now; they expire then", proc->conf.maildir, MXFILE_NAME,
+		    i, MX_TTL_MAX);
 	for (i = 0; i < set.n && ncache < CACHE_MAX_DOMAINS; i++) {
 		/* What was looked up meanwhile is newer. */
 		if (set.v[i].expires <= now || node_find(set.v[i].domain))

@@ -203,6 +203,10 @@ test_corrupt_files(void)
 		    "status nxdomain\n" },
 		{ "expires huge", "domain a.example\n"
 		    "expires 99999999999999999999999\nstatus nxdomain\n" },
+		{ "expires past the year 9999", "domain a.example\n"
+		    "expires 253402300800\nstatus nxdomain\n" },
+		{ "expires far past", "domain a.example\n"
+		    "expires 9223372036854775807\nstatus nxdomain\n" },
 		{ "mx before domain", "mx 1 a.example 192.0.2.1\n" },
 		{ "expires before domain", "expires 5\n" },
 		{ "duplicate domain", BLOCK("status nxdomain\n\n")
@@ -343,6 +347,37 @@ test_summary(void)
 	    "updatemx: 1 of 3 domains not refreshed: x") == 0);
 }
 
+/*
+ * A1 clamps TTLs to a day: an entry that would live longer (a clock that
+ * went back, a hand-edited file, the year 5138) expires a day from now.
+ */
+static void
+test_clamp(void)
+{
+	struct mxset	 set;
+	char		 err[256];
+	const time_t	 now = 1764000000;
+	const char	 text[] =
+	    "domain far.example\nexpires 99999999999\nstatus nxdomain\n\n"
+	    "domain near.example\nexpires 1764000300\nstatus nxdomain\n\n"
+	    "domain day.example\nexpires 1764086400\nstatus nxdomain\n\n"
+	    "domain past.example\nexpires 5\nstatus nxdomain\n";
+
+	CHECK("clamp: year 5138 parses", mxfile_parse(text, strlen(text),
+	    &set, err, sizeof(err)) == 0 && set.n == 4);
+	CHECK("clamp: one entry clamped",
+	    mxset_clamp(&set, now, MX_TTL_MAX) == 1);
+	CHECK("clamp: to now + 1 day", set.v[0].expires == now + MX_TTL_MAX);
+	CHECK("clamp: a near one kept", set.v[1].expires == 1764000300);
+	CHECK("clamp: exactly a day kept", set.v[2].expires == 1764086400);
+	CHECK("clamp: an expired one kept", set.v[3].expires == 5);
+	CHECK("clamp: twice is nothing more",
+	    mxset_clamp(&set, now, MX_TTL_MAX) == 0);
+	mxset_free(&set);
+	CHECK("clamp: year 9999 is not garbage", parses("domain a.example\n"
+	    "expires 253402300799\nstatus nxdomain\n") == 0);
+}
+
 int
 main(void)
 {
@@ -353,5 +388,6 @@ main(void)
 	test_normalize();
 	test_try_order();
 	test_summary();
+	test_clamp();
 	UNIT_EXIT();
 }
