@@ -18,24 +18,43 @@ static const char *const status_words[] = {
 	"pending", "delivered", "failed", "bounced"
 };
 
-static void
-print_text(const struct envelope *e, time_t now)
+/*
+ * An envelope may hold a remote server's words as they came (one written
+ * by an older version, or edited by hand): what reaches the terminal, or
+ * a JSON reader, is printable. buf holds the cleaned copy.
+ */
+static const char *
+clean(char *buf, size_t len, const char *s)
 {
-	size_t	i;
-
-	printf("%s  age %llds  attempts %d  from <%s>\n", e->id,
-	    (long long)(now - e->created), e->attempts, e->sender);
-	for (i = 0; i < e->nrcpts; i++)
-		printf("    to <%s> %s%s%s\n", e->rcpts[i].address,
-		    status_words[e->rcpts[i].status],
-		    e->rcpts[i].reason[0] ? ": " : "", e->rcpts[i].reason);
-	if (e->lasterror[0])
-		printf("    last error: %s\n", e->lasterror);
+	return text_printable(buf, len, s, strlen(s));
 }
 
 static void
+print_text(const struct envelope *e, time_t now)
+{
+	char	a[ADDR_PATH_MAX], b[sizeof(e->lasterror)];
+	size_t	i;
+
+	printf("%s  age %llds  attempts %d  from <%s>\n", e->id,
+	    (long long)(now - e->created), e->attempts,
+	    clean(a, sizeof(a), e->sender));
+	for (i = 0; i < e->nrcpts; i++)
+		printf("    to <%s> %s%s%s\n",
+		    clean(a, sizeof(a), e->rcpts[i].address),
+		    status_words[e->rcpts[i].status],
+		    e->rcpts[i].reason[0] ? ": " : "",
+		    clean(b, sizeof(b), e->rcpts[i].reason));
+	if (e->lasterror[0])
+		printf("    last error: %s\n",
+		    clean(b, sizeof(b), e->lasterror));
+}
+
+/* Addresses keep their UTF-8 here (json_str escapes the controls); the
+ * texts from remote servers are cleaned. */
+static void
 print_json(const struct envelope *e, time_t now, int first)
 {
+	char	b[sizeof(e->lasterror)];
 	size_t	i;
 
 	printf("%s\n  ", first ? "" : ",");
@@ -44,14 +63,14 @@ print_json(const struct envelope *e, time_t now, int first)
 	json_num("age", now - e->created);
 	json_str("sender", e->sender);
 	json_num("attempts", e->attempts);
-	json_str("lasterror", e->lasterror);
+	json_str("lasterror", clean(b, sizeof(b), e->lasterror));
 	printf(", \"recipients\": [");
 	for (i = 0; i < e->nrcpts; i++) {
 		printf("%s", i ? ", " : "");
 		json_begin();
 		json_str("address", e->rcpts[i].address);
 		json_str("status", status_words[e->rcpts[i].status]);
-		json_str("reason", e->rcpts[i].reason);
+		json_str("reason", clean(b, sizeof(b), e->rcpts[i].reason));
 		printf("}");
 	}
 	printf("]}");

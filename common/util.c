@@ -386,3 +386,17 @@ pidfile_running(const char *pidfile)
 	}
 	return pid;
 }
+
+char *
+text_printable(char *dst, size_t len, const char *src, size_t srclen)
+{
+	size_t	i;
+
+	if (len == 0)
+		return dst;
+	for (i = 0; i < srclen && i < len - 1; i++)
+		dst[i] = (unsigned char)src[i] >= 0x20 &&
+		    (unsigned char)src[i] < 0x7f ? src[i] : '?';
+	dst[i] = '\0';
+	return dst;
+}

@@ -48,4 +48,13 @@ pid_t	 pidfile_running(const char *path);
 /* Monotonic milliseconds. */
 long long	 now_ms(void);
 
+/*
+ * Text from the network made safe to store in an envelope, log, put in a
+ * bounce or print on a terminal: each octet outside printable ASCII
+ * (controls, CR, LF, NUL, DEL, 8-bit) becomes '?'. At most len - 1 of the
+ * srclen octets of src are copied; dst is always NUL-terminated.
+ */
+char	*text_printable(char *dst, size_t len, const char *src,
+	    size_t srclen);
+
 #endif

@@ -184,6 +184,22 @@ mark_bounced(struct envelope *e)
 		}
 }
 
+/* An envelope of an older version may hold a remote server's reply as it
+ * came: what goes into the report and the log is printable. */
+static void
+clean_reasons(struct envelope *e)
+{
+	struct envrcpt	*r;
+	size_t		 i;
+
+	for (i = 0; i < e->nrcpts; i++) {
+		r = &e->rcpts[i];
+		if (r->status == RS_FAILED)
+			text_printable(r->reason, sizeof(r->reason), r->reason,
+			    strlen(r->reason));
+	}
+}
+
 void
 bounce_failed(struct envelope *e)
 {
@@ -191,6 +207,7 @@ bounce_failed(struct envelope *e)
 	struct textbuf	 tb;
 	char		 user[USER_NAME_MAX + 1];
 
+	clean_reasons(e);
 	if (e->sender[0] == '\0') {
 		log_info("queue id=%s bounce not sent: null sender", e->id);
 		mark_bounced(e);

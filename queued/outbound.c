@@ -643,9 +643,12 @@ attempt_by_req(uint32_t req)
 }
 
 static void
-mx_failed(struct attempt *at, uint32_t status, const char *reason)
+mx_failed(struct attempt *at, uint32_t status, const char *dnsreason)
 {
-	char	why[256];
+	char	why[256], reason[64];
+
+	/* mxcache's words may quote what a DNS server said. */
+	text_printable(reason, sizeof(reason), dnsreason, strlen(dnsreason));
 
 	if (status == MX_TEMPFAIL && proc->conf.relayhost != NULL) {
 		/* DNS trouble is what the fallback is for. */

@@ -374,8 +374,9 @@ reply_line(struct smtpc *c, const char *line, size_t len, int *code)
 		return -1;
 	if (c->state == SC_EHLO && c->nlines > 1 && len > 4)
 		ehlo_keyword(c, line + 4);
-	/* The last line carries the final code and, usually, the why. */
-	snprintf(c->reply, sizeof(c->reply), "%.*s", (int)len, line);
+	/* The last line carries the final code and, usually, the why; it
+	 * goes into envelopes, logs and bounces, so only printable text. */
+	text_printable(c->reply, sizeof(c->reply), line, len);
 	if (len > 3 && line[3] == '-')
 		return 0;
 	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + line[2] - '0';
