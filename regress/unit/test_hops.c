@@ -40,7 +40,7 @@ main(void)
 	CHECK("cut at a line end", hops("Received: a\r\n", &c) == 1 && !c);
 	CHECK("NUL inside", header_hops(nul, sizeof(nul) - 1, &c) == 2 && c);
 
-	big = malloc(HOPS_MAX * 16 + 16);
+	big = malloc((HOPS_MAX + 2) * 16);
 	for (p = big, i = 0; i <= HOPS_MAX; i++)
 		p += sprintf(p, "Received: %04d\r\n", i);
 	strcpy(p, "\r\n");
