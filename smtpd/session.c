@@ -798,19 +798,27 @@ is_postmaster(const struct mailaddr *a)
 	return !a->quoted && strcasecmp(a->local, "postmaster") == 0;
 }
 
-/*
- * Refuse a recipient: "CODE <addr>: text" to the client, and a line at
- * loglevel 2 naming the session, the client, the address and why.
- */
+/* A refusal at RCPT, at loglevel 2: the session, the client, the
+ * address when there is one, and the reply that says why. */
+static void
+rcpt_log(struct session *s, const char *addr, const char *reply)
+{
+	log_info("smtp-in session=%s client=%s from=<%s>%s%s%s "
+	    "result=rejected reason=\"%s\"", s->sid, s->peeraddr, s->from,
+	    *addr ? " to=<" : "", addr, *addr ? ">" : "", reply);
+}
+
+/* Refuse a recipient: "CODE <addr>: text" to the client, and the log. */
 static void
 rcpt_refuse(struct session *s, const char *addr, const char *code,
     const char *text)
 {
-	log_info("smtp-in session=%s client=%s from=<%s> to=<%s> "
-	    "result=rejected reason=\"%s %s\"", s->sid, s->peeraddr, s->from,
-	    addr, code, text);
+	char	reason[128];
+
+	snprintf(reason, sizeof(reason), "%s %s", code, text);
+	rcpt_log(s, addr, reason);
 	if (*addr == '\0')
-		session_reply(s, "%s %s", code, text);
+		session_reply(s, "%s", reason);
 	else
 		session_reply(s, "%s <%s>: %s", code, addr, text);
 }
@@ -866,6 +874,8 @@ cmd_rcpt(struct session *s, char *arg)
 	if ((err = smtp_parse_path_arg(arg, "TO", s->params.smtputf8 ?
 	    ADDR_UTF8 : 0, &a, &params)) != NULL ||
 	    (err = smtp_parse_rcpt_params(params)) != NULL) {
+		/* The client's text stays out of the log: only why. */
+		rcpt_log(s, "", err);
 		session_reply(s, "%s", err);
 		return;
 	}

@@ -163,6 +163,7 @@ class RefusalLog(SmtpCase):
         c.expect('RCPT TO:<dis@test.example>', 550)
         c.expect('RCPT TO:<full@test.example>', 452, '4.2.2')
         c.expect('RCPT TO:<bob@test.example>', 552, '5.3.4')
+        c.expect('RCPT TO:<no\x1b[31m spaces@x>', 501)
         for addr, why in (('x@other.example', 'reason="[^"]*[Rr]elay'),
                           ('nobody@test.example', 'reason="[^"]*unknown'),
                           ('dis@test.example', 'reason="[^"]*disabled'),
@@ -172,6 +173,11 @@ class RefusalLog(SmtpCase):
                 line = self.refusal_line(inst, addr, why)
                 self.assertIn('result=rejected', line)
                 self.assertIn('from=<%s>' % SENDER, line)
+        # A syntax error is logged too, without the client's text.
+        bad = [l for l in inst.log().splitlines()
+               if 'client=127.0.0.1' in l and 'reason="501' in l]
+        self.assertEqual(len(bad), 1, inst.log_tail(10))
+        self.assertNotIn('\x1b', inst.log())
 
     def test_data_refusals_logged(self):
         inst = self.smtp_instance(loglevel=2)
