@@ -11,6 +11,8 @@ inside, SMTPUTF8 local parts.  A quoted local part that needs no quotes
 
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -169,3 +171,62 @@ class QueuedChannel(SmtpCase):
         self.assertTrue(wait_for(lambda: re.search(
             r'helper smtpd \(pid \d+\) died: exit status [1-9]',
             inst.log()), 5), inst.log_tail())
+
+
+class QueuedRefusals(SmtpCase):
+    """queued answers a well-framed spool request it cannot honour with a
+    failure, and keeps the channel: a stand-in smtpd (fake_smtpd.py)
+    sends what the real one never does."""
+
+    def fake_tree(self, inst):
+        """A copy of the built daemon with fake_smtpd.py as its smtpd
+        (pymaild finds its helpers next to itself)."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        tree = os.path.join(inst.dir, 'tree')
+        for role in ('pymaild', 'pop3d', 'queued', 'mxcache', 'smtpd'):
+            os.makedirs(os.path.join(tree, role), 0o755)
+            src = os.path.join(root, role, role)
+            if role == 'smtpd':
+                src = os.path.join(root, 'regress', 'smtp', 'fake_smtpd.py')
+            shutil.copy2(src, os.path.join(tree, role, role))
+        return root, tree
+
+    def test_refused_requests_get_replies_channel_stays(self):
+        inst = self.smtp_instance(start=False)
+        root, tree = self.fake_tree(inst)
+        outdir = os.path.join(inst.dir, 'fake')
+        os.mkdir(outdir)
+        os.chmod(outdir, 0o1777)
+        out = os.path.join(outdir, 'steps')
+        env = inst.env()
+        env['FAKE_SMTPD_OUT'] = out
+        env['FAKE_SMTPD_PROTO'] = os.path.join(root, 'common', 'proto.h')
+        errf = open(os.path.join(inst.dir, 'foreground.err'), 'ab')
+        p = subprocess.Popen([os.path.join(tree, 'pymaild', 'pymaild'), '-d',
+                              '-f', inst.conf], stdin=subprocess.DEVNULL,
+                             stdout=errf, stderr=errf, env=env, cwd='/',
+                             start_new_session=True)
+        errf.close()
+        inst.popens.append(p)
+        inst._remember(p.pid)
+
+        def steps():
+            try:
+                with open(out) as f:
+                    return f.read()
+            except FileNotFoundError:
+                return ''
+        self.assertTrue(wait_for(lambda: 'done' in steps(), 20),
+                        'fake smtpd: %r\n%s' % (steps(), inst.log_tail()))
+        got = dict(l.split(' ', 1) for l in steps().splitlines()
+                   if ' ' in l)
+        refused, tempfail, ok = '3', '1', '0'
+        self.assertEqual(got, {
+            'unterminated-quote': refused, 'needless-quotes': refused,
+            'control-char': refused, 'bad-sender': refused,
+            'space-quoted': ok, 'unknown-id': tempfail},
+            '%r\n%s' % (got, inst.log_tail()))
+        self.assertIsNone(p.poll(), 'the daemon stopped\n%s'
+                          % inst.log_tail())
+        self.assertNotIn('malformed', inst.log())
