@@ -315,7 +315,7 @@ queued_gone(struct chan *c)
 {
 	struct session	*s, *next;
 
-	log_warnx("smtpd: queued is gone (its channel closed); ending %zu "
+	log_warnx("queued is gone (its channel closed); ending %zu "
 	    "sessions and exiting", nsessions);
 	/* Not the graceful exit of a stop, even during one. */
 	stopping = 0;
