@@ -41,6 +41,8 @@ static const char *local_put(struct mailaddr *, size_t *, const char *,
 	    size_t);
 static const char *local_bad(int);
 static const char *quoted_parse(struct cursor *, int, struct mailaddr *);
+static int	is_dotstring(const char *, size_t);
+static void	quoted_canonical(struct mailaddr *);
 static const char *dotstring_parse(struct cursor *, int, struct mailaddr *);
 static const char *mailbox_parse(struct cursor *, int, int,
 	    struct mailaddr *);
@@ -304,6 +306,65 @@ quoted_parse(struct cursor *c, int flags, struct mailaddr *a)
 	}
 }
 
+/* n octets at s form a Dot-string: atoms (atext, or UTF-8 already
+ * checked by the caller) between single dots. */
+static int
+is_dotstring(const char *s, size_t n)
+{
+	size_t	i;
+
+	if (n == 0 || s[0] == '.' || s[n - 1] == '.')
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] == '.') {
+			if (s[i + 1] == '.')
+				return 0;
+			continue;
+		}
+		if (!is_atext((unsigned char)s[i]) &&
+		    (unsigned char)s[i] < 0x80)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * A quoted local part names the same mailbox as its content unquoted
+ * (RFC 5321 4.1.2), and "a\ b" the same as "a b". Keep one spelling of
+ * each mailbox, so that "alice" finds the user alice and the queue and
+ * the logs see one form: the Dot-string when the content is one, else
+ * the content quoted again with only '"' and '\' escaped. Neither is
+ * longer than what was written.
+ */
+static void
+quoted_canonical(struct mailaddr *a)
+{
+	char	text[ADDR_LOCAL_MAX + 1];
+	size_t	len, n = 0, i, o = 0;
+
+	/* quoted_parse left '"' ... '"' with every escape whole. */
+	len = strlen(a->local);
+	for (i = 1; i + 1 < len; i++) {
+		if (a->local[i] == '\\')
+			i++;
+		text[n++] = a->local[i];
+	}
+	if (is_dotstring(text, n)) {
+		memcpy(a->local, text, n);
+		a->local[n] = '\0';
+		a->quoted = 0;
+		return;
+	}
+	a->local[o++] = '"';
+	for (i = 0; i < n; i++) {
+		if (text[i] == '"' || text[i] == '\\')
+			a->local[o++] = '\\';
+		a->local[o++] = text[i];
+	}
+	a->local[o++] = '"';
+	a->local[o] = '\0';
+}
+
 /* Why the local part cannot go on at octet ch. */
 static const char *
 local_bad(int ch)
@@ -367,9 +428,10 @@ mailbox_parse(struct cursor *c, int flags, int term, struct mailaddr *a)
 	size_t		 n, i;
 	int		 ch;
 
-	if (peek(c) == '"')
-		why = quoted_parse(c, flags, a);
-	else
+	if (peek(c) == '"') {
+		if ((why = quoted_parse(c, flags, a)) == NULL)
+			quoted_canonical(a);
+	} else
 		why = dotstring_parse(c, flags, a);
 	if (why != NULL)
 		return why;
@@ -515,4 +577,19 @@ addr_format(const struct mailaddr *a, char *buf, size_t len)
 	memcpy(buf + ln + 1, a->domain, dn);
 	buf[ln + 1 + dn] = '\0';
 	return 0;
+}
+
+int
+addr_stored_ok(const char *s)
+{
+	struct mailaddr	 a;
+	const char	*why;
+	char		 buf[ADDR_PATH_MAX];
+
+	if (*s == '\0')
+		return 1;
+	if (addr_parse_mailbox(s, ADDR_UTF8, &a, &why) == -1 ||
+	    addr_format(&a, buf, sizeof(buf)) == -1)
+		return 0;
+	return strcmp(s, buf) == 0;
 }

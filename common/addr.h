@@ -11,7 +11,8 @@
 #define ADDR_PATH_MAX	256	/* RFC 5321 4.5.3.1.3, brackets included */
 
 struct mailaddr {
-	/* As written: a quoted local part keeps its quotes and escapes. */
+	/* Canonical: a quoted local part keeps its quotes only when its
+	 * content is no Dot-string, and escapes only '"' and '\\'. */
 	char	local[ADDR_LOCAL_MAX + 1];
 	/* Lower-cased; an address literal keeps its brackets "[1.2.3.4]". */
 	char	domain[ADDR_DOMAIN_MAX + 1];
@@ -49,5 +50,14 @@ int	addr_has_route_chars(const struct mailaddr *a);
 /* Write "local@domain" (or "" for the null path) into buf; -1 if it does
  * not fit. */
 int	addr_format(const struct mailaddr *a, char *buf, size_t len);
+
+/*
+ * The one rule for an address kept anywhere (the queue, the messages
+ * between processes): "" for the null path, or a mailbox that
+ * addr_parse_mailbox takes (SMTPUTF8 allowed) written exactly as
+ * addr_format writes it, so every address smtpd accepts is kept as is
+ * and nothing else is.
+ */
+int	addr_stored_ok(const char *s);
 
 #endif

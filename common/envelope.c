@@ -11,6 +11,13 @@
  *   last-error: 451 4.3.0 ...
  *   rcpt: pending bob bob@test.example
  *   rcpt: failed - carol@other.example 550 5.1.1 ...
+ *   rcpt: pending - <"dan smith"@other.example>
+ *
+ * Addresses are kept in the one form addr_stored_ok() takes (the form
+ * smtpd writes every address it accepts in). A recipient is one
+ * space-delimited field, so one whose quoted local part holds a space is
+ * written as a path in angle brackets, read back with the same parser
+ * smtpd uses; every other one bare, as always.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -82,6 +89,7 @@ envelope_format(const struct envelope *e)
 	const struct envrcpt	*r;
 	size_t			 cap, len, i;
 	char			*buf;
+	int			 bracket;
 
 	/* Sized to fit: a fixed 256 KiB would cost an mmap per envelope. */
 	cap = ENV_HEAD_MAX + e->nrcpts * ENV_RCPT_MAX;
@@ -98,9 +106,11 @@ envelope_format(const struct envelope *e)
 	    e->lasterror);
 	for (i = 0; i < e->nrcpts && len < cap; i++) {
 		r = &e->rcpts[i];
-		len += snprintf(buf + len, cap - len, "rcpt: %s %s %s%s%s\n",
+		bracket = strchr(r->address, ' ') != NULL;
+		len += snprintf(buf + len, cap - len, "rcpt: %s %s %s%s%s%s%s\n",
 		    status_names[r->status], r->user[0] ? r->user : "-",
-		    r->address, r->reason[0] ? " " : "", r->reason);
+		    bracket ? "<" : "", r->address, bracket ? ">" : "",
+		    r->reason[0] ? " " : "", r->reason);
 	}
 	if (len >= cap) {
 		free(buf);
@@ -122,20 +132,64 @@ parse_status(const char *s, enum rcpt_status *st)
 	return -1;
 }
 
+/*
+ * A stored address, as one mailbox: any spelling smtpd accepts is taken
+ * and kept canonical (older queues kept quotes as written). "" stays the
+ * null path.
+ */
+static int
+addr_read(const char *s, char *out, size_t len)
+{
+	struct mailaddr	 a;
+	const char	*why;
+
+	if (*s == '\0') {
+		out[0] = '\0';
+		return 0;
+	}
+	if (addr_parse_mailbox(s, ADDR_UTF8, &a, &why) == -1)
+		return -1;
+	return addr_format(&a, out, len);
+}
+
+/* The address field of a rcpt line at *v, into out; *v moves past it. */
+static int
+rcpt_addr_read(char **v, char *out, size_t len)
+{
+	struct mailaddr	 a;
+	const char	*rest, *why;
+	char		*tok;
+
+	if (*v == NULL)
+		return -1;
+	if (**v != '<') {
+		tok = strsep(v, " ");
+		return *tok == '\0' ? -1 : addr_read(tok, out, len);
+	}
+	if (addr_parse_path(*v, ADDR_UTF8, &a, &rest, &why) == -1 ||
+	    (*rest != '\0' && *rest != ' '))
+		return -1;
+	*v = *rest == ' ' ? (char *)rest + 1 : NULL;
+	return addr_format(&a, out, len);
+}
+
 static int
 parse_rcpt(struct envelope *e, char *v, const char **why)
 {
-	char		*status, *user, *addr;
+	char		*status, *user;
 	enum rcpt_status st;
 	struct envrcpt	*r;
 	const char	*uwhy;
-	char		 norm[USER_NAME_MAX + 1];
+	char		 norm[USER_NAME_MAX + 1], addr[ADDR_PATH_MAX];
 
 	status = strsep(&v, " ");
 	user = strsep(&v, " ");
-	addr = strsep(&v, " ");
-	if (addr == NULL || parse_status(status, &st) == -1) {
+	if (user == NULL || parse_status(status, &st) == -1) {
 		*why = "malformed rcpt line";
+		return -1;
+	}
+	if (rcpt_addr_read(&v, addr, sizeof(addr)) == -1) {
+		*why = "bad address in rcpt line";
 		return -1;
 	}
 	if (strcmp(user, "-") == 0)
@@ -144,8 +198,7 @@ parse_rcpt(struct envelope *e, char *v, const char **why)
 		*why = "bad user in rcpt line";
 		return -1;
 	}
-	if (!envelope_field_ok(addr, ADDR_PATH_MAX) ||
-	    (r = envelope_add_rcpt(e, addr, user)) == NULL) {
+	if ((r = envelope_add_rcpt(e, addr, user)) == NULL) {
 		*why = "bad or too many recipients";
 		return -1;
 	}
@@ -186,8 +239,14 @@ parse_field(struct envelope *e, const char *key, char *v, const char **why)
 		}							\
 		return 0;						\
 	}
+	if (strcmp(key, "sender") == 0) {
+		if (addr_read(v, e->sender, sizeof(e->sender)) == -1) {
+			*why = "bad sender address";
+			return -1;
+		}
+		return 0;
+	}
 	STR("id", e->id)
-	STR("sender", e->sender)
 	STR("helo", e->helo)
 	STR("client", e->client)
 	STR("protocol", e->protocol)

@@ -63,7 +63,8 @@ struct envrcpt *envelope_add_rcpt(struct envelope *, const char *address,
 	    const char *user);
 /* Text form; returns a malloc'd NUL-terminated string. */
 char	*envelope_format(const struct envelope *);
-/* Parse; -1 with a reason in why. */
+/* Parse; -1 with a reason in why. Addresses must be ones smtpd accepts;
+ * they are kept in the canonical form addr_format writes. */
 int	 envelope_parse(const char *text, struct envelope *, char *why,
 	    size_t whylen);
 /* Safe to store in the text form: no control characters, bounded. */

@@ -146,6 +146,7 @@ enum imsg_type {
 #define SPOOL_OK	0
 #define SPOOL_TEMPFAIL	1	/* 451 4.3.0 */
 #define SPOOL_NOSPACE	2	/* 452 4.3.1 */
+#define SPOOL_REFUSED	3	/* a request it cannot honour: 554 5.3.0 */
 
 /* IMSG_DELIVER_REPLY results */
 #define DELIVER_OK	0

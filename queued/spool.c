@@ -41,6 +41,7 @@ struct incoming {
 	int			 journaled;	/* durable in the journal */
 	int			 result;
 	char			*envtext;	/* the envelope, as written */
+	int			 refused;	/* a recipient was refused */
 };
 
 /* What the sync thread works on; the loop leaves these entries alone. */
@@ -196,6 +197,21 @@ handle_create(struct imsg *im)
 	return 0;
 }
 
+/* A queue id from smtpd, fit for the log: it may be anything. */
+static const char *
+shown_id(const char *id)
+{
+	if (strlen(id) != QUEUE_ID_LEN ||
+	    strspn(id, "0123456789abcdef") != QUEUE_ID_LEN)
+		return "(malformed id)";
+	return id;
+}
+
+/*
+ * A recipient of a message smtpd is writing. What smtpd says goes into a
+ * line-based file, so all of it is checked; a recipient that cannot be
+ * kept makes the commit fail (smtpd answers 554), never the channel.
+ */
 static int
 handle_rcpt(struct imsg *im)
 {
@@ -213,17 +229,22 @@ handle_rcpt(struct imsg *im)
 	mr_str(&mr, addr, sizeof(addr));
 	mr_str(&mr, user, sizeof(user));
 	mr_str(&mr, fail, sizeof(fail));
-	if (mr_end(&mr) == -1 || (in = incoming_find(sess, id)) == NULL ||
-	    in->commit)
+	if (mr_end(&mr) == -1)
 		return -1;
-	/* What smtpd says goes into a line-based file: check it all. */
-	if (!envelope_field_ok(addr, sizeof(addr)) || addr[0] == '\0' ||
-	    strchr(addr, ' ') != NULL || !envelope_field_ok(fail,
-	    sizeof(fail)) || (user[0] && user_name_normalize(user, user,
-	    &why) == -1))
-		return -1;
-	if ((r = envelope_add_rcpt(in->env, addr, user)) == NULL)
-		return -1;
+	if ((in = incoming_find(sess, id)) == NULL || in->commit) {
+		log_warnx("spool: recipient for a message not being written "
+		    "(%s); ignored", shown_id(id));
+		return 0;
+	}
+	if (addr[0] == '\0' || !addr_stored_ok(addr) ||
+	    !envelope_field_ok(fail, sizeof(fail)) ||
+	    (user[0] && user_name_normalize(user, user, &why) == -1) ||
+	    (r = envelope_add_rcpt(in->env, addr, user)) == NULL) {
+		log_warnx("spool: %s: recipient refused (bad address, user "
+		    "or reason, or too many)", id);
+		in->refused = 1;
+		return 0;
+	}
 	if (fail[0]) {
 		r->status = RS_FAILED;
 		strlcpy(r->reason, fail, sizeof(r->reason));
@@ -240,35 +261,75 @@ commit_schedule(void)
 	event_active(&ev_commit, EV_TIMEOUT, 1);
 }
 
+/* What smtpd says about a message at its commit; NULL when it can be
+ * kept, else why not. */
+static const char *
+commit_check(const struct incoming *in)
+{
+	const struct envelope	*e = in->env;
+
+	if (in->refused)
+		return "a recipient was refused";
+	if (e->nrcpts == 0)
+		return "no recipients";
+	if (!addr_stored_ok(e->sender))
+		return "bad sender address";
+	if (!envelope_field_ok(e->helo, sizeof(e->helo)) ||
+	    !envelope_field_ok(e->client, sizeof(e->client)) ||
+	    !envelope_field_ok(e->protocol, sizeof(e->protocol)) ||
+	    !envelope_field_ok(e->session, sizeof(e->session)))
+		return "control characters in a field";
+	return NULL;
+}
+
 static int
 handle_commit(struct imsg *im)
 {
 	struct msgread	 mr;
 	struct incoming	*in;
-	struct envelope	*e;
+	struct envelope	*e, tmp;
 	char		 id[QUEUE_ID_LEN + 1];
+	const char	*why;
 	uint32_t	 sess;
 
 	mr_init(&mr, im);
 	sess = mr_u32(&mr);
 	mr_str(&mr, id, sizeof(id));
-	if ((in = incoming_find(sess, id)) == NULL || in->commit)
+	memset(&tmp, 0, sizeof(tmp));
+	mr_str(&mr, tmp.sender, sizeof(tmp.sender));
+	mr_str(&mr, tmp.helo, sizeof(tmp.helo));
+	mr_str(&mr, tmp.client, sizeof(tmp.client));
+	mr_str(&mr, tmp.protocol, sizeof(tmp.protocol));
+	mr_str(&mr, tmp.session, sizeof(tmp.session));
+	tmp.size = mr_u64(&mr);
+	if (mr_end(&mr) == -1)
 		return -1;
+	if ((in = incoming_find(sess, id)) == NULL) {
+		log_warnx("spool: commit of a message not being written (%s)",
+		    shown_id(id));
+		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, sess, id, 1,
+		    SPOOL_TEMPFAIL, -1);
+		return 0;
+	}
+	if (in->commit) {
+		/* Its first commit answers. */
+		log_warnx("spool: %s committed twice; ignored", id);
+		return 0;
+	}
 	e = in->env;
-	mr_str(&mr, e->sender, sizeof(e->sender));
-	mr_str(&mr, e->helo, sizeof(e->helo));
-	mr_str(&mr, e->client, sizeof(e->client));
-	mr_str(&mr, e->protocol, sizeof(e->protocol));
-	mr_str(&mr, e->session, sizeof(e->session));
-	e->size = mr_u64(&mr);
-	if (mr_end(&mr) == -1 || e->nrcpts == 0 ||
-	    !envelope_field_ok(e->sender, sizeof(e->sender)) ||
-	    strchr(e->sender, ' ') != NULL ||
-	    !envelope_field_ok(e->helo, sizeof(e->helo)) ||
-	    !envelope_field_ok(e->client, sizeof(e->client)) ||
-	    !envelope_field_ok(e->protocol, sizeof(e->protocol)) ||
-	    !envelope_field_ok(e->session, sizeof(e->session)))
-		return -1;
+	strlcpy(e->sender, tmp.sender, sizeof(e->sender));
+	strlcpy(e->helo, tmp.helo, sizeof(e->helo));
+	strlcpy(e->client, tmp.client, sizeof(e->client));
+	strlcpy(e->protocol, tmp.protocol, sizeof(e->protocol));
+	strlcpy(e->session, tmp.session, sizeof(e->session));
+	e->size = tmp.size;
+	if ((why = commit_check(in)) != NULL) {
+		log_warnx("spool: %s refused: %s", id, why);
+		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, sess, id, 1,
+		    SPOOL_REFUSED, -1);
+		incoming_drop(in, 1);
+		return 0;
+	}
 	e->created = time(NULL);
 	in->commit = 1;
 	commit_schedule();

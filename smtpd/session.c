@@ -270,6 +270,37 @@ data_write(struct session *s)
 	dr->buflen = 0;
 }
 
+/*
+ * Count the Received: lines of the header section (it ends at the first
+ * empty line) as the unstuffed octets go by, without keeping them: a
+ * message that went round more than SMTP_MAX_RECEIVED hops is a loop
+ * (RFC 5321 6.3).
+ */
+static void
+header_track(struct dataread *dr, unsigned char c)
+{
+	static const char	name[] = "received:";
+
+	if (c == '\r')
+		return;
+	if (c == '\n') {
+		if (dr->hdrpos == 0)
+			dr->inbody = 1;
+		dr->hdrpos = 0;
+		dr->hdrmatch = 1;
+		return;
+	}
+	if (dr->hdrmatch && dr->hdrpos < sizeof(name) - 1) {
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		dr->hdrmatch = c == (unsigned char)name[dr->hdrpos];
+		if (dr->hdrmatch && dr->hdrpos == sizeof(name) - 2 &&
+		    ++dr->received > SMTP_MAX_RECEIVED)
+			dr->refused = 1;
+	}
+	dr->hdrpos++;
+}
+
 static void
 data_put(struct session *s, unsigned char c)
 {
@@ -277,9 +308,11 @@ data_put(struct session *s, unsigned char c)
 
 	dr->size++;
 	if (dr->size > proc->conf.smtpmaxmailsize)
-		dr->toobig = 1;
+		dr->toobig = dr->refused = 1;
+	if (!dr->inbody)
+		header_track(dr, c);
 	/* Once the message is refused, keep reading but store nothing. */
-	if (dr->toobig || dr->bare || dr->toolong || dr->ioerr)
+	if (dr->refused || dr->ioerr)
 		return;
 	dr->buf[dr->buflen++] = c;
 	if (dr->buflen == SMTP_DATABUF)
@@ -313,7 +346,7 @@ data_feed(struct session *s, const unsigned char *p, size_t n)
 				dr->linelen = 0;
 				continue;
 			}
-			dr->bare = 1;	/* CR not followed by LF */
+			dr->bare = dr->refused = 1;	/* CR without LF */
 			data_put(s, '\r');
 			dr->linelen++;
 		}
@@ -322,7 +355,9 @@ data_feed(struct session *s, const unsigned char *p, size_t n)
 			continue;
 		}
 		if (c == '\n')
-			dr->bare = 1;	/* LF without CR */
+			dr->bare = dr->refused = 1;	/* LF without CR */
+		else if (c == '\0')
+			dr->nul = dr->refused = 1;	/* a line end to some */
 		if (dr->bol && c == '.' && !dr->dot) {
 			/* Either the end marker or a stuffed dot. */
 			dr->dot = 1;
@@ -330,7 +365,7 @@ data_feed(struct session *s, const unsigned char *p, size_t n)
 		}
 		dr->bol = 0;
 		if (++dr->linelen > SMTP_TEXT_MAX)
-			dr->toolong = 1;
+			dr->toolong = dr->refused = 1;
 		data_put(s, c);
 	}
 	return n;
@@ -366,6 +401,7 @@ data_begin(struct session *s)
 	memset(&s->dr, 0, sizeof(s->dr));
 	s->dr.buf = xmalloc(SMTP_DATABUF);
 	s->dr.bol = 1;
+	s->dr.hdrmatch = 1;
 	received_header(s);
 	s->state = ST_DATA;
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -427,8 +463,12 @@ session_on_spool(struct session *s, const char *id, int fd)
 	session_process(s);
 }
 
+/*
+ * One line per message at loglevel 2, refused or queued; a refusal says
+ * why (the reply), so an administrator or fail2ban can act on it.
+ */
 static void
-log_result(struct session *s, const char *result)
+log_result(struct session *s, const char *result, const char *reason)
 {
 	char	to[2048];
 	size_t	i, len = 0;
@@ -437,15 +477,19 @@ log_result(struct session *s, const char *result)
 	for (i = 0; i < s->nrcpts && len < sizeof(to) - 1; i++)
 		len += snprintf(to + len, sizeof(to) - len, "%s<%s>",
 		    i ? "," : "", s->rcpts[i].address);
-	log_info("smtp-in session=%s from=<%s> to=%s size=%lld result=%s%s%s",
-	    s->sid, s->from, to, s->dr.size, result,
-	    s->qid[0] ? " id=" : "", s->qid);
+	log_info("smtp-in session=%s client=%s from=<%s> to=%s size=%lld "
+	    "result=%s%s%s%s%s", s->sid, s->peeraddr, s->from, to,
+	    s->dr.size, result, s->qid[0] ? " id=" : "", s->qid,
+	    reason ? " reason=" : "", reason ? reason : "");
 }
 
 static void
-data_refuse(struct session *s, const char *reply, const char *why)
+data_refuse(struct session *s, const char *reply, const char *result)
 {
-	log_result(s, why);
+	char	reason[160];
+
+	snprintf(reason, sizeof(reason), "\"%s\"", reply);
+	log_result(s, result, reason);
 	session_reply(s, "%s", reply);
 	transaction_reset(s);
 }
@@ -480,18 +524,49 @@ send_commit(struct session *s)
 	s->wait = WAIT_COMMIT;
 }
 
+/*
+ * What to say when no recipient can take the message: name the causes
+ * there are, and no other (a disabled mailbox is not a full one).
+ */
+static const char *
+nobody_fits_reply(struct session *s, const char **result)
+{
+	size_t	i;
+	int	full = 0, big = 0, off = 0;
+
+	for (i = 0; i < s->nrcpts; i++) {
+		full |= s->rcpts[i].failed == RCPT_OVERQUOTA;
+		big |= s->rcpts[i].failed == RCPT_TOOBIG;
+		off |= s->rcpts[i].failed == RCPT_DISABLED;
+	}
+	*result = off ? "rejected-disabled" : "rejected-quota";
+	if (off && (full || big))
+		return "550 5.2.0 No recipient can take this message (mailbox "
+		    "disabled, full or over its size limit)";
+	if (off)
+		return "550 5.2.1 Mailbox disabled for every recipient";
+	if (full && big)
+		return "552 5.2.2 Message exceeds the mailbox quota or size "
+		    "limit of every recipient";
+	if (big)
+		return "552 5.2.2 Message exceeds the size limit of every "
+		    "recipient";
+	return "552 5.2.2 Mailbox full for every recipient";
+}
+
 /* After the per-recipient size checks of end of DATA. */
 static void
 data_sizes_done(struct session *s)
 {
-	size_t	i, ok = 0;
+	const char	*reply, *result;
+	size_t		 i, ok = 0;
 
 	for (i = 0; i < s->nrcpts; i++)
 		if (!s->rcpts[i].failed)
 			ok++;
 	if (ok == 0) {
-		data_refuse(s, "552 5.2.2 Message exceeds the mailbox quota "
-		    "or size limit of every recipient", "rejected-quota");
+		reply = nobody_fits_reply(s, &result);
+		data_refuse(s, reply, result);
 		return;
 	}
 	send_commit(s);
@@ -517,7 +592,7 @@ data_finish(struct session *s)
 	size_t		 i;
 
 	s->state = ST_RCPT;
-	if (!dr->toobig && !dr->bare && !dr->toolong)
+	if (!dr->refused)
 		data_write(s);
 	close(s->spoolfd);
 	s->spoolfd = -1;
@@ -531,8 +606,18 @@ data_finish(struct session *s)
 		    "rejected-long-line");
 		return;
 	}
+	if (dr->nul) {
+		data_refuse(s, "550 5.6.0 NUL octet in message data refused",
+		    "rejected-nul");
+		return;
+	}
 	if (dr->toobig) {
 		data_refuse(s, "552 5.3.4 Message too big", "rejected-size");
+		return;
+	}
+	if (dr->received > SMTP_MAX_RECEIVED) {
+		data_refuse(s, "554 5.4.6 Too many Received: headers, mail "
+		    "loop suspected", "rejected-loop");
 		return;
 	}
 	if (dr->ioerr) {
@@ -564,14 +649,21 @@ session_on_size_reply(struct session *s, uint32_t idx, uint32_t result)
 	if (s->wait != WAIT_SIZES || idx >= s->nrcpts)
 		return;
 	r = &s->rcpts[idx];
+	/*
+	 * A user gone since RCPT (or a postmaster without a mailbox) is
+	 * left to delivery, which bounces it like mail to an unknown user;
+	 * a tempfail is retried there too.
+	 */
 	if (result == RCPT_OVERQUOTA || result == RCPT_TOOBIG ||
-	    result == RCPT_DISABLED || result == RCPT_NOUSER) {
-		r->failed = 1;
+	    result == RCPT_DISABLED) {
+		r->failed = result;
 		strlcpy(r->reason, result == RCPT_TOOBIG ?
 		    "552 5.3.4 Message too big for this mailbox" :
-		    result == RCPT_OVERQUOTA ?
-		    "552 5.2.2 Mailbox full" :
-		    "550 5.1.1 Mailbox unavailable", sizeof(r->reason));
+		    result == RCPT_OVERQUOTA ? "552 5.2.2 Mailbox full" :
+		    "550 5.2.1 Mailbox disabled", sizeof(r->reason));
+		log_info("smtp-in session=%s client=%s from=<%s> to=<%s> "
+		    "result=rejected reason=\"%s\"", s->sid, s->peeraddr,
+		    s->from, r->address, r->reason);
 	}
 	if (--s->sizechecks > 0)
 		return;
@@ -590,11 +682,16 @@ session_on_commit(struct session *s, const char *id, uint32_t result)
 	s->wait = WAIT_NONE;
 	strlcpy(qid, s->qid, sizeof(qid));
 	if (result == SPOOL_OK) {
-		log_result(s, "queued");
+		log_result(s, "queued", NULL);
 		s->qid[0] = '\0';	/* queued's now: nothing to abort */
 		session_reply(s, "250 2.0.0 Ok: queued as %s", qid);
+	} else if (result == SPOOL_REFUSED) {
+		log_result(s, "rejected-queue", "\"the queue refused the "
+		    "envelope\"");
+		s->qid[0] = '\0';
+		session_reply(s, "554 5.3.0 The queue refused this message");
 	} else {
-		log_result(s, "tempfail-queue");
+		log_result(s, "tempfail-queue", NULL);
 		s->qid[0] = '\0';
 		session_reply(s, result == SPOOL_NOSPACE ?
 		    "452 4.3.1 Insufficient system storage" :
@@ -701,13 +798,69 @@ is_postmaster(const struct mailaddr *a)
 	return !a->quoted && strcasecmp(a->local, "postmaster") == 0;
 }
 
+/* A refusal at RCPT, at loglevel 2: the session, the client, the
+ * address when there is one, and the reply that says why. */
+static void
+rcpt_log(struct session *s, const char *addr, const char *reply)
+{
+	log_info("smtp-in session=%s client=%s from=<%s>%s%s%s "
+	    "result=rejected reason=\"%s\"", s->sid, s->peeraddr, s->from,
+	    *addr ? " to=<" : "", addr, *addr ? ">" : "", reply);
+}
+
+/* Refuse a recipient: "CODE <addr>: text" to the client, and the log. */
+static void
+rcpt_refuse(struct session *s, const char *addr, const char *code,
+    const char *text)
+{
+	char	reason[128];
+
+	snprintf(reason, sizeof(reason), "%s %s", code, text);
+	rcpt_log(s, addr, reason);
+	if (*addr == '\0')
+		session_reply(s, "%s", reason);
+	else
+		session_reply(s, "%s <%s>: %s", code, addr, text);
+}
+
+/* A local recipient: the postmaster, or a user the parent must know. */
+static void
+rcpt_local(struct session *s, const struct mailaddr *a)
+{
+	struct rcpt	*r = &s->pending;
+	struct msgbuild	 mb;
+	const char	*why;
+
+	if (a->domain[0] == '\0')
+		snprintf(r->address, sizeof(r->address), "postmaster@%s",
+		    proc->conf.localdomains[0]);
+	else
+		addr_format(a, r->address, sizeof(r->address));
+	if (is_postmaster(a)) {
+		/* RFC 5321 4.5.1: always accepted. */
+		strlcpy(r->user, proc->conf.postmaster, sizeof(r->user));
+		rcpt_accept(s, r);
+		return;
+	}
+	if (user_name_normalize(a->local, r->user, &why) == -1) {
+		rcpt_refuse(s, r->address, "550 5.1.1", "User unknown");
+		return;
+	}
+	mb_init(&mb);
+	mb_u32(&mb, s->id);
+	mb_str(&mb, r->user);
+	mb_u64(&mb, s->params.size > 0 ? s->params.size : 0);
+	mb_u32(&mb, UINT32_MAX);
+	smtpd_send_parent(IMSG_RCPT_CHECK, &mb);
+	s->wait = WAIT_RCPT;
+}
+
 static void
 cmd_rcpt(struct session *s, char *arg)
 {
 	struct mailaddr	 a;
-	struct msgbuild	 mb;
 	char		*params;
-	const char	*err, *why;
+	const char	*err;
 	struct rcpt	*r = &s->pending;
 
 	if (s->state != ST_MAIL && s->state != ST_RCPT) {
@@ -715,51 +868,31 @@ cmd_rcpt(struct session *s, char *arg)
 		return;
 	}
 	if (s->nrcpts >= SMTP_MAX_RCPTS) {
-		session_reply(s, "452 4.5.3 Too many recipients");
+		rcpt_refuse(s, "", "452 4.5.3", "Too many recipients");
 		return;
 	}
 	if ((err = smtp_parse_path_arg(arg, "TO", s->params.smtputf8 ?
 	    ADDR_UTF8 : 0, &a, &params)) != NULL ||
 	    (err = smtp_parse_rcpt_params(params)) != NULL) {
+		/* The client's text stays out of the log: only why. */
+		rcpt_log(s, "", err);
 		session_reply(s, "%s", err);
 		return;
 	}
 	memset(r, 0, sizeof(*r));
 	if (a.domain[0] == '\0' || config_is_localdomain(&proc->conf,
 	    a.domain)) {
-		if (a.domain[0] == '\0')
-			snprintf(r->address, sizeof(r->address), "postmaster@%s",
-			    proc->conf.localdomains[0]);
-		else
-			addr_format(&a, r->address, sizeof(r->address));
-		if (is_postmaster(&a)) {
-			/* RFC 5321 4.5.1: always accepted. */
-			strlcpy(r->user, proc->conf.postmaster,
-			    sizeof(r->user));
-			rcpt_accept(s, r);
-			return;
-		}
-		if (user_name_normalize(a.local, r->user, &why) == -1) {
-			session_reply(s, "550 5.1.1 <%s>: User unknown",
-			    r->address);
-			return;
-		}
-		mb_init(&mb);
-		mb_u32(&mb, s->id);
-		mb_str(&mb, r->user);
-		mb_u64(&mb, s->params.size > 0 ? s->params.size : 0);
-		mb_u32(&mb, UINT32_MAX);
-		smtpd_send_parent(IMSG_RCPT_CHECK, &mb);
-		s->wait = WAIT_RCPT;
+		rcpt_local(s, &a);
+		return;
+	}
+	if (addr_format(&a, r->address, sizeof(r->address)) == -1) {
+		rcpt_refuse(s, "", "501 5.1.3", "Bad address syntax");
 		return;
 	}
 	if (!s->authenticated && !s->noauth_ok) {
-		session_reply(s, "554 5.7.1 <%s>: Relay access denied",
-		    addr_format(&a, r->address, sizeof(r->address)) == 0 ?
-		    r->address : "");
+		rcpt_refuse(s, r->address, "554 5.7.1", "Relay access denied");
 		return;
 	}
-	addr_format(&a, r->address, sizeof(r->address));
 	rcpt_accept(s, r);
 }
 
@@ -776,22 +909,21 @@ session_on_rcpt_reply(struct session *s, uint32_t result)
 		rcpt_accept(s, r);
 		break;
 	case RCPT_NOUSER:
-		session_reply(s, "550 5.1.1 <%s>: User unknown", r->address);
+		rcpt_refuse(s, r->address, "550 5.1.1", "User unknown");
 		break;
 	case RCPT_DISABLED:
-		session_reply(s, "550 5.2.1 <%s>: Mailbox disabled",
-		    r->address);
+		rcpt_refuse(s, r->address, "550 5.2.1", "Mailbox disabled");
 		break;
 	case RCPT_OVERQUOTA:
-		session_reply(s, "452 4.2.2 <%s>: Mailbox full", r->address);
+		rcpt_refuse(s, r->address, "452 4.2.2", "Mailbox full");
 		break;
 	case RCPT_TOOBIG:
-		session_reply(s, "552 5.3.4 <%s>: Message too big for this "
-		    "mailbox", r->address);
+		rcpt_refuse(s, r->address, "552 5.3.4", "Message too big for "
+		    "this mailbox");
 		break;
 	default:
-		session_reply(s, "451 4.3.0 <%s>: Temporary failure, try "
-		    "again later", r->address);
+		rcpt_refuse(s, r->address, "451 4.3.0", "Temporary failure, "
+		    "try again later");
 		break;
 	}
 	session_process(s);

@@ -305,6 +305,27 @@ queued_dispatch(struct chan *c, struct imsg *im)
 	return 0;
 }
 
+/*
+ * Without queued no message can be taken. Tell every session so now
+ * rather than leave it waiting, and exit non-zero: the parent then stops
+ * the daemon, and a supervisor starts it again.
+ */
+static void
+queued_gone(struct chan *c)
+{
+	struct session	*s, *next;
+
+	log_warnx("queued is gone (its channel closed); ending %zu "
+	    "sessions and exiting", nsessions);
+	/* Not the graceful exit of a stop, even during one. */
+	stopping = 0;
+	RB_FOREACH_SAFE(s, sessiontree, &sessions, next)
+		if (!s->dead)
+			session_close_with(s, "421 4.3.0 %s Queue unavailable, "
+			    "closing connection", proc->conf.serverhostname);
+	exit(1);
+}
+
 static uint32_t
 smtpd_stats(void)
 {
@@ -350,6 +371,7 @@ main(int argc, char *argv[])
 	proc->stats = smtpd_stats;
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);
+	queued_chan.closed = queued_gone;
 	child_ready(parent_dispatch);
 	sandbox_enter(PROC_SMTPD);
 	event_base_dispatch(proc->base);

@@ -22,6 +22,7 @@
 #define SMTP_MAX_RCPTS	100
 #define SMTP_MAX_ERRORS	10
 #define SMTP_DATABUF	(64 * 1024)
+#define SMTP_MAX_RECEIVED 100		/* hops before a loop (RFC 5321 6.3) */
 
 enum smtp_cmd {
 	CMD_UNKNOWN, CMD_HELO, CMD_EHLO, CMD_MAIL, CMD_RCPT, CMD_DATA,
@@ -56,7 +57,7 @@ struct mailparams {
 struct rcpt {
 	char	address[ADDR_PATH_MAX];	/* local@domain */
 	char	user[USER_NAME_MAX + 1];	/* "" for remote */
-	int	failed;			/* at end of DATA */
+	int	failed;			/* at end of DATA: RCPT_* */
 	char	reason[128];
 };
 
@@ -70,7 +71,13 @@ struct dataread {
 	int		bare;		/* saw a bare CR or LF */
 	int		toolong;	/* a line over 998 octets */
 	int		toobig;		/* over smtpmaxmailsize */
+	int		refused;	/* any of the above: store no more */
+	int		nul;		/* saw a NUL octet */
 	int		ioerr;		/* errno of a failed spool write */
+	int		inbody;		/* past the header section */
+	size_t		hdrpos;		/* octets into this header line */
+	int		hdrmatch;	/* this line still reads "Received:" */
+	int		received;	/* Received: lines in the header */
 	unsigned char	*buf;
 	size_t		 buflen;
 };

@@ -445,6 +445,122 @@ test_format(void)
 	    !addr_has_route_chars(&a));
 }
 
+/* Parse path s, then write it: the canonical form the server keeps. */
+static const char *
+canon(const char *s, int flags)
+{
+	static char	buf[ADDR_PATH_MAX];
+
+	if (addr_parse_path(s, flags, &a, &rest, &why) == -1)
+		return why;
+	if (addr_format(&a, buf, sizeof(buf)) == -1)
+		return "(does not format)";
+	return buf;
+}
+
+static int
+canon_is(const char *s, int flags, const char *want)
+{
+	const char	*got = canon(s, flags);
+
+	if (strcmp(got, want) != 0) {
+		printf("# %s: got '%s', want '%s'\n", s, got, want);
+		return 0;
+	}
+	return 1;
+}
+
+static void
+test_canonical(void)
+{
+	CHECK("canonical: needless quotes dropped",
+	    canon_is("<\"alice\"@x.org>", 0, "alice@x.org") && !a.quoted);
+	CHECK("canonical: needless escape dropped",
+	    canon_is("<\"al\\ice\"@x.org>", 0, "alice@x.org") && !a.quoted);
+	CHECK("canonical: dotted atoms unquoted",
+	    canon_is("<\"a.b.c\"@x.org>", 0, "a.b.c@x.org"));
+	CHECK("canonical: atext specials unquoted",
+	    canon_is("<\"a+b=c\"@x.org>", 0, "a+b=c@x.org"));
+	CHECK("canonical: space keeps the quotes",
+	    canon_is("<\"a b\"@x.org>", 0, "\"a b\"@x.org") && a.quoted);
+	CHECK("canonical: escaped space is a space",
+	    canon_is("<\"a\\ b\"@x.org>", 0, "\"a b\"@x.org"));
+	CHECK("canonical: backslash stays escaped",
+	    canon_is("<\"a\\\\b\"@x.org>", 0, "\"a\\\\b\"@x.org"));
+	CHECK("canonical: quote stays escaped",
+	    canon_is("<\"a\\\"b\"@x.org>", 0, "\"a\\\"b\"@x.org"));
+	CHECK("canonical: '@' keeps the quotes",
+	    canon_is("<\"a@b\"@x.org>", 0, "\"a@b\"@x.org"));
+	CHECK("canonical: escaped '@' is an '@'",
+	    canon_is("<\"a\\@b\"@x.org>", 0, "\"a@b\"@x.org"));
+	CHECK("canonical: empty quoted string stays",
+	    canon_is("<\"\"@x.org>", 0, "\"\"@x.org"));
+	CHECK("canonical: leading dot keeps the quotes",
+	    canon_is("<\".a\"@x.org>", 0, "\".a\"@x.org"));
+	CHECK("canonical: trailing dot keeps the quotes",
+	    canon_is("<\"a.\"@x.org>", 0, "\"a.\"@x.org"));
+	CHECK("canonical: double dot keeps the quotes",
+	    canon_is("<\"a..b\"@x.org>", 0, "\"a..b\"@x.org"));
+	CHECK("canonical: UTF-8 atom unquoted",
+	    canon_is("<\"j\xc3\xb6ran\"@x.org>", ADDR_UTF8,
+	    "j\xc3\xb6ran@x.org"));
+	CHECK("canonical: UTF-8 with space stays quoted",
+	    canon_is("<\"j\xc3\xb6 r\"@x.org>", ADDR_UTF8,
+	    "\"j\xc3\xb6 r\"@x.org"));
+	CHECK("canonical: quoted postmaster is postmaster",
+	    canon_is("<\"Postmaster\"@x.org>", 0, "Postmaster@x.org") &&
+	    !a.quoted);
+	CHECK("canonical: mailbox parser agrees",
+	    addr_parse_mailbox("\"a\\ b\"@X.org", 0, &a, &why) == 0 &&
+	    strcmp(a.local, "\"a b\"") == 0 && a.quoted);
+}
+
+/*
+ * Every address the server accepts is kept in one written form, which
+ * the queue's check takes and which parses back to itself.
+ */
+static void
+test_stored(void)
+{
+	static const char *const paths[] = {
+		"<u@x.org>", "<\"a b\"@x.org>", "<\"a\\ b\"@x.org>",
+		"<\"a\\\\b\"@x.org>", "<\"a\\\"b\"@x.org>", "<\"a@b\"@x.org>",
+		"<\"\"@x.org>", "<\"alice\"@x.org>", "<\" \"@x.org>",
+		"<\"a\\\\\\\"\\ \"@x.org>", "<u@[192.0.2.1]>",
+		"<u@[IPv6:2001:DB8::1]>", "<@r.example:u@x.org>",
+		"<\"j\xc3\xb6 r\"@b\xc3\xbc" "cher.de>",
+		"<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe6\xb5\x8b>",
+		"<!#$%&'*+-/=?^_`{|}~@x.org>", "<\"<>()[]:;,\"@x.org>",
+	};
+	char		buf[ADDR_PATH_MAX], again[ADDR_PATH_MAX];
+	size_t		i;
+	int		good;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		good = addr_parse_path(paths[i], ADDR_UTF8, &a, &rest,
+		    &why) == 0 && addr_format(&a, buf, sizeof(buf)) == 0 &&
+		    addr_stored_ok(buf) &&
+		    addr_parse_mailbox(buf, ADDR_UTF8, &a, &why) == 0 &&
+		    addr_format(&a, again, sizeof(again)) == 0 &&
+		    strcmp(buf, again) == 0;
+		if (!good)
+			printf("# %s\n", paths[i]);
+		CHECK("stored form round-trips", good);
+	}
+	CHECK("stored: null path", addr_stored_ok(""));
+	CHECK("stored: needless quotes refused",
+	    !addr_stored_ok("\"alice\"@x.org"));
+	CHECK("stored: needless escape refused",
+	    !addr_stored_ok("\"a\\ b\"@x.org"));
+	CHECK("stored: upper-case domain refused",
+	    !addr_stored_ok("u@X.org"));
+	CHECK("stored: brackets refused", !addr_stored_ok("<u@x.org>"));
+	CHECK("stored: control character refused",
+	    !addr_stored_ok("u\n@x.org"));
+	CHECK("stored: junk after refused", !addr_stored_ok("u@x.org> X=1"));
+	CHECK("stored: no domain refused", !addr_stored_ok("postmaster"));
+}
+
 int
 main(void)
 {
@@ -462,5 +578,7 @@ main(void)
 	test_syntax();
 	test_mailbox();
 	test_format();
+	test_canonical();
+	test_stored();
 	UNIT_EXIT();
 }

@@ -49,6 +49,94 @@ replace_line(char *text, const char *key, const char *newline)
 	strcat(p, rest);
 }
 
+/* Addresses as smtpd keeps them (canonical), including the RFC 5321
+ * corner cases; each must come back from the text form unchanged. */
+static const char *const odd_addrs[] = {
+	"\"a b\"@example.org", "\"a\\\\b\"@example.org",
+	"\"a@b\"@example.org", "\"a\\\"b\"@example.org",
+	"\"x y 550 5.1.1\"@example.org", "\" \"@example.org",
+	"\"\"@example.org", "\"j\xc3\xb6 r\"@b\xc3\xbc" "cher.example",
+	"j\xc3\xb6ran@b\xc3\xbc" "cher.example", "\"<a> b\"@[192.0.2.1]",
+	"\"a  b\"@x.example",
+};
+
+static void
+test_odd_addresses(void)
+{
+	struct envelope	*e, *f;
+	struct envrcpt	*r;
+	char		*text, why[256];
+	size_t		 i, n = sizeof(odd_addrs) / sizeof(odd_addrs[0]);
+	int		 good;
+
+	for (i = 0; i < n; i++) {
+		e = envelope_new("0123456789abcdef");
+		f = envelope_new("");
+		strlcpy(e->sender, odd_addrs[i], sizeof(e->sender));
+		envelope_add_rcpt(e, odd_addrs[i], "");
+		r = envelope_add_rcpt(e, odd_addrs[(i + 1) % n], "");
+		r->status = RS_FAILED;
+		strlcpy(r->reason, "550 5.1.1 <x y>: no", sizeof(r->reason));
+		envelope_add_rcpt(e, "plain@example.org", "");
+		text = envelope_format(e);
+		good = text != NULL &&
+		    envelope_parse(text, f, why, sizeof(why)) == 0 &&
+		    strcmp(f->sender, e->sender) == 0 && f->nrcpts == 3 &&
+		    strcmp(f->rcpts[0].address, e->rcpts[0].address) == 0 &&
+		    strcmp(f->rcpts[1].address, e->rcpts[1].address) == 0 &&
+		    strcmp(f->rcpts[1].reason, "550 5.1.1 <x y>: no") == 0 &&
+		    f->rcpts[1].status == RS_FAILED &&
+		    strcmp(f->rcpts[2].address, "plain@example.org") == 0;
+		if (!good)
+			printf("# %s\n%s", odd_addrs[i], text ? text : "");
+		CHECK("odd address round trip", good);
+		free(text);
+		envelope_free(e);
+		envelope_free(f);
+	}
+}
+
+static void
+test_address_lines(void)
+{
+	static const char head[] = "version: 1\nid: 0123456789abcdef\n";
+	struct envelope	*e = sample(), *f;
+	char		 buf[1024], why[256], *text;
+
+	text = envelope_format(e);
+	CHECK("plain address written bare",
+	    strstr(text, "rcpt: pending bob bob@test.example\n") != NULL);
+	free(text);
+	envelope_free(e);
+
+	f = envelope_new("");
+	snprintf(buf, sizeof(buf), "%ssender: \"carol\"@x.example\n"
+	    "rcpt: pending - \"bob\"@Y.example\n", head);
+	CHECK("older spellings read canonical",
+	    envelope_parse(buf, f, why, sizeof(why)) == 0 &&
+	    strcmp(f->sender, "carol@x.example") == 0 &&
+	    strcmp(f->rcpts[0].address, "bob@y.example") == 0);
+	envelope_free(f);
+
+#define REFUSED(name, lines) do {					\
+	snprintf(buf, sizeof(buf), "%s%s", head, lines);		\
+	CHECK(name, !parses(buf, why, sizeof(why)));			\
+} while (0)
+	REFUSED("sender not an address",
+	    "sender: not an address\nrcpt: pending - a@b.example\n");
+	REFUSED("sender in brackets", "sender: <a@b.example>\n"
+	    "rcpt: pending - a@b.example\n");
+	REFUSED("rcpt not an address", "rcpt: pending - nobody\n");
+	REFUSED("rcpt bracket unterminated",
+	    "rcpt: pending - <\"a b\"@b.example\n");
+	REFUSED("rcpt junk glued to bracket",
+	    "rcpt: pending - <\"a b\"@b.example>x\n");
+	REFUSED("rcpt empty brackets", "rcpt: pending - <>\n");
+	REFUSED("rcpt bare with a quote cut at a space",
+	    "rcpt: pending - \"a b\"@b.example\n");
+#undef REFUSED
+}
+
 int
 main(void)
 {
@@ -108,5 +196,7 @@ main(void)
 	free(text);
 	envelope_free(e);
 	envelope_free(f);
+	test_odd_addresses();
+	test_address_lines();
 	UNIT_EXIT();
 }
