@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base64.h"
 #include "child.h"
 #include "log.h"
+#include "sasl.h"
 #include "smtpd.h"
 #include "util.h"
 
@@ -835,27 +835,23 @@ auth_send(struct session *s, const char *user, const char *pass)
 static void
 auth_plain(struct session *s, const char *b64)
 {
-	char	user[256], pass[512];
+	struct sasl_cred	c;
 
-	if (sasl_plain_decode(b64, user, sizeof(user), pass,
-	    sizeof(pass)) == -1) {
+	if (sasl_plain(b64, &c) == -1) {
 		session_reply(s, "501 5.5.2 Malformed AUTH PLAIN response");
 		return;
 	}
-	auth_send(s, user, pass);
-	explicit_bzero(pass, sizeof(pass));
+	auth_send(s, c.user, c.pass);
+	sasl_cred_wipe(&c);
 }
 
 static int
 decode_line(struct session *s, const char *b64, char *out, size_t len)
 {
-	int	n = base64_decode(b64, (unsigned char *)out, len - 1);
-
-	if (n <= 0 || memchr(out, '\0', n) != NULL) {
+	if (sasl_login(b64, out, len) == -1) {
 		session_reply(s, "501 5.5.2 Malformed base64");
 		return -1;
 	}
-	out[n] = '\0';
 	return 0;
 }
 
@@ -884,8 +880,7 @@ cmd_auth(struct session *s, char *arg)
 			s->state = ST_AUTH_PLAIN;
 			session_reply(s, "334 ");
 		} else
-			auth_plain(s, strcmp(initial, "=") == 0 ? "" :
-			    initial);
+			auth_plain(s, initial);
 		return;
 	}
 	if (strcasecmp(mech, "LOGIN") == 0) {
@@ -908,7 +903,7 @@ cmd_auth(struct session *s, char *arg)
 static void
 auth_continue(struct session *s, char *line)
 {
-	char			pass[512];
+	char			pass[SASL_PASS_MAX + 1];
 	enum smtp_state		st = s->state;
 
 	s->state = ST_IDLE;

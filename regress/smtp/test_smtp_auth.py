@@ -55,6 +55,18 @@ class Auth(SmtpCase):
         r = c.cmd('AUTH PLAIN ' + b64(b'alice\0alice\0alicepw'))
         self.assertEqual(r.code, 235, r)
 
+    def test_plain_authzid_ignores_case(self):
+        # One SASL rule with POP3: user names are stored lower-case, so
+        # an authzid naming the same user in other case is that user;
+        # another user is still refused.
+        inst = self.smtp_instance(noauthhosts=[])
+        c = self.session(inst)
+        r = c.cmd('AUTH PLAIN ' + b64(b'ALICE\0alice\0alicepw'))
+        self.assertEqual((r.code, r.enh), (235, '2.7.0'), r)
+        c2 = self.session(inst)
+        r = c2.cmd('AUTH PLAIN ' + b64(b'bob\0alice\0alicepw'))
+        self.assertEqual(r.code, 501, r)
+
     def test_login(self):
         inst = self.smtp_instance(noauthhosts=[])
         c = self.session(inst)
