@@ -17,6 +17,12 @@ from pop3util import (Pop3Case, Raw, timed, wait_for,  # noqa: E402
                       wait_login)
 
 
+# Failures of one account within 15 minutes (from any addresses) that
+# lock it: more than one address may fail (20, A7), so a client of the
+# owner with a stale password never locks the owner out by itself.
+ACCOUNT_LOCK = 30
+
+
 def plain(user, password, authz=''):
     return base64.b64encode(('%s\0%s\0%s' % (authz, user, password))
                             .encode()).decode()
@@ -125,6 +131,48 @@ class Login(Pop3Case):
         # Others are not blocked.
         c = self.raw(src='127.0.0.6')
         self.assertTrue(c.login().startswith(b'+OK'))
+
+    def test_account_locked_by_failures_from_many_addresses(self):
+        # The owner logs in first: the verification cache knows the
+        # right password, and must not open a locked account.
+        c = self.raw(src='127.0.2.1')
+        self.assertTrue(c.login().startswith(b'+OK'))
+        c.ok('QUIT')
+        answers = []
+
+        def fail_once(i):
+            c = Raw(self.port, src='127.0.1.%d' % i, timeout=60)
+            try:
+                c.ok('USER alice')
+                answers.append(c.cmd('PASS wrong%d' % i))
+            finally:
+                c.close()
+        # One failure per address: no address comes near its own limit.
+        threads = [threading.Thread(target=fail_once, args=(i,))
+                   for i in range(1, ACCOUNT_LOCK + 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertEqual(len(answers), ACCOUNT_LOCK)
+        self.assertTrue(all(a == b'-ERR [AUTH] authentication failed\r\n'
+                            for a in answers), answers)
+        # The right password, from an address with no failure, gets
+        # what a wrong one gets: the same answer after the same delay.
+        c = self.raw(src='127.0.2.2')
+        r, t_right = timed(c.login)
+        self.assertEqual(r, b'-ERR [AUTH] authentication failed\r\n')
+        c = self.raw(src='127.0.2.3')
+        r, t_wrong = timed(c.login, 'alice', 'wrong')
+        self.assertEqual(r, b'-ERR [AUTH] authentication failed\r\n')
+        self.assertGreaterEqual(t_right, 0.95)
+        self.assertLess(abs(t_right - t_wrong), 0.5, (t_right, t_wrong))
+        # AUTH PLAIN too; another account is not locked.
+        c = self.raw(src='127.0.2.4')
+        self.assertEqual(c.cmd('AUTH PLAIN ' + plain('alice', 'alicepw')),
+                         b'-ERR [AUTH] authentication failed\r\n')
+        self.assertTrue(c.login('bob').startswith(b'+OK'))
+        c.ok('QUIT')
 
     def test_md5_user_upgraded_at_pop3_login(self):
         md5 = hashlib.md5(b'oldpw').hexdigest()

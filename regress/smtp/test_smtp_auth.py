@@ -20,6 +20,7 @@ from smtputil import (Client, SmtpCase, added_prefix, b64,  # noqa: E402
                       wait_mail)
 
 USER_PROMPT = 'VXNlcm5hbWU6'        # base64 "Username:"
+ACCOUNT_LOCK = 30                   # failures that lock an account
 PASS_PROMPT = 'UGFzc3dvcmQ6'        # base64 "Password:"
 
 
@@ -232,6 +233,40 @@ class Auth(SmtpCase):
         # The session goes on, and a right password still works.
         c2.expect('NOOP', 250)
         r = c2.auth_plain('alice', 'alicepw')
+        self.assertEqual(r.code, 235, r)
+
+    def test_account_locked_by_failures_from_many_addresses(self):
+        inst = self.smtp_instance(noauthhosts=[])
+        answers = []
+
+        def fail_once(i):
+            c = Client(inst.smtp_port, source='127.0.3.%d' % i, timeout=60)
+            try:
+                c.ehlo()
+                answers.append(c.auth_plain('alice', 'wrong%d' % i))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=fail_once, args=(i,))
+                   for i in range(1, ACCOUNT_LOCK + 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertEqual(len(answers), ACCOUNT_LOCK)
+        self.assertTrue(all(r.code == 535 for r in answers), answers)
+        # Locked: the right password is answered like a wrong one, from
+        # a fresh address, AUTH PLAIN and AUTH LOGIN alike.
+        c = self.session(inst, source='127.0.4.1')
+        t0 = time.monotonic()
+        r = c.auth_plain('alice', 'alicepw')
+        took = time.monotonic() - t0
+        self.assertEqual((r.code, r.enh), (535, '5.7.8'), r)
+        self.assertGreaterEqual(took, 0.9)
+        c = self.session(inst, source='127.0.4.2')
+        c.expect('AUTH LOGIN ' + b64('alice'), 334)
+        c.expect(b64('alicepw'), 535, '5.7.8')
+        # Another account still works.
+        r = c.auth_plain('bob', 'bobpw')
         self.assertEqual(r.code, 235, r)
 
     def test_smtplib_bad_password(self):
