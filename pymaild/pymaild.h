@@ -98,6 +98,8 @@ void	auth_init(struct event_base *, int nthreads);
  */
 void	auth_check(const char *user, const char *hash, const char *password,
 	    int upgrade, auth_done_fn done, void *arg);
+/* A yescrypt hash no password matches, for users that do not exist. */
+const char *auth_dummy_hash(void);
 /* The client address is refused AUTH for now (AUTH_BLOCKED). */
 int	auth_blocked(const char *addr);
 /* Count a failure of the client address and, when the user exists, of

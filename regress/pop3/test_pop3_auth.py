@@ -174,6 +174,43 @@ class Login(Pop3Case):
         self.assertTrue(c.login('bob').startswith(b'+OK'))
         c.ok('QUIT')
 
+    def test_failure_costs_the_same_whatever_the_hash(self):
+        # An imported md5 account, a yescrypt one and an unknown user:
+        # a failed login must take as long for each, or its time tells
+        # which kind of account (or none) a name is. Every try comes
+        # from a fresh address, so each waits the same first-failure
+        # delay (A7) on top of the check; the kinds take turns, so a
+        # change in the machine's load touches all of them alike.
+        delay = 1.0
+        md5 = hashlib.md5(b'oldpw').hexdigest()
+        with open(self.inst.usersfile) as f:
+            lines = [l if not l.startswith('bob:') else 'bob:%s\n' % md5
+                     for l in f]
+        with open(self.inst.usersfile + '.new', 'w') as f:
+            f.writelines(lines)
+        os.rename(self.inst.usersfile + '.new', self.inst.usersfile)
+        kinds = {'md5': 'bob', 'yescrypt': 'alice', 'unknown': 'nosuchuser'}
+        took = {k: [] for k in kinds}
+        src = 0
+        for _ in range(5):
+            for kind, user in kinds.items():
+                src += 1
+                c = self.raw(src='127.0.6.%d' % src)
+                c.ok('USER ' + user)
+                r, t = timed(c.cmd, 'PASS wrong')
+                self.assertEqual(r, b'-ERR [AUTH] authentication failed'
+                                 b'\r\n')
+                took[kind].append(t - delay)
+                c.close()
+        cost = {k: statistics.median(v) for k, v in took.items()}
+        self.assertGreater(cost['yescrypt'], 0.005, cost)
+        for kind in ('md5', 'unknown'):
+            ratio = cost[kind] / cost['yescrypt']
+            self.assertTrue(0.5 <= ratio <= 2.0, 'a failed login costs '
+                            '%.1f ms for %s, %.1f ms for yescrypt' % (
+                                cost[kind] * 1000, kind,
+                                cost['yescrypt'] * 1000))
+
     def test_md5_user_upgraded_at_pop3_login(self):
         md5 = hashlib.md5(b'oldpw').hexdigest()
         with open(self.inst.usersfile) as f:
