@@ -596,6 +596,7 @@ handle_login(struct imsg *im)
 	mr_str(&mr, user, sizeof(user));
 	mr_str(&mr, password, sizeof(password));
 	mr_str(&mr, mb->addr, sizeof(mb->addr));
+	explicit_bzero(im->data, im->datalen);
 	if (mr_end(&mr) == -1 || mbox_find(mb->sid) != NULL) {
 		explicit_bzero(password, sizeof(password));
 		free(mb);

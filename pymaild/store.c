@@ -360,6 +360,7 @@ handle_auth(struct child *c, struct imsg *im)
 		    password_is_legacy(hash), auth_done, ar);
 	}
 	explicit_bzero(password, sizeof(password));
+	explicit_bzero(im->data, im->datalen);
 	return r;
 }
 

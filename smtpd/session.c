@@ -144,6 +144,8 @@ session_end(struct session *s)
 	s->state = ST_CLOSING;
 	transaction_reset(s);
 	explicit_bzero(s->authname, sizeof(s->authname));
+	explicit_bzero(s->in, sizeof(s->in));
+	s->inlen = 0;
 	event_del(&s->ev_read);
 	event_del(&s->ev_write);
 	evtimer_del(&s->ev_timer);
@@ -1047,6 +1049,16 @@ cmd_dispatch(struct session *s, char *line)
 
 /* ---- the input loop -------------------------------------------------- */
 
+/* Drop the first n octets of the input, leaving no copy of them (an
+ * AUTH line's password) behind what is left. */
+static void
+input_drop(struct session *s, size_t n)
+{
+	memmove(s->in, s->in + n, s->inlen - n);
+	explicit_bzero(s->in + s->inlen - n, n);
+	s->inlen -= n;
+}
+
 /*
  * Take one command line from the buffer. 1: line set; 0: need more;
  * -1: the session was closed or the line was refused in place.
@@ -1060,12 +1072,10 @@ next_line(struct session *s, char *line)
 	if (s->discard) {
 		/* Skipping the rest of an overlong line. */
 		if ((nl = memchr(s->in, '\n', s->inlen)) == NULL) {
-			s->inlen = 0;
+			input_drop(s, s->inlen);
 			return 0;
 		}
-		len = nl - s->in + 1;
-		memmove(s->in, s->in + len, s->inlen - len);
-		s->inlen -= len;
+		input_drop(s, nl - s->in + 1);
 		s->discard = 0;
 	}
 	if (s->inlen == 0)
@@ -1087,20 +1097,18 @@ next_line(struct session *s, char *line)
 		if (s->inlen < SMTP_CMD_MAX)
 			return 0;
 		session_reply(s, "500 5.5.2 Line too long");
-		s->inlen = 0;
+		input_drop(s, s->inlen);
 		s->discard = 1;
 		return -1;
 	}
 	if (len + 1 > SMTP_CMD_MAX) {
 		session_reply(s, "500 5.5.2 Line too long");
-		memmove(s->in, nl + 1, s->inlen - len - 1);
-		s->inlen -= len + 1;
+		input_drop(s, len + 1);
 		return -1;
 	}
 	memcpy(line, s->in, len - 1);
 	line[len - 1] = '\0';
-	memmove(s->in, nl + 1, s->inlen - len - 1);
-	s->inlen -= len + 1;
+	input_drop(s, len + 1);
 	if (strlen(line) != len - 1) {
 		session_reply(s, "500 5.5.2 NUL in command");
 		return -1;

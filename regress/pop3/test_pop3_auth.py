@@ -15,6 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pop3util import (Pop3Case, Raw, timed, wait_for,  # noqa: E402
                       wait_login)
+import pmtest  # noqa: E402
 
 
 # Failures of one account within 15 minutes (from any addresses) that
@@ -210,6 +211,45 @@ class Login(Pop3Case):
                             '%.1f ms for %s, %.1f ms for yescrypt' % (
                                 cost[kind] * 1000, kind,
                                 cost['yescrypt'] * 1000))
+
+    def test_passwords_wiped_once_checked(self):
+        # Neither pop3d nor the parent keeps a password (nor its base64)
+        # in memory once checked: USER/PASS pipelined in one packet, a
+        # wrong PASS, AUTH PLAIN continued and initial, an md5 account.
+        right, wrong = 'Right-5c0e8b2f14', 'Wrong-9d6a1f3c70'
+        md5pw = 'Md5pw-3e7b0a9d42'
+        self.assertEqual(self.inst.adm('chpasswd', 'alice', right)
+                         .returncode, 0)
+        with open(self.inst.usersfile) as f:
+            lines = [l if not l.startswith('bob:') else 'bob:%s\n' %
+                     hashlib.md5(md5pw.encode()).hexdigest() for l in f]
+        with open(self.inst.usersfile + '.new', 'w') as f:
+            f.writelines(lines)
+        os.rename(self.inst.usersfile + '.new', self.inst.usersfile)
+        a = self.raw()
+        # The first line longer than the second: the buffer's tail once
+        # held the whole PASS line.
+        a.send(('USER alice%s\r\nPASS %s\r\n' % (' ' * 40, right))
+               .encode())
+        self.assertEqual(a.line(), b'+OK\r\n')
+        self.assertTrue(a.line().startswith(b'+OK'))
+        b = self.raw()
+        self.assertTrue(b.login('alice', wrong).startswith(b'-ERR [AUTH]'))
+        self.assertEqual(b.cmd('AUTH PLAIN'), b'+ \r\n')
+        self.assertTrue(b.cmd(plain('alice', wrong))
+                        .startswith(b'-ERR [AUTH]'))
+        self.assertTrue(b.cmd('AUTH PLAIN ' + plain('alice', right))
+                        .startswith(b'-ERR [IN-USE]'))
+        self.assertTrue(b.login('bob', md5pw).startswith(b'+OK'))
+        needles = {x.encode() for x in (right, wrong, md5pw)}
+        needles |= {plain('alice', p).encode() for p in (right, wrong)}
+        pop3d = self.inst.wait_roles()['pop3d']
+        held = {role: sorted(pmtest.memory_holding(pid, needles))
+                for role, pid in (('parent', self.inst.pid()),
+                                  ('pop3d', pop3d))}
+        self.assertEqual(held, {'parent': [], 'pop3d': []})
+        a.ok('QUIT')
+        b.ok('QUIT')
 
     def test_md5_user_upgraded_at_pop3_login(self):
         md5 = hashlib.md5(b'oldpw').hexdigest()

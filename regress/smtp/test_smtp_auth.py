@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smtputil import (Client, SmtpCase, added_prefix, b64,  # noqa: E402
                       header, make_message, smtplib_send,
                       wait_mail)
+import pmtest  # noqa: E402
 
 USER_PROMPT = 'VXNlcm5hbWU6'        # base64 "Username:"
 ACCOUNT_LOCK = 30                   # failures that lock an account
@@ -268,6 +269,41 @@ class Auth(SmtpCase):
         # Another account still works.
         r = c.auth_plain('bob', 'bobpw')
         self.assertEqual(r.code, 235, r)
+
+    def test_passwords_wiped_once_checked(self):
+        # Neither smtpd nor the parent keeps a password (nor its base64)
+        # anywhere in memory once it was checked: a right one and a
+        # wrong one, by PLAIN, PLAIN continued, LOGIN, and pipelined
+        # behind a command that follows it.
+        right, wrong = 'Right-7f3a9c61e2', 'Wrong-2b8d4e07a5'
+        inst = self.smtp_instance(users={'alice': right, 'bob': 'bobpw'},
+                                  noauthhosts=[])
+        plain_right = b64(b'\0alice\0' + right.encode())
+        plain_wrong = b64(b'\0alice\0' + wrong.encode())
+        c1 = self.session(inst)
+        c1.expect('AUTH PLAIN ' + plain_wrong, 535)
+        c2 = self.session(inst)
+        c2.expect('AUTH PLAIN', 334)
+        c2.expect(plain_right, 235)
+        c3 = self.session(inst)
+        c3.expect('AUTH LOGIN ' + b64('alice'), 334)
+        c3.expect(b64(wrong), 535)
+        c3.expect('AUTH LOGIN', 334)
+        c3.expect(b64('alice'), 334)
+        c3.expect(b64(right), 235)
+        c4 = self.session(inst)
+        c4.send(('AUTH PLAIN %s\r\nNOOP\r\n' % plain_wrong).encode())
+        self.assertEqual(c4.reply().code, 535)
+        self.assertEqual(c4.reply().code, 250)
+        needles = {x.encode() for x in (right, wrong, plain_right,
+                                        plain_wrong, b64(right),
+                                        b64(wrong))}
+        pids = {'parent': inst.pid(), 'smtpd': inst.wait_roles()['smtpd']}
+        held = {role: sorted(pmtest.memory_holding(pid, needles))
+                for role, pid in pids.items()}
+        self.assertEqual(held, {'parent': [], 'smtpd': []})
+        for c in (c1, c2, c3, c4):
+            c.expect('NOOP', 250)
 
     def test_smtplib_bad_password(self):
         inst = self.smtp_instance()
