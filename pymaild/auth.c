@@ -27,8 +27,8 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "throttle.h"
 #include "pymaild.h"
+#include "throttle.h"
 #include "util.h"
 
 #define FAIL_WINDOW	(15 * 60)
