@@ -24,6 +24,14 @@ imsgbuf_init(struct imsgbuf *ib, int fd)
 	ib->pid = getpid();
 }
 
+/* Payloads may hold passwords: nothing of one stays in freed memory. */
+static void
+out_free(struct imsg_out *o)
+{
+	explicit_bzero(o->buf, o->len);
+	free(o);
+}
+
 void
 imsgbuf_clear(struct imsgbuf *ib)
 {
@@ -33,7 +41,7 @@ imsgbuf_clear(struct imsgbuf *ib)
 		ib->whead = o->next;
 		if (o->fd != -1)
 			close(o->fd);
-		free(o);
+		out_free(o);
 	}
 	ib->wtail = NULL;
 	ib->wqueued = 0;
@@ -146,6 +154,8 @@ imsg_get(struct imsgbuf *ib, struct imsg *im)
 	}
 	memmove(ib->rbuf, ib->rbuf + hdr.len, ib->rlen - hdr.len);
 	ib->rlen -= hdr.len;
+	/* No stale copy of a payload (a password) behind the data. */
+	explicit_bzero(ib->rbuf + ib->rlen, hdr.len);
 	return 1;
 }
 
@@ -281,7 +291,7 @@ imsgbuf_flush(struct imsgbuf *ib)
 			ib->whead = o->next;
 			if (ib->whead == NULL)
 				ib->wtail = NULL;
-			free(o);
+			out_free(o);
 		}
 	}
 	return 0;

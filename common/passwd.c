@@ -50,14 +50,27 @@ password_is_legacy(const char *hash)
 static int
 verify_legacy(const char *password, const char *hash)
 {
-	char	hex[MD5_DIGEST_STRING_LENGTH], want[33];
+	MD5_CTX	ctx;
+	uint8_t	digest[MD5_DIGEST_LENGTH];
+	char	hex[33], want[33];
 	size_t	i;
+	int	ok;
 
-	MD5Data((const unsigned char *)password, strlen(password), hex);
+	/* By hand rather than MD5Data, so that no copy of the password
+	 * (the context's buffer) nor its digest outlives the check. */
+	MD5Init(&ctx);
+	MD5Update(&ctx, (const unsigned char *)password, strlen(password));
+	MD5Final(digest, &ctx);
+	for (i = 0; i < sizeof(digest); i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 	for (i = 0; i < 32; i++)
 		want[i] = tolower((unsigned char)hash[i]);
-	want[32] = '\0';
-	return ct_memeq(hex, want, 32);
+	ok = ct_memeq(hex, want, 32);
+	explicit_bzero(&ctx, sizeof(ctx));
+	explicit_bzero(digest, sizeof(digest));
+	explicit_bzero(hex, sizeof(hex));
+	explicit_bzero(want, sizeof(want));
+	return ok;
 }
 
 int

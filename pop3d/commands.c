@@ -10,10 +10,10 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "base64.h"
 #include "log.h"
 #include "pop3d.h"
 #include "proto.h"
+#include "sasl.h"
 #include "util.h"
 
 #define MAXARGS		3
@@ -314,26 +314,14 @@ cmd_pass(struct session *s, int argc, char **argv)
 static void
 plain_login(struct session *s, const char *b64)
 {
-	char	buf[POP3_IBUF], user[POP3_CMD_MAX + 1];
-	char	pass[POP3_PASS_MAX + 1];
-	ssize_t	n;
+	struct sasl_cred	c;
 
-	if (strcmp(b64, "=") == 0)
-		b64 = "";
-	n = base64_decode(b64, (unsigned char *)buf, sizeof(buf));
-	if (n == -1) {
-		bad(s, "invalid base64 in the SASL response");
-		return;
-	}
-	if (sasl_plain(buf, n, user, sizeof(user), pass, sizeof(pass)) ==
-	    -1) {
-		explicit_bzero(buf, sizeof(buf));
+	if (sasl_plain(b64, &c) == -1) {
 		bad(s, "[AUTH] malformed PLAIN response");
 		return;
 	}
-	send_login(s, user, pass);
-	explicit_bzero(buf, sizeof(buf));
-	explicit_bzero(pass, sizeof(pass));
+	send_login(s, c.user, c.pass);
+	sasl_cred_wipe(&c);
 }
 
 static void

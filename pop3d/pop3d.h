@@ -227,9 +227,6 @@ void	xfer_init(struct xfer *, const struct msgsrc *, int top,
  * *outn octets written. At in == NULL (end of file) finish the message. */
 size_t	xfer_convert(struct xfer *, const char *in, size_t inlen,
 	    char *out, size_t outlen, size_t *outn);
-/* SASL PLAIN (RFC 4616): authzid NUL authcid NUL passwd. */
-int	sasl_plain(const char *in, size_t len, char *user, size_t userlen,
-	    char *pass, size_t passlen);
 /* A message number "1".."max" made of digits only; 0 when bad. */
 uint32_t msgno_parse(const char *, uint32_t max);
 /* A TOP line count made of digits only; -1 when bad. */

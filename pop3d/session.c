@@ -162,9 +162,10 @@ take_line(struct session *s)
 		len--;
 	s->ibuf[len] = '\0';
 	command_line(s, s->ibuf, len);
-	/* Passwords go through here: leave no copy behind. */
-	explicit_bzero(s->ibuf, used);
+	/* Passwords go through here: leave no copy behind, neither where
+	 * the line was nor where what followed it was before the move. */
 	memmove(s->ibuf, s->ibuf + used, s->ilen - used);
+	explicit_bzero(s->ibuf + s->ilen - used, used);
 	s->ilen -= used;
 	return 1;
 }
@@ -210,12 +211,14 @@ do_read(struct session *s)
 	/* The rest of an overlong line: drop it up to its end. */
 	if ((nl = memchr(start, '\n', n)) == NULL) {
 		s->ilen -= n;
+		explicit_bzero(start, n);
 		return;
 	}
 	s->discard = 0;
 	nl++;
 	s->ilen = (start + n) - nl;
 	memmove(s->ibuf, nl, s->ilen);
+	explicit_bzero(s->ibuf + s->ilen, (start + n) - (s->ibuf + s->ilen));
 }
 
 /* Write what the socket takes; -1 when the client is gone. */

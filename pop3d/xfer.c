@@ -105,34 +105,6 @@ xfer_convert(struct xfer *x, const char *in, size_t inlen, char *out,
 	return i;
 }
 
-int
-sasl_plain(const char *in, size_t len, char *user, size_t userlen,
-    char *pass, size_t passlen)
-{
-	const char	*authz = in, *authc, *pw, *end = in + len;
-	size_t		 zlen, clen, plen;
-
-	if ((authc = memchr(authz, '\0', len)) == NULL)
-		return -1;
-	zlen = authc++ - authz;
-	if ((pw = memchr(authc, '\0', end - authc)) == NULL)
-		return -1;
-	clen = pw++ - authc;
-	plen = end - pw;
-	if (memchr(pw, '\0', plen) != NULL || clen == 0 ||
-	    clen >= userlen || plen >= passlen)
-		return -1;
-	/* We log in only as ourselves: an authzid must name the same user
-	 * (names are case-insensitive, A1). */
-	if (zlen != 0 && (zlen != clen || strncasecmp(authz, authc, clen) != 0))
-		return -1;
-	memcpy(user, authc, clen);
-	user[clen] = '\0';
-	memcpy(pass, pw, plen);
-	pass[plen] = '\0';
-	return 0;
-}
-
 static int
 all_digits(const char *s, size_t max)
 {

@@ -9,7 +9,11 @@
  * made at start, never the password. A failure is never cached, and a
  * first login, or one with a changed password or hash, pays in full.
  *
- * Also the per-address failure memory behind AUTH throttling (A7).
+ * Also the failure memory behind AUTH throttling (A7): per client
+ * address (an IPv6 client by its /64), which slows and then refuses an
+ * address, and per account, which locks an account that many addresses
+ * together fail on. A locked account's answer is a wrong password's, so
+ * a guesser cannot tell the lock from a miss, nor a right guess.
  */
 #include <sys/random.h>
 
@@ -24,11 +28,23 @@
 
 #include "log.h"
 #include "pymaild.h"
+#include "throttle.h"
 #include "util.h"
 
 #define FAIL_WINDOW	(15 * 60)
-#define FAIL_SLOTS	1024	/* addresses remembered */
-#define FAIL_PER_ADDR	32	/* failures remembered per address */
+#define ADDR_BLOCK	20	/* failures of an address before 421 */
+#define ADDR_DELAY_MS	1000	/* per failure of the address ... */
+#define MAX_DELAY_MS	5000	/* ... up to this */
+/*
+ * Failures of an account, from any addresses, that lock it. Above
+ * ADDR_BLOCK, so that one client of the owner with a stale password gets
+ * its own address refused before it can lock the owner out; low enough
+ * to hold a guesser with many addresses to about three thousand guesses
+ * a day per account.
+ */
+#define ACCOUNT_LOCK	30
+#define ADDR_SLOTS	8192	/* client addresses remembered */
+#define ACCOUNT_SLOTS	8192	/* accounts remembered */
 #define VCACHE_SLOTS	4096	/* successful checks remembered */
 #define VCACHE_TTL_MS	(10 * 60 * 1000)
 
@@ -37,6 +53,7 @@ struct job {
 	char		 hash[USER_HASH_MAX + 1];
 	char		 password[1024];
 	int		 upgrade;
+	int		 locked;	/* fails whatever the password */
 	int		 ok;
 	int		 cacheable;
 	uint8_t		 mac[SHA256_DIGEST_LENGTH];
@@ -56,6 +73,8 @@ static struct vcache {
 	long long	expires;	/* now_ms(); 0 when empty */
 } vcache[VCACHE_SLOTS];
 static uint8_t		 vkey[SHA256_BLOCK_LENGTH];
+static struct throttle	*addr_fails, *account_fails;
+static char		 dummy_hash[USER_HASH_MAX + 1];
 
 /* HMAC-SHA256 (RFC 2104) under vkey of user NUL password NUL hash. */
 static void
@@ -123,6 +142,28 @@ job_finished(struct job *j)
 		log_warn("auth wake-up");
 }
 
+/*
+ * Every check costs one yescrypt whatever the stored hash: an md5 hash
+ * (or bcrypt at a low cost) would answer in microseconds and tell an
+ * imported account from the others. An upgrade's new hash is that cost
+ * already.
+ */
+static void
+verify(struct job *j)
+{
+	int	paid = strncmp(j->hash, "$y$", 3) == 0;
+
+	j->ok = password_verify(j->password, j->hash);
+	if (j->ok && j->upgrade) {
+		if (password_hash(j->password, j->newhash,
+		    sizeof(j->newhash)) == -1)
+			j->newhash[0] = '\0';
+		paid = 1;
+	}
+	if (!paid)
+		(void)password_verify(j->password, dummy_hash);
+}
+
 static void *
 worker(void *arg)
 {
@@ -138,11 +179,7 @@ worker(void *arg)
 			todo_tail = NULL;
 		pthread_mutex_unlock(&lock);
 
-		j->ok = password_verify(j->password, j->hash);
-		if (j->ok && j->upgrade &&
-		    password_hash(j->password, j->newhash,
-		    sizeof(j->newhash)) == -1)
-			j->newhash[0] = '\0';
+		verify(j);
 		explicit_bzero(j->password, sizeof(j->password));
 		job_finished(j);
 	}
@@ -163,6 +200,10 @@ on_wake(int fd, short ev, void *arg)
 	pthread_mutex_unlock(&lock);
 	for (; j != NULL; j = next) {
 		next = j->next;
+		if (j->locked) {
+			j->ok = 0;
+			j->newhash[0] = '\0';
+		}
 		if (j->ok && j->cacheable)
 			vcache_put(j->mac);
 		j->done(j->arg, j->ok, j->newhash[0] ? j->newhash : NULL);
@@ -175,10 +216,21 @@ void
 auth_init(struct event_base *base, int nthreads)
 {
 	pthread_t	t;
+	uint8_t		seed[32];
 	int		i;
 
-	if (getrandom(vkey, sizeof(vkey), 0) != sizeof(vkey))
+	if (getrandom(vkey, sizeof(vkey), 0) != sizeof(vkey) ||
+	    getrandom(seed, sizeof(seed), 0) != sizeof(seed))
 		fatal("getrandom");
+	/* Unknown users are checked against this, and cheaper hashes
+	 * topped up with it: see verify(). */
+	if (password_hash("pymaild-no-such-user", dummy_hash,
+	    sizeof(dummy_hash)) == -1)
+		fatalx("cannot hash with yescrypt");
+	addr_fails = throttle_new(ADDR_SLOTS, seed, sizeof(seed));
+	seed[0] ^= 1;
+	account_fails = throttle_new(ACCOUNT_SLOTS, seed, sizeof(seed));
+	explicit_bzero(seed, sizeof(seed));
 	if (pipe2(wakefd, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
 	event_set(&ev_wake, wakefd[0], EV_READ | EV_PERSIST, on_wake, NULL);
@@ -191,6 +243,13 @@ auth_init(struct event_base *base, int nthreads)
 	}
 }
 
+static int
+account_locked(const char *user)
+{
+	return throttle_count(account_fails, user, time(NULL), FAIL_WINDOW) >=
+	    ACCOUNT_LOCK;
+}
+
 void
 auth_check(const char *user, const char *hash, const char *password,
     int upgrade, auth_done_fn done, void *arg)
@@ -199,8 +258,11 @@ auth_check(const char *user, const char *hash, const char *password,
 
 	j->done = done;
 	j->arg = arg;
-	/* A hash due for an upgrade must be seen by a worker. */
-	if (!upgrade) {
+	/* A locked account pays in full and fails, so that its answer
+	 * comes when a wrong password's would. A hash due for an upgrade
+	 * must be seen by a worker. */
+	j->locked = account_locked(user);
+	if (!upgrade && !j->locked) {
 		vcache_mac(user, password, hash, j->mac);
 		j->cacheable = 1;
 		if (vcache_hit(j->mac)) {
@@ -224,69 +286,46 @@ auth_check(const char *user, const char *hash, const char *password,
 	pthread_mutex_unlock(&lock);
 }
 
-void
-auth_submit(const char *hash, const char *password, int upgrade,
-    auth_done_fn done, void *arg)
+const char *
+auth_dummy_hash(void)
 {
-	auth_check("", hash, password, upgrade, done, arg);
-}
-
-/*
- * Failure memory: a fixed table; the least recently failing address is
- * reused when it is full, so a flood of addresses cannot grow memory.
- */
-static struct failslot {
-	char	addr[64];
-	time_t	when[FAIL_PER_ADDR];
-	int	n;
-	time_t	last;
-} fails[FAIL_SLOTS];
-
-static struct failslot *
-fail_lookup(const char *addr, int create)
-{
-	struct failslot	*oldest = &fails[0];
-	int		 i;
-
-	for (i = 0; i < FAIL_SLOTS; i++) {
-		if (fails[i].n && strcmp(fails[i].addr, addr) == 0)
-			return &fails[i];
-		if (fails[i].last < oldest->last)
-			oldest = &fails[i];
-	}
-	if (!create)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	strlcpy(oldest->addr, addr, sizeof(oldest->addr));
-	return oldest;
+	return dummy_hash;
 }
 
 int
-auth_failures(const char *addr)
+auth_blocked(const char *addr)
 {
-	struct failslot	*f = fail_lookup(addr, 0);
-	time_t		 now = time(NULL);
-	int		 i, n = 0;
+	char	key[THROTTLE_KEY_MAX + 1];
 
-	if (f == NULL)
-		return 0;
-	for (i = 0; i < f->n; i++)
-		if (now - f->when[i] < FAIL_WINDOW)
-			n++;
+	throttle_addr_key(addr, key);
+	return throttle_count(addr_fails, key, time(NULL), FAIL_WINDOW) >=
+	    ADDR_BLOCK;
+}
+
+/*
+ * Unknown users are not counted: their names would only push real
+ * accounts out of the table, and the lock cannot be seen anyway.
+ */
+int
+auth_record_failure(const char *addr, const char *user, int known)
+{
+	char	key[THROTTLE_KEY_MAX + 1];
+	time_t	now = time(NULL);
+	int	n;
+
+	if (known && throttle_add(account_fails, user, now, FAIL_WINDOW) ==
+	    ACCOUNT_LOCK)
+		log_warnx("auth user=%s locked: %d failed logins in %d "
+		    "minutes", user, ACCOUNT_LOCK, FAIL_WINDOW / 60);
+	throttle_addr_key(addr, key);
+	n = throttle_add(addr_fails, key, now, FAIL_WINDOW);
 	return n;
 }
 
-void
-auth_record_failure(const char *addr)
+uint32_t
+auth_delay_ms(int failures)
 {
-	struct failslot	*f = fail_lookup(addr, 1);
-	time_t		 now = time(NULL);
-
-	if (f->n == FAIL_PER_ADDR) {
-		memmove(f->when, f->when + 1, (FAIL_PER_ADDR - 1) *
-		    sizeof(time_t));
-		f->n--;
-	}
-	f->when[f->n++] = now;
-	f->last = now;
+	if (failures >= MAX_DELAY_MS / ADDR_DELAY_MS)
+		return MAX_DELAY_MS;
+	return failures * ADDR_DELAY_MS;
 }

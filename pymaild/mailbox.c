@@ -64,8 +64,6 @@
 #define SUB_NEW		0
 #define SUB_CUR		1
 #define WCACHE_SLOTS	16384		/* sizes counted from files */
-#define AUTH_BLOCK	20		/* failures before [SYS/TEMP] */
-#define AUTH_DELAY_MAX	5000
 
 static const char *const subdirs[] = { "new", "cur" };
 
@@ -540,12 +538,10 @@ login_failed(struct mbox *mb)
 {
 	int	n;
 
-	auth_record_failure(mb->addr);
-	n = auth_failures(mb->addr);
+	n = auth_record_failure(mb->addr, mb->user, mb->known);
 	log_info("pop3 login user=%s from=%s result=failed failures=%d",
 	    mb->user, mb->addr, n);
-	login_reply(mb->sid, POP3_LOGIN_FAIL, MIN(n * 1000, AUTH_DELAY_MAX),
-	    0);
+	login_reply(mb->sid, POP3_LOGIN_FAIL, auth_delay_ms(n), 0);
 	mbox_free(mb);
 }
 
@@ -600,12 +596,13 @@ handle_login(struct imsg *im)
 	mr_str(&mr, user, sizeof(user));
 	mr_str(&mr, password, sizeof(password));
 	mr_str(&mr, mb->addr, sizeof(mb->addr));
+	explicit_bzero(im->data, im->datalen);
 	if (mr_end(&mr) == -1 || mbox_find(mb->sid) != NULL) {
 		explicit_bzero(password, sizeof(password));
 		free(mb);
 		return -1;
 	}
-	if (auth_failures(mb->addr) >= AUTH_BLOCK) {
+	if (auth_blocked(mb->addr)) {
 		log_info("pop3 login from=%s result=blocked", mb->addr);
 		login_reply(mb->sid, POP3_LOGIN_BLOCKED, 0, 0);
 		explicit_bzero(password, sizeof(password));

@@ -87,17 +87,25 @@ int	deliver_request(struct imsg *);
 /* auth.c: password checks off the event loop, and failure throttling */
 typedef void	(*auth_done_fn)(void *arg, int ok, const char *newhash);
 void	auth_init(struct event_base *, int nthreads);
-/* Verify off-loop; when upgrade is set and it matches, newhash is a fresh
- * yescrypt hash of the password to store instead. */
-void	auth_submit(const char *hash, const char *password, int upgrade,
-	    auth_done_fn done, void *arg);
-/* The same for a named user; a success is remembered for a while (the
- * verification cache), so the same user, password and hash again is
- * answered without the hashing cost. */
+/*
+ * Verify a password off the loop; user is the normalized name ("-" for
+ * no such user, checked against a dummy hash). When upgrade is set and it
+ * matches, newhash is a fresh yescrypt hash of the password to store
+ * instead. A success is remembered for a while (the verification cache),
+ * so the same user, password and hash again is answered without the
+ * hashing cost. A locked account fails whatever the password, after the
+ * full cost, so its answer tells nothing.
+ */
 void	auth_check(const char *user, const char *hash, const char *password,
 	    int upgrade, auth_done_fn done, void *arg);
-/* Failures of one client address in the last 15 minutes. */
-int	auth_failures(const char *addr);
-void	auth_record_failure(const char *addr);
+/* A yescrypt hash no password matches, for users that do not exist. */
+const char *auth_dummy_hash(void);
+/* The client address is refused AUTH for now (AUTH_BLOCKED). */
+int	auth_blocked(const char *addr);
+/* Count a failure of the client address and, when the user exists, of
+ * the account; returns the address's failures in the window. */
+int	auth_record_failure(const char *addr, const char *user, int known);
+/* How long the answer to a failure waits, given auth_record_failure's. */
+uint32_t auth_delay_ms(int failures);
 
 #endif

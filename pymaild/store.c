@@ -18,13 +18,9 @@
 #include "pymaild.h"
 #include "util.h"
 
-#define AUTH_BLOCK_AFTER	20
-#define AUTH_MAX_DELAY_MS	5000
-
 static struct userdb	 users;
 static struct stat	 users_st;	/* what we loaded, to spot changes */
 static int		 users_bad;	/* warned about a corrupt file */
-static char		 dummy_hash[USER_HASH_MAX + 1];
 
 /*
  * What the store keeps per mailbox, so that a message does not cost a
@@ -241,11 +237,6 @@ store_init(void)
 	memset(&users_st, 0, sizeof(users_st));
 	users_st.st_ino = (ino_t)-1;
 	store_refresh_users();
-	/* Unknown users are checked against this, so the time an answer
-	 * takes does not tell which names exist. */
-	if (password_hash("pymaild-no-such-user", dummy_hash,
-	    sizeof(dummy_hash)) == -1)
-		fatalx("cannot hash with yescrypt");
 }
 
 static void
@@ -305,7 +296,9 @@ store_login_hash(const char *name, char user[USER_NAME_MAX + 1], int *known)
 	else
 		strlcpy(user, "-", USER_NAME_MAX + 1);
 	*known = u != NULL;
-	return u ? u->hash : dummy_hash;
+	/* Unknown users cost a check all the same, so the time an answer
+	 * takes does not tell which names exist. */
+	return u ? u->hash : auth_dummy_hash();
 }
 
 void
@@ -322,21 +315,18 @@ static void
 auth_done(void *arg, int ok, const char *newhash)
 {
 	struct authreq	*ar = arg;
-	struct userent	*u;
 	int		 n;
 
 	if (ok && ar->known) {
 		log_info("auth user=%s from=%s result=ok", ar->user, ar->addr);
-		if (newhash && (u = userdb_find(&users, ar->user)) != NULL &&
-		    password_is_legacy(u->hash))
-			save_upgraded_hash(ar->user, u->hash, newhash);
+		if (newhash)
+			store_upgrade_hash(ar->user, newhash);
 		auth_reply(ar, AUTH_OK, 0);
 	} else {
-		auth_record_failure(ar->addr);
-		n = auth_failures(ar->addr);
+		n = auth_record_failure(ar->addr, ar->user, ar->known);
 		log_info("auth user=%s from=%s result=failed failures=%d",
 		    ar->user, ar->addr, n);
-		auth_reply(ar, AUTH_FAIL, MIN(n * 1000, AUTH_MAX_DELAY_MS));
+		auth_reply(ar, AUTH_FAIL, auth_delay_ms(n));
 	}
 	free(ar);
 }
@@ -346,9 +336,9 @@ handle_auth(struct child *c, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct authreq	*ar;
-	struct userent	*u;
 	char		 user[256], password[1024];
-	const char	*why;
+	const char	*hash;
+	int		 r = 0;
 
 	ar = xcalloc(1, sizeof(*ar));
 	mr_init(&mr, im);
@@ -356,30 +346,22 @@ handle_auth(struct child *c, struct imsg *im)
 	mr_str(&mr, user, sizeof(user));
 	mr_str(&mr, password, sizeof(password));
 	mr_str(&mr, ar->addr, sizeof(ar->addr));
-	if (mr_end(&mr) == -1) {
-		explicit_bzero(password, sizeof(password));
-		free(ar);
-		return -1;
-	}
 	ar->role = c->role;
-	if (auth_failures(ar->addr) >= AUTH_BLOCK_AFTER) {
+	if (mr_end(&mr) == -1) {
+		free(ar);
+		r = -1;
+	} else if (auth_blocked(ar->addr)) {
 		log_info("auth from=%s result=blocked", ar->addr);
 		auth_reply(ar, AUTH_BLOCKED, 0);
 		free(ar);
-		explicit_bzero(password, sizeof(password));
-		return 0;
+	} else {
+		hash = store_login_hash(user, ar->user, &ar->known);
+		auth_check(ar->user, hash, password, ar->known &&
+		    password_is_legacy(hash), auth_done, ar);
 	}
-	store_refresh_users();
-	u = NULL;
-	if (user_name_normalize(user, ar->user, &why) == 0)
-		u = userdb_find(&users, ar->user);
-	else
-		strlcpy(ar->user, "-", sizeof(ar->user));
-	ar->known = u != NULL;
-	auth_submit(u ? u->hash : dummy_hash, password,
-	    u ? password_is_legacy(u->hash) : 0, auth_done, ar);
 	explicit_bzero(password, sizeof(password));
-	return 0;
+	explicit_bzero(im->data, im->datalen);
+	return r;
 }
 
 static uint32_t

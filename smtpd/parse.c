@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "base64.h"
 #include "smtpd.h"
 
 static const struct {
@@ -133,41 +132,4 @@ smtp_parse_rcpt_params(char *params)
 		if (*kv != '\0')
 			return "555 5.5.4 Unsupported parameter";
 	return NULL;
-}
-
-int
-sasl_plain_decode(const char *b64, char *user, size_t ulen, char *pass,
-    size_t plen)
-{
-	unsigned char	 buf[1024];
-	const char	*authz, *authc, *pw;
-	int		 n;
-	size_t		 al, cl, pl;
-
-	if ((n = base64_decode(b64, buf, sizeof(buf) - 1)) <= 0)
-		return -1;
-	buf[n] = '\0';
-	authz = (const char *)buf;
-	al = strlen(authz);
-	if ((int)al + 1 >= n)
-		return -1;
-	authc = authz + al + 1;
-	cl = strlen(authc);
-	if ((int)(al + cl + 2) > n)
-		return -1;
-	pw = authc + cl + 1;
-	pl = n - al - cl - 2;
-	/* Exactly three fields; no NUL in the password. */
-	if (strlen(pw) != pl || cl == 0 || cl >= ulen || pl >= plen)
-		goto bad;
-	/* We do not let one user act for another. */
-	if (al != 0 && strcmp(authz, authc) != 0)
-		goto bad;
-	memcpy(user, authc, cl + 1);
-	memcpy(pass, pw, pl + 1);
-	explicit_bzero(buf, sizeof(buf));
-	return 0;
-bad:
-	explicit_bzero(buf, sizeof(buf));
-	return -1;
 }

@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base64.h"
 #include "child.h"
 #include "log.h"
+#include "sasl.h"
 #include "smtpd.h"
 #include "util.h"
 
@@ -144,6 +144,8 @@ session_end(struct session *s)
 	s->state = ST_CLOSING;
 	transaction_reset(s);
 	explicit_bzero(s->authname, sizeof(s->authname));
+	explicit_bzero(s->in, sizeof(s->in));
+	s->inlen = 0;
 	event_del(&s->ev_read);
 	event_del(&s->ev_write);
 	evtimer_del(&s->ev_timer);
@@ -967,27 +969,23 @@ auth_send(struct session *s, const char *user, const char *pass)
 static void
 auth_plain(struct session *s, const char *b64)
 {
-	char	user[256], pass[512];
+	struct sasl_cred	c;
 
-	if (sasl_plain_decode(b64, user, sizeof(user), pass,
-	    sizeof(pass)) == -1) {
+	if (sasl_plain(b64, &c) == -1) {
 		session_reply(s, "501 5.5.2 Malformed AUTH PLAIN response");
 		return;
 	}
-	auth_send(s, user, pass);
-	explicit_bzero(pass, sizeof(pass));
+	auth_send(s, c.user, c.pass);
+	sasl_cred_wipe(&c);
 }
 
 static int
 decode_line(struct session *s, const char *b64, char *out, size_t len)
 {
-	int	n = base64_decode(b64, (unsigned char *)out, len - 1);
-
-	if (n <= 0 || memchr(out, '\0', n) != NULL) {
+	if (sasl_login(b64, out, len) == -1) {
 		session_reply(s, "501 5.5.2 Malformed base64");
 		return -1;
 	}
-	out[n] = '\0';
 	return 0;
 }
 
@@ -1016,8 +1014,7 @@ cmd_auth(struct session *s, char *arg)
 			s->state = ST_AUTH_PLAIN;
 			session_reply(s, "334 ");
 		} else
-			auth_plain(s, strcmp(initial, "=") == 0 ? "" :
-			    initial);
+			auth_plain(s, initial);
 		return;
 	}
 	if (strcasecmp(mech, "LOGIN") == 0) {
@@ -1040,7 +1037,7 @@ cmd_auth(struct session *s, char *arg)
 static void
 auth_continue(struct session *s, char *line)
 {
-	char			pass[512];
+	char			pass[SASL_PASS_MAX + 1];
 	enum smtp_state		st = s->state;
 
 	s->state = ST_IDLE;
@@ -1184,6 +1181,16 @@ cmd_dispatch(struct session *s, char *line)
 
 /* ---- the input loop -------------------------------------------------- */
 
+/* Drop the first n octets of the input, leaving no copy of them (an
+ * AUTH line's password) behind what is left. */
+static void
+input_drop(struct session *s, size_t n)
+{
+	memmove(s->in, s->in + n, s->inlen - n);
+	explicit_bzero(s->in + s->inlen - n, n);
+	s->inlen -= n;
+}
+
 /*
  * Take one command line from the buffer. 1: line set; 0: need more;
  * -1: the session was closed or the line was refused in place.
@@ -1197,12 +1204,10 @@ next_line(struct session *s, char *line)
 	if (s->discard) {
 		/* Skipping the rest of an overlong line. */
 		if ((nl = memchr(s->in, '\n', s->inlen)) == NULL) {
-			s->inlen = 0;
+			input_drop(s, s->inlen);
 			return 0;
 		}
-		len = nl - s->in + 1;
-		memmove(s->in, s->in + len, s->inlen - len);
-		s->inlen -= len;
+		input_drop(s, nl - s->in + 1);
 		s->discard = 0;
 	}
 	if (s->inlen == 0)
@@ -1224,20 +1229,18 @@ next_line(struct session *s, char *line)
 		if (s->inlen < SMTP_CMD_MAX)
 			return 0;
 		session_reply(s, "500 5.5.2 Line too long");
-		s->inlen = 0;
+		input_drop(s, s->inlen);
 		s->discard = 1;
 		return -1;
 	}
 	if (len + 1 > SMTP_CMD_MAX) {
 		session_reply(s, "500 5.5.2 Line too long");
-		memmove(s->in, nl + 1, s->inlen - len - 1);
-		s->inlen -= len + 1;
+		input_drop(s, len + 1);
 		return -1;
 	}
 	memcpy(line, s->in, len - 1);
 	line[len - 1] = '\0';
-	memmove(s->in, nl + 1, s->inlen - len - 1);
-	s->inlen -= len + 1;
+	input_drop(s, len + 1);
 	if (strlen(line) != len - 1) {
 		session_reply(s, "500 5.5.2 NUL in command");
 		return -1;

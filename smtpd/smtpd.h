@@ -157,8 +157,5 @@ const char	*smtp_parse_path_arg(char *arg, const char *keyword,
 		    int flags, struct mailaddr *a, char **params);
 const char	*smtp_parse_mail_params(char *params, struct mailparams *mp);
 const char	*smtp_parse_rcpt_params(char *params);
-/* SASL PLAIN: "authzid\0authcid\0passwd"; 0 ok, -1 malformed. */
-int		 sasl_plain_decode(const char *b64, char *user, size_t ulen,
-		    char *pass, size_t plen);
 
 #endif

@@ -958,3 +958,27 @@ class TestCase(unittest.TestCase):
             self.fail('%swant %r..., got %r' % (what + ': ' if what else '',
                                                 prefix, line))
         return line
+
+
+def memory_holding(pid, needles, region_max=1 << 28):
+    """Which of needles (bytes) are anywhere in the process's writable
+    memory (heap, stacks, data): read as root from /proc/PID/mem.
+    Regions over region_max (a sanitizer's shadow) are skipped."""
+    found = set()
+    with open('/proc/%d/maps' % pid) as f:
+        maps = f.read().splitlines()
+    with open('/proc/%d/mem' % pid, 'rb', buffering=0) as mem:
+        for line in maps:
+            fields = line.split()
+            lo, hi = (int(x, 16) for x in fields[0].split('-'))
+            name = fields[5] if len(fields) > 5 else ''
+            if 'rw' not in fields[1] or hi - lo > region_max or \
+                    name in ('[vvar]', '[vsyscall]'):
+                continue
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except OSError:
+                continue
+            found.update(n for n in needles if n in data)
+    return found

@@ -15,6 +15,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pop3util import (Pop3Case, Raw, timed, wait_for,  # noqa: E402
                       wait_login)
+import pmtest  # noqa: E402
+
+
+# Failures of one account within 15 minutes (from any addresses) that
+# lock it: more than one address may fail (20, A7), so a client of the
+# owner with a stale password never locks the owner out by itself.
+ACCOUNT_LOCK = 30
 
 
 def plain(user, password, authz=''):
@@ -125,6 +132,124 @@ class Login(Pop3Case):
         # Others are not blocked.
         c = self.raw(src='127.0.0.6')
         self.assertTrue(c.login().startswith(b'+OK'))
+
+    def test_account_locked_by_failures_from_many_addresses(self):
+        # The owner logs in first: the verification cache knows the
+        # right password, and must not open a locked account.
+        c = self.raw(src='127.0.2.1')
+        self.assertTrue(c.login().startswith(b'+OK'))
+        c.ok('QUIT')
+        answers = []
+
+        def fail_once(i):
+            c = Raw(self.port, src='127.0.1.%d' % i, timeout=60)
+            try:
+                c.ok('USER alice')
+                answers.append(c.cmd('PASS wrong%d' % i))
+            finally:
+                c.close()
+        # One failure per address: no address comes near its own limit.
+        threads = [threading.Thread(target=fail_once, args=(i,))
+                   for i in range(1, ACCOUNT_LOCK + 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertEqual(len(answers), ACCOUNT_LOCK)
+        self.assertTrue(all(a == b'-ERR [AUTH] authentication failed\r\n'
+                            for a in answers), answers)
+        # The right password, from an address with no failure, gets
+        # what a wrong one gets: the same answer after the same delay.
+        c = self.raw(src='127.0.2.2')
+        r, t_right = timed(c.login)
+        self.assertEqual(r, b'-ERR [AUTH] authentication failed\r\n')
+        c = self.raw(src='127.0.2.3')
+        r, t_wrong = timed(c.login, 'alice', 'wrong')
+        self.assertEqual(r, b'-ERR [AUTH] authentication failed\r\n')
+        self.assertGreaterEqual(t_right, 0.95)
+        self.assertLess(abs(t_right - t_wrong), 0.5, (t_right, t_wrong))
+        # AUTH PLAIN too; another account is not locked.
+        c = self.raw(src='127.0.2.4')
+        self.assertEqual(c.cmd('AUTH PLAIN ' + plain('alice', 'alicepw')),
+                         b'-ERR [AUTH] authentication failed\r\n')
+        self.assertTrue(c.login('bob').startswith(b'+OK'))
+        c.ok('QUIT')
+
+    def test_failure_costs_the_same_whatever_the_hash(self):
+        # An imported md5 account, a yescrypt one and an unknown user:
+        # a failed login must take as long for each, or its time tells
+        # which kind of account (or none) a name is. Every try comes
+        # from a fresh address, so each waits the same first-failure
+        # delay (A7) on top of the check; the kinds take turns, so a
+        # change in the machine's load touches all of them alike.
+        delay = 1.0
+        md5 = hashlib.md5(b'oldpw').hexdigest()
+        with open(self.inst.usersfile) as f:
+            lines = [l if not l.startswith('bob:') else 'bob:%s\n' % md5
+                     for l in f]
+        with open(self.inst.usersfile + '.new', 'w') as f:
+            f.writelines(lines)
+        os.rename(self.inst.usersfile + '.new', self.inst.usersfile)
+        kinds = {'md5': 'bob', 'yescrypt': 'alice', 'unknown': 'nosuchuser'}
+        took = {k: [] for k in kinds}
+        src = 0
+        for _ in range(5):
+            for kind, user in kinds.items():
+                src += 1
+                c = self.raw(src='127.0.6.%d' % src)
+                c.ok('USER ' + user)
+                r, t = timed(c.cmd, 'PASS wrong')
+                self.assertEqual(r, b'-ERR [AUTH] authentication failed'
+                                 b'\r\n')
+                took[kind].append(t - delay)
+                c.close()
+        cost = {k: statistics.median(v) for k, v in took.items()}
+        self.assertGreater(cost['yescrypt'], 0.005, cost)
+        for kind in ('md5', 'unknown'):
+            ratio = cost[kind] / cost['yescrypt']
+            self.assertTrue(0.5 <= ratio <= 2.0, 'a failed login costs '
+                            '%.1f ms for %s, %.1f ms for yescrypt' % (
+                                cost[kind] * 1000, kind,
+                                cost['yescrypt'] * 1000))
+
+    def test_passwords_wiped_once_checked(self):
+        # Neither pop3d nor the parent keeps a password (nor its base64)
+        # in memory once checked: USER/PASS pipelined in one packet, a
+        # wrong PASS, AUTH PLAIN continued and initial, an md5 account.
+        right, wrong = 'Right-5c0e8b2f14', 'Wrong-9d6a1f3c70'
+        md5pw = 'Md5pw-3e7b0a9d42'
+        self.assertEqual(self.inst.adm('chpasswd', 'alice', right)
+                         .returncode, 0)
+        with open(self.inst.usersfile) as f:
+            lines = [l if not l.startswith('bob:') else 'bob:%s\n' %
+                     hashlib.md5(md5pw.encode()).hexdigest() for l in f]
+        with open(self.inst.usersfile + '.new', 'w') as f:
+            f.writelines(lines)
+        os.rename(self.inst.usersfile + '.new', self.inst.usersfile)
+        a = self.raw()
+        # The first line longer than the second: the buffer's tail once
+        # held the whole PASS line.
+        a.send(('USER alice%s\r\nPASS %s\r\n' % (' ' * 40, right))
+               .encode())
+        self.assertEqual(a.line(), b'+OK\r\n')
+        self.assertTrue(a.line().startswith(b'+OK'))
+        b = self.raw()
+        self.assertTrue(b.login('alice', wrong).startswith(b'-ERR [AUTH]'))
+        self.assertEqual(b.cmd('AUTH PLAIN'), b'+ \r\n')
+        self.assertTrue(b.cmd(plain('alice', wrong))
+                        .startswith(b'-ERR [AUTH]'))
+        self.assertTrue(b.cmd('AUTH PLAIN ' + plain('alice', right))
+                        .startswith(b'-ERR [IN-USE]'))
+        self.assertTrue(b.login('bob', md5pw).startswith(b'+OK'))
+        needles = {x.encode() for x in (right, wrong, md5pw)}
+        needles |= {plain('alice', p).encode() for p in (right, wrong)}
+        pop3d = self.inst.wait_roles()['pop3d']
+        held = {role: sorted(pmtest.memory_holding(pid, needles))
+                for role, pid in (('parent', self.inst.pid()),
+                                  ('pop3d', pop3d))}
+        self.assertEqual(held, {'parent': [], 'pop3d': []})
+        a.ok('QUIT')
+        b.ok('QUIT')
 
     def test_md5_user_upgraded_at_pop3_login(self):
         md5 = hashlib.md5(b'oldpw').hexdigest()

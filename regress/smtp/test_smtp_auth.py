@@ -18,8 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smtputil import (Client, SmtpCase, added_prefix, b64,  # noqa: E402
                       header, make_message, smtplib_send,
                       wait_mail)
+import pmtest  # noqa: E402
 
 USER_PROMPT = 'VXNlcm5hbWU6'        # base64 "Username:"
+ACCOUNT_LOCK = 30                   # failures that lock an account
 PASS_PROMPT = 'UGFzc3dvcmQ6'        # base64 "Password:"
 
 
@@ -54,6 +56,18 @@ class Auth(SmtpCase):
         c = self.session(inst)
         r = c.cmd('AUTH PLAIN ' + b64(b'alice\0alice\0alicepw'))
         self.assertEqual(r.code, 235, r)
+
+    def test_plain_authzid_ignores_case(self):
+        # One SASL rule with POP3: user names are stored lower-case, so
+        # an authzid naming the same user in other case is that user;
+        # another user is still refused.
+        inst = self.smtp_instance(noauthhosts=[])
+        c = self.session(inst)
+        r = c.cmd('AUTH PLAIN ' + b64(b'ALICE\0alice\0alicepw'))
+        self.assertEqual((r.code, r.enh), (235, '2.7.0'), r)
+        c2 = self.session(inst)
+        r = c2.cmd('AUTH PLAIN ' + b64(b'bob\0alice\0alicepw'))
+        self.assertEqual(r.code, 501, r)
 
     def test_login(self):
         inst = self.smtp_instance(noauthhosts=[])
@@ -221,6 +235,75 @@ class Auth(SmtpCase):
         c2.expect('NOOP', 250)
         r = c2.auth_plain('alice', 'alicepw')
         self.assertEqual(r.code, 235, r)
+
+    def test_account_locked_by_failures_from_many_addresses(self):
+        inst = self.smtp_instance(noauthhosts=[])
+        answers = []
+
+        def fail_once(i):
+            c = Client(inst.smtp_port, source='127.0.3.%d' % i, timeout=60)
+            try:
+                c.ehlo()
+                answers.append(c.auth_plain('alice', 'wrong%d' % i))
+            finally:
+                c.close()
+        threads = [threading.Thread(target=fail_once, args=(i,))
+                   for i in range(1, ACCOUNT_LOCK + 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        self.assertEqual(len(answers), ACCOUNT_LOCK)
+        self.assertTrue(all(r.code == 535 for r in answers), answers)
+        # Locked: the right password is answered like a wrong one, from
+        # a fresh address, AUTH PLAIN and AUTH LOGIN alike.
+        c = self.session(inst, source='127.0.4.1')
+        t0 = time.monotonic()
+        r = c.auth_plain('alice', 'alicepw')
+        took = time.monotonic() - t0
+        self.assertEqual((r.code, r.enh), (535, '5.7.8'), r)
+        self.assertGreaterEqual(took, 0.9)
+        c = self.session(inst, source='127.0.4.2')
+        c.expect('AUTH LOGIN ' + b64('alice'), 334)
+        c.expect(b64('alicepw'), 535, '5.7.8')
+        # Another account still works.
+        r = c.auth_plain('bob', 'bobpw')
+        self.assertEqual(r.code, 235, r)
+
+    def test_passwords_wiped_once_checked(self):
+        # Neither smtpd nor the parent keeps a password (nor its base64)
+        # anywhere in memory once it was checked: a right one and a
+        # wrong one, by PLAIN, PLAIN continued, LOGIN, and pipelined
+        # behind a command that follows it.
+        right, wrong = 'Right-7f3a9c61e2', 'Wrong-2b8d4e07a5'
+        inst = self.smtp_instance(users={'alice': right, 'bob': 'bobpw'},
+                                  noauthhosts=[])
+        plain_right = b64(b'\0alice\0' + right.encode())
+        plain_wrong = b64(b'\0alice\0' + wrong.encode())
+        c1 = self.session(inst)
+        c1.expect('AUTH PLAIN ' + plain_wrong, 535)
+        c2 = self.session(inst)
+        c2.expect('AUTH PLAIN', 334)
+        c2.expect(plain_right, 235)
+        c3 = self.session(inst)
+        c3.expect('AUTH LOGIN ' + b64('alice'), 334)
+        c3.expect(b64(wrong), 535)
+        c3.expect('AUTH LOGIN', 334)
+        c3.expect(b64('alice'), 334)
+        c3.expect(b64(right), 235)
+        c4 = self.session(inst)
+        c4.send(('AUTH PLAIN %s\r\nNOOP\r\n' % plain_wrong).encode())
+        self.assertEqual(c4.reply().code, 535)
+        self.assertEqual(c4.reply().code, 250)
+        needles = {x.encode() for x in (right, wrong, plain_right,
+                                        plain_wrong, b64(right),
+                                        b64(wrong))}
+        pids = {'parent': inst.pid(), 'smtpd': inst.wait_roles()['smtpd']}
+        held = {role: sorted(pmtest.memory_holding(pid, needles))
+                for role, pid in pids.items()}
+        self.assertEqual(held, {'parent': [], 'smtpd': []})
+        for c in (c1, c2, c3, c4):
+            c.expect('NOOP', 250)
 
     def test_smtplib_bad_password(self):
         inst = self.smtp_instance()
