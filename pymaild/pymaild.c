@@ -332,10 +332,10 @@ child_closed(struct chan *ch)
 {
 	struct child	*c = ch->arg;
 
-	if (!env->stopping)
-		log_warnx("lost the channel to %s (pid %d)",
-		    proc_names[c->role], (int)c->pid);
-	parent_stop("a helper process went away");
+	if (ch->failure != NULL)
+		parent_fail(c, ch->failure);
+	else if (!c->asked)
+		parent_fail(c, "closed its channel without being asked to");
 }
 
 int
@@ -355,32 +355,67 @@ children_left(void)
 	return n;
 }
 
-static void
+static __attribute__((noreturn)) void
 finish(void)
 {
 	control_cleanup();
 	/* Only works when the folder is ours; pymailadm stop tidies up. */
 	unlink(env->conf.pidfile);
+	if (env->failed) {
+		log_warnx("pymaild stopped after a failure");
+		exit(1);
+	}
 	log_info("pymaild stopped");
 	exit(0);
 }
 
 static void
+ask_to_stop(enum proc_role r)
+{
+	struct msgbuild	mb;
+
+	env->children[r].asked = 1;
+	mb_init(&mb);
+	parent_send(r, IMSG_SHUTDOWN, &mb, -1);
+}
+
+/*
+ * Helpers still there after the grace time get SIGKILL, and the parent
+ * exits without waiting for them: one of another account (queued, as
+ * root) cannot be signalled from here, and a parent that waited for it
+ * would never end. pymailadm stop, as root, ends such a helper by PID.
+ */
+static void
 stop_timeout(int fd, short ev, void *arg)
 {
-	int	r;
+	struct child	*c;
+	int		 r;
 
 	log_warnx("helpers did not stop within %d s; killing them",
 	    STOP_GRACE_SEC);
-	for (r = PROC_SMTPD; r < PROC_COUNT; r++)
-		if (env->children[r].pid > 0 && !env->children[r].exited)
-			kill(env->children[r].pid, SIGKILL);
+	env->failed = 1;
+	for (r = PROC_SMTPD; r < PROC_COUNT; r++) {
+		c = &env->children[r];
+		if (c->pid > 0 && !c->exited && kill(c->pid, SIGKILL) == -1)
+			log_warn("cannot kill %s (pid %d)", proc_names[r],
+			    (int)c->pid);
+	}
+	finish();
+}
+
+void
+parent_fail(struct child *c, const char *why)
+{
+	if (!env->failed)
+		log_warnx("%s (pid %d): %s; stopping pymaild (fail closed)",
+		    proc_names[c->role], (int)c->pid, why);
+	env->failed = 1;
+	parent_stop(why);
 }
 
 void
 parent_stop(const char *why)
 {
-	struct msgbuild	mb;
 	struct timeval	tv = { STOP_GRACE_SEC, 0 };
 
 	if (env->stopping)
@@ -390,9 +425,8 @@ parent_stop(const char *why)
 	tell_starter("helper failed to start; see the log\n");
 	/* The protocol processes first: their sessions may still commit
 	 * to queued. queued and mxcache follow once they are gone. */
-	mb_init(&mb);
-	parent_send(PROC_SMTPD, IMSG_SHUTDOWN, &mb, -1);
-	parent_send(PROC_POP3D, IMSG_SHUTDOWN, &mb, -1);
+	ask_to_stop(PROC_SMTPD);
+	ask_to_stop(PROC_POP3D);
 	evtimer_set(&ev_stop, stop_timeout, NULL);
 	event_base_set(env->base, &ev_stop);
 	evtimer_add(&ev_stop, &tv);
@@ -404,16 +438,14 @@ parent_stop(const char *why)
 static void
 stop_backend(void)
 {
-	struct msgbuild	mb;
 	static int	sent;
 
 	if (sent || !env->children[PROC_SMTPD].exited ||
 	    !env->children[PROC_POP3D].exited)
 		return;
 	sent = 1;
-	mb_init(&mb);
-	parent_send(PROC_QUEUED, IMSG_SHUTDOWN, &mb, -1);
-	parent_send(PROC_MXCACHE, IMSG_SHUTDOWN, &mb, -1);
+	ask_to_stop(PROC_QUEUED);
+	ask_to_stop(PROC_MXCACHE);
 }
 
 static void
@@ -440,21 +472,22 @@ on_sigchld(int sig, short ev, void *arg)
 				continue;
 			env->children[r].exited = 1;
 			describe_exit(what, sizeof(what), status);
-			if (env->stopping && WIFEXITED(status) &&
+			if (env->children[r].asked && WIFEXITED(status) &&
 			    WEXITSTATUS(status) == 0)
 				log_debug("%s exited (%s)", proc_names[r],
 				    what);
-			else
+			else {
 				log_warnx("helper %s (pid %d) died: %s; "
 				    "stopping pymaild", proc_names[r],
 				    (int)pid, what);
+				parent_fail(&env->children[r],
+				    "a helper process died");
+			}
 		}
 	}
-	if (!env->stopping)
-		parent_stop("a helper process died");
-	else if (children_left() == 0)
+	if (children_left() == 0)
 		finish();
-	else
+	else if (env->stopping)
 		stop_backend();
 }
 

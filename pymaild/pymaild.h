@@ -17,6 +17,7 @@ struct child {
 	pid_t		 pid;
 	int		 ready;		/* said hello */
 	int		 exited;
+	int		 asked;		/* to stop: IMSG_SHUTDOWN sent */
 	struct chan	 chan;
 };
 
@@ -29,6 +30,7 @@ struct parent {
 	int			 verbose;
 	time_t			 started;
 	int			 stopping;
+	int			 failed;	/* fail closed: exit 1 */
 	int			 readyfd;	/* tells the starter we listen */
 	struct child		 children[PROC_COUNT];
 	uid_t			 uid;		/* after the drop */
@@ -39,6 +41,8 @@ extern struct parent	*env;
 
 /* pymaild.c */
 void	parent_stop(const char *why);
+/* A child broke the rules or went away: stop everything, exit non-zero. */
+void	parent_fail(struct child *, const char *why);
 int	parent_reload(char *err, size_t errlen);
 int	parent_send(enum proc_role, uint32_t type, struct msgbuild *, int fd);
 
