@@ -58,7 +58,8 @@ control_listen(const char *path, uid_t owner, gid_t group)
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
 		fatal("cannot bind control socket %s", path);
 	umask(old);
-	if (geteuid() == 0 && chown(path, owner, group) == -1)
+	/* lchown: what is there now may no longer be our socket. */
+	if (geteuid() == 0 && lchown(path, owner, group) == -1)
 		fatal("chown %s", path);
 	if (listen(fd, 16) == -1)
 		fatal("listen %s", path);

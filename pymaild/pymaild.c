@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -108,15 +109,32 @@ bind_all(void)
 	}
 }
 
+/*
+ * Written as root, often in a folder others may write to: a temporary
+ * name nobody can guess, made with O_EXCL, so no link planted there can
+ * take root's write elsewhere; rename replaces a link, never follows it.
+ */
 static void
 write_pidfile(void)
 {
-	char	buf[32];
-	int	len;
+	const char	*path = env->conf.pidfile;
+	char		 tmp[PATH_MAX], dir[PATH_MAX], buf[32];
+	int		 fd, len;
 
 	len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (file_write_atomic(env->conf.pidfile, buf, len, 0644) == -1)
-		fatal("cannot write pidfile %s", env->conf.pidfile);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >=
+	    sizeof(tmp))
+		fatalx("pidfile path too long: %s", path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
+		fatal("cannot write pidfile %s", path);
+	if (fchmod(fd, 0644) == -1 || write_full(fd, buf, len) == -1 ||
+	    fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1) {
+		unlink(tmp);
+		fatal("cannot write pidfile %s", path);
+	}
+	strlcpy(dir, path, sizeof(dir));
+	if (fsync_dir(dirname(dir)) == -1)
+		log_warn("fsync the folder of %s", path);
 }
 
 static void
@@ -154,19 +172,32 @@ make_folders(void)
 		fatal("cannot create /var/empty");
 }
 
+/*
+ * Opened as root and then given to `user`: never through a symbolic
+ * link, and only a regular file with one name (a FIFO would block us, a
+ * hard link would give away another file).
+ */
 static int
 open_log(void)
 {
-	int	fd;
+	const char	*path = env->conf.logfile;
+	struct stat	 st;
+	int		 fd;
 
-	if (env->foreground || strcmp(env->conf.logfile, "syslog") == 0)
+	if (env->foreground || strcmp(path, "syslog") == 0)
 		return dup(STDERR_FILENO);
-	fd = open(env->conf.logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0640);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC, 0640);
 	if (fd == -1)
-		fatal("cannot open logfile %s", env->conf.logfile);
+		fatal("cannot open logfile %s", path);
+	if (fstat(fd, &st) == -1)
+		fatal("fstat %s", path);
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+		fatalx("logfile %s is not a regular file with one name", path);
+	if (fcntl(fd, F_SETFL, O_APPEND) == -1)
+		fatal("fcntl %s", path);
 	if (geteuid() == 0 && fchown(fd, env->uid, env->gid) == -1)
-		log_warn("chown %s", env->conf.logfile);
+		log_warn("chown %s", path);
 	return fd;
 }
 
@@ -719,9 +750,10 @@ main(int argc, char *argv[])
 	raise_fd_limit();
 	bind_all();
 	ctlfd = control_listen(env->conf.controlsocket, env->uid, env->gid);
+	/* Before the fork, so a refusal reaches the starter's terminal. */
+	logfd = open_log();
 	if (!env->foreground)
 		daemonize();
-	logfd = open_log();
 	if (logfd != STDERR_FILENO && !env->foreground &&
 	    strcmp(env->conf.logfile, "syslog") != 0)
 		dup2(logfd, STDERR_FILENO);
