@@ -63,6 +63,55 @@ class FailClosed(pmtest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.wait_exit(p, inst), 0, inst.log_tail())
 
+    def test_stuck_helper_dies_with_parent(self):
+        # A helper that reads nothing (stopped here) never sees the
+        # parent's EOF: the kernel must end it with the parent.
+        inst = self.instance()
+        pid = inst.start()
+        roles = inst.wait_roles()
+        for role in ('smtpd', 'pop3d', 'mxcache'):
+            os.kill(roles[role], signal.SIGSTOP)
+        os.kill(pid, signal.SIGKILL)
+        for role in ('smtpd', 'pop3d', 'mxcache'):
+            self.assertTrue(wait_for(lambda: not pid_alive(roles[role]), 5),
+                            '%s outlives its parent' % role)
+
+    def test_stop_ends_stuck_helper_of_other_account(self):
+        # As root queued runs as queueuser and the parent as user, which
+        # may not signal it: stop must still end it, and tidy up.
+        self.require_root()
+        inst = self.instance()
+        pid = inst.start()
+        roles = inst.wait_roles()
+        every = [pid] + list(roles.values())
+        os.kill(roles['queued'], signal.SIGSTOP)
+        r = inst.adm('stop', timeout=60)
+        alive = [(p, pmtest.proc_cmdline(p)) for p in every
+                 if pid_alive(p)]
+        self.assertEqual(alive, [], 'still running after stop (exit %d: '
+                         '%s)' % (r.returncode, r.stderr))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.lexists(inst.pidfile), 'pidfile left')
+        self.assertFalse(os.path.lexists(inst.sockpath), 'socket left')
+        self.assertRegex(inst.log(), r'did not stop')
+
+    def test_stop_ends_stuck_parent(self):
+        # The parent itself does not stop: pymailadm (root) ends it and
+        # its helpers, removes the pidfile and socket, and says it failed.
+        self.require_root()
+        inst = self.instance()
+        pid = inst.start()
+        roles = inst.wait_roles()
+        every = [pid] + list(roles.values())
+        os.kill(pid, signal.SIGSTOP)
+        r = inst.adm('stop', timeout=60)
+        self.assertOneLineError(r, "killed")
+        alive = [(p, pmtest.proc_cmdline(p)) for p in every
+                 if pid_alive(p)]
+        self.assertEqual(alive, [], 'still running after stop')
+        self.assertFalse(os.path.lexists(inst.pidfile), 'pidfile left')
+        self.assertFalse(os.path.lexists(inst.sockpath), 'socket left')
+
 
 if __name__ == '__main__':
     import unittest
