@@ -9,6 +9,7 @@
  * work runs on a thread of its own, so logins and RCPT checks are not
  * kept waiting behind it.
  */
+#include <sys/param.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -36,6 +37,7 @@ struct dreq {
 	char			 sender[512];
 	char			 rcpt[512];
 	int			 fd;
+	off_t			 insize;	/* checked: exactly this is read */
 	char			 tmp[PATH_MAX];
 	char			 unique[256];
 	long long		 size;		/* S=: octets on disk */
@@ -96,6 +98,24 @@ check_mailbox(struct dreq *d)
 	char		 err[512];
 	long long	 used;
 
+	/*
+	 * Only a regular file, and only the size checked here is read
+	 * (pread, so queued's file offset does not matter): a socket or a
+	 * FIFO from a compromised queued could hang the writer thread or
+	 * stream past the quota.
+	 */
+	if (fstat(d->fd, &st) == -1) {
+		fail_errno(d, "fstat");
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_warnx("delivery id=%s user=%s: queued passed something "
+		    "that is not a regular file", d->id, d->user);
+		fail(d, DELIVER_TEMP, "451 4.3.0 Message is not a regular "
+		    "file");
+		return -1;
+	}
+	d->insize = st.st_size;
 	if (!store_user_exists(d->user)) {
 		fail(d, DELIVER_PERM, "550 5.1.1 User unknown");
 		return -1;
@@ -107,10 +127,6 @@ check_mailbox(struct dreq *d)
 	}
 	if (!o.enabled) {
 		fail(d, DELIVER_PERM, "550 5.2.1 Mailbox disabled");
-		return -1;
-	}
-	if (fstat(d->fd, &st) == -1) {
-		fail_errno(d, "fstat");
 		return -1;
 	}
 	if (st.st_size > o.maxmailsize) {
@@ -136,14 +152,18 @@ copy_body(struct dreq *d, int out)
 	char	*in = xmalloc(COPY_BUF), *buf = xmalloc(COPY_BUF + 1);
 	size_t	 i, len;
 	ssize_t	 n;
+	off_t	 off = 0;
 	int	 cr = 0, r = -1;
 
-	while ((n = read(d->fd, in, COPY_BUF)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
+	while (off < d->insize) {
+		n = pread(d->fd, in, MIN(COPY_BUF, d->insize - off), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EIO;	/* shorter than checked */
+		if (n <= 0)
 			goto out;
-		}
+		off += n;
 		len = 0;
 		for (i = 0; i < (size_t)n; i++) {
 			if (cr && in[i] != '\n')
@@ -237,6 +257,7 @@ reply(struct dreq *d)
 	mb_u32(&mb, d->result);
 	mb_str(&mb, d->reason);
 	parent_send(PROC_QUEUED, IMSG_DELIVER_REPLY, &mb, -1);
+	child_request_done(PROC_QUEUED);
 }
 
 /*
@@ -368,7 +389,8 @@ deliver_request(struct imsg *im)
 	if (mr_end(&mr) == -1 || d->fd == -1 ||
 	    user_name_normalize(d->user, d->user, &why) == -1 ||
 	    strpbrk(d->sender, "\r\n") != NULL ||
-	    strpbrk(d->rcpt, "\r\n") != NULL) {
+	    strpbrk(d->rcpt, "\r\n") != NULL ||
+	    child_request_begin(&env->children[PROC_QUEUED]) == -1) {
 		free(d);
 		return -1;	/* the channel closes the descriptor */
 	}

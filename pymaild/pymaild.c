@@ -3,6 +3,7 @@
  * starts the helpers (each drops its own privileges), then drops to
  * `user` itself and serves the children's requests and the control socket.
  */
+#include <sys/param.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,6 +31,20 @@
 
 #define MAX_LISTENERS	64
 #define STOP_GRACE_SEC	15
+
+/*
+ * What one child may have pending with us; beyond it fails closed (a
+ * helper that floods, or asks without reading the answers, is not ours
+ * any more). Far above what a working helper reaches: queued hands over
+ * at most 512 deliveries at a time, smtpd and pop3d have one password
+ * check per session at most (maxsessions, 1000 by default); the answers
+ * waiting toward a helper that reads its channel are those of its
+ * requests in flight, plus a POP3 listing (~280 entries a message: a
+ * mailbox of a million messages is under 4,000 messages and 64 MiB).
+ */
+#define CHILD_REQUESTS_MIN	8192
+#define CHILD_OUT_MSGS_PER_REQ	8
+#define CHILD_OUT_BYTES_MAX	(64 * 1024 * 1024)
 
 struct parent	*env;
 
@@ -218,6 +233,13 @@ child_flags(void)
 static void	child_closed(struct chan *);
 static int	child_dispatch(struct chan *, struct imsg *);
 
+/* The one request a child may attach a descriptor to. */
+static int
+child_takes_fd(uint32_t type)
+{
+	return type == IMSG_DELIVER;
+}
+
 static void
 start_children(int logfd)
 {
@@ -249,6 +271,7 @@ start_children(int logfd)
 		close(toparent[1]);
 		chan_init(&c->chan, env->base, toparent[0], proc_names[a],
 		    child_dispatch, child_closed, c);
+		c->chan.takes_fd = child_takes_fd;
 		if (proc_send_conf(&c->chan.ib, IMSG_CONF, env->conftext,
 		    env->conf.path, child_flags()) == -1)
 			fatal("cannot send the config to %s", proc_names[a]);
@@ -322,8 +345,53 @@ tell_starter(const char *msg)
 	env->readyfd = -1;
 }
 
+/* Scales with maxsessions, so a large setting is no flood. */
+static uint32_t
+child_requests_max(void)
+{
+	uint64_t	n = 2 * (uint64_t)env->conf.maxsessions;
+
+	return MAX(CHILD_REQUESTS_MIN, MIN(n, UINT32_MAX /
+	    CHILD_OUT_MSGS_PER_REQ));
+}
+
+int
+child_request_begin(struct child *c)
+{
+	if (c->requests >= child_requests_max()) {
+		log_warnx("%s (pid %d) has %u requests waiting for an answer "
+		    "already: a flood", proc_names[c->role], (int)c->pid,
+		    c->requests);
+		return -1;
+	}
+	c->requests++;
+	return 0;
+}
+
+void
+child_request_done(enum proc_role r)
+{
+	if (env->children[r].requests > 0)
+		env->children[r].requests--;
+}
+
+/* Our answers pile up for a child that reads nothing. */
 static int
-child_dispatch(struct chan *ch, struct imsg *im)
+child_output_ok(struct child *c)
+{
+	const struct imsgbuf	*ib = &c->chan.ib;
+
+	if (ib->wqueued <= CHILD_OUT_BYTES_MAX && ib->wcount <=
+	    (size_t)child_requests_max() * CHILD_OUT_MSGS_PER_REQ)
+		return 1;
+	log_warnx("%s (pid %d) reads nothing: %zu answers (%zu bytes) wait "
+	    "for it", proc_names[c->role], (int)c->pid, ib->wcount,
+	    ib->wqueued);
+	return 0;
+}
+
+static int
+child_request(struct chan *ch, struct imsg *im)
 {
 	struct child	*c = ch->arg;
 	struct msgread	 mr;
@@ -356,6 +424,18 @@ child_dispatch(struct chan *ch, struct imsg *im)
 	default:
 		return store_dispatch(c, im);
 	}
+}
+
+static int
+child_dispatch(struct chan *ch, struct imsg *im)
+{
+	struct child	*c = ch->arg;
+
+	if (child_request(ch, im) == -1)
+		return -1;
+	if (ch->active && !child_output_ok(c))
+		return -1;
+	return 0;
 }
 
 static void

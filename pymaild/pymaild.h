@@ -18,6 +18,7 @@ struct child {
 	int		 ready;		/* said hello */
 	int		 exited;
 	int		 asked;		/* to stop: IMSG_SHUTDOWN sent */
+	uint32_t	 requests;	/* accepted, not answered yet */
 	struct chan	 chan;
 };
 
@@ -43,6 +44,10 @@ extern struct parent	*env;
 void	parent_stop(const char *why);
 /* A child broke the rules or went away: stop everything, exit non-zero. */
 void	parent_fail(struct child *, const char *why);
+/* A request answered later (password check, delivery): -1 when the child
+ * has too many waiting already, which fails closed. */
+int	child_request_begin(struct child *);
+void	child_request_done(enum proc_role);
 int	parent_reload(char *err, size_t errlen);
 int	parent_send(enum proc_role, uint32_t type, struct msgbuild *, int fd);
 

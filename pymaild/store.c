@@ -338,6 +338,7 @@ auth_done(void *arg, int ok, const char *newhash)
 		    ar->user, ar->addr, n);
 		auth_reply(ar, AUTH_FAIL, MIN(n * 1000, AUTH_MAX_DELAY_MS));
 	}
+	child_request_done(ar->role);
 	free(ar);
 }
 
@@ -368,6 +369,11 @@ handle_auth(struct child *c, struct imsg *im)
 		free(ar);
 		explicit_bzero(password, sizeof(password));
 		return 0;
+	}
+	if (child_request_begin(c) == -1) {
+		explicit_bzero(password, sizeof(password));
+		free(ar);
+		return -1;
 	}
 	store_refresh_users();
 	u = NULL;
