@@ -83,15 +83,19 @@ ctl_request_within(int fd, uint32_t type, int *ok, int ms)
 
 	imsgbuf_init(&ib, fd);
 	if (imsg_compose(&ib, type, 0, -1, NULL, 0) == -1 ||
-	    imsgbuf_flush_all(&ib) == -1)
+	    imsgbuf_flush_all(&ib) == -1) {
+		free(im);
 		die("no answer from pymaild on %s", adm.conf.controlsocket);
+	}
 	if (!readable_within(fd, ms)) {
 		imsgbuf_clear(&ib);
 		free(im);
 		return NULL;
 	}
-	if (imsg_read_one(&ib, im) != 1)
+	if (imsg_read_one(&ib, im) != 1) {
+		free(im);
 		die("no answer from pymaild on %s", adm.conf.controlsocket);
+	}
 	if (im->fd != -1)
 		close(im->fd);
 	*ok = im->hdr.type == IMSG_CTL_OK;

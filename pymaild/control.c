@@ -189,6 +189,12 @@ ctl_dispatch(struct chan *ch, struct imsg *im)
 	}
 }
 
+static int
+ctl_takes_fd(uint32_t type)
+{
+	return 0;
+}
+
 static void
 ctl_closed(struct chan *ch)
 {
@@ -226,6 +232,7 @@ ctl_accept(int lfd, short ev, void *arg)
 	cc->id = next_id++;
 	chan_init(&cc->chan, env->base, fd, "control", ctl_dispatch,
 	    ctl_closed, cc);
+	cc->chan.takes_fd = ctl_takes_fd;
 }
 
 void

@@ -55,6 +55,13 @@ static struct event	 ev_batch;
 static int		 batch_scheduled, batch_running;
 static int		 maildir_fd = -1;
 static unsigned int	 counter;
+/*
+ * The writer thread's copy of the configuration it uses: a reload frees
+ * env->conf's strings on the loop while a batch may be running. Written
+ * on the loop only between batches (bgjob_submit orders it).
+ */
+static char		 batch_maildir[PATH_MAX];
+static char		 batch_host[256];
 
 static void	deliver_batch(int, short, void *);
 
@@ -197,11 +204,15 @@ write_tmp(struct dreq *d)
 	int		 out, len;
 
 	gettimeofday(&tv, NULL);
-	snprintf(d->unique, sizeof(d->unique), "%lld.M%06ldP%dQ%u.%s",
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
-	    ++counter, env->conf.serverhostname);
-	snprintf(d->tmp, sizeof(d->tmp), "%s/%s/Maildir/tmp/%s",
-	    env->conf.maildir, d->user, d->unique);
+	if ((size_t)snprintf(d->unique, sizeof(d->unique),
+	    "%lld.M%06ldP%dQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
+	    (int)getpid(), ++counter, batch_host) >= sizeof(d->unique) ||
+	    (size_t)snprintf(d->tmp, sizeof(d->tmp), "%s/%s/Maildir/tmp/%s",
+	    batch_maildir, d->user, d->unique) >= sizeof(d->tmp)) {
+		errno = ENAMETOOLONG;
+		fail_errno(d, "name in tmp/");
+		return -1;
+	}
 	out = open(d->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out == -1) {
 		fail_errno(d, "create in tmp/");
@@ -231,12 +242,14 @@ move_to_new(struct dreq *d)
 {
 	char	path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/%s/Maildir/new/%s,S=%lld,W=%lld",
-	    env->conf.maildir, d->user, d->unique, d->size, d->wsize);
-	if (rename(d->tmp, path) == -1) {
-		fail_errno(d, "rename into new/");
-		unlink(d->tmp);
-	}
+	if ((size_t)snprintf(path, sizeof(path),
+	    "%s/%s/Maildir/new/%s,S=%lld,W=%lld", batch_maildir, d->user,
+	    d->unique, d->size, d->wsize) >= sizeof(path))
+		errno = ENAMETOOLONG;
+	else if (rename(d->tmp, path) == 0)
+		return;
+	fail_errno(d, "rename into new/");
+	unlink(d->tmp);
 }
 
 static void
@@ -292,9 +305,10 @@ sync_new_dirs(void)
 	TAILQ_FOREACH(d, &running, entry) {
 		if (!first_of_mailbox(d))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/Maildir/new",
-		    env->conf.maildir, d->user);
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = -1;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s/Maildir/new",
+		    batch_maildir, d->user) < sizeof(path))
+			fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd == -1 || fsync(fd) == -1)
 			r = -1;
 		if (fd != -1)
@@ -368,6 +382,8 @@ deliver_batch(int fd, short ev, void *arg)
 	if (TAILQ_EMPTY(&running))
 		return;
 	batch_running = 1;
+	strlcpy(batch_maildir, env->conf.maildir, sizeof(batch_maildir));
+	strlcpy(batch_host, env->conf.serverhostname, sizeof(batch_host));
 	bgjob_submit(batch_work, batch_done, NULL);
 }
 

@@ -9,6 +9,7 @@ Run alone (needs a REGRESS=1 build):
 
 import os
 import select
+import signal
 import socket
 import sys
 import tempfile
@@ -84,6 +85,27 @@ class Deliver(hostile.HostileCase):
         self.assertRunning(inst, p)
         self.assertEqual(self.maildir_names(inst), [])
         self.assertRegex(inst.log(), r'not a regular file')
+
+    def test_reload_while_delivering(self):
+        # A reload frees the old configuration while the writer thread
+        # may be building paths from it (a SANITIZE=1 build reports it).
+        inst, p, peer = self.start_hostile('queued', users=['alice'])
+        n = 400
+        for i in range(n):
+            with tempfile.TemporaryFile(dir=inst.dir) as f:
+                f.write(b'Subject: %d\r\n\r\nbody\r\n' % i)
+                f.flush()
+                peer.send(T['IMSG_DELIVER'], deliver(i), fd=f.fileno())
+            p.send_signal(signal.SIGHUP)
+        got = {}
+        for _ in range(n):
+            req, result, why = reply_of(peer.expect(
+                T['IMSG_DELIVER_REPLY'], timeout=30))
+            got[req] = (result, why)
+        self.assertEqual(sorted(got), list(range(n)))
+        self.assertEqual([k for k, v in got.items() if v[0] != 0], [])
+        self.assertEqual(len(inst.messages('alice')), n)
+        self.assertRunning(inst, p)
 
 
 class Descriptors(hostile.HostileCase):
