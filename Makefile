@@ -27,6 +27,10 @@ WARN	 = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wno-unused-parameter
 ifeq ($(REGRESS),1)
 WARN	+= -Werror
+# Test-only hooks (PYMAILD_TEST_HELPERDIR: the hostile-peer tests put a
+# program of theirs in place of a helper). Never in an installed build:
+# `make install` rebuilds without REGRESS=1.
+CPPFLAGS += -DPYMAILD_TESTING
 endif
 ifeq ($(SANITIZE),1)
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \

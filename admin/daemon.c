@@ -6,9 +6,12 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,15 @@
 #include "util.h"
 
 #define STOP_WAIT_MS	20000	/* the daemon gives sessions 10 s */
+#define STOP_WAIT_TEXT	"20 s"
+#define STOP_ANSWER_MS	5000	/* the stop request is answered at once */
+#define HELPERS_MAX	16	/* children of the daemon we look after */
+
+/* A process, and its start time so that a reused PID is not mistaken. */
+struct proc_id {
+	pid_t			pid;
+	unsigned long long	start;
+};
 
 /* Connect to the daemon; -1 when nobody answers. */
 int
@@ -48,9 +60,22 @@ ctl_connect(void)
 	return fd;
 }
 
-/* Send one request and return the reply's text (static); *ok set. */
-const char *
-ctl_request(int fd, uint32_t type, int *ok)
+/* Wait up to ms (-1: for ever) for something to read; 0 when nothing. */
+static int
+readable_within(int fd, int ms)
+{
+	struct pollfd	pfd = { .fd = fd, .events = POLLIN };
+	int		r;
+
+	while ((r = poll(&pfd, 1, ms)) == -1 && errno == EINTR)
+		;
+	return r != 0;
+}
+
+/* Send one request and return the reply's text (static); *ok set.
+ * NULL when no answer came within ms (-1: wait for ever). */
+static const char *
+ctl_request_within(int fd, uint32_t type, int *ok, int ms)
 {
 	static char	 text[IMSG_DATA_MAX + 1];
 	struct imsgbuf	 ib;
@@ -58,8 +83,19 @@ ctl_request(int fd, uint32_t type, int *ok)
 
 	imsgbuf_init(&ib, fd);
 	if (imsg_compose(&ib, type, 0, -1, NULL, 0) == -1 ||
-	    imsgbuf_flush_all(&ib) == -1 || imsg_read_one(&ib, im) != 1)
+	    imsgbuf_flush_all(&ib) == -1) {
+		free(im);
 		die("no answer from pymaild on %s", adm.conf.controlsocket);
+	}
+	if (!readable_within(fd, ms)) {
+		imsgbuf_clear(&ib);
+		free(im);
+		return NULL;
+	}
+	if (imsg_read_one(&ib, im) != 1) {
+		free(im);
+		die("no answer from pymaild on %s", adm.conf.controlsocket);
+	}
 	if (im->fd != -1)
 		close(im->fd);
 	*ok = im->hdr.type == IMSG_CTL_OK;
@@ -68,6 +104,12 @@ ctl_request(int fd, uint32_t type, int *ok)
 	imsgbuf_clear(&ib);
 	free(im);
 	return text;
+}
+
+const char *
+ctl_request(int fd, uint32_t type, int *ok)
+{
+	return ctl_request_within(fd, type, ok, -1);
 }
 
 static int
@@ -143,19 +185,128 @@ cmd_start(int argc, char **argv)
 	return 0;
 }
 
+/* The parent PID and start time of a process from /proc; -1 if gone. */
+static int
+proc_stat(pid_t pid, pid_t *ppid, unsigned long long *start)
+{
+	char		 path[64], buf[1024], *p;
+	ssize_t		 n;
+	int		 fd, ppidv;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* "pid (comm) state ppid ..." and comm may hold anything. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
+	    "%*u %*d %*d %*d %*d %*d %*d %llu", &ppidv, start) != 2)
+		return -1;
+	*ppid = ppidv;
+	return 0;
+}
+
+/* The daemon's children as they are now: its helpers. */
+static int
+helpers_of(pid_t parent, struct proc_id *out, int max)
+{
+	struct dirent		*de;
+	DIR			*d;
+	pid_t			 pid, ppid;
+	unsigned long long	 start;
+	int			 n = 0;
+
+	if ((d = opendir("/proc")) == NULL)
+		return 0;
+	while (n < max && (de = readdir(d)) != NULL) {
+		if ((pid = strtol(de->d_name, NULL, 10)) <= 0 ||
+		    proc_stat(pid, &ppid, &start) == -1 || ppid != parent)
+			continue;
+		out[n].pid = pid;
+		out[n++].start = start;
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * As root, finish a stop the daemon could not: it runs as `user` and may
+ * not signal a helper of another account (queued runs as queueuser). Only
+ * processes that were its children when the stop began, still the same
+ * ones (start time), are touched.
+ */
+static void
+end_leftovers(const struct proc_id *kids, int n)
+{
+	pid_t			 ppid;
+	unsigned long long	 start;
+	int			 i;
+
+	for (i = 0; i < n; i++) {
+		if (proc_stat(kids[i].pid, &ppid, &start) == -1 ||
+		    start != kids[i].start || !pid_alive(kids[i].pid))
+			continue;
+		if (kill(kids[i].pid, SIGKILL) == -1)
+			fprintf(stderr, "pymailadm: cannot end helper PID %d: "
+			    "%s\n", (int)kids[i].pid, strerror(errno));
+		else
+			fprintf(stderr, "pymailadm: helper PID %d outlived "
+			    "pymaild: killed\n", (int)kids[i].pid);
+	}
+}
+
+/* The daemon ran unprivileged and may not remove these itself. */
+static void
+remove_leftover_files(pid_t pid)
+{
+	if (pid != 0 && pidfile_running(adm.conf.pidfile) == 0)
+		unlink(adm.conf.pidfile);
+	unlink(adm.conf.controlsocket);
+}
+
+/* A parent that does not stop at all: end it and its helpers, tidy up,
+ * and still say that the stop failed. */
+static __attribute__((noreturn)) void
+kill_stuck_daemon(pid_t pid, const struct proc_id *kids, int nkids,
+    const char *what)
+{
+	long long	deadline = now_ms() + 5000;
+
+	if (kill(pid, SIGKILL) == -1)
+		die("pymaild (PID %d) %s", (int)pid, what);
+	while (pid_alive(pid) && now_ms() < deadline)
+		usleep(20000);
+	end_leftovers(kids, nkids);
+	remove_leftover_files(pid);
+	die("pymaild (PID %d) %s: killed", (int)pid, what);
+}
+
 int
 cmd_stop(int argc, char **argv)
 {
+	struct proc_id	 kids[HELPERS_MAX];
 	const char	*reply;
 	long long	 deadline;
 	pid_t		 pid;
-	int		 fd, ok;
+	int		 fd, ok, nkids = 0;
 
 	if (argc != 0)
 		usage_error("usage: stop");
 	fd = connect_or_not_running();
 	pid = pidfile_running(adm.conf.pidfile);
-	reply = ctl_request(fd, IMSG_CTL_STOP, &ok);
+	if (pid != 0)
+		nkids = helpers_of(pid, kids, HELPERS_MAX);
+	/* A daemon that does not even answer is ended as a stuck one. */
+	reply = ctl_request_within(fd, IMSG_CTL_STOP, &ok, STOP_ANSWER_MS);
+	if (reply == NULL && pid != 0)
+		kill_stuck_daemon(pid, kids, nkids,
+		    "did not answer the stop request");
+	if (reply == NULL)
+		die("no answer from pymaild on %s", adm.conf.controlsocket);
 	if (!ok)
 		die("%s", reply);
 	/* The daemon closes the socket when it exits. */
@@ -169,12 +320,10 @@ cmd_stop(int argc, char **argv)
 	}
 	close(fd);
 	if (pid != 0 && pid_alive(pid))
-		die("pymaild (PID %d) did not stop within %d s", (int)pid,
-		    STOP_WAIT_MS / 1000);
-	/* The daemon ran unprivileged and may not remove these itself. */
-	if (pid != 0 && pidfile_running(adm.conf.pidfile) == 0)
-		unlink(adm.conf.pidfile);
-	unlink(adm.conf.controlsocket);
+		kill_stuck_daemon(pid, kids, nkids, "did not stop within "
+		    STOP_WAIT_TEXT);
+	end_leftovers(kids, nkids);
+	remove_leftover_files(pid);
 	puts("pymaild stopped.");
 	return 0;
 }

@@ -68,6 +68,7 @@ chan_fail(struct chan *c, const char *why)
 {
 	if (why)
 		log_warnx("channel %s: %s; closing it", c->name, why);
+	c->failure = why;
 	chan_close(c);
 	if (c->closed)
 		c->closed(c);
@@ -84,6 +85,15 @@ chan_dispatch_all(struct chan *c)
 			return 0;
 		if (r == -1) {
 			chan_fail(c, "bad message framing");
+			return -1;
+		}
+		if (c->im->fd != -1 && c->takes_fd != NULL &&
+		    !c->takes_fd(c->im->hdr.type)) {
+			close(c->im->fd);
+			log_warnx("channel %s: message type %u carries a "
+			    "descriptor it does not take", c->name,
+			    c->im->hdr.type);
+			chan_fail(c, "unexpected descriptor");
 			return -1;
 		}
 		if (c->dispatch(c, c->im) == -1) {

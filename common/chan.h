@@ -25,6 +25,11 @@ struct chan {
 	chan_closed_fn		 closed;
 	void			*arg;
 	struct imsg		*im;	/* scratch, 16 KiB: not on the stack */
+	/* Why the channel failed, for closed(); NULL at a plain EOF. */
+	const char		*failure;
+	/* When set: may a message of this type carry a descriptor? One
+	 * that may not is closed and breaks the channel. */
+	int			(*takes_fd)(uint32_t type);
 };
 
 void	chan_init(struct chan *, struct event_base *, int fd, const char *name,

@@ -1,3 +1,5 @@
+#include <sys/prctl.h>
+
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,15 @@ void
 child_ready(chan_dispatch_fn dispatch)
 {
 	uint32_t	role = proc->role;
+
+	/*
+	 * A helper stuck in a loop never reads the parent's EOF: let the
+	 * kernel end it when the parent goes. Set after the change of user,
+	 * which clears it; it only works when the parent runs as the same
+	 * account (queued, as root, is ended by pymailadm stop instead).
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1)
+		log_warn("prctl PR_SET_PDEATHSIG");
 
 	chan_init(&proc->parent, proc->base, PROC_PARENT_FD, "parent",
 	    dispatch, parent_gone, NULL);

@@ -45,6 +45,7 @@ imsgbuf_clear(struct imsgbuf *ib)
 	}
 	ib->wtail = NULL;
 	ib->wqueued = 0;
+	ib->wcount = 0;
 	while (ib->nfdq > 0)
 		close(ib->fdq[--ib->nfdq]);
 	ib->fdlost = 0;
@@ -192,6 +193,7 @@ imsg_compose(struct imsgbuf *ib, uint32_t type, uint32_t peerid, int fd,
 		ib->whead = o;
 	ib->wtail = o;
 	ib->wqueued += o->len;
+	ib->wcount++;
 	return 0;
 }
 
@@ -291,6 +293,7 @@ imsgbuf_flush(struct imsgbuf *ib)
 			ib->whead = o->next;
 			if (ib->whead == NULL)
 				ib->wtail = NULL;
+			ib->wcount--;
 			out_free(o);
 		}
 	}

@@ -65,6 +65,7 @@ struct imsgbuf {
 	size_t		 wqueued;	/* bytes waiting to be written */
 	int		 fdbatch;	/* several descriptors per sendmsg */
 	pid_t		 pid;
+	size_t		 wcount;	/* messages waiting to be written */
 };
 
 void	imsgbuf_init(struct imsgbuf *, int fd);

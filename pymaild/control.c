@@ -58,7 +58,8 @@ control_listen(const char *path, uid_t owner, gid_t group)
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
 		fatal("cannot bind control socket %s", path);
 	umask(old);
-	if (geteuid() == 0 && chown(path, owner, group) == -1)
+	/* lchown: what is there now may no longer be our socket. */
+	if (geteuid() == 0 && lchown(path, owner, group) == -1)
 		fatal("chown %s", path);
 	if (listen(fd, 16) == -1)
 		fatal("listen %s", path);
@@ -188,6 +189,12 @@ ctl_dispatch(struct chan *ch, struct imsg *im)
 	}
 }
 
+static int
+ctl_takes_fd(uint32_t type)
+{
+	return 0;
+}
+
 static void
 ctl_closed(struct chan *ch)
 {
@@ -225,6 +232,7 @@ ctl_accept(int lfd, short ev, void *arg)
 	cc->id = next_id++;
 	chan_init(&cc->chan, env->base, fd, "control", ctl_dispatch,
 	    ctl_closed, cc);
+	cc->chan.takes_fd = ctl_takes_fd;
 }
 
 void

@@ -9,6 +9,7 @@
  * work runs on a thread of its own, so logins and RCPT checks are not
  * kept waiting behind it.
  */
+#include <sys/param.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -36,6 +37,7 @@ struct dreq {
 	char			 sender[512];
 	char			 rcpt[512];
 	int			 fd;
+	off_t			 insize;	/* checked: exactly this is read */
 	char			 tmp[PATH_MAX];
 	char			 unique[256];
 	long long		 size;		/* S=: octets on disk */
@@ -53,6 +55,13 @@ static struct event	 ev_batch;
 static int		 batch_scheduled, batch_running;
 static int		 maildir_fd = -1;
 static unsigned int	 counter;
+/*
+ * The writer thread's copy of the configuration it uses: a reload frees
+ * env->conf's strings on the loop while a batch may be running. Written
+ * on the loop only between batches (bgjob_submit orders it).
+ */
+static char		 batch_maildir[PATH_MAX];
+static char		 batch_host[256];
 
 static void	deliver_batch(int, short, void *);
 
@@ -96,6 +105,24 @@ check_mailbox(struct dreq *d)
 	char		 err[512];
 	long long	 used;
 
+	/*
+	 * Only a regular file, and only the size checked here is read
+	 * (pread, so queued's file offset does not matter): a socket or a
+	 * FIFO from a compromised queued could hang the writer thread or
+	 * stream past the quota.
+	 */
+	if (fstat(d->fd, &st) == -1) {
+		fail_errno(d, "fstat");
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		log_warnx("delivery id=%s user=%s: queued passed something "
+		    "that is not a regular file", d->id, d->user);
+		fail(d, DELIVER_TEMP, "451 4.3.0 Message is not a regular "
+		    "file");
+		return -1;
+	}
+	d->insize = st.st_size;
 	if (!store_user_exists(d->user)) {
 		fail(d, DELIVER_PERM, "550 5.1.1 User unknown");
 		return -1;
@@ -107,10 +134,6 @@ check_mailbox(struct dreq *d)
 	}
 	if (!o.enabled) {
 		fail(d, DELIVER_PERM, "550 5.2.1 Mailbox disabled");
-		return -1;
-	}
-	if (fstat(d->fd, &st) == -1) {
-		fail_errno(d, "fstat");
 		return -1;
 	}
 	if (st.st_size > o.maxmailsize) {
@@ -136,14 +159,18 @@ copy_body(struct dreq *d, int out)
 	char	*in = xmalloc(COPY_BUF), *buf = xmalloc(COPY_BUF + 1);
 	size_t	 i, len;
 	ssize_t	 n;
+	off_t	 off = 0;
 	int	 cr = 0, r = -1;
 
-	while ((n = read(d->fd, in, COPY_BUF)) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
+	while (off < d->insize) {
+		n = pread(d->fd, in, MIN(COPY_BUF, d->insize - off), off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = EIO;	/* shorter than checked */
+		if (n <= 0)
 			goto out;
-		}
+		off += n;
 		len = 0;
 		for (i = 0; i < (size_t)n; i++) {
 			if (cr && in[i] != '\n')
@@ -177,11 +204,15 @@ write_tmp(struct dreq *d)
 	int		 out, len;
 
 	gettimeofday(&tv, NULL);
-	snprintf(d->unique, sizeof(d->unique), "%lld.M%06ldP%dQ%u.%s",
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
-	    ++counter, env->conf.serverhostname);
-	snprintf(d->tmp, sizeof(d->tmp), "%s/%s/Maildir/tmp/%s",
-	    env->conf.maildir, d->user, d->unique);
+	if ((size_t)snprintf(d->unique, sizeof(d->unique),
+	    "%lld.M%06ldP%dQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
+	    (int)getpid(), ++counter, batch_host) >= sizeof(d->unique) ||
+	    (size_t)snprintf(d->tmp, sizeof(d->tmp), "%s/%s/Maildir/tmp/%s",
+	    batch_maildir, d->user, d->unique) >= sizeof(d->tmp)) {
+		errno = ENAMETOOLONG;
+		fail_errno(d, "name in tmp/");
+		return -1;
+	}
 	out = open(d->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out == -1) {
 		fail_errno(d, "create in tmp/");
@@ -211,12 +242,14 @@ move_to_new(struct dreq *d)
 {
 	char	path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/%s/Maildir/new/%s,S=%lld,W=%lld",
-	    env->conf.maildir, d->user, d->unique, d->size, d->wsize);
-	if (rename(d->tmp, path) == -1) {
-		fail_errno(d, "rename into new/");
-		unlink(d->tmp);
-	}
+	if ((size_t)snprintf(path, sizeof(path),
+	    "%s/%s/Maildir/new/%s,S=%lld,W=%lld", batch_maildir, d->user,
+	    d->unique, d->size, d->wsize) >= sizeof(path))
+		errno = ENAMETOOLONG;
+	else if (rename(d->tmp, path) == 0)
+		return;
+	fail_errno(d, "rename into new/");
+	unlink(d->tmp);
 }
 
 static void
@@ -237,6 +270,7 @@ reply(struct dreq *d)
 	mb_u32(&mb, d->result);
 	mb_str(&mb, d->reason);
 	parent_send(PROC_QUEUED, IMSG_DELIVER_REPLY, &mb, -1);
+	child_request_done(PROC_QUEUED);
 }
 
 /*
@@ -271,9 +305,10 @@ sync_new_dirs(void)
 	TAILQ_FOREACH(d, &running, entry) {
 		if (!first_of_mailbox(d))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/Maildir/new",
-		    env->conf.maildir, d->user);
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = -1;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s/Maildir/new",
+		    batch_maildir, d->user) < sizeof(path))
+			fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd == -1 || fsync(fd) == -1)
 			r = -1;
 		if (fd != -1)
@@ -347,6 +382,8 @@ deliver_batch(int fd, short ev, void *arg)
 	if (TAILQ_EMPTY(&running))
 		return;
 	batch_running = 1;
+	strlcpy(batch_maildir, env->conf.maildir, sizeof(batch_maildir));
+	strlcpy(batch_host, env->conf.serverhostname, sizeof(batch_host));
 	bgjob_submit(batch_work, batch_done, NULL);
 }
 
@@ -368,7 +405,8 @@ deliver_request(struct imsg *im)
 	if (mr_end(&mr) == -1 || d->fd == -1 ||
 	    user_name_normalize(d->user, d->user, &why) == -1 ||
 	    strpbrk(d->sender, "\r\n") != NULL ||
-	    strpbrk(d->rcpt, "\r\n") != NULL) {
+	    strpbrk(d->rcpt, "\r\n") != NULL ||
+	    child_request_begin(&env->children[PROC_QUEUED]) == -1) {
 		free(d);
 		return -1;	/* the channel closes the descriptor */
 	}

@@ -550,6 +550,7 @@ login_done(void *arg, int ok, const char *newhash)
 {
 	struct mbox	*mb = arg;
 
+	child_request_done(PROC_POP3D);
 	if (mb->released) {
 		mbox_free(mb);
 		return;
@@ -608,6 +609,11 @@ handle_login(struct imsg *im)
 		explicit_bzero(password, sizeof(password));
 		free(mb);
 		return 0;
+	}
+	if (child_request_begin(&env->children[PROC_POP3D]) == -1) {
+		explicit_bzero(password, sizeof(password));
+		free(mb);
+		return -1;
 	}
 	RB_INSERT(mbox_sids, &sids, mb);
 	hash = store_login_hash(user, mb->user, &mb->known);

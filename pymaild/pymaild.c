@@ -3,6 +3,7 @@
  * starts the helpers (each drops its own privileges), then drops to
  * `user` itself and serves the children's requests and the control socket.
  */
+#include <sys/param.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -29,6 +31,20 @@
 
 #define MAX_LISTENERS	64
 #define STOP_GRACE_SEC	15
+
+/*
+ * What one child may have pending with us; beyond it fails closed (a
+ * helper that floods, or asks without reading the answers, is not ours
+ * any more). Far above what a working helper reaches: queued hands over
+ * at most 512 deliveries at a time, smtpd and pop3d have one password
+ * check per session at most (maxsessions, 1000 by default); the answers
+ * waiting toward a helper that reads its channel are those of its
+ * requests in flight, plus a POP3 listing (~280 entries a message: a
+ * mailbox of a million messages is under 4,000 messages and 64 MiB).
+ */
+#define CHILD_REQUESTS_MIN	8192
+#define CHILD_OUT_MSGS_PER_REQ	8
+#define CHILD_OUT_BYTES_MAX	(64 * 1024 * 1024)
 
 struct parent	*env;
 
@@ -108,15 +124,32 @@ bind_all(void)
 	}
 }
 
+/*
+ * Written as root, often in a folder others may write to: a temporary
+ * name nobody can guess, made with O_EXCL, so no link planted there can
+ * take root's write elsewhere; rename replaces a link, never follows it.
+ */
 static void
 write_pidfile(void)
 {
-	char	buf[32];
-	int	len;
+	const char	*path = env->conf.pidfile;
+	char		 tmp[PATH_MAX], dir[PATH_MAX], buf[32];
+	int		 fd, len;
 
 	len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (file_write_atomic(env->conf.pidfile, buf, len, 0644) == -1)
-		fatal("cannot write pidfile %s", env->conf.pidfile);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >=
+	    sizeof(tmp))
+		fatalx("pidfile path too long: %s", path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
+		fatal("cannot write pidfile %s", path);
+	if (fchmod(fd, 0644) == -1 || write_full(fd, buf, len) == -1 ||
+	    fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1) {
+		unlink(tmp);
+		fatal("cannot write pidfile %s", path);
+	}
+	strlcpy(dir, path, sizeof(dir));
+	if (fsync_dir(dirname(dir)) == -1)
+		log_warn("fsync the folder of %s", path);
 }
 
 static void
@@ -154,19 +187,32 @@ make_folders(void)
 		fatal("cannot create /var/empty");
 }
 
+/*
+ * Opened as root and then given to `user`: never through a symbolic
+ * link, and only a regular file with one name (a FIFO would block us, a
+ * hard link would give away another file).
+ */
 static int
 open_log(void)
 {
-	int	fd;
+	const char	*path = env->conf.logfile;
+	struct stat	 st;
+	int		 fd;
 
-	if (env->foreground || strcmp(env->conf.logfile, "syslog") == 0)
+	if (env->foreground || strcmp(path, "syslog") == 0)
 		return dup(STDERR_FILENO);
-	fd = open(env->conf.logfile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0640);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC, 0640);
 	if (fd == -1)
-		fatal("cannot open logfile %s", env->conf.logfile);
+		fatal("cannot open logfile %s", path);
+	if (fstat(fd, &st) == -1)
+		fatal("fstat %s", path);
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+		fatalx("logfile %s is not a regular file with one name", path);
+	if (fcntl(fd, F_SETFL, O_APPEND) == -1)
+		fatal("fcntl %s", path);
 	if (geteuid() == 0 && fchown(fd, env->uid, env->gid) == -1)
-		log_warn("chown %s", env->conf.logfile);
+		log_warn("chown %s", path);
 	return fd;
 }
 
@@ -186,6 +232,13 @@ child_flags(void)
 
 static void	child_closed(struct chan *);
 static int	child_dispatch(struct chan *, struct imsg *);
+
+/* The one request a child may attach a descriptor to. */
+static int
+child_takes_fd(uint32_t type)
+{
+	return type == IMSG_DELIVER;
+}
 
 static void
 start_children(int logfd)
@@ -218,6 +271,7 @@ start_children(int logfd)
 		close(toparent[1]);
 		chan_init(&c->chan, env->base, toparent[0], proc_names[a],
 		    child_dispatch, child_closed, c);
+		c->chan.takes_fd = child_takes_fd;
 		if (proc_send_conf(&c->chan.ib, IMSG_CONF, env->conftext,
 		    env->conf.path, child_flags()) == -1)
 			fatal("cannot send the config to %s", proc_names[a]);
@@ -291,8 +345,53 @@ tell_starter(const char *msg)
 	env->readyfd = -1;
 }
 
+/* Scales with maxsessions, so a large setting is no flood. */
+static uint32_t
+child_requests_max(void)
+{
+	uint64_t	n = 2 * (uint64_t)env->conf.maxsessions;
+
+	return MAX(CHILD_REQUESTS_MIN, MIN(n, UINT32_MAX /
+	    CHILD_OUT_MSGS_PER_REQ));
+}
+
+int
+child_request_begin(struct child *c)
+{
+	if (c->requests >= child_requests_max()) {
+		log_warnx("%s (pid %d) has %u requests waiting for an answer "
+		    "already: a flood", proc_names[c->role], (int)c->pid,
+		    c->requests);
+		return -1;
+	}
+	c->requests++;
+	return 0;
+}
+
+void
+child_request_done(enum proc_role r)
+{
+	if (env->children[r].requests > 0)
+		env->children[r].requests--;
+}
+
+/* Our answers pile up for a child that reads nothing. */
 static int
-child_dispatch(struct chan *ch, struct imsg *im)
+child_output_ok(struct child *c)
+{
+	const struct imsgbuf	*ib = &c->chan.ib;
+
+	if (ib->wqueued <= CHILD_OUT_BYTES_MAX && ib->wcount <=
+	    (size_t)child_requests_max() * CHILD_OUT_MSGS_PER_REQ)
+		return 1;
+	log_warnx("%s (pid %d) reads nothing: %zu answers (%zu bytes) wait "
+	    "for it", proc_names[c->role], (int)c->pid, ib->wcount,
+	    ib->wqueued);
+	return 0;
+}
+
+static int
+child_request(struct chan *ch, struct imsg *im)
 {
 	struct child	*c = ch->arg;
 	struct msgread	 mr;
@@ -327,15 +426,27 @@ child_dispatch(struct chan *ch, struct imsg *im)
 	}
 }
 
+static int
+child_dispatch(struct chan *ch, struct imsg *im)
+{
+	struct child	*c = ch->arg;
+
+	if (child_request(ch, im) == -1)
+		return -1;
+	if (ch->active && !child_output_ok(c))
+		return -1;
+	return 0;
+}
+
 static void
 child_closed(struct chan *ch)
 {
 	struct child	*c = ch->arg;
 
-	if (!env->stopping)
-		log_warnx("lost the channel to %s (pid %d)",
-		    proc_names[c->role], (int)c->pid);
-	parent_stop("a helper process went away");
+	if (ch->failure != NULL)
+		parent_fail(c, ch->failure);
+	else if (!c->asked)
+		parent_fail(c, "closed its channel without being asked to");
 }
 
 int
@@ -355,32 +466,67 @@ children_left(void)
 	return n;
 }
 
-static void
+static __attribute__((noreturn)) void
 finish(void)
 {
 	control_cleanup();
 	/* Only works when the folder is ours; pymailadm stop tidies up. */
 	unlink(env->conf.pidfile);
+	if (env->failed) {
+		log_warnx("pymaild stopped after a failure");
+		exit(1);
+	}
 	log_info("pymaild stopped");
 	exit(0);
 }
 
 static void
+ask_to_stop(enum proc_role r)
+{
+	struct msgbuild	mb;
+
+	env->children[r].asked = 1;
+	mb_init(&mb);
+	parent_send(r, IMSG_SHUTDOWN, &mb, -1);
+}
+
+/*
+ * Helpers still there after the grace time get SIGKILL, and the parent
+ * exits without waiting for them: one of another account (queued, as
+ * root) cannot be signalled from here, and a parent that waited for it
+ * would never end. pymailadm stop, as root, ends such a helper by PID.
+ */
+static void
 stop_timeout(int fd, short ev, void *arg)
 {
-	int	r;
+	struct child	*c;
+	int		 r;
 
 	log_warnx("helpers did not stop within %d s; killing them",
 	    STOP_GRACE_SEC);
-	for (r = PROC_SMTPD; r < PROC_COUNT; r++)
-		if (env->children[r].pid > 0 && !env->children[r].exited)
-			kill(env->children[r].pid, SIGKILL);
+	env->failed = 1;
+	for (r = PROC_SMTPD; r < PROC_COUNT; r++) {
+		c = &env->children[r];
+		if (c->pid > 0 && !c->exited && kill(c->pid, SIGKILL) == -1)
+			log_warn("cannot kill %s (pid %d)", proc_names[r],
+			    (int)c->pid);
+	}
+	finish();
+}
+
+void
+parent_fail(struct child *c, const char *why)
+{
+	if (!env->failed)
+		log_warnx("%s (pid %d): %s; stopping pymaild (fail closed)",
+		    proc_names[c->role], (int)c->pid, why);
+	env->failed = 1;
+	parent_stop(why);
 }
 
 void
 parent_stop(const char *why)
 {
-	struct msgbuild	mb;
 	struct timeval	tv = { STOP_GRACE_SEC, 0 };
 
 	if (env->stopping)
@@ -390,9 +536,8 @@ parent_stop(const char *why)
 	tell_starter("helper failed to start; see the log\n");
 	/* The protocol processes first: their sessions may still commit
 	 * to queued. queued and mxcache follow once they are gone. */
-	mb_init(&mb);
-	parent_send(PROC_SMTPD, IMSG_SHUTDOWN, &mb, -1);
-	parent_send(PROC_POP3D, IMSG_SHUTDOWN, &mb, -1);
+	ask_to_stop(PROC_SMTPD);
+	ask_to_stop(PROC_POP3D);
 	evtimer_set(&ev_stop, stop_timeout, NULL);
 	event_base_set(env->base, &ev_stop);
 	evtimer_add(&ev_stop, &tv);
@@ -404,16 +549,14 @@ parent_stop(const char *why)
 static void
 stop_backend(void)
 {
-	struct msgbuild	mb;
 	static int	sent;
 
 	if (sent || !env->children[PROC_SMTPD].exited ||
 	    !env->children[PROC_POP3D].exited)
 		return;
 	sent = 1;
-	mb_init(&mb);
-	parent_send(PROC_QUEUED, IMSG_SHUTDOWN, &mb, -1);
-	parent_send(PROC_MXCACHE, IMSG_SHUTDOWN, &mb, -1);
+	ask_to_stop(PROC_QUEUED);
+	ask_to_stop(PROC_MXCACHE);
 }
 
 static void
@@ -440,21 +583,22 @@ on_sigchld(int sig, short ev, void *arg)
 				continue;
 			env->children[r].exited = 1;
 			describe_exit(what, sizeof(what), status);
-			if (env->stopping && WIFEXITED(status) &&
+			if (env->children[r].asked && WIFEXITED(status) &&
 			    WEXITSTATUS(status) == 0)
 				log_debug("%s exited (%s)", proc_names[r],
 				    what);
-			else
+			else {
 				log_warnx("helper %s (pid %d) died: %s; "
 				    "stopping pymaild", proc_names[r],
 				    (int)pid, what);
+				parent_fail(&env->children[r],
+				    "a helper process died");
+			}
 		}
 	}
-	if (!env->stopping)
-		parent_stop("a helper process died");
-	else if (children_left() == 0)
+	if (children_left() == 0)
 		finish();
-	else
+	else if (env->stopping)
 		stop_backend();
 }
 
@@ -686,9 +830,10 @@ main(int argc, char *argv[])
 	raise_fd_limit();
 	bind_all();
 	ctlfd = control_listen(env->conf.controlsocket, env->uid, env->gid);
+	/* Before the fork, so a refusal reaches the starter's terminal. */
+	logfd = open_log();
 	if (!env->foreground)
 		daemonize();
-	logfd = open_log();
 	if (logfd != STDERR_FILENO && !env->foreground &&
 	    strcmp(env->conf.logfile, "syslog") != 0)
 		dup2(logfd, STDERR_FILENO);

@@ -17,6 +17,8 @@ struct child {
 	pid_t		 pid;
 	int		 ready;		/* said hello */
 	int		 exited;
+	int		 asked;		/* to stop: IMSG_SHUTDOWN sent */
+	uint32_t	 requests;	/* accepted, not answered yet */
 	struct chan	 chan;
 };
 
@@ -29,6 +31,7 @@ struct parent {
 	int			 verbose;
 	time_t			 started;
 	int			 stopping;
+	int			 failed;	/* fail closed: exit 1 */
 	int			 readyfd;	/* tells the starter we listen */
 	struct child		 children[PROC_COUNT];
 	uid_t			 uid;		/* after the drop */
@@ -39,6 +42,12 @@ extern struct parent	*env;
 
 /* pymaild.c */
 void	parent_stop(const char *why);
+/* A child broke the rules or went away: stop everything, exit non-zero. */
+void	parent_fail(struct child *, const char *why);
+/* A request answered later (password check, delivery): -1 when the child
+ * has too many waiting already, which fails closed. */
+int	child_request_begin(struct child *);
+void	child_request_done(enum proc_role);
 int	parent_reload(char *err, size_t errlen);
 int	parent_send(enum proc_role, uint32_t type, struct msgbuild *, int fd);
 

@@ -328,6 +328,7 @@ auth_done(void *arg, int ok, const char *newhash)
 		    ar->user, ar->addr, n);
 		auth_reply(ar, AUTH_FAIL, auth_delay_ms(n));
 	}
+	child_request_done(ar->role);
 	free(ar);
 }
 
@@ -354,6 +355,9 @@ handle_auth(struct child *c, struct imsg *im)
 		log_info("auth from=%s result=blocked", ar->addr);
 		auth_reply(ar, AUTH_BLOCKED, 0);
 		free(ar);
+	} else if (child_request_begin(c) == -1) {
+		free(ar);
+		r = -1;
 	} else {
 		hash = store_login_hash(user, ar->user, &ar->known);
 		auth_check(ar->user, hash, password, ar->known &&

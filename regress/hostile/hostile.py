@@ -1,0 +1,175 @@
+"""A compromised helper in the tests: pymaild starts regress/hostile/stub.py
+in place of one helper (PYMAILD_TEST_HELPERDIR, honoured only by a
+REGRESS=1 build), the stub hands over its channel to the parent, and the
+test speaks the framing (DESIGN.md B3) itself through a Peer.
+"""
+
+import os
+import re
+import select
+import socket
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'lib'))
+import pmtest                                            # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STUB = os.path.join(HERE, 'stub.py')
+HDR = struct.Struct('<IHHII')     # type, len, flags, peerid, pid
+HASFD = 0x0001
+IMSG_MAX = 16384
+ROLE_NUM = {'smtpd': 1, 'pop3d': 2, 'queued': 3, 'mxcache': 4}
+
+
+def _imsg_types():
+    """IMSG_* -> number, from common/proto.h, so additions do not break
+    the tests."""
+    with open(os.path.join(pmtest.ROOT, 'common', 'proto.h')) as f:
+        text = f.read()
+    body = text[text.index('enum imsg_type {'):]
+    body = body[body.index('{') + 1:body.index('};')]
+    body = re.sub(r'/\*.*?\*/', '', body, flags=re.S)
+    names = [n.strip() for n in body.split(',') if n.strip()]
+    return {n: i for i, n in enumerate(names)}
+
+
+T = _imsg_types()
+
+
+def u32(v):
+    return struct.pack('<I', v)
+
+
+def u64(v):
+    return struct.pack('<Q', v)
+
+
+def s(v):
+    b = v.encode() if isinstance(v, str) else v
+    return u32(len(b)) + b
+
+
+class Peer:
+    """Our end of a helper's channel to the parent."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b''
+        self.fds = []
+
+    def frame(self, type_, payload=b'', flags=0, length=None):
+        n = HDR.size + len(payload) if length is None else length
+        return HDR.pack(type_, n, flags, 0, os.getpid()) + payload
+
+    def send(self, type_, payload=b'', fd=None, flags=None, length=None):
+        if flags is None:
+            flags = HASFD if fd is not None else 0
+        data = self.frame(type_, payload, flags, length)
+        if fd is None:
+            self.sock.sendall(data)
+        else:
+            socket.send_fds(self.sock, [data], [fd])
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def recv(self, timeout=10):
+        """(type, payload, fd or None); EOFError when the parent closed,
+        TimeoutError when nothing whole came within timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self.buf) >= HDR.size:
+                type_, n, flags, _, _ = HDR.unpack_from(self.buf)
+                if len(self.buf) >= n:
+                    payload = self.buf[HDR.size:n]
+                    self.buf = self.buf[n:]
+                    fd = self.fds.pop(0) if flags & HASFD else None
+                    return type_, payload, fd
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                raise TimeoutError('no message from the parent')
+            data, fds, _, _ = socket.recv_fds(self.sock, 65536, 64)
+            if not data:
+                raise EOFError('the parent closed the channel')
+            self.buf += data
+            self.fds.extend(fds)
+
+    def expect(self, type_, timeout=10):
+        """The next message of this type (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            t, payload, fd = self.recv(max(0.01, deadline - time.monotonic()))
+            if fd is not None:
+                os.close(fd)
+            if t == type_:
+                return payload
+
+
+class HostileCase(pmtest.TestCase):
+    """start_hostile(role) -> (inst, popen, peer): a foreground pymaild
+    whose `role` helper is us."""
+
+    def start_hostile(self, role, users=()):
+        inst = self.instance()
+        for u in users:
+            r = inst.adm('adduser', u, 'secret')
+            self.assertEqual(r.returncode, 0, r.stderr)
+        hdir = os.path.join(inst.dir, 'helpers')
+        os.mkdir(hdir)
+        for r in pmtest.ROLES:
+            os.symlink(STUB if r == role else pmtest.HELPERS[r],
+                       os.path.join(hdir, r))
+        path = os.path.join(inst.dir, 'hostile.sock')
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(ls.close)
+        ls.bind(path)
+        ls.listen(1)
+        ls.settimeout(15)
+        env = inst.env()
+        env['PYMAILD_TEST_HELPERDIR'] = hdir
+        env['PYMAILD_TEST_HOSTILE_SOCK'] = path
+        inst.env = lambda: env
+        p = inst.start_foreground()
+        try:
+            conn, _ = ls.accept()
+        except socket.timeout:
+            self.fail('pymaild did not start the stub in place of %s '
+                      '(built without REGRESS=1?)\n%s'
+                      % (role, inst.log_tail()))
+        self.addCleanup(conn.close)
+        conn.settimeout(15)
+        _, fds, _, _ = socket.recv_fds(conn, 64, 1)
+        self.assertEqual(len(fds), 1)
+        chan = socket.socket(fileno=fds[0])
+        self.addCleanup(chan.close)
+        peer = Peer(chan)
+        t, _, fd = peer.recv()
+        self.assertEqual(t, T['IMSG_CONF'])
+        if fd is not None:
+            os.close(fd)
+        peer.send(T['IMSG_HELLO'], u32(ROLE_NUM[role]))
+        inst.wait_ports()
+        self.role = role
+        return inst, p, peer
+
+    def assertFailsClosed(self, inst, p, *needles, timeout=30):
+        """pymaild stops everything and exits non-zero, saying why."""
+        try:
+            rc = p.wait(timeout)
+        except Exception:
+            self.fail('pymaild did not fail closed within %d s:\n%s'
+                      % (timeout, inst.log_tail()))
+        self.assertNotEqual(rc, 0, 'pymaild exited 0:\n%s' % inst.log_tail())
+        log = inst.log()
+        self.assertRegex(log, r'%s.*fail closed' % self.role)
+        for n in needles:
+            self.assertRegex(log, n)
+        # (A stand-in for smtpd holds the SMTP listener itself.)
+        if self.role != 'smtpd':
+            self.assertFalse(pmtest.port_open(inst.smtp_port))
+
+    def assertRunning(self, inst, p):
+        self.assertIsNone(p.poll(), 'pymaild exited:\n%s' % inst.log_tail())

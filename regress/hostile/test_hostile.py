@@ -1,0 +1,155 @@
+"""The parent against a compromised helper (DESIGN.md B2): a request it
+cannot honour gets a failure reply; a malformed frame, a wrong-role type,
+a descriptor where none is taken or a flood is hostile and fails closed.
+Never a hang, a crash, a leaked descriptor or a file outside the mailbox.
+
+Run alone (needs a REGRESS=1 build):
+    /usr/bin/python3 regress/run.py regress/hostile/test_hostile.py
+"""
+
+import os
+import select
+import signal
+import socket
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hostile                                           # noqa: E402
+from hostile import T, s, u32, u64                       # noqa: E402
+import pmtest                                            # noqa: E402
+
+QID = '0123456789abcdef'
+
+
+def deliver(req, user='alice', sender='s@remote.example',
+            rcpt='alice@test.example', qid=QID):
+    return u32(req) + s(qid) + s(user) + s(sender) + s(rcpt)
+
+
+def reply_of(payload):
+    """(req, result, reason) of an IMSG_DELIVER_REPLY."""
+    req = int.from_bytes(payload[0:4], 'little')
+    result = int.from_bytes(payload[4:8], 'little')
+    return req, result, payload[12:].decode(errors='replace')
+
+
+class Deliver(hostile.HostileCase):
+
+    def maildir_names(self, inst, user='alice'):
+        out = []
+        for sub in ('tmp', 'new', 'cur'):
+            d = os.path.join(inst.maildir, user, 'Maildir', sub)
+            out += [sub + '/' + n for n in os.listdir(d)]
+        return out
+
+    def test_regular_file_is_delivered_exactly(self):
+        inst, p, peer = self.start_hostile('queued', users=['alice'])
+        with tempfile.TemporaryFile(dir=inst.dir) as f:
+            f.write(b'Subject: hi\r\n\r\nbody\r\n')
+            f.flush()
+            peer.send(T['IMSG_DELIVER'], deliver(7), fd=f.fileno())
+        req, result, why = reply_of(peer.expect(T['IMSG_DELIVER_REPLY']))
+        self.assertEqual((req, result), (7, 0), why)
+        msgs = inst.messages('alice')
+        self.assertEqual(len(msgs), 1)
+        self.assertTrue(msgs[0].endswith(b'Subject: hi\n\nbody\n'), msgs[0])
+        self.assertRunning(inst, p)
+
+    def test_not_a_regular_file_gets_a_failure(self):
+        # A socket or a FIFO would hang the delivery for ever, a
+        # directory is no message: each gets a failure reply, at once.
+        inst, p, peer = self.start_hostile('queued', users=['alice'])
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        fifo = os.path.join(inst.dir, 'fifo')
+        os.mkfifo(fifo)
+        rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        wfd = os.open(fifo, os.O_WRONLY)
+        self.addCleanup(os.close, rfd)
+        self.addCleanup(os.close, wfd)
+        dfd = os.open(inst.dir, os.O_RDONLY | os.O_DIRECTORY)
+        self.addCleanup(os.close, dfd)
+        for req, fd in ((1, a.fileno()), (2, rfd), (3, dfd)):
+            with self.subTest(req=req):
+                peer.send(T['IMSG_DELIVER'], deliver(req), fd=fd)
+                try:
+                    got = reply_of(peer.expect(T['IMSG_DELIVER_REPLY'],
+                                               timeout=10))
+                except TimeoutError:
+                    self.fail('no answer to a delivery from a %s'
+                              % ('socket', 'FIFO', 'folder')[req - 1])
+                self.assertEqual(got[0], req)
+                self.assertNotEqual(got[1], 0, got[2])
+        self.assertRunning(inst, p)
+        self.assertEqual(self.maildir_names(inst), [])
+        self.assertRegex(inst.log(), r'not a regular file')
+
+    def test_reload_while_delivering(self):
+        # A reload frees the old configuration while the writer thread
+        # may be building paths from it (a SANITIZE=1 build reports it).
+        inst, p, peer = self.start_hostile('queued', users=['alice'])
+        n = 400
+        for i in range(n):
+            with tempfile.TemporaryFile(dir=inst.dir) as f:
+                f.write(b'Subject: %d\r\n\r\nbody\r\n' % i)
+                f.flush()
+                peer.send(T['IMSG_DELIVER'], deliver(i), fd=f.fileno())
+            p.send_signal(signal.SIGHUP)
+        got = {}
+        for _ in range(n):
+            req, result, why = reply_of(peer.expect(
+                T['IMSG_DELIVER_REPLY'], timeout=30))
+            got[req] = (result, why)
+        self.assertEqual(sorted(got), list(range(n)))
+        self.assertEqual([k for k, v in got.items() if v[0] != 0], [])
+        self.assertEqual(len(inst.messages('alice')), n)
+        self.assertRunning(inst, p)
+
+
+class Descriptors(hostile.HostileCase):
+
+    def test_descriptor_where_none_is_taken(self):
+        inst, p, peer = self.start_hostile('queued')
+        r, w = os.pipe()
+        self.addCleanup(os.close, r)
+        peer.send(T['IMSG_STATS_REPLY'], u32(0), fd=w)
+        os.close(w)
+        self.assertFailsClosed(inst, p, r'descriptor')
+        # Our pipe's write end is closed everywhere: the parent kept none.
+        self.assertTrue(select.select([r], [], [], 5)[0])
+        self.assertEqual(os.read(r, 1), b'')
+
+
+class Floods(hostile.HostileCase):
+
+    def test_requests_without_reading_replies(self):
+        # Answers pile up in the parent for a helper that reads nothing.
+        inst, p, peer = self.start_hostile('smtpd')
+        one = peer.frame(T['IMSG_RCPT_CHECK'],
+                         u32(1) + s('nobody') + u64(0) + u32(0))
+        chunk = one * 2000
+        try:
+            for _ in range(100):
+                peer.send_raw(chunk)
+        except OSError:
+            pass        # the parent gave up on us: what we want
+        self.assertFailsClosed(inst, p, r'(?i)reads nothing|flood')
+
+    def test_too_many_requests_in_flight(self):
+        # Password checks take time: a helper may not queue thousands.
+        inst, p, peer = self.start_hostile('smtpd')
+        one = peer.frame(T['IMSG_AUTH'], u32(1) + s('alice') + s('x') +
+                         s('192.0.2.1'))
+        try:
+            for _ in range(10):
+                peer.send_raw(one * 1000)
+        except OSError:
+            pass
+        self.assertFailsClosed(inst, p, r'(?i)requests')
+
+
+if __name__ == '__main__':
+    import unittest
+    unittest.main()
