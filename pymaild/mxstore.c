@@ -7,6 +7,7 @@
  * mxcache and answered when it is done.
  */
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -115,12 +116,28 @@ refresh_done(struct imsg *im)
 	return 0;
 }
 
+/*
+ * mxcache hands its cache over in a memfd, a regular file. Anything else
+ * (a pipe or a socket reads as empty and would wipe the cache on disk,
+ * or blocks) is not what this message carries: hostile.
+ */
+static int
+is_regular(int fd)
+{
+	struct stat	st;
+
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		return 1;
+	log_warnx("mxcache sent a cache that is not a regular file");
+	return 0;
+}
+
 int
 mxstore_dispatch(struct imsg *im)
 {
 	switch (im->hdr.type) {
 	case IMSG_MX_SAVE:
-		if (im->fd == -1 || im->datalen != 0)
+		if (im->fd == -1 || im->datalen != 0 || !is_regular(im->fd))
 			return -1;
 		save(im->fd);
 		close(im->fd);

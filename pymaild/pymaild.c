@@ -233,11 +233,15 @@ child_flags(void)
 static void	child_closed(struct chan *);
 static int	child_dispatch(struct chan *, struct imsg *);
 
-/* The one request a child may attach a descriptor to. */
+/*
+ * The requests a child may attach a descriptor to: a message to deliver
+ * (queued) and the MX cache to save (mxcache). Which role may send
+ * which is store_dispatch's to check.
+ */
 static int
 child_takes_fd(uint32_t type)
 {
-	return type == IMSG_DELIVER;
+	return type == IMSG_DELIVER || type == IMSG_MX_SAVE;
 }
 
 static void

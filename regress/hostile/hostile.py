@@ -9,6 +9,7 @@ import re
 import select
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -60,14 +61,15 @@ class Peer:
         self.buf = b''
         self.fds = []
 
-    def frame(self, type_, payload=b'', flags=0, length=None):
+    def frame(self, type_, payload=b'', flags=0, length=None, peerid=0):
         n = HDR.size + len(payload) if length is None else length
-        return HDR.pack(type_, n, flags, 0, os.getpid()) + payload
+        return HDR.pack(type_, n, flags, peerid, os.getpid()) + payload
 
-    def send(self, type_, payload=b'', fd=None, flags=None, length=None):
+    def send(self, type_, payload=b'', fd=None, flags=None, length=None,
+             peerid=0):
         if flags is None:
             flags = HASFD if fd is not None else 0
-        data = self.frame(type_, payload, flags, length)
+        data = self.frame(type_, payload, flags, length, peerid)
         if fd is None:
             self.sock.sendall(data)
         else:
@@ -79,15 +81,19 @@ class Peer:
     def recv(self, timeout=10):
         """(type, payload, fd or None); EOFError when the parent closed,
         TimeoutError when nothing whole came within timeout."""
+        return self.recv_full(timeout)[:3]
+
+    def recv_full(self, timeout=10):
+        """(type, payload, fd or None, peerid)."""
         deadline = time.monotonic() + timeout
         while True:
             if len(self.buf) >= HDR.size:
-                type_, n, flags, _, _ = HDR.unpack_from(self.buf)
+                type_, n, flags, peerid, _ = HDR.unpack_from(self.buf)
                 if len(self.buf) >= n:
                     payload = self.buf[HDR.size:n]
                     self.buf = self.buf[n:]
                     fd = self.fds.pop(0) if flags & HASFD else None
-                    return type_, payload, fd
+                    return type_, payload, fd, peerid
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.sock], [], [], left)[0]:
                 raise TimeoutError('no message from the parent')
@@ -99,13 +105,31 @@ class Peer:
 
     def expect(self, type_, timeout=10):
         """The next message of this type (others are skipped)."""
+        return self.expect_fd(type_, timeout, keep_fd=False)[0]
+
+    def expect_fd(self, type_, timeout=10, keep_fd=True):
+        """(payload, fd or None) of the next message of this type."""
         deadline = time.monotonic() + timeout
         while True:
             t, payload, fd = self.recv(max(0.01, deadline - time.monotonic()))
+            if t == type_:
+                if fd is not None and not keep_fd:
+                    os.close(fd)
+                    fd = None
+                return payload, fd
+            if fd is not None:
+                os.close(fd)
+
+    def expect_header(self, type_, timeout=10):
+        """(peerid, payload) of the next message of this type."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(0.01, deadline - time.monotonic())
+            t, payload, fd, peerid = self.recv_full(left)
             if fd is not None:
                 os.close(fd)
             if t == type_:
-                return payload
+                return peerid, payload
 
 
 class HostileCase(pmtest.TestCase):
@@ -162,7 +186,8 @@ class HostileCase(pmtest.TestCase):
         except Exception:
             self.fail('pymaild did not fail closed within %d s:\n%s'
                       % (timeout, inst.log_tail()))
-        self.assertNotEqual(rc, 0, 'pymaild exited 0:\n%s' % inst.log_tail())
+        self.assertEqual(rc, 1, 'pymaild did not exit 1:\n%s'
+                         % inst.log_tail())
         log = inst.log()
         self.assertRegex(log, r'%s.*fail closed' % self.role)
         for n in needles:
@@ -173,3 +198,111 @@ class HostileCase(pmtest.TestCase):
 
     def assertRunning(self, inst, p):
         self.assertIsNone(p.poll(), 'pymaild exited:\n%s' % inst.log_tail())
+
+    # -- what a hostile helper must never achieve ----------------------
+
+    def parent_fds(self, p):
+        """The parent's open descriptors, by number -> what they are."""
+        d = '/proc/%d/fd' % p.pid
+        out = {}
+        for n in os.listdir(d):
+            try:
+                out[int(n)] = os.readlink(os.path.join(d, n))
+            except OSError:
+                pass
+        return out
+
+    def outside(self, inst):
+        """Everything the parent could write in the instance folder
+        except the Maildirs, the spool (queued's), and the files of the
+        run (log, pidfile, sockets): it must not change."""
+        skip = {'pymaild.log', 'foreground.err', 'pymaild.pid',
+                'pymaild.sock', 'hostile.sock', 'sanitizer', 'helpers'}
+        snap = pmtest.tree_snapshot(inst.dir)
+        out = {}
+        for rel, v in snap.items():
+            parts = rel.split(os.sep)
+            if parts[0] in skip:
+                continue
+            if parts[:2] == ['maildir', 'queue']:
+                continue
+            if len(parts) >= 3 and parts[0] == 'maildir' and \
+                    parts[2] == 'Maildir' and len(parts) > 3:
+                continue
+            out[rel] = v
+        return out
+
+    def baseline(self, inst, p):
+        """(descriptors, outside snapshot) to compare with later."""
+        return self.parent_fds(p), self.outside(inst)
+
+    def assertIntact(self, inst, p, peer, base):
+        """Still running, answering, holding no descriptor more than at
+        the baseline, and nothing outside the Maildirs changed."""
+        fds, snap = base
+        self.assertRunning(inst, p)
+        self.assertStatusAnswers(inst, peer)
+        pmtest.wait_for(lambda: len(self.parent_fds(p)) <= len(fds), 5)
+        now = self.parent_fds(p)
+        self.assertLessEqual(len(now), len(fds), 'descriptors leaked: %r'
+                             % sorted(set(now.items()) - set(fds.items())))
+        self.assertEqual(self.outside(inst), snap)
+        self.assertEqual(inst.sanitizer_reports(), [])
+
+    def assertStatusAnswers(self, inst, peer):
+        """pymailadm status gets an answer (the control socket is
+        served); as the helper we stand in for, we answer its question."""
+        adm = subprocess.Popen([pmtest.PYMAILADM, '-f', inst.conf, 'status'],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env=inst.env(), cwd='/')
+        try:
+            if self.role != 'mxcache':
+                peerid, _ = peer.expect_header(T['IMSG_STATS'])
+                peer.send(T['IMSG_STATS_REPLY'], u32(0), peerid=peerid)
+            out, err = adm.communicate(timeout=pmtest.ADM_TIMEOUT)
+        finally:
+            if adm.poll() is None:
+                adm.kill()
+                adm.wait()
+        self.assertEqual(adm.returncode, 0, err)
+        self.assertIn('pymaild is running.', out)
+
+
+# What each helper may send the parent (DESIGN.md B2); all else is hostile.
+ALLOWED = {
+    'smtpd': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_AUTH',
+              'IMSG_RCPT_CHECK'},
+    'pop3d': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_AUTH',
+              'IMSG_POP3_LOGIN', 'IMSG_POP3_OPEN', 'IMSG_POP3_UPDATE',
+              'IMSG_POP3_RELEASE'},
+    'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER'},
+    'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},
+}
+
+QID = '0123456789abcdef'
+
+
+def deliver(req, user='alice', sender='s@remote.example',
+            rcpt='alice@test.example', qid=QID):
+    return u32(req) + s(qid) + s(user) + s(sender) + s(rcpt)
+
+
+def well_formed(name):
+    """A payload of the right shape for a child -> parent type, and
+    whether it carries a descriptor."""
+    return {
+        'IMSG_HELLO': (u32(1), False),
+        'IMSG_STATS_REPLY': (u32(0), False),
+        'IMSG_AUTH': (u32(1) + s('alice') + s('secret') + s('192.0.2.1'),
+                      False),
+        'IMSG_RCPT_CHECK': (u32(1) + s('alice') + u64(0) + u32(0), False),
+        'IMSG_POP3_LOGIN': (u32(1) + s('alice') + s('secret') +
+                            s('192.0.2.1'), False),
+        'IMSG_POP3_OPEN': (u32(1) + u32(0), False),
+        'IMSG_POP3_UPDATE': (u32(1) + u32(0), False),
+        'IMSG_POP3_RELEASE': (u32(1), False),
+        'IMSG_DELIVER': (deliver(1), True),
+        'IMSG_MX_SAVE': (b'', True),
+        'IMSG_MX_REFRESH_DONE': (u32(0) + u32(0) + s(''), False),
+    }.get(name, (u32(0), False))
