@@ -17,13 +17,22 @@
 #include "util.h"
 
 #define CTL_MAX_CONNS	32
+/* How long status waits for the helpers' figures: a stopped or stuck
+ * helper must not hang pymailadm. */
+#define STATS_WAIT_SEC	2
+
+static const enum proc_role stats_roles[] = {
+	PROC_SMTPD, PROC_POP3D, PROC_QUEUED
+};
 
 struct ctlconn {
 	struct chan	chan;
-	int		pending;	/* STATS replies still to come */
+	unsigned int	pending;	/* roles whose figure is to come */
 	uint32_t	sessions, queue;
 	uint32_t	id;
 	int		inuse;
+	struct event	ev_stats;	/* STATS_WAIT_SEC after the question */
+	int		timing;		/* ev_stats is armed */
 };
 
 static struct ctlconn	 conns[CTL_MAX_CONNS];
@@ -81,39 +90,92 @@ ctl_reply(struct ctlconn *cc, int ok, const char *text)
 	    text, strlen(text));
 }
 
+#define ROLE_BIT(r)	(1u << (r))
+
+static void
+ctl_stats_disarm(struct ctlconn *cc)
+{
+	if (cc->timing)
+		evtimer_del(&cc->ev_stats);
+	cc->timing = 0;
+}
+
+/*
+ * Only figures that came: a helper that did not answer is named instead,
+ * and no number stands for what it would have said.
+ */
 static void
 ctl_status_done(struct ctlconn *cc)
 {
 	char	buf[512];
+	size_t	i, len;
+	int	n;
 
-	snprintf(buf, sizeof(buf),
-	    "pymaild is running.\npid=%d\nuptime=%lld\nsessions=%u\n"
-	    "queue=%u\n", (int)getpid(),
-	    (long long)(time(NULL) - env->started), cc->sessions, cc->queue);
+	ctl_stats_disarm(cc);
+	n = snprintf(buf, sizeof(buf), "pymaild is running.\npid=%d\n"
+	    "uptime=%lld\n", (int)getpid(),
+	    (long long)(time(NULL) - env->started));
+	len = n;
+	if (!(cc->pending & (ROLE_BIT(PROC_SMTPD) | ROLE_BIT(PROC_POP3D))))
+		len += snprintf(buf + len, sizeof(buf) - len, "sessions=%u\n",
+		    cc->sessions);
+	if (!(cc->pending & ROLE_BIT(PROC_QUEUED)))
+		len += snprintf(buf + len, sizeof(buf) - len, "queue=%u\n",
+		    cc->queue);
+	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++)
+		if (cc->pending & ROLE_BIT(stats_roles[i]))
+			len += snprintf(buf + len, sizeof(buf) - len,
+			    "%s did not answer within %d s\n",
+			    proc_names[stats_roles[i]], STATS_WAIT_SEC);
+	cc->pending = 0;
 	ctl_reply(cc, 1, buf);
+}
+
+static void
+ctl_status_timeout(int fd, short ev, void *arg)
+{
+	struct ctlconn	*cc = arg;
+	size_t		 i;
+
+	cc->timing = 0;
+	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++)
+		if (cc->pending & ROLE_BIT(stats_roles[i]))
+			log_warnx("status: %s did not answer within %d s",
+			    proc_names[stats_roles[i]], STATS_WAIT_SEC);
+	ctl_status_done(cc);
 }
 
 static void
 ctl_status(struct ctlconn *cc)
 {
-	static const enum proc_role ask[] = {
-		PROC_SMTPD, PROC_POP3D, PROC_QUEUED
-	};
+	struct timeval	tv = { STATS_WAIT_SEC, 0 };
 	struct msgbuild	mb;
 	size_t		i;
 
+	if (cc->pending)
+		return;		/* the answer to the first comes */
 	cc->sessions = cc->queue = 0;
-	cc->pending = 0;
 	mb_init(&mb);
-	for (i = 0; i < sizeof(ask) / sizeof(ask[0]); i++) {
-		if (chan_send(&env->children[ask[i]].chan, &mb, IMSG_STATS,
-		    cc->id, -1) == 0)
-			cc->pending++;
+	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++) {
+		if (chan_send(&env->children[stats_roles[i]].chan, &mb,
+		    IMSG_STATS, cc->id, -1) == 0)
+			cc->pending |= ROLE_BIT(stats_roles[i]);
 	}
-	if (cc->pending == 0)
+	if (cc->pending == 0) {
 		ctl_status_done(cc);
+		return;
+	}
+	evtimer_set(&cc->ev_stats, ctl_status_timeout, cc);
+	event_base_set(env->base, &cc->ev_stats);
+	evtimer_add(&cc->ev_stats, &tv);
+	cc->timing = 1;
 }
 
+/*
+ * A figure counts once, from a helper that was asked and has not
+ * answered yet: a late one (after the timeout) or a second one is
+ * dropped, so one helper cannot answer for another.
+ */
 void
 control_stats_reply(enum proc_role from, uint32_t id, uint32_t count)
 {
@@ -122,13 +184,15 @@ control_stats_reply(enum proc_role from, uint32_t id, uint32_t count)
 
 	for (i = 0; i < CTL_MAX_CONNS; i++) {
 		cc = &conns[i];
-		if (!cc->inuse || cc->id != id || cc->pending == 0)
+		if (!cc->inuse || cc->id != id ||
+		    !(cc->pending & ROLE_BIT(from)))
 			continue;
+		cc->pending &= ~ROLE_BIT(from);
 		if (from == PROC_QUEUED)
 			cc->queue = count;
 		else
 			cc->sessions += count;
-		if (--cc->pending == 0)
+		if (cc->pending == 0)
 			ctl_status_done(cc);
 		return;
 	}
@@ -200,6 +264,8 @@ ctl_closed(struct chan *ch)
 {
 	struct ctlconn	*cc = ch->arg;
 
+	ctl_stats_disarm(cc);
+	cc->pending = 0;
 	cc->inuse = 0;
 }
 

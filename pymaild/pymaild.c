@@ -419,6 +419,9 @@ child_request(struct chan *ch, struct imsg *im)
 		}
 		return 0;
 	case IMSG_STATS_REPLY:
+		/* mxcache is never asked (control.c asks the others). */
+		if (c->role == PROC_MXCACHE)
+			return store_dispatch(c, im);
 		mr_init(&mr, im);
 		v = mr_u32(&mr);
 		if (mr_end(&mr) == -1)
