@@ -128,6 +128,41 @@ pread_full(int fd, void *buf, size_t len, off_t off)
 	return 0;
 }
 
+#define TEMP_RANDOM	12	/* characters: 71 bits */
+#define TEMP_TRIES	16
+
+/*
+ * A temporary file beside path that nobody prepared for us: whoever may
+ * write the folder (the daemon's user, in MAILDIR) could guess a name
+ * made from the PID and plant a link there to take the write elsewhere.
+ * So a random name, created here or not at all (O_EXCL), and never
+ * through a link (O_NOFOLLOW).
+ */
+static int
+open_temp_beside(const char *path, char *tmp, size_t len, mode_t mode)
+{
+	static const char	 chars[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char			 rnd[TEMP_RANDOM + 1];
+	int			 i, j, fd;
+
+	for (i = 0; i < TEMP_TRIES; i++) {
+		for (j = 0; j < TEMP_RANDOM; j++)
+			rnd[j] = chars[arc4random_uniform(sizeof(chars) - 1)];
+		rnd[TEMP_RANDOM] = '\0';
+		if ((size_t)snprintf(tmp, len, "%s.tmp.%s", path, rnd) >=
+		    len) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, mode);
+		if (fd != -1 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
+
 int
 file_write_atomic(const char *path, const void *data, size_t len,
     mode_t mode)
@@ -135,13 +170,7 @@ file_write_atomic(const char *path, const void *data, size_t len,
 	char	 tmp[PATH_MAX], dir[PATH_MAX];
 	int	 fd, saved;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path,
-	    (int)getpid()) >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd == -1)
+	if ((fd = open_temp_beside(path, tmp, sizeof(tmp), mode)) == -1)
 		return -1;
 	if (write_full(fd, data, len) == -1 || fsync(fd) == -1)
 		goto fail;

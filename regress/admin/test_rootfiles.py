@@ -60,6 +60,51 @@ class RootFiles(pmtest.TestCase):
                         not os.path.islink(inst.pidfile))
         self.assertEqual(st.st_mode & 0o777, 0o644)
 
+    def plant(self, path, victim):
+        """A link to victim at every temporary name of path a writer
+        of the next PID_MARGIN processes could guess; their paths."""
+        with open('/proc/sys/kernel/ns_last_pid') as f:
+            last = int(f.read())
+        links = []
+        for pid in range(last + 1, last + PID_MARGIN):
+            links.append('%s.tmp.%d' % (path, pid))
+            os.symlink(victim, links[-1])
+        return links
+
+    def test_admin_temporary_names_not_predictable(self):
+        # users, default_options and USER/options are rewritten through
+        # a temporary file in MAILDIR, where whoever runs as `user` may
+        # plant links: at a name it can guess, a link would take the
+        # write to a file of its choice (one `user` may write: here) or
+        # make the command fail (one it may not).
+        self.require_root()
+        inst = self.instance()
+        r = inst.adm('adduser', 'alice', 'secret')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        victim = self.victim(inst)
+        st = os.stat(inst.maildir)
+        os.chown(victim, st.st_uid, st.st_gid)
+        for path, argv in (
+                (inst.usersfile, ('adduser', 'bob', 'secret')),
+                (os.path.join(inst.maildir, 'default_options'),
+                 ('chdefaultopt', 'mailboxsize', '2000000')),
+                (os.path.join(inst.maildir, 'alice', 'options'),
+                 ('chopt', 'alice', 'mailboxsize', '3000000'))):
+            with self.subTest(file=os.path.basename(path)):
+                links = self.plant(path, victim)
+                r = inst.adm(*argv)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(pmtest.read_file(victim), PRECIOUS,
+                                 'written through the link')
+                self.assertFalse(os.path.islink(path), path)
+                self.assertTrue(os.path.isfile(path))
+                for link in links:      # each link is still a link
+                    self.assertTrue(os.path.islink(link), link)
+                    os.unlink(link)
+        self.assertIn('bob', inst.users())
+        r = inst.adm('getinfo', 'alice')
+        self.assertIn('mailboxsize=3000000', r.stdout)
+
 
 if __name__ == '__main__':
     import unittest
