@@ -136,7 +136,7 @@ class HostileCase(pmtest.TestCase):
     """start_hostile(role) -> (inst, popen, peer): a foreground pymaild
     whose `role` helper is us."""
 
-    def start_hostile(self, role, users=()):
+    def start_hostile(self, role, users=(), hello=True):
         inst = self.instance()
         for u in users:
             r = inst.adm('adduser', u, 'secret')
@@ -174,7 +174,8 @@ class HostileCase(pmtest.TestCase):
         self.assertEqual(t, T['IMSG_CONF'])
         if fd is not None:
             os.close(fd)
-        peer.send(T['IMSG_HELLO'], u32(ROLE_NUM[role]))
+        if hello:
+            peer.send(T['IMSG_HELLO'], u32(ROLE_NUM[role]))
         inst.wait_ports()
         self.role = role
         return inst, p, peer
@@ -306,3 +307,35 @@ def well_formed(name):
         'IMSG_MX_SAVE': (b'', True),
         'IMSG_MX_REFRESH_DONE': (u32(0) + u32(0) + s(''), False),
     }.get(name, (u32(0), False))
+
+
+def put_message(inst, user, body, unique):
+    """A message in user's Maildir/new as a delivery leaves it; its path."""
+    d = os.path.join(inst.maildir, user, 'Maildir', 'new')
+    path = os.path.join(d, '%s.M1P1Q1.test,S=%d' % (unique, len(body)))
+    with open(path, 'wb') as f:
+        f.write(body)
+    st = os.stat(d)
+    os.chown(path, st.st_uid, st.st_gid)
+    return path
+
+
+def pop3_login(peer, sid, user, password='secret', addr='192.0.2.1'):
+    """(result, count, [(size, uid)]) of an IMSG_POP3_LOGIN."""
+    peer.send(T['IMSG_POP3_LOGIN'], u32(sid) + s(user) + s(password) +
+              s(addr))
+    p = peer.expect(T['IMSG_POP3_LOGIN_REPLY'], timeout=15)
+    rsid, result, _, count = struct.unpack_from('<IIII', p)
+    assert rsid == sid, (rsid, sid)
+    listing = []
+    while result == 0 and len(listing) < count:
+        p = peer.expect(T['IMSG_POP3_LISTING'])
+        rsid, n = struct.unpack_from('<II', p)
+        assert rsid == sid, (rsid, sid)
+        off = 8
+        for _ in range(n):
+            size, ulen = struct.unpack_from('<QI', p, off)
+            off += 12
+            listing.append((size, p[off:off + ulen].decode()))
+            off += ulen
+    return result, count, listing
