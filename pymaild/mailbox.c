@@ -139,6 +139,51 @@ mbox_free(struct mbox *mb)
 	free(mb);
 }
 
+/*
+ * Descriptors queued toward pop3d are open files of ours until it reads
+ * them, and so are those of every delivery and login: a pop3d that asks
+ * and never reads must not use them up. A working one has a message
+ * asked for per session and a few hundred ahead (pop3d.h); past this
+ * bound it is hostile. fds_queued counts each one queued and is reset
+ * when the queue is empty, so it only ever overstates; the queue is
+ * walked for the exact figure only when that overstatement is too high.
+ */
+static size_t	fds_queued;
+
+static size_t
+fds_waiting_max(void)
+{
+	return 2 * (size_t)env->conf.maxsessions + 1024;
+}
+
+static size_t
+fds_waiting(const struct imsgbuf *ib)
+{
+	const struct imsg_out	*o;
+	size_t			 n = 0;
+
+	for (o = ib->whead; o != NULL; o = o->next)
+		if (o->fd != -1)
+			n++;
+	return n;
+}
+
+/* May `more` descriptors be queued toward pop3d? */
+static int
+fds_room(size_t more)
+{
+	struct child	*c = &env->children[PROC_POP3D];
+
+	if (fds_queued + more <= fds_waiting_max())
+		return 1;
+	fds_queued = fds_waiting(&c->chan.ib);
+	if (fds_queued + more <= fds_waiting_max())
+		return 1;
+	log_warnx("pop3d (pid %d) reads nothing: %zu descriptors wait for "
+	    "it, %zu more asked", (int)c->pid, fds_queued, more);
+	return 0;
+}
+
 static void
 queue_pop3d(uint32_t type, struct msgbuild *mb, int fd)
 {
@@ -149,6 +194,8 @@ queue_pop3d(uint32_t type, struct msgbuild *mb, int fd)
 			close(fd);
 		return;
 	}
+	if (fd != -1)
+		fds_queued++;
 	if (mb_send(mb, &c->ib, type, 0, fd) == -1)
 		log_warnx("pop3: message to pop3d too large");
 }
@@ -168,6 +215,8 @@ flush_pop3d(void)
 	imsgbuf_batch_fds(&c->ib);
 	if (imsgbuf_flush(&c->ib) == -1)
 		log_warn("pop3: write to pop3d");
+	if (c->ib.whead == NULL)
+		fds_queued = 0;
 	chan_kick(c);
 }
 
@@ -701,7 +750,7 @@ handle_open(struct imsg *im)
 	mr_init(&mr, im);
 	sid = mr_u32(&mr);
 	if (mr.err || mr.off == mr.len || (mb = mbox_find(sid)) == NULL ||
-	    !mb->locked)
+	    !mb->locked || !fds_room((mr.len - mr.off) / sizeof(uint32_t)))
 		return -1;
 	while (r == 0 && mr.off < mr.len) {
 		index = mr_u32(&mr);
