@@ -28,6 +28,7 @@ static const enum proc_role stats_roles[] = {
 struct ctlconn {
 	struct chan	chan;
 	unsigned int	pending;	/* roles whose figure is to come */
+	unsigned int	unreachable;	/* roles that could not be asked */
 	uint32_t	sessions, queue;
 	uint32_t	id;
 	int		inuse;
@@ -107,27 +108,35 @@ ctl_stats_disarm(struct ctlconn *cc)
 static void
 ctl_status_done(struct ctlconn *cc)
 {
-	char	buf[512];
-	size_t	i, len;
-	int	n;
+	char		buf[512], line[128];
+	unsigned int	silent = cc->pending | cc->unreachable;
+	size_t		i;
 
 	ctl_stats_disarm(cc);
-	n = snprintf(buf, sizeof(buf), "pymaild is running.\npid=%d\n"
+	snprintf(buf, sizeof(buf), "pymaild is running.\npid=%d\n"
 	    "uptime=%lld\n", (int)getpid(),
 	    (long long)(time(NULL) - env->started));
-	len = n;
-	if (!(cc->pending & (ROLE_BIT(PROC_SMTPD) | ROLE_BIT(PROC_POP3D))))
-		len += snprintf(buf + len, sizeof(buf) - len, "sessions=%u\n",
-		    cc->sessions);
-	if (!(cc->pending & ROLE_BIT(PROC_QUEUED)))
-		len += snprintf(buf + len, sizeof(buf) - len, "queue=%u\n",
-		    cc->queue);
-	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++)
-		if (cc->pending & ROLE_BIT(stats_roles[i]))
-			len += snprintf(buf + len, sizeof(buf) - len,
-			    "%s did not answer within %d s\n",
-			    proc_names[stats_roles[i]], STATS_WAIT_SEC);
-	cc->pending = 0;
+	if (!(silent & (ROLE_BIT(PROC_SMTPD) | ROLE_BIT(PROC_POP3D)))) {
+		snprintf(line, sizeof(line), "sessions=%u\n", cc->sessions);
+		strlcat(buf, line, sizeof(buf));
+	}
+	if (!(silent & ROLE_BIT(PROC_QUEUED))) {
+		snprintf(line, sizeof(line), "queue=%u\n", cc->queue);
+		strlcat(buf, line, sizeof(buf));
+	}
+	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++) {
+		if (!(silent & ROLE_BIT(stats_roles[i])))
+			continue;
+		if (cc->unreachable & ROLE_BIT(stats_roles[i]))
+			snprintf(line, sizeof(line), "%s is not reachable\n",
+			    proc_names[stats_roles[i]]);
+		else
+			snprintf(line, sizeof(line), "%s did not answer "
+			    "within %d s\n", proc_names[stats_roles[i]],
+			    STATS_WAIT_SEC);
+		strlcat(buf, line, sizeof(buf));
+	}
+	cc->pending = cc->unreachable = 0;
 	ctl_reply(cc, 1, buf);
 }
 
@@ -160,6 +169,8 @@ ctl_status(struct ctlconn *cc)
 		if (chan_send(&env->children[stats_roles[i]].chan, &mb,
 		    IMSG_STATS, cc->id, -1) == 0)
 			cc->pending |= ROLE_BIT(stats_roles[i]);
+		else
+			cc->unreachable |= ROLE_BIT(stats_roles[i]);
 	}
 	if (cc->pending == 0) {
 		ctl_status_done(cc);
@@ -265,7 +276,7 @@ ctl_closed(struct chan *ch)
 	struct ctlconn	*cc = ch->arg;
 
 	ctl_stats_disarm(cc);
-	cc->pending = 0;
+	cc->pending = cc->unreachable = 0;
 	cc->inuse = 0;
 }
 
