@@ -118,8 +118,8 @@ refresh_done(struct imsg *im)
 
 /*
  * mxcache hands its cache over in a memfd, a regular file. Anything else
- * (a pipe or a socket reads as empty and would wipe the cache on disk,
- * or blocks) is not what this message carries: hostile.
+ * is not what this message carries, so hostile: a pipe or a socket has
+ * no size, reads as an empty cache and would wipe the one on disk.
  */
 static int
 is_regular(int fd)
