@@ -68,6 +68,19 @@ reply_line(struct smtp_reply *r, const char *line, size_t len)
 	return SMTP_REPLY_DONE;
 }
 
+/*
+ * Can the line that starts these octets, no LF among them yet, still be
+ * short enough? The verdict must not depend on where the network cut it:
+ * a CR right after the limit may be the first half of the line's CRLF.
+ */
+static int
+line_may_end(const char *p, size_t n)
+{
+	if (n <= SMTP_REPLY_LINE_MAX)
+		return 1;
+	return n == SMTP_REPLY_LINE_MAX + 1 && p[n - 1] == '\r';
+}
+
 size_t
 smtp_reply_parse(struct smtp_reply *r, const char *in, size_t len,
     enum smtp_reply_status *status)
@@ -78,8 +91,7 @@ smtp_reply_parse(struct smtp_reply *r, const char *in, size_t len,
 	*status = SMTP_REPLY_MORE;
 	while (used < len) {
 		if ((nl = memchr(in + used, '\n', len - used)) == NULL) {
-			/* A line end may yet come; but not after this many. */
-			if (len - used > SMTP_REPLY_LINE_MAX)
+			if (!line_may_end(in + used, len - used))
 				*status = SMTP_REPLY_TOOLONG;
 			break;
 		}

@@ -103,11 +103,21 @@ test_limits(void)
 	CHECK("4097 octets and no line end",
 	    feed(big, SMTP_REPLY_LINE_MAX + 1, 0) == 0 &&
 	    st == SMTP_REPLY_TOOLONG);
-	/* As libevent's buffer was judged: a CR that might end the line
-	 * still counts while its LF has not come. */
-	memcpy(big + SMTP_REPLY_LINE_MAX, "\r", 1);
-	CHECK("4096 octets and a CR",
+	/* The verdict on a line must not depend on where the network cut
+	 * it: a CR after 4096 octets may be the start of their CRLF. */
+	memcpy(big + SMTP_REPLY_LINE_MAX, "\r\n", 2);
+	CHECK("4096 octets and a CR, its LF to come",
 	    feed(big, SMTP_REPLY_LINE_MAX + 1, 0) == 0 &&
+	    st == SMTP_REPLY_MORE &&
+	    feed(big, SMTP_REPLY_LINE_MAX + 2, 0) ==
+	    SMTP_REPLY_LINE_MAX + 2 && st == SMTP_REPLY_DONE);
+	memcpy(big + SMTP_REPLY_LINE_MAX, "x\r", 2);
+	CHECK("4097 octets and a CR",
+	    feed(big, SMTP_REPLY_LINE_MAX + 2, 0) == 0 &&
+	    st == SMTP_REPLY_TOOLONG);
+	memcpy(big + SMTP_REPLY_LINE_MAX, "\r\r", 2);
+	CHECK("4096 octets and two CRs",
+	    feed(big, SMTP_REPLY_LINE_MAX + 2, 0) == 0 &&
 	    st == SMTP_REPLY_TOOLONG);
 	free(big);
 
