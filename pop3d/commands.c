@@ -500,7 +500,7 @@ msg_arg(struct session *s, const struct pop3_cmd *c, uint32_t *no)
 		session_printf(s, "-ERR no such message\r\n");
 		return NULL;
 	}
-	*no = c->msgno;
+	*no = (uint32_t)c->msgno;
 	m = &s->msgs[*no - 1];
 	if (m->deleted) {
 		session_printf(s, "-ERR message %u is deleted\r\n", *no);
