@@ -4,10 +4,8 @@
  * a command that needs the parent sets WAIT_PARENT, and the next command
  * is taken only when the answer arrived, so pipelining keeps its order.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -16,46 +14,42 @@
 #include "sasl.h"
 #include "util.h"
 
-#define MAXARGS		3
 #define LISTING_MAX	(16u * 1024 * 1024)	/* messages listed */
 
 struct command {
-	const char	*name;
 	int		 auth;		/* valid in AUTHORIZATION */
 	int		 trans;		/* valid in TRANSACTION */
-	int		 rawarg;	/* the rest of the line, as is */
-	void		(*fn)(struct session *, int, char **);
+	void		(*fn)(struct session *, const struct pop3_cmd *);
 };
 
-static void	cmd_capa(struct session *, int, char **);
-static void	cmd_user(struct session *, int, char **);
-static void	cmd_pass(struct session *, int, char **);
-static void	cmd_auth(struct session *, int, char **);
-static void	cmd_quit(struct session *, int, char **);
-static void	cmd_noop(struct session *, int, char **);
-static void	cmd_stat(struct session *, int, char **);
-static void	cmd_list(struct session *, int, char **);
-static void	cmd_uidl(struct session *, int, char **);
-static void	cmd_retr(struct session *, int, char **);
-static void	cmd_top(struct session *, int, char **);
-static void	cmd_dele(struct session *, int, char **);
-static void	cmd_rset(struct session *, int, char **);
+static void	cmd_capa(struct session *, const struct pop3_cmd *);
+static void	cmd_user(struct session *, const struct pop3_cmd *);
+static void	cmd_pass(struct session *, const struct pop3_cmd *);
+static void	cmd_auth(struct session *, const struct pop3_cmd *);
+static void	cmd_quit(struct session *, const struct pop3_cmd *);
+static void	cmd_noop(struct session *, const struct pop3_cmd *);
+static void	cmd_stat(struct session *, const struct pop3_cmd *);
+static void	cmd_list(struct session *, const struct pop3_cmd *);
+static void	cmd_uidl(struct session *, const struct pop3_cmd *);
+static void	cmd_retr(struct session *, const struct pop3_cmd *);
+static void	cmd_top(struct session *, const struct pop3_cmd *);
+static void	cmd_dele(struct session *, const struct pop3_cmd *);
+static void	cmd_rset(struct session *, const struct pop3_cmd *);
 
-static const struct command commands[] = {
-	{ "CAPA", 1, 1, 0, cmd_capa },
-	{ "USER", 1, 0, 0, cmd_user },
-	{ "PASS", 1, 0, 1, cmd_pass },
-	{ "AUTH", 1, 0, 0, cmd_auth },
-	{ "QUIT", 1, 1, 0, cmd_quit },
-	{ "NOOP", 1, 1, 0, cmd_noop },
-	{ "STAT", 0, 1, 0, cmd_stat },
-	{ "LIST", 0, 1, 0, cmd_list },
-	{ "UIDL", 0, 1, 0, cmd_uidl },
-	{ "RETR", 0, 1, 0, cmd_retr },
-	{ "TOP",  0, 1, 0, cmd_top },
-	{ "DELE", 0, 1, 0, cmd_dele },
-	{ "RSET", 0, 1, 0, cmd_rset },
-	{ NULL, 0, 0, 0, NULL }
+static const struct command commands[POP3_NVERBS] = {
+	[POP3_CAPA] = { 1, 1, cmd_capa },
+	[POP3_USER] = { 1, 0, cmd_user },
+	[POP3_PASS] = { 1, 0, cmd_pass },
+	[POP3_AUTH] = { 1, 0, cmd_auth },
+	[POP3_QUIT] = { 1, 1, cmd_quit },
+	[POP3_NOOP] = { 1, 1, cmd_noop },
+	[POP3_STAT] = { 0, 1, cmd_stat },
+	[POP3_LIST] = { 0, 1, cmd_list },
+	[POP3_UIDL] = { 0, 1, cmd_uidl },
+	[POP3_RETR] = { 0, 1, cmd_retr },
+	[POP3_TOP]  = { 0, 1, cmd_top },
+	[POP3_DELE] = { 0, 1, cmd_dele },
+	[POP3_RSET] = { 0, 1, cmd_rset },
 };
 
 /* The capabilities of DESIGN.md A5, in that order. */
@@ -115,91 +109,66 @@ command_timeout(struct session *s)
 	s->state = ST_CLOSING;
 }
 
+static void	sasl_response(struct session *, const char *, size_t);
+
 static int
-split_args(char *p, char **argv)
+allowed(const struct session *s, enum pop3_verb verb)
 {
-	int	argc = 0;
-
-	while (p && *p) {
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			break;
-		if (argc == MAXARGS)
-			return -1;
-		argv[argc++] = p;
-		if ((p = strchr(p, ' ')) != NULL)
-			*p++ = '\0';
-	}
-	return argc;
+	if (s->state == ST_AUTH)
+		return commands[verb].auth;
+	if (s->state == ST_TRANS)
+		return commands[verb].trans;
+	return 0;
 }
-
-static void	sasl_response(struct session *, const char *);
 
 void
 command_line(struct session *s, char *line, size_t len)
 {
-	const struct command	*c;
-	char			*argv[MAXARGS], *rest;
-	int			 argc;
+	struct pop3_cmd	c;
 
-	if (memchr(line, '\0', len) != NULL) {
-		bad(s, "NUL in command");
-		if (s->state == ST_SASL)
-			s->state = ST_AUTH;
-		return;
-	}
 	if (s->state == ST_SASL) {
-		sasl_response(s, line);
+		sasl_response(s, line, len);
 		return;
 	}
-	if (len > POP3_CMD_MAX) {
-		bad(s, "line too long");
+	pop3_parse(line, len, &c);
+	if (c.verb == POP3_NONE) {
+		bad(s, c.error);
 		return;
 	}
-	if ((rest = strchr(line, ' ')) != NULL)
-		*rest++ = '\0';
-	for (c = commands; c->name; c++)
-		if (strcasecmp(c->name, line) == 0)
-			break;
-	if (c->name == NULL) {
-		bad(s, "unknown command");
-		return;
-	}
-	if (!(s->state == ST_AUTH ? c->auth : s->state == ST_TRANS ?
-	    c->trans : 0)) {
+	if (!allowed(s, c.verb)) {
 		bad(s, "command not valid in this state");
 		return;
 	}
-	if (c->rawarg) {
-		argv[0] = rest;
-		c->fn(s, rest != NULL, argv);
+	if (c.error != NULL) {
+		bad(s, c.error);
 		return;
 	}
-	if ((argc = split_args(rest, argv)) == -1) {
-		bad(s, "too many arguments");
-		return;
-	}
-	c->fn(s, argc, argv);
+	commands[c.verb].fn(s, &c);
+}
+
+/* Arguments that do not suit the verb: answered, 1. */
+static int
+refused(struct session *s, const struct pop3_cmd *c)
+{
+	if (c->argerror == NULL)
+		return 0;
+	bad(s, c->argerror);
+	return 1;
 }
 
 static void
-cmd_capa(struct session *s, int argc, char **argv)
+cmd_capa(struct session *s, const struct pop3_cmd *c)
 {
-	if (argc != 0) {
-		bad(s, "CAPA takes no argument");
+	if (refused(s, c))
 		return;
-	}
 	session_printf(s, "%s", capa_text);
 }
 
 static void
-cmd_noop(struct session *s, int argc, char **argv)
+cmd_noop(struct session *s, const struct pop3_cmd *c)
 {
-	if (argc != 0) {
-		bad(s, "NOOP takes no argument");
+	if (refused(s, c))
 		return;
-	}
 	session_printf(s, "+OK\r\n");
 }
 
@@ -250,7 +219,7 @@ send_marks(struct session *s, int commit)
 }
 
 static void
-cmd_quit(struct session *s, int argc, char **argv)
+cmd_quit(struct session *s, const struct pop3_cmd *c)
 {
 	if (s->state == ST_AUTH) {
 		session_printf(s, "+OK pymaild signing off\r\n");
@@ -284,31 +253,27 @@ send_login(struct session *s, const char *user, const char *pass)
 }
 
 static void
-cmd_user(struct session *s, int argc, char **argv)
+cmd_user(struct session *s, const struct pop3_cmd *c)
 {
-	if (argc != 1) {
-		bad(s, "USER takes one argument");
+	if (refused(s, c))
 		return;
-	}
 	/* The same answer whether the user exists or not. */
-	strlcpy(s->user, argv[0], sizeof(s->user));
+	strlcpy(s->user, c->arg, sizeof(s->user));
 	s->haveuser = 1;
 	session_printf(s, "+OK\r\n");
 }
 
 static void
-cmd_pass(struct session *s, int argc, char **argv)
+cmd_pass(struct session *s, const struct pop3_cmd *c)
 {
 	if (!s->haveuser) {
 		bad(s, "USER first");
 		return;
 	}
-	if (argc != 1 || *argv[0] == '\0') {
-		bad(s, "PASS takes the password");
+	if (refused(s, c))
 		return;
-	}
 	s->haveuser = 0;
-	send_login(s, s->user, argv[0]);
+	send_login(s, s->user, c->arg);
 }
 
 static void
@@ -325,35 +290,35 @@ plain_login(struct session *s, const char *b64)
 }
 
 static void
-sasl_response(struct session *s, const char *line)
+sasl_response(struct session *s, const char *line, size_t len)
 {
+	struct pop3_cmd	c;
+
 	s->state = ST_AUTH;
-	if (strcmp(line, "*") == 0) {
+	if (pop3_parse_response(line, len, &c) == -1) {
+		bad(s, c.error);
+		return;
+	}
+	if (c.verb == POP3_CANCEL) {
 		session_printf(s, "-ERR authentication cancelled\r\n");
 		return;
 	}
-	plain_login(s, line);
+	plain_login(s, c.arg);
 }
 
 static void
-cmd_auth(struct session *s, int argc, char **argv)
+cmd_auth(struct session *s, const struct pop3_cmd *c)
 {
 	s->haveuser = 0;
-	if (argc == 0) {
+	if (refused(s, c))
+		return;
+	if (c->nargs == 0) {
 		/* What some clients send to learn the mechanisms. */
 		session_printf(s, "+OK\r\nPLAIN\r\n.\r\n");
 		return;
 	}
-	if (strcasecmp(argv[0], "PLAIN") != 0) {
-		bad(s, "unsupported authentication mechanism");
-		return;
-	}
-	if (argc == 3) {
-		bad(s, "too many arguments");
-		return;
-	}
-	if (argc == 2) {
-		plain_login(s, argv[1]);
+	if (c->resp != NULL) {
+		plain_login(s, c->resp);
 		return;
 	}
 	session_printf(s, "+ \r\n");
@@ -525,19 +490,17 @@ session_release(struct session *s)
 /* ---------------------------------------------------------------- */
 /* TRANSACTION */
 
-/* The message an argument names, or NULL after answering. */
+/* The message a command names, or NULL after answering. */
 static struct pop3_msg *
-msg_arg(struct session *s, const char *arg, uint32_t *no)
+msg_arg(struct session *s, const struct pop3_cmd *c, uint32_t *no)
 {
 	struct pop3_msg	*m;
 
-	if ((*no = msgno_parse(arg, s->nmsgs)) == 0) {
-		if (count_parse(arg) == -1)
-			bad(s, "invalid message number");
-		else
-			session_printf(s, "-ERR no such message\r\n");
+	if (c->msgno == 0 || c->msgno > s->nmsgs) {
+		session_printf(s, "-ERR no such message\r\n");
 		return NULL;
 	}
+	*no = (uint32_t)c->msgno;
 	m = &s->msgs[*no - 1];
 	if (m->deleted) {
 		session_printf(s, "-ERR message %u is deleted\r\n", *no);
@@ -547,12 +510,10 @@ msg_arg(struct session *s, const char *arg, uint32_t *no)
 }
 
 static void
-cmd_stat(struct session *s, int argc, char **argv)
+cmd_stat(struct session *s, const struct pop3_cmd *c)
 {
-	if (argc != 0) {
-		bad(s, "STAT takes no argument");
+	if (refused(s, c))
 		return;
-	}
 	session_printf(s, "+OK %u %llu\r\n", s->nmsgs - s->ndel,
 	    (unsigned long long)(s->total - s->delsize));
 }
@@ -569,85 +530,70 @@ start_listing(struct session *s, enum pop3_prod what)
 }
 
 static void
-cmd_list(struct session *s, int argc, char **argv)
+cmd_list(struct session *s, const struct pop3_cmd *c)
 {
 	struct pop3_msg	*m;
 	uint32_t	 no;
 
-	if (argc > 1) {
-		bad(s, "LIST takes at most one argument");
+	if (refused(s, c))
 		return;
-	}
-	if (argc == 0) {
+	if (c->nargs == 0) {
 		start_listing(s, PROD_LIST);
 		return;
 	}
-	if ((m = msg_arg(s, argv[0], &no)) != NULL)
+	if ((m = msg_arg(s, c, &no)) != NULL)
 		session_printf(s, "+OK %u %llu\r\n", no,
 		    (unsigned long long)m->size);
 }
 
 static void
-cmd_uidl(struct session *s, int argc, char **argv)
+cmd_uidl(struct session *s, const struct pop3_cmd *c)
 {
 	struct pop3_msg	*m;
 	uint32_t	 no;
 
-	if (argc > 1) {
-		bad(s, "UIDL takes at most one argument");
+	if (refused(s, c))
 		return;
-	}
-	if (argc == 0) {
+	if (c->nargs == 0) {
 		start_listing(s, PROD_UIDL);
 		return;
 	}
-	if ((m = msg_arg(s, argv[0], &no)) != NULL)
+	if ((m = msg_arg(s, c, &no)) != NULL)
 		session_printf(s, "+OK %u %.*s\r\n", no, (int)m->uidlen,
 		    s->uids + m->uidoff);
 }
 
 static void
-cmd_retr(struct session *s, int argc, char **argv)
+cmd_retr(struct session *s, const struct pop3_cmd *c)
 {
 	uint32_t	no;
 
-	if (argc != 1) {
-		bad(s, "RETR takes a message number");
+	if (refused(s, c))
 		return;
-	}
-	if (msg_arg(s, argv[0], &no) != NULL)
+	if (msg_arg(s, c, &no) != NULL)
 		msg_open(s, no - 1, 0, 0);
 }
 
 static void
-cmd_top(struct session *s, int argc, char **argv)
+cmd_top(struct session *s, const struct pop3_cmd *c)
 {
-	long long	lines;
 	uint32_t	no;
 
-	if (argc != 2) {
-		bad(s, "TOP takes a message number and a line count");
+	if (refused(s, c))
 		return;
-	}
-	if ((lines = count_parse(argv[1])) == -1) {
-		bad(s, "invalid line count");
-		return;
-	}
-	if (msg_arg(s, argv[0], &no) != NULL)
-		msg_open(s, no - 1, 1, lines);
+	if (msg_arg(s, c, &no) != NULL)
+		msg_open(s, no - 1, 1, c->lines);
 }
 
 static void
-cmd_dele(struct session *s, int argc, char **argv)
+cmd_dele(struct session *s, const struct pop3_cmd *c)
 {
 	struct pop3_msg	*m;
 	uint32_t	 no;
 
-	if (argc != 1) {
-		bad(s, "DELE takes a message number");
+	if (refused(s, c))
 		return;
-	}
-	if ((m = msg_arg(s, argv[0], &no)) == NULL)
+	if ((m = msg_arg(s, c, &no)) == NULL)
 		return;
 	m->deleted = 1;
 	s->ndel++;
@@ -656,14 +602,12 @@ cmd_dele(struct session *s, int argc, char **argv)
 }
 
 static void
-cmd_rset(struct session *s, int argc, char **argv)
+cmd_rset(struct session *s, const struct pop3_cmd *c)
 {
 	uint32_t	i;
 
-	if (argc != 0) {
-		bad(s, "RSET takes no argument");
+	if (refused(s, c))
 		return;
-	}
 	for (i = 0; i < s->nmsgs; i++)
 		s->msgs[i].deleted = 0;
 	s->ndel = 0;

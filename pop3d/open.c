@@ -8,10 +8,8 @@
  * costs one open and one close. Descriptors held ahead are bounded per
  * session and in all, so thousands of sessions cannot exhaust ours.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -129,26 +127,15 @@ maybe_ask(struct session *s, uint32_t index)
 	ask(s, index);
 }
 
-/* "RETR n" or "TOP n ..." waiting in the input: the index of n, or -1.
- * A guess only: the command is checked when its turn comes. */
-static long
-waiting_index(struct session *s, const char *line, size_t len)
+/* A RETR or TOP waiting in the input: ask for its message. 0 when no
+ * slot is left for more. */
+static int
+ask_waiting(struct session *s, const struct pop3_cmd *c)
 {
-	size_t		i;
-	uint64_t	n = 0;
-
-	if (len > 5 && strncasecmp(line, "RETR ", 5) == 0)
-		i = 5;
-	else if (len > 4 && strncasecmp(line, "TOP ", 4) == 0)
-		i = 4;
-	else
-		return -1;
-	for (; i < len && isdigit((unsigned char)line[i]) && n <= s->nmsgs;
-	    i++)
-		n = n * 10 + (line[i] - '0');
-	if (n == 0 || n > s->nmsgs)
-		return -1;
-	return n - 1;
+	if ((c->verb == POP3_RETR || c->verb == POP3_TOP) &&
+	    c->msgno >= 1 && c->msgno <= s->nmsgs)
+		maybe_ask(s, c->msgno - 1);
+	return slots_free(s) >= 2;
 }
 
 /*
@@ -159,9 +146,7 @@ waiting_index(struct session *s, const char *line, size_t len)
 static void
 prefetch(struct session *s, uint32_t current)
 {
-	const char	*p = s->ibuf, *end = s->ibuf + s->ilen, *nl;
-	long		 index;
-	int		 i, lines = 0;
+	int		 i;
 
 	/* Clients go forward: guesses left behind are not needed. */
 	for (i = 0; i < POP3_SLOTS; i++)
@@ -171,12 +156,8 @@ prefetch(struct session *s, uint32_t current)
 	/* Refill only when few are left, and then fully. */
 	if (POP3_SLOTS - slots_free(s) > POP3_SLOTS / 4)
 		return;
-	while (slots_free(s) >= 2 && lines++ < POP3_SLOTS && p < end &&
-	    (nl = memchr(p, '\n', end - p)) != NULL) {
-		if ((index = waiting_index(s, p, nl - p)) >= 0)
-			maybe_ask(s, index);
-		p = nl + 1;
-	}
+	if (slots_free(s) >= 2)
+		session_lookahead(s, POP3_SLOTS, ask_waiting);
 	for (i = 1; i < POP3_SLOTS && slots_free(s) >= 2; i++)
 		maybe_ask(s, current + i);
 	send_asks(s);

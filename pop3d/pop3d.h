@@ -117,6 +117,7 @@ enum pop3_prod {
 };
 
 struct ipcount;
+struct pop3_cmd;
 
 struct session {
 	RB_ENTRY(session) entry;
@@ -165,6 +166,7 @@ struct session {
 	struct xfer	 xfer;
 
 	size_t		 ilen;
+	size_t		 inrun;		/* octets of the line being run */
 	size_t		 olen, ooff;
 	char		 ibuf[POP3_IBUF];
 	char		*obuf;		/* sbuf, or a large one */
@@ -191,6 +193,13 @@ size_t	session_room(const struct session *);
 void	session_grow(struct session *);
 /* Arm the session timer for ms milliseconds (the failed-login delay). */
 void	session_delay(struct session *, uint32_t ms);
+/*
+ * The commands waiting in the input behind the one being run, parsed,
+ * handed to fn in order until it returns 0 or max were seen. For guesses
+ * only: each is parsed again, and checked, in its turn.
+ */
+void	session_lookahead(struct session *, int max,
+	    int (*fn)(struct session *, const struct pop3_cmd *));
 
 /* commands.c */
 void	session_greet(struct session *);
@@ -227,9 +236,59 @@ void	xfer_init(struct xfer *, const struct msgsrc *, int top,
  * *outn octets written. At in == NULL (end of file) finish the message. */
 size_t	xfer_convert(struct xfer *, const char *in, size_t inlen,
 	    char *out, size_t outlen, size_t *outn);
-/* A message number "1".."max" made of digits only; 0 when bad. */
-uint32_t msgno_parse(const char *, uint32_t max);
-/* A TOP line count made of digits only; -1 when bad. */
-long long count_parse(const char *);
+
+/* parse.c: the command parser, pure (no I/O, no session) */
+enum pop3_verb {
+	POP3_NONE,	/* not a command: error says why */
+	POP3_CAPA,
+	POP3_USER,
+	POP3_PASS,
+	POP3_AUTH,
+	POP3_QUIT,
+	POP3_NOOP,
+	POP3_STAT,
+	POP3_LIST,
+	POP3_UIDL,
+	POP3_RETR,
+	POP3_TOP,
+	POP3_DELE,
+	POP3_RSET,
+	POP3_RESPONSE,	/* a line answering AUTH's "+ " */
+	POP3_CANCEL,	/* "*" in its place */
+	POP3_NVERBS
+};
+#define POP3_ARGS_MAX	3	/* words after a verb */
+
+/*
+ * A parsed line. Its strings point into the line given, which the parser
+ * splits in place: nothing is copied, so a password stays in the one
+ * buffer that is wiped.
+ */
+struct pop3_cmd {
+	enum pop3_verb	 verb;
+	/* The line is refused: with POP3_NONE whatever the state, with a
+	 * verb once the verb is allowed in the state (too many words). */
+	const char	*error;
+	/* The arguments do not suit the verb: told after the session's own
+	 * checks (PASS before USER). */
+	const char	*argerror;
+	int		 nargs;
+	/* USER: the name. PASS: the rest of the line as it is. AUTH: the
+	 * mechanism. POP3_RESPONSE: the whole line. */
+	const char	*arg;
+	const char	*resp;		/* AUTH PLAIN: the initial response */
+	/* LIST, UIDL, RETR, TOP, DELE: 1.. as given, 0 for a number that
+	 * can name no message ("0", or longer than 10 digits) */
+	uint64_t	 msgno;
+	uint64_t	 lines;		/* TOP: 0..10^18-1 */
+};
+/*
+ * A command line without its line end, len octets; line[len] is a NUL.
+ * 0 when it is a command with fitting arguments; -1 when error or
+ * argerror says why not. Where the verb is known, c->verb is set.
+ */
+int	pop3_parse(char *line, size_t len, struct pop3_cmd *);
+/* A line in answer to "+ " (SASL): POP3_RESPONSE, POP3_CANCEL, or -1. */
+int	pop3_parse_response(const char *line, size_t len, struct pop3_cmd *);
 
 #endif

@@ -161,13 +161,43 @@ take_line(struct session *s)
 	if (len > 0 && s->ibuf[len - 1] == '\r')
 		len--;
 	s->ibuf[len] = '\0';
+	s->inrun = used;
 	command_line(s, s->ibuf, len);
+	s->inrun = 0;
 	/* Passwords go through here: leave no copy behind, neither where
 	 * the line was nor where what followed it was before the move. */
 	memmove(s->ibuf, s->ibuf + used, s->ilen - used);
 	explicit_bzero(s->ibuf + s->ilen - used, used);
 	s->ilen -= used;
 	return 1;
+}
+
+void
+session_lookahead(struct session *s, int max,
+    int (*fn)(struct session *, const struct pop3_cmd *))
+{
+	struct pop3_cmd	 c;
+	char		 line[POP3_CMD_MAX + 1];
+	const char	*p = s->ibuf + s->inrun, *end = s->ibuf + s->ilen, *nl;
+	size_t		 len;
+	int		 n, more = 1;
+
+	for (n = 0; more && n < max && p < end &&
+	    (nl = memchr(p, '\n', end - p)) != NULL; n++, p = nl + 1) {
+		len = nl - p;
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		/* The parser splits its line: a copy, the input is not
+		 * ours to change before its turn. */
+		if (len > POP3_CMD_MAX)
+			continue;
+		memcpy(line, p, len);
+		line[len] = '\0';
+		if (pop3_parse(line, len, &c) == 0)
+			more = fn(s, &c);
+	}
+	/* A password may be waiting there too. */
+	explicit_bzero(line, sizeof(line));
 }
 
 static void

@@ -1,12 +1,8 @@
 /*
- * The pure parts of pop3d: the message converter behind RETR and TOP, and
- * the parsers of what clients send. No I/O here; every function works on
- * bounded buffers it is given.
+ * The message converter behind RETR and TOP. No I/O here; every function
+ * works on bounded buffers it is given (the reads are produce_xfer's).
  */
-#include <ctype.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "pop3d.h"
 
@@ -103,39 +99,4 @@ xfer_convert(struct xfer *x, const char *in, size_t inlen, char *out,
 	}
 	*outn = o;
 	return i;
-}
-
-static int
-all_digits(const char *s, size_t max)
-{
-	size_t	i;
-
-	for (i = 0; s[i]; i++)
-		if (!isdigit((unsigned char)s[i]) || i == max)
-			return 0;
-	return i > 0;
-}
-
-uint32_t
-msgno_parse(const char *s, uint32_t max)
-{
-	const char	*errstr;
-	long long	 n;
-
-	if (!all_digits(s, 10) || max == 0)
-		return 0;
-	n = strtonum(s, 1, max, &errstr);
-	return errstr ? 0 : (uint32_t)n;
-}
-
-long long
-count_parse(const char *s)
-{
-	const char	*errstr;
-	long long	 n;
-
-	if (!all_digits(s, 18))
-		return -1;
-	n = strtonum(s, 0, 999999999999999999LL, &errstr);
-	return errstr ? -1 : n;
 }

@@ -4,9 +4,10 @@
  * accepted (2xx after the final dot), failed for good (5xx), or not
  * settled (anything else: the next host, or a later attempt, will try).
  *
- * Everything from the remote side is bounded: a reply line is at most
- * SMTPC_LINE_MAX octets and a reply at most SMTPC_LINES_MAX lines, and
- * every wait ends after the config's `timeout`.
+ * Everything from the remote side is bounded: smtpreply.c reads its
+ * replies (a line is at most SMTP_REPLY_LINE_MAX octets, a reply at most
+ * SMTP_REPLY_LINES_MAX lines), and every wait ends after the config's
+ * `timeout`.
  */
 #include <sys/param.h>
 #include <sys/socket.h>
@@ -14,12 +15,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -30,8 +29,6 @@
 #include "queued.h"
 #include "util.h"
 
-#define SMTPC_LINE_MAX	4096
-#define SMTPC_LINES_MAX	100
 #define SMTPC_OUT_HIGH	(64 * 1024)
 #define SMTPC_CHUNK	(16 * 1024)
 
@@ -50,8 +47,7 @@ struct smtpc {
 	size_t			 accepted;
 	int			 datafd;
 	int			 bol;		/* at a line start in the body */
-	char			 reply[SMTPC_LINE_MAX];
-	int			 nlines;
+	struct smtp_reply	 reply;		/* the one coming in */
 	int			 finished;
 	int			 connecting;	/* inside socket_connect */
 	int			 early_errno;	/* it failed in there */
@@ -152,7 +148,7 @@ remote_said(struct smtpc *c, char *buf, size_t len)
 {
 	snprintf(buf, len, "%.150s[%s] said: %.280s",
 	    c->at->hosts[c->at->cur].host,
-	    c->at->hosts[c->at->cur].addr, c->reply);
+	    c->at->hosts[c->at->cur].addr, c->reply.text);
 }
 
 static void
@@ -182,18 +178,6 @@ send_mail(struct smtpc *c)
 		/* RFC 2920: MAIL and the RCPTs go in one write. */
 		send_rcpts(c);
 	}
-}
-
-/* EHLO's keywords: the lines after the first. */
-static void
-ehlo_keyword(struct smtpc *c, const char *kw)
-{
-	if (strncasecmp(kw, "PIPELINING", 10) == 0 && (kw[10] == '\0' ||
-	    kw[10] == ' '))
-		c->pipelining = 1;
-	if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == '\0' ||
-	    kw[4] == ' '))
-		c->size_ok = 1;
 }
 
 /* Stream the spool file, dot-stuffed, while the socket takes it. */
@@ -361,58 +345,39 @@ reply_done(struct smtpc *c, int code)
 	}
 }
 
-/* One reply line; 1 when it ends a reply (its code in *code). */
-static int
-reply_line(struct smtpc *c, const char *line, size_t len, int *code)
-{
-	if (len < 3 || !isdigit((unsigned char)line[0]) ||
-	    !isdigit((unsigned char)line[1]) ||
-	    !isdigit((unsigned char)line[2]) ||
-	    (len > 3 && line[3] != ' ' && line[3] != '-'))
-		return -1;
-	if (++c->nlines > SMTPC_LINES_MAX)
-		return -1;
-	if (c->state == SC_EHLO && c->nlines > 1 && len > 4)
-		ehlo_keyword(c, line + 4);
-	/* The last line carries the final code and, usually, the why; it
-	 * goes into envelopes, logs and bounces, so only printable text. */
-	text_printable(c->reply, sizeof(c->reply), line, len);
-	if (len > 3 && line[3] == '-')
-		return 0;
-	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + line[2] - '0';
-	c->nlines = 0;
-	return 1;
-}
-
 static void
 smtpc_read(struct bufferevent *bev, void *arg)
 {
-	struct smtpc	*c = arg;
-	struct evbuffer	*in = bufferevent_get_input(bev);
-	char		*line;
-	size_t		 len;
-	int		 code, r;
+	struct smtpc		*c = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	enum smtp_reply_status	 status;
+	const char		*octets;
+	size_t			 len, used;
 
-	while (!c->finished) {
-		line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
-		if (line == NULL) {
-			if (evbuffer_get_length(in) > SMTPC_LINE_MAX)
-				smtpc_finish(c, "reply line too long");
+	/* What waits here is at most one read more than a line's limit:
+	 * the parser took every whole line last time. */
+	while (!c->finished && (len = evbuffer_get_length(in)) > 0) {
+		octets = (const char *)evbuffer_pullup(in, -1);
+		c->reply.ehlo = c->state == SC_EHLO;
+		used = smtp_reply_parse(&c->reply, octets, len, &status);
+		evbuffer_drain(in, used);
+		switch (status) {
+		case SMTP_REPLY_MORE:
 			return;
-		}
-		if (len > SMTPC_LINE_MAX) {
-			free(line);
+		case SMTP_REPLY_TOOLONG:
 			smtpc_finish(c, "reply line too long");
 			return;
-		}
-		r = reply_line(c, line, len, &code);
-		free(line);
-		if (r == -1) {
+		case SMTP_REPLY_GARBLED:
 			smtpc_finish(c, "garbled reply");
 			return;
+		case SMTP_REPLY_DONE:
+			if (c->reply.ext & SMTP_EXT_PIPELINING)
+				c->pipelining = 1;
+			if (c->reply.ext & SMTP_EXT_SIZE)
+				c->size_ok = 1;
+			reply_done(c, c->reply.code);
+			break;
 		}
-		if (r == 1)
-			reply_done(c, code);
 	}
 }
 
