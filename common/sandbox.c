@@ -56,6 +56,7 @@ static const int spool_calls[] = {
 	SCMP_SYS(renameat2), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
 	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(syncfs),
 	SCMP_SYS(getdents64), SCMP_SYS(ftruncate), SCMP_SYS(stat),
+	SCMP_SYS(pwrite64),	/* the journal */
 	SCMP_SYS(lstat), SCMP_SYS(statx),
 };
 
@@ -109,11 +110,17 @@ sandbox_enter(enum proc_role role)
 	}
 	if (role == PROC_MXCACHE)
 		ALLOW(ctx, dns_calls);
-	if ((r = seccomp_load(ctx)) < 0) {
-		/* An old kernel or a container without seccomp. */
-		log_warnx("%s: no system call filter: seccomp_load: %s",
+	/*
+	 * Every thread, not only this one: queued's disk thread is started
+	 * during set-up, before the filter exists. A helper that cannot be
+	 * confined does not serve at all.
+	 */
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
+		fatalx("%s: seccomp: cannot ask for thread sync: %s",
 		    proc_names[role], strerror(-r));
-	}
+	if ((r = seccomp_load(ctx)) < 0)
+		fatalx("%s: cannot load the system call filter: %s",
+		    proc_names[role], strerror(-r));
 	seccomp_release(ctx);
 }
 
