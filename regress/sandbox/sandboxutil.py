@@ -5,8 +5,9 @@
   the Makefile), so the tests of those properties skip there.  Read from
   the compiler flags the build recorded (.build-flags), never guessed.
 - tasks(pid): the threads of a process, each as its /proc status dict.
-- proc_owner(pid): the owner of /proc/PID, which the kernel gives to root
-  when the process is not dumpable.
+- proc_owner(pid): the owner of /proc/PID/fd, which the kernel gives to
+  root when the process is not dumpable (/proc/PID itself keeps the
+  account's).
 
 Standard library only; Debian's /usr/bin/python3.
 """
@@ -49,4 +50,4 @@ def tasks(pid):
 
 
 def proc_owner(pid):
-    return os.stat('/proc/%d' % pid).st_uid
+    return os.stat('/proc/%d/fd' % pid).st_uid
