@@ -57,6 +57,7 @@ static const int spool_calls[] = {
 	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(syncfs),
 	SCMP_SYS(getdents64), SCMP_SYS(ftruncate), SCMP_SYS(stat),
 	SCMP_SYS(pwrite64),	/* the journal */
+	SCMP_SYS(memfd_create),	/* what smtpd writes a message into */
 	SCMP_SYS(lstat), SCMP_SYS(statx),
 };
 
