@@ -13,11 +13,15 @@ descriptor through /proc/SMTPDPID/fd/N, as smtpd itself could use it.
   for a message that waited in the queue meanwhile.
 - Messages over the journal's inline limit (1 MiB) take the other
   commit path and arrive intact.
+- A message whose descriptor is mapped writable and shared at the end of
+  DATA cannot be frozen: it gets 451 and nothing of it is delivered; the
+  session goes on.
 
     /usr/bin/python3 regress/run.py regress/sandbox/test_spool_fd.py
 """
 
 import contextlib
+import mmap
 import os
 import shutil
 import stat
@@ -167,6 +171,34 @@ class SpoolFd(SmtpCase):
                                   retrymax=1)
         self.send_while_queued(inst, [
             make_message('large', (b'y' * 900 + b'\r\n') * 2000)], 30)
+
+    def test_writable_mapping_at_commit_gets_451(self):
+        inst = self.smtp_instance()
+        pid = self.smtpd_pid(inst)
+        c, fd = self.start_data(inst, pid)
+        path = '/proc/%d/fd/%d' % (pid, fd)
+        msg = make_message('mapped', (b'z' * 998 + b'\r\n') * 85)
+        c.send(msg[:70000])         # more than smtpd buffers
+        self.assertTrue(pmtest.wait_for(
+            lambda: os.stat(path).st_size > 0, 5), 'nothing written')
+        mfd = os.open(path, os.O_RDWR)
+        try:
+            m = mmap.mmap(mfd, os.fstat(mfd).st_size, mmap.MAP_SHARED,
+                          mmap.PROT_READ | mmap.PROT_WRITE)
+            try:
+                c.send(msg[70000:] + b'.\r\n')
+                r = c.reply()
+            finally:
+                m.close()
+        finally:
+            os.close(mfd)
+        self.assertEqual((r.code, r.enh), (451, '4.3.0'), r.raw)
+        c.expect('NOOP', 250)
+        r = c.transaction('carol@sender.example', ['alice@test.example'],
+                          make_message('after the mapped one'))
+        self.assertEqual(r.code, 250, r.raw)
+        (_, got), = wait_mail(inst, 'alice', 1)
+        self.assertEqual(subject_of(got).strip(), 'after the mapped one')
 
 if __name__ == '__main__':
     import unittest
