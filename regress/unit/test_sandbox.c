@@ -11,12 +11,17 @@
  * (outbound SMTP) and mxcache (DNS) make network sockets, and only IPv4
  * and IPv6 ones: no netlink, no packet sockets.
  *
+ * A helper whose filter cannot be loaded does not go on unconfined: it
+ * exits with status 1 (here a filter installed first makes seccomp(2)
+ * fail, as a kernel or container without seccomp would).
+ *
  * SANITIZE=1 builds have no filter (see sandbox.c): nothing to check.
  */
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -77,6 +82,31 @@ static const struct want wants[] = {
 	{ PROC_MXCACHE, AF_PACKET, SOCK_RAW, KILLED, "mxcache AF_PACKET" },
 };
 
+/* How a child confined as role ends when seccomp(2) itself fails. */
+static int
+load_refused(enum proc_role role)
+{
+	scmp_filter_ctx	ctx;
+	pid_t		pid;
+	int		status;
+
+	if ((pid = fork()) == -1)
+		return OTHER;
+	if (pid == 0) {
+		if ((ctx = seccomp_init(SCMP_ACT_ALLOW)) == NULL ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM),
+		    SCMP_SYS(seccomp), 0) < 0 || seccomp_load(ctx) < 0)
+			_exit(OTHER);
+		sandbox_enter(role);
+		_exit(ALLOWED);		/* went on without a filter */
+	}
+	if (waitpid(pid, &status, 0) == -1)
+		return OTHER;
+	if (WIFSIGNALED(status))
+		return -WTERMSIG(status);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : OTHER;
+}
+
 int
 main(void)
 {
@@ -93,6 +123,9 @@ main(void)
 			    wants[i].outcome, KILLED);
 		CHECK(wants[i].name, got == wants[i].outcome);
 	}
+	/* fatalx: exit status 1, the same figure as REFUSED. */
+	CHECK("no filter, no start", load_refused(PROC_SMTPD) == 1);
+	CHECK("no filter, no start (queued)", load_refused(PROC_QUEUED) == 1);
 #endif
 	UNIT_EXIT();
 }
