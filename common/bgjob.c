@@ -18,6 +18,7 @@ static pthread_mutex_t	 lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 cond = PTHREAD_COND_INITIALIZER;
 static struct bgjob	*todo_head, *todo_tail, *done_head, *done_tail;
 static int		 wakefd[2] = { -1, -1 };
+static int		 running;
 static struct event	 ev_wake;
 
 static void
@@ -36,6 +37,10 @@ bg_thread(void *unused)
 {
 	struct bgjob	*j;
 
+	pthread_mutex_lock(&lock);
+	running = 1;
+	pthread_cond_broadcast(&cond);
+	pthread_mutex_unlock(&lock);
 	for (;;) {
 		pthread_mutex_lock(&lock);
 		while (todo_head == NULL)
@@ -88,6 +93,15 @@ bgjob_init(struct event_base *base)
 	if (pthread_create(&t, NULL, bg_thread, NULL) != 0)
 		fatalx("bgjob: cannot start the thread");
 	pthread_detach(t);
+	/*
+	 * Wait until the thread runs: what the C library does at a thread's
+	 * start (rseq, robust futex list) must be done before a system call
+	 * filter that is then applied to every thread exists.
+	 */
+	pthread_mutex_lock(&lock);
+	while (!running)
+		pthread_cond_wait(&cond, &lock);
+	pthread_mutex_unlock(&lock);
 }
 
 void

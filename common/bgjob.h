@@ -10,7 +10,8 @@
 
 typedef void	(*bgjob_fn)(void *arg);
 
-/* Start the thread; before any sandbox, since it needs clone(2). */
+/* Start the thread: before the system call filter, which has no clone(2);
+ * sandbox_enter() then puts the thread under the filter as well. */
 void	bgjob_init(struct event_base *base);
 /* work(arg) on the thread, then done(arg) on the loop. work must touch
  * nothing the loop touches meanwhile. */

@@ -224,3 +224,23 @@ proc_after_setuid(void)
 		log_warn("prctl PR_SET_DUMPABLE");
 #endif
 }
+
+#ifndef PYMAILD_SANITIZE
+/*
+ * No pymaild program may be dumpable: each one holds passwords, mail or
+ * keys, and a dumpable process can be read by any other process of its
+ * account (ptrace, /proc/PID/mem) and leaves a core file. Only a change
+ * of user clears the flag by itself, and not every start has one (an
+ * unprivileged start, a helper's exec resets it), so every program that
+ * links this file clears it before main() runs. Sanitizer builds stay
+ * dumpable: LeakSanitizer must read its own process.
+ */
+static void	no_dump(void) __attribute__((constructor));
+
+static void
+no_dump(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0) == -1)
+		abort();
+}
+#endif

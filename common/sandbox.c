@@ -39,7 +39,7 @@ static const int base_calls[] = {
 	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(select),
 	SCMP_SYS(pselect6), SCMP_SYS(fcntl), SCMP_SYS(recvmsg),
 	SCMP_SYS(sendmsg), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
-	SCMP_SYS(shutdown), SCMP_SYS(connect), SCMP_SYS(dup),
+	SCMP_SYS(shutdown), SCMP_SYS(dup),
 	SCMP_SYS(dup2), SCMP_SYS(dup3), SCMP_SYS(getsockopt),
 	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
 };
@@ -56,14 +56,15 @@ static const int spool_calls[] = {
 	SCMP_SYS(renameat2), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
 	SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(syncfs),
 	SCMP_SYS(getdents64), SCMP_SYS(ftruncate), SCMP_SYS(stat),
+	SCMP_SYS(pwrite64),	/* the journal */
+	SCMP_SYS(memfd_create),	/* what smtpd writes a message into */
 	SCMP_SYS(lstat), SCMP_SYS(statx),
 };
 
 /* mxcache: DNS over UDP and TCP; the cache goes to the parent in a
  * memfd; glibc's qsort asks sysinfo how much memory there is. */
 static const int dns_calls[] = {
-	SCMP_SYS(bind), SCMP_SYS(socket), SCMP_SYS(memfd_create),
-	SCMP_SYS(sysinfo),
+	SCMP_SYS(bind), SCMP_SYS(memfd_create), SCMP_SYS(sysinfo),
 };
 
 static void
@@ -79,6 +80,33 @@ allow(scmp_filter_ctx ctx, const int *calls, size_t n)
 
 #define ALLOW(ctx, list) allow(ctx, list, sizeof(list) / sizeof(list[0]))
 
+/* queued (outbound SMTP) and mxcache (DNS): IPv4 and IPv6 only. */
+static void
+allow_internet(scmp_filter_ctx ctx)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+	    SCMP_A0(SCMP_CMP_EQ, AF_INET)) < 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+	    SCMP_A0(SCMP_CMP_EQ, AF_INET6)) < 0 ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0) < 0)
+		fatalx("seccomp: cannot allow network sockets");
+}
+
+/*
+ * No local sockets: a chroot hides socket files but not abstract names,
+ * through which a helper could reach any local service. syslog(3) has
+ * its socket from before the chroot (log_init, LOG_NDELAY); should the
+ * log daemon restart, its reconnect fails (the line is lost) instead of
+ * killing the helper, and with it the daemon.
+ */
+static void
+refuse_local_sockets(scmp_filter_ctx ctx)
+{
+	if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
+	    SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)
+		fatalx("seccomp: cannot refuse local sockets");
+}
+
 void
 sandbox_enter(enum proc_role role)
 {
@@ -92,28 +120,28 @@ sandbox_enter(enum proc_role role)
 	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 	    SCMP_A1(SCMP_CMP_EQ, FIONREAD)) < 0)
 		fatalx("seccomp: cannot allow ioctl FIONREAD");
-	/* syslog(3) may reconnect to /dev/log: local sockets only. */
-	if (role != PROC_MXCACHE && seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
-	    SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)
-		fatalx("seccomp: cannot allow socket");
+	refuse_local_sockets(ctx);
 	if (role == PROC_SMTPD || role == PROC_POP3D)
 		ALLOW(ctx, session_calls);
 	if (role == PROC_QUEUED) {
 		ALLOW(ctx, spool_calls);
-		/* Outbound SMTP: TCP over IPv4 and IPv6. */
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-		    SCMP_A0(SCMP_CMP_EQ, AF_INET)) < 0 ||
-		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-		    SCMP_A0(SCMP_CMP_EQ, AF_INET6)) < 0)
-			fatalx("seccomp: cannot allow outbound sockets");
+		allow_internet(ctx);
 	}
-	if (role == PROC_MXCACHE)
+	if (role == PROC_MXCACHE) {
 		ALLOW(ctx, dns_calls);
-	if ((r = seccomp_load(ctx)) < 0) {
-		/* An old kernel or a container without seccomp. */
-		log_warnx("%s: no system call filter: seccomp_load: %s",
-		    proc_names[role], strerror(-r));
+		allow_internet(ctx);
 	}
+	/*
+	 * Every thread, not only this one: queued's disk thread is started
+	 * during set-up, before the filter exists. A helper that cannot be
+	 * confined does not serve at all.
+	 */
+	if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
+		fatalx("%s: seccomp: cannot ask for thread sync: %s",
+		    proc_names[role], strerror(-r));
+	if ((r = seccomp_load(ctx)) < 0)
+		fatalx("%s: cannot load the system call filter: %s",
+		    proc_names[role], strerror(-r));
 	seccomp_release(ctx);
 }
 

@@ -12,9 +12,11 @@
  * and a truncate waits for pages under writeback. A rename does none of
  * that.
  *
- * Only the event loop uses the pool. What free/ holds is old data of
- * delivered messages, never read again; after a crash it is taken back
- * as it is. Large files are not kept, so the pool holds at most
+ * Only the event loop uses the pool, and only queued opens its files:
+ * smtpd writes into a memfd (spool.c), so the old data of another
+ * message that a reused file holds until it is cut is never within its
+ * reach. What free/ holds is old data of delivered messages, never read
+ * again; after a crash it is taken back as it is. Large files are not kept, so the pool holds at most
  * FPOOL_MAX * FPOOL_FILE_MAX octets.
  */
 #include <sys/stat.h>

@@ -3,13 +3,14 @@
  * of their own.
  *
  * Once its journal record is synced, a message goes to the runner at
- * once; its data stays in incoming/ID, the file smtpd wrote, and it gets
- * no envelope file. Most local mail is delivered within milliseconds,
- * and is then simply given back to the file pool: no envelope written,
- * no renames, nothing more for the next sync to write. A message still
- * queued after HOLD_MS (a deferral, a slow remote server) gets its files
- * then: env/ID, and the data renamed to msg/ID. Either way its journal
- * record is no longer needed, which lets the journal reuse its segment.
+ * once; its data stays in incoming/ID, queued's copy made at the commit,
+ * and it gets no envelope file. Most local mail is delivered within
+ * milliseconds, and is then simply given back to the file pool: no
+ * envelope written, no renames, nothing more for the next sync to
+ * write. A message still queued after HOLD_MS (a deferral, a slow remote
+ * server) gets its files then: env/ID, and the data renamed to msg/ID.
+ * Either way its journal record is no longer needed, which lets the
+ * journal reuse its segment.
  *
  * All of this runs on the event loop, so a message is never half
  * written while the runner opens or removes it.

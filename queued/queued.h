@@ -2,7 +2,8 @@
  * queued: the durable queue (DESIGN.md B2), chrooted in SPOOLDIR.
  *
  * Layout, relative to the chroot:
- *   incoming/ID        message being received (smtpd writes it)
+ *   incoming/ID        a committed message's data, queued's copy of the
+ *                      memfd smtpd wrote it into (spool.c)
  *   incoming/ID.env    its envelope, before the commit renames
  *   msg/ID             committed message data (CRLF lines, dot-unstuffed)
  *   env/ID             committed envelope: its presence is the commit

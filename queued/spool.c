@@ -11,7 +11,20 @@
  * A crash before the syncfs() ends may leave an envelope whose data did
  * not reach the disk whole. The envelope records the data's size, so
  * recovery tells such a message (never acknowledged) from a committed one.
+ *
+ * smtpd never touches a spool file. It writes each message into a fresh
+ * memfd (nothing old in it to read), and at its commit queued seals that
+ * memfd, so it cannot change any more whatever smtpd keeps of it, and
+ * makes its own copy: the journal record and incoming/ID, a file from
+ * the pool that only queued ever opens. Everything after the commit (the
+ * runner, the parent's delivery, msg/ID, a crash's replay) reads queued's
+ * copy, never smtpd's descriptor. The copy is one more write of the
+ * message into the page cache, no sync of its own; delivering from the
+ * sealed memfd itself would spare it, but every reader would then share
+ * one file offset.
  */
+#include <sys/param.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
@@ -29,14 +42,20 @@
 #include "queued.h"
 #include "util.h"
 
-#define MAX_INCOMING	4096	/* files handed out, not yet committed */
+#define MAX_INCOMING	4096	/* memfds handed out, not yet committed */
+/* smtpd writes at most smtpmaxmailsize octets and its Received: line. */
+#define SPOOL_HEADROOM	(64 * 1024)
+#define SPOOL_SEALS	(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
+			 F_SEAL_WRITE)
 
 struct incoming {
 	TAILQ_ENTRY(incoming)	 entry;
 	uint32_t		 sess;
 	struct envelope		*env;
 	int			 commit;	/* asked for */
-	int			 datafd;	/* ours; smtpd writes into a dup */
+	int			 datafd;	/* the memfd; smtpd writes a dup */
+	int			 filefd;	/* incoming/ID, from the batch on */
+	int			 copied;	/* filefd holds the data */
 	int			 inbatch;	/* the sync thread has it */
 	int			 journaled;	/* durable in the journal */
 	int			 result;
@@ -130,13 +149,15 @@ incoming_drop(struct incoming *in, int unlink_files)
 {
 	char	path[64];
 
-	if (unlink_files) {
+	if (unlink_files && in->filefd != -1) {
 		snprintf(path, sizeof(path), "incoming/%s", in->env->id);
 		fpool_give(path, -1);
 		snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
 		unlink(path);
 	}
 	close(in->datafd);
+	if (in->filefd != -1)
+		close(in->filefd);
 	free(in->envtext);
 	TAILQ_REMOVE(&incoming, in, entry);
 	nincoming--;
@@ -163,9 +184,9 @@ handle_create(struct imsg *im)
 {
 	struct msgread	 mr;
 	struct incoming	*in;
-	char		 id[QUEUE_ID_LEN + 1], path[64];
+	char		 id[QUEUE_ID_LEN + 1];
 	uint32_t	 sess;
-	int		 fd, theirs;
+	int		 fd, theirs = -1;
 
 	mr_init(&mr, im);
 	sess = mr_u32(&mr);
@@ -177,19 +198,18 @@ handle_create(struct imsg *im)
 		return 0;
 	}
 	spool_new_id(id);
-	snprintf(path, sizeof(path), "incoming/%s", id);
-	if ((fd = fpool_take(path)) == -1 || (theirs = dup(fd)) == -1) {
-		log_warn("spool: cannot create %s", path);
-		if (fd != -1) {
+	if ((fd = memfd_create("pymaild-spool", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING)) == -1 || (theirs = dup(fd)) == -1) {
+		log_warn("spool: cannot make a spool descriptor");
+		if (fd != -1)
 			close(fd);
-			unlink(path);
-		}
 		reply_smtpd(IMSG_SPOOL_CREATE_REPLY, sess, "", 0, 0, -1);
 		return 0;
 	}
 	in = xcalloc(1, sizeof(*in));
 	in->sess = sess;
 	in->datafd = fd;
+	in->filefd = -1;
 	in->env = envelope_new(id);
 	TAILQ_INSERT_TAIL(&incoming, in, entry);
 	nincoming++;
@@ -282,6 +302,30 @@ commit_check(const struct incoming *in)
 	return NULL;
 }
 
+/*
+ * smtpd asks for the commit: what it wrote is final. The seals make it
+ * so whatever smtpd keeps (a dup, a read-only mapping); a writable
+ * shared mapping makes sealing fail, and that message is refused.
+ */
+static int
+seal_data(struct incoming *in)
+{
+	struct stat	st;
+
+	if (fcntl(in->datafd, F_ADD_SEALS, SPOOL_SEALS) == -1 ||
+	    fstat(in->datafd, &st) == -1) {
+		log_warn("spool: %s: cannot seal the message", in->env->id);
+		return -1;
+	}
+	if (st.st_size > proc->conf.smtpmaxmailsize + SPOOL_HEADROOM) {
+		log_warnx("spool: %s: %lld octets, more than smtpd may write",
+		    in->env->id, (long long)st.st_size);
+		return -1;
+	}
+	in->env->datasize = st.st_size;
+	return 0;
+}
+
 static int
 handle_commit(struct imsg *im)
 {
@@ -331,6 +375,12 @@ handle_commit(struct imsg *im)
 		return 0;
 	}
 	e->created = time(NULL);
+	if (seal_data(in) == -1) {
+		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, sess, id, 1,
+		    SPOOL_TEMPFAIL, -1);
+		incoming_drop(in, 0);
+		return 0;
+	}
 	in->commit = 1;
 	commit_schedule();
 	return 0;
@@ -418,26 +468,24 @@ errno_result(void)
 }
 
 /*
- * On the sync thread: how much smtpd wrote, and the envelope text that
- * says so. smtpd wrote through a descriptor sharing our file offset, so
- * the offset is where its data ends (a reused file may go on past it).
+ * On the sync thread: queued's own file gets the message's size (a file
+ * from the pool may be longer: cut it now, while its last page is
+ * unlikely to be under writeback, or the cut would wait for the disk),
+ * and the envelope text is made.
  */
 static int
 commit_one_prepare(struct incoming *in)
 {
-	off_t	end;
+	struct stat	st;
 
-	if ((end = lseek(in->datafd, 0, SEEK_CUR)) == -1) {
-		log_warn("spool: %s", in->env->id);
-		return SPOOL_TEMPFAIL;
-	}
-	/* Now, while its last page is unlikely to be under writeback (a
-	 * cut would wait for the disk). */
-	if (ftruncate(in->datafd, end) == -1) {
+	if (in->filefd == -1)
+		return in->result;	/* commit_batch could not take one */
+	if (fstat(in->filefd, &st) == -1 || (st.st_size >
+	    in->env->datasize && ftruncate(in->filefd,
+	    in->env->datasize) == -1)) {
 		log_warn("spool: %s", in->env->id);
 		return errno_result();
 	}
-	in->env->datasize = end;
 	if ((in->envtext = envelope_format(in->env)) == NULL) {
 		log_warnx("spool: %s: envelope too large", in->env->id);
 		return SPOOL_TEMPFAIL;
@@ -445,7 +493,10 @@ commit_one_prepare(struct incoming *in)
 	return SPOOL_OK;
 }
 
-/* Put the message (envelope and data) in the batch's journal records. */
+/*
+ * Put the message (envelope and data) in the batch's journal records,
+ * and the same data into queued's own file: one read of the memfd.
+ */
 static int
 commit_one_journal(struct incoming *in, struct jbatch *jb)
 {
@@ -457,6 +508,11 @@ commit_one_journal(struct incoming *in, struct jbatch *jb)
 		log_warn("spool: reading back %s", in->env->id);
 		return SPOOL_TEMPFAIL;
 	}
+	if (write_full(in->filefd, p, len) == -1) {
+		log_warn("spool: writing %s", in->env->id);
+		return errno_result();
+	}
+	in->copied = 1;
 	jbatch_commit(jb, in->envtext, envlen, len);
 	in->journaled = 1;
 	return SPOOL_OK;
@@ -490,12 +546,35 @@ spool_files_commit(const char *id)
 	return 0;
 }
 
+/* The memfd's data into queued's file, for a message not journaled. */
+static int
+commit_one_copy(struct incoming *in)
+{
+	char	buf[64 * 1024];
+	off_t	off;
+	size_t	n;
+
+	for (off = 0; off < in->env->datasize; off += n) {
+		n = MIN(sizeof(buf), (size_t)(in->env->datasize - off));
+		if (pread_full(in->datafd, buf, n, off) == -1 ||
+		    write_full(in->filefd, buf, n) == -1) {
+			log_warn("spool: copying %s", in->env->id);
+			return errno_result();
+		}
+	}
+	in->copied = 1;
+	return SPOOL_OK;
+}
+
 /* The slow path's files, written and renamed before the syncfs. */
 static int
 commit_one_files(struct incoming *in)
 {
 	char	path[64];
+	int	r;
 
+	if (!in->copied && (r = commit_one_copy(in)) != SPOOL_OK)
+		return r;
 	snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
 	if (spool_write_env(open(path, O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC, 0600), in->envtext, 0) == -1) {
@@ -607,6 +686,7 @@ commit_batch(int fd, short ev, void *arg)
 {
 	struct incoming	*in;
 	struct batch	*b;
+	char		 path[64];
 
 	commit_scheduled = 0;
 	if (batch_running || exiting)
@@ -625,6 +705,13 @@ commit_batch(int fd, short ev, void *arg)
 		if (in->commit && !in->inbatch) {
 			in->inbatch = 1;
 			b->v[b->n++] = in;
+			/* The pool is the loop's: take the file here. */
+			snprintf(path, sizeof(path), "incoming/%s",
+			    in->env->id);
+			if ((in->filefd = fpool_take(path)) == -1) {
+				log_warn("spool: cannot create %s", path);
+				in->result = errno_result();
+			}
 		}
 	take_done(b);
 	batch_running = 1;

@@ -1,0 +1,145 @@
+"""Logging to syslog from confined helpers (common/sandbox.c, log.c).
+
+No helper may make a local socket once confined, so each one connects
+to /dev/log before its filter (LOG_NDELAY) and logs through that socket:
+a line a helper logs while it serves arrives.  When the log daemon
+restarts, syslog(3) tries to connect again; that must cost the line, not
+the helper: smtpd, queued and the rest stay up and mail still flows.
+
+Root only: /dev is a tmpfs in a private mount namespace of this test
+file's worker process (the runner runs each file in its own process),
+with the few device nodes the daemon opens and a /dev/log of the test's.
+
+    /usr/bin/python3 regress/run.py regress/sandbox/test_syslog.py
+"""
+
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sandboxutil import pmtest                           # noqa: E402
+from smtputil import SmtpCase, wait_mail                 # noqa: E402
+from test_smtp_fulldisk import (mount_tmpfs,             # noqa: E402
+                                private_mount_namespace, umount_lazy)
+
+DEVLOG = '/dev/log'
+DEVICES = (('null', 1, 3), ('zero', 1, 5), ('random', 1, 8),
+           ('urandom', 1, 9))
+
+
+class LogDaemon:
+    """A datagram socket on /dev/log and a thread that keeps what it
+    receives (a sender blocks when nobody reads, as with a real one)."""
+
+    def __init__(self):
+        self.lines = []
+        self.lock = threading.Lock()
+        self.sock = None
+        self.thread = None
+        self.start()
+
+    def start(self):
+        if os.path.exists(DEVLOG):
+            os.unlink(DEVLOG)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(DEVLOG)
+        os.chmod(DEVLOG, 0o666)
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while self.running:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.lines.append(data.decode('utf-8', 'replace'))
+
+    def close(self):
+        self.running = False
+        self.thread.join(5)
+        self.sock.close()
+
+    def restart(self):
+        self.close()
+        self.start()
+
+    def read(self):
+        with self.lock:
+            return list(self.lines)
+
+    def wait(self, pattern, timeout=10.0):
+        rx = re.compile(pattern)
+        return pmtest.wait_for(
+            lambda: any(rx.search(l) for l in self.read()), timeout)
+
+
+class Syslog(SmtpCase):
+
+    def setUp(self):
+        super().setUp()
+        if not pmtest.IS_ROOT:
+            self.skipTest('needs root (mounts a tmpfs on /dev)')
+        why = private_mount_namespace()
+        if why:
+            self.skipTest('no private mount namespace: ' + why)
+        mount_tmpfs('/dev', 1 << 20)
+        self.addCleanup(umount_lazy, '/dev')
+        for name, major, minor in DEVICES:
+            path = os.path.join('/dev', name)
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            os.chmod(path, 0o666)
+        self.logd = LogDaemon()
+        self.addCleanup(self.logd.close)
+
+    def start(self, inst):
+        """pymailadm start, its output into a file: with logfile syslog
+        the daemon keeps the stderr it was started with, so a pipe there
+        would never end."""
+        out = os.path.join(inst.dir, 'start.out')
+        with open(out, 'wb') as f:
+            r = subprocess.run([pmtest.PYMAILADM, '-f', inst.conf, 'start'],
+                               stdin=subprocess.DEVNULL, stdout=f,
+                               stderr=f, env=inst.env(), cwd='/',
+                               timeout=pmtest.ADM_TIMEOUT)
+        with open(out) as f:
+            self.assertEqual(r.returncode, 0, f.read())
+        inst._note_daemon()
+        inst.wait_port()
+
+    def test_helpers_log_and_survive_a_log_daemon_restart(self):
+        inst = self.smtp_instance(start=False, logfile='syslog')
+        self.start(inst)
+        roles = inst.wait_roles()
+        self.send_mail(inst, 'logged')
+        wait_mail(inst, 'alice', 1)
+        self.assertTrue(self.logd.wait(r'smtpd\[%d\]: smtp-in session='
+                                       % roles['smtpd']),
+                        'no line from the confined smtpd: %r'
+                        % self.logd.read()[-10:])
+        self.logd.restart()
+        for i in range(3):
+            self.send_mail(inst, 'after the restart %d' % i)
+        wait_mail(inst, 'alice', 4)
+        time.sleep(0.5)
+        self.assertTrue(inst.running(), self.logd.read()[-20:])
+        for role, pid in sorted(roles.items()):
+            self.assertTrue(pmtest.pid_alive(pid), '%s (%d) died after '
+                            'the log daemon restarted: %r'
+                            % (role, pid, self.logd.read()[-20:]))
+
+
+if __name__ == '__main__':
+    import unittest
+    unittest.main()
