@@ -199,8 +199,18 @@ open_log(void)
 	struct stat	 st;
 	int		 fd;
 
-	if (env->foreground || strcmp(path, "syslog") == 0)
+	if (env->foreground)
 		return dup(STDERR_FILENO);
+	/*
+	 * A daemon logging to syslog keeps nothing of its starter's
+	 * terminal: a helper holding it would keep a pipe from
+	 * `pymailadm start | ...` open for ever.
+	 */
+	if (strcmp(path, "syslog") == 0) {
+		if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) == -1)
+			fatal("/dev/null");
+		return fd;
+	}
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
 	    O_NONBLOCK | O_CLOEXEC, 0640);
 	if (fd == -1)
@@ -736,8 +746,7 @@ daemonize(void)
 	if ((devnull = open("/dev/null", O_RDWR)) != -1) {
 		dup2(devnull, STDIN_FILENO);
 		dup2(devnull, STDOUT_FILENO);
-		if (strcmp(env->conf.logfile, "syslog") != 0)
-			dup2(devnull, STDERR_FILENO);
+		dup2(devnull, STDERR_FILENO);
 		if (devnull > 2)
 			close(devnull);
 	}

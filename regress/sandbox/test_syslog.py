@@ -139,6 +139,29 @@ class Syslog(SmtpCase):
                             'the log daemon restarted: %r'
                             % (role, pid, self.logd.read()[-20:]))
 
+    def test_start_through_a_pipe_ends(self):
+        """A daemon logging to syslog keeps nothing of its starter's
+        output: `pymailadm start | cat` ends once pymaild listens."""
+        inst = self.smtp_instance(start=False, logfile='syslog')
+        p = subprocess.Popen([pmtest.PYMAILADM, '-f', inst.conf, 'start'],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, env=inst.env(),
+                             cwd='/')
+        try:
+            out, _ = p.communicate(timeout=pmtest.ADM_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            p.stdout.close()    # the daemon still holds the other end
+            self.fail('the output pipe of pymailadm start never ended: '
+                      'the daemon holds it')
+        finally:
+            inst._note_daemon()
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn(b'pymaild started', out)
+        inst.wait_port()
+
 
 if __name__ == '__main__':
     import unittest
