@@ -270,22 +270,6 @@ data_write(struct session *s)
 	dr->buflen = 0;
 }
 
-static void
-data_put(struct session *s, unsigned char c)
-{
-	struct dataread	*dr = &s->dr;
-
-	dr->size++;
-	if (dr->size > proc->conf.smtpmaxmailsize)
-		dr->toobig = 1;
-	/* Once the message is refused, keep reading but store nothing. */
-	if (dr->toobig || dr->bare || dr->toolong || dr->ioerr)
-		return;
-	dr->buf[dr->buflen++] = c;
-	if (dr->buflen == SMTP_DATABUF)
-		data_write(s);
-}
-
 /*
  * Feed n bytes of DATA; returns how many were used (fewer when the end
  * of data was found: the rest is the next command).
@@ -294,46 +278,24 @@ static size_t
 data_feed(struct session *s, const unsigned char *p, size_t n)
 {
 	struct dataread	*dr = &s->dr;
-	size_t		 i;
-	unsigned char	 c;
+	size_t		 used = 0;
+	int		 end = 0;
 
-	for (i = 0; i < n; i++) {
-		c = p[i];
-		if (dr->cr) {
-			dr->cr = 0;
-			if (c == '\n') {
-				if (dr->dot && dr->linelen == 0) {
-					data_finish(s);
-					return i + 1;
-				}
-				data_put(s, '\r');
-				data_put(s, '\n');
-				dr->bol = 1;
-				dr->dot = 0;
-				dr->linelen = 0;
-				continue;
-			}
-			dr->bare = 1;	/* CR not followed by LF */
-			data_put(s, '\r');
-			dr->linelen++;
-		}
-		if (c == '\r') {
-			dr->cr = 1;
-			continue;
-		}
-		if (c == '\n')
-			dr->bare = 1;	/* LF without CR */
-		if (dr->bol && c == '.' && !dr->dot) {
-			/* Either the end marker or a stuffed dot. */
-			dr->dot = 1;
-			continue;
-		}
-		dr->bol = 0;
-		if (++dr->linelen > SMTP_TEXT_MAX)
-			dr->toolong = 1;
-		data_put(s, c);
+	while (used < n && !end) {
+		used += smtp_data_frame(dr, p + used, n - used, SMTP_DATABUF,
+		    &end);
+		if (dr->size > proc->conf.smtpmaxmailsize)
+			dr->toobig = 1;
+		/* Once the message is refused, keep reading but store
+		 * nothing. */
+		if (dr->toobig || dr->bare || dr->toolong || dr->ioerr)
+			dr->buflen = 0;
+		else if (SMTP_DATABUF - dr->buflen < 2)
+			data_write(s);
 	}
-	return n;
+	if (end)
+		data_finish(s);
+	return used;
 }
 
 static void

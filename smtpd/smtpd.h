@@ -154,4 +154,11 @@ const char	*smtp_parse_rcpt_params(char *params);
 int		 sasl_plain_decode(const char *b64, char *user, size_t ulen,
 		    char *pass, size_t plen);
 
+/* data.c: pure. Unstuff up to n bytes of DATA into dr->buf (bufcap
+ * octets), counting them in dr->size; returns the bytes used: fewer when
+ * the buffer is full (under two octets left) or at the end of data,
+ * "<CRLF>.<CRLF>" (*end set; the rest is the next command). */
+size_t		 smtp_data_frame(struct dataread *dr, const unsigned char *p,
+		    size_t n, size_t bufcap, int *end);
+
 #endif
