@@ -4,7 +4,8 @@
     /usr/bin/python3 regress/fuzz/run.py [-t SECONDS] [-j N] NAME...
 
 Runs regress/fuzz/build/NAME for SECONDS over a working corpus (in build/,
-seeded from corpus/NAME/, with NAME.dict when there is one). An input
+seeded from corpus/NAME/, with NAME.dict and the flags of NAME.options
+when there are). An input
 that crashes, hangs or runs out of memory is copied into corpus/NAME/,
 where `make regress` replays it from then on. Ends with one line per
 harness, "NAME: E execs, C crashes"; the exit status is 1 when any
@@ -45,6 +46,16 @@ def keep_artifacts(name, artdir):
     return kept
 
 
+def options(name):
+    """Flags of NAME.options: one a line, '#' starts a comment."""
+    try:
+        with open(os.path.join(HERE, name + '.options')) as f:
+            lines = [l.split('#')[0].strip() for l in f]
+    except FileNotFoundError:
+        return []
+    return [l for l in lines if l]
+
+
 def run_one(name, secs):
     binary = os.path.join(BUILD, name)
     work = os.path.join(BUILD, 'corpus', name)
@@ -58,6 +69,7 @@ def run_one(name, secs):
     d = os.path.join(HERE, name + '.dict')
     if os.path.exists(d):
         argv.insert(1, '-dict=' + d)
+    argv[1:1] = options(name)
     log = os.path.join(BUILD, name + '.log')
     with open(log, 'wb') as out:
         # The bound is generous: libFuzzer ends by itself at SECONDS.
