@@ -3,11 +3,11 @@
 
     /usr/bin/python3 regress/fuzz/run.py [-t SECONDS] [-j N] NAME...
 
-Runs regress/fuzz/build/NAME for SECONDS over a working corpus (in build/,
-seeded from corpus/NAME/, with NAME.dict and the flags of NAME.options
-when there are). An input
-that crashes, hangs or runs out of memory is copied into corpus/NAME/,
-where `make regress` replays it from then on. Ends with one line per
+Runs regress/fuzz/build/NAME for SECONDS over a working corpus (in
+build/, seeded from corpus/NAME/, with NAME.dict and the flags of
+NAME.options when there are). An input that crashes, hangs or runs out
+of memory is copied into corpus/NAME/, where `make regress` replays it
+from then on. Ends with one line per
 harness, "NAME: E execs, C crashes"; the exit status is 1 when any
 harness found one.
 """
