@@ -39,9 +39,11 @@ CLOSE_TIMEOUT = 15.0            # a half-closed session must end by then
 USERS = ('alice', 'bob')
 RCPTS = ('alice@test.example', 'bob@test.example', 'BOB@Test.Example',
          'nobody@test.example', 'someone@elsewhere.example',
-         'Alice@test.example')
+         'Alice@test.example', 'postmaster')
 SENDERS = ('carol@sender.example', '', 'dave@sender.example',
-           'Mixed.Case@Sender.Example', 'j\u00f6rg@sender.example')
+           '"a b"@sender.example',
+           'Mixed.Case@Sender.Example', 'j\u00f6rg@sender.example',
+           'x@[192.0.2.1]')
 VERBS = ('HELO', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT',
          'VRFY', 'EXPN', 'HELP', 'AUTH', 'STARTTLS', 'BDAT', 'XYZZY', '')
 
