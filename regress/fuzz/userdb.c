@@ -21,6 +21,7 @@ format(const struct userdb *db, size_t *len)
 	for (i = 0; i < db->n; i++)
 		p += snprintf(p, cap - (p - buf), "%s:%s\n", db->v[i].name,
 		    db->v[i].hash);
+	*p = '\0';
 	*len = p - buf;
 	return buf;
 }
