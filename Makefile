@@ -99,6 +99,10 @@ $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 regress/unit/test_%: regress/unit/test_%.c regress/unit/unit.h common/libcommon.a $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
 
+# The DATA framing lives in smtpd/ but is tested alone.
+regress/unit/test_dataframe: regress/unit/test_dataframe.c regress/unit/unit.h smtpd/data.o common/libcommon.a $(FLAGSTAMP)
+	$(CC) $(CPPFLAGS) -I$(CURDIR)/smtpd $(CFLAGS) $(LDFLAGS) -o $@ $< smtpd/data.o common/libcommon.a $(LDLIBS)
+
 regress/bench/%: regress/bench/%.c common/libcommon.a $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
 
