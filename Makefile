@@ -168,7 +168,9 @@ $(shell mkdir -p $(FUZZ_BUILD)/replay $(FUZZ_BUILD)/obj && \
     [ "$$(cat $(FUZZ_TARGETS_H) 2>/dev/null)" = '$(FUZZ_TARGETS_NOW)' ] || \
     printf '%s' '$(FUZZ_TARGETS_NOW)' > $(FUZZ_TARGETS_H))
 
-$(FUZZ_BUILD)/replay/%.o: regress/fuzz/%.c regress/fuzz/fuzz.h $(wildcard common/*.h) $(FLAGSTAMP)
+FUZZ_HDRS = regress/fuzz/fuzz.h $(wildcard common/*.h smtpd/*.h admin/*.h)
+
+$(FUZZ_BUILD)/replay/%.o: regress/fuzz/%.c $(FUZZ_HDRS) $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) -DFUZZ_REPLAY -I$(CURDIR)/smtpd -I$(CURDIR)/admin $(CFLAGS) -c -o $@ $<
 
 $(FUZZ_REPLAY): regress/fuzz/replay.c regress/fuzz/fuzz.h $(FUZZ_TARGETS_H) \
@@ -197,7 +199,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c $(wildcard common/*.h) $$(wildcard $$(dir $$*)*.h)
 $(FUZZ_BUILD)/libfuzz.a: $(FUZZ_LIBOBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(FUZZ_BUILD)/%: regress/fuzz/%.c regress/fuzz/fuzz.h $(FUZZ_BUILD)/libfuzz.a
+$(FUZZ_BUILD)/%: regress/fuzz/%.c $(FUZZ_HDRS) $(FUZZ_BUILD)/libfuzz.a
 	$(FUZZ_CC) $(CPPFLAGS) -I$(CURDIR)/smtpd -I$(CURDIR)/admin \
 	    $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libfuzz.a \
 	    $(LDLIBS)
