@@ -5,6 +5,7 @@
 #   make regress    install missing deps, build, run every test
 #   make regress SANITIZE=1   the same with ASan + UBSan
 #   make bench      benchmarks (figures, not pass/fail)
+#   make fuzz       each libFuzzer harness of regress/fuzz for FUZZ_S seconds
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX	?= /usr/local
@@ -65,6 +66,13 @@ UNIT_SRC   = $(wildcard regress/unit/test_*.c)
 UNIT_BIN   = $(UNIT_SRC:.c=)
 BENCH_SRC  = $(wildcard regress/bench/*.c)
 BENCH_BIN  = $(BENCH_SRC:.c=)
+# Fuzz harnesses: regress/fuzz/NAME.c, each with corpus/NAME/ (see fuzz:).
+FUZZ_SRC   = $(filter-out regress/fuzz/replay.c,$(wildcard regress/fuzz/*.c))
+FUZZ_NAMES = $(basename $(notdir $(FUZZ_SRC)))
+FUZZ_BUILD = regress/fuzz/build
+FUZZ_REPLAY = regress/unit/test_fuzz_replay
+# The parsers the harnesses reach outside common/.
+FUZZ_EXTRA = smtpd/parse.c smtpd/data.c admin/impparse.c
 
 # Rebuild everything when the flags change (plain vs SANITIZE=1).
 FLAGSTAMP = .build-flags
@@ -72,10 +80,10 @@ FLAGS_NOW = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
 $(shell [ "$$(cat $(FLAGSTAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || \
     printf '%s' '$(FLAGS_NOW)' > $(FLAGSTAMP))
 
-.PHONY: all deps accounts run regress bench install clean fuzz
+.PHONY: all deps accounts run regress bench install clean fuzz fuzzdeps fuzz-build
 .DEFAULT_GOAL := all
 
-all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN)
+all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
 
 common/libcommon.a: $(COMMON_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -94,6 +102,10 @@ $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 
 regress/unit/test_%: regress/unit/test_%.c regress/unit/unit.h common/libcommon.a $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
+
+# The DATA framing lives in smtpd/ but is tested alone.
+regress/unit/test_dataframe: regress/unit/test_dataframe.c regress/unit/unit.h smtpd/data.o common/libcommon.a $(FLAGSTAMP)
+	$(CC) $(CPPFLAGS) -I$(CURDIR)/smtpd $(CFLAGS) $(LDFLAGS) -o $@ $< smtpd/data.o common/libcommon.a $(LDLIBS)
 
 regress/bench/%: regress/bench/%.c common/libcommon.a $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
@@ -147,4 +159,75 @@ install: all
 
 clean:
 	rm -f */*.o common/libcommon.a $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FLAGSTAMP)
+	rm -rf $(FUZZ_BUILD) $(FUZZ_REPLAY)
 	rm -rf regress/__pycache__ regress/*/__pycache__
+
+# ---- Fuzzing --------------------------------------------------------
+# The corpus replay (a normal, SANITIZE-able build, run by make regress):
+# every harness compiled with -DFUZZ_REPLAY and called by replay.c over
+# every file of its corpus folder.
+FUZZ_TARGETS_H = $(FUZZ_BUILD)/targets.h
+FUZZ_TARGETS_NOW = $(foreach n,$(FUZZ_NAMES),FUZZ_X($(n)))
+$(shell mkdir -p $(FUZZ_BUILD)/replay $(FUZZ_BUILD)/obj && \
+    [ "$$(cat $(FUZZ_TARGETS_H) 2>/dev/null)" = '$(FUZZ_TARGETS_NOW)' ] || \
+    printf '%s' '$(FUZZ_TARGETS_NOW)' > $(FUZZ_TARGETS_H))
+
+FUZZ_HDRS = regress/fuzz/fuzz.h $(wildcard common/*.h smtpd/*.h admin/*.h)
+
+$(FUZZ_BUILD)/replay/%.o: regress/fuzz/%.c $(FUZZ_HDRS) $(FLAGSTAMP)
+	$(CC) $(CPPFLAGS) -DFUZZ_REPLAY -I$(CURDIR)/smtpd -I$(CURDIR)/admin $(CFLAGS) -c -o $@ $<
+
+$(FUZZ_REPLAY): regress/fuzz/replay.c regress/fuzz/fuzz.h $(FUZZ_TARGETS_H) \
+    $(patsubst %,$(FUZZ_BUILD)/replay/%.o,$(FUZZ_NAMES)) \
+    $(FUZZ_EXTRA:.c=.o) common/libcommon.a $(FLAGSTAMP)
+	$(CC) $(CPPFLAGS) -I$(FUZZ_BUILD) \
+	    -DFUZZ_CORPUS='"$(CURDIR)/regress/fuzz/corpus"' $(CFLAGS) \
+	    $(LDFLAGS) -o $@ $< $(filter %.o,$^) common/libcommon.a $(LDLIBS)
+
+# The fuzzers: clang, libFuzzer, ASan + UBSan, objects of their own.
+FUZZ_CC     = clang
+FUZZ_S     ?= 10
+FUZZ_J     ?= 1
+FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer $(WARN) \
+	      -Wno-missing-field-initializers \
+	      $(FUZZ_SAN) $(PKG_CFLAGS)
+FUZZ_LIBSRC = $(COMMON_SRC) $(FUZZ_EXTRA)
+FUZZ_LIBOBJ = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIBSRC))
+FUZZ_BINS   = $(patsubst %,$(FUZZ_BUILD)/%,$(FUZZ_NAMES))
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(wildcard common/*.h) $$(wildcard $$(dir $$*)*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libfuzz.a: $(FUZZ_LIBOBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/%: regress/fuzz/%.c $(FUZZ_HDRS) $(FUZZ_BUILD)/libfuzz.a
+	$(FUZZ_CC) $(CPPFLAGS) -I$(CURDIR)/smtpd -I$(CURDIR)/admin \
+	    $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libfuzz.a \
+	    $(LDLIBS)
+
+# clang and its libFuzzer runtime, installed as deps does.
+FUZZ_PROBE = int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }
+fuzzdeps:
+	@if echo '$(FUZZ_PROBE)' | $(FUZZ_CC) -fsanitize=fuzzer -x c - \
+	    -o $(FUZZ_BUILD)/.probe >/dev/null 2>&1; then \
+		rm -f $(FUZZ_BUILD)/.probe; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "fuzzdeps: installing clang libclang-rt-14-dev"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		    clang libclang-rt-14-dev >/dev/null || exit 1; \
+	else \
+		echo "fuzzdeps: missing; run: sudo apt-get install clang" \
+		    "libclang-rt-14-dev"; \
+		exit 1; \
+	fi
+
+fuzz-build: $(FUZZ_BINS)
+
+# Each harness for FUZZ_S seconds; crashes land in corpus/NAME/.
+fuzz: deps fuzzdeps
+	@$(MAKE) --no-print-directory fuzz-build
+	@$(PYTHON) regress/fuzz/run.py -t $(FUZZ_S) -j $(FUZZ_J) $(FUZZ_NAMES)

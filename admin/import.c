@@ -35,6 +35,7 @@
 #define LIBBSD_OPENBSD_VIS
 #include <vis.h>
 
+#include "impparse.h"
 #include "imsg.h"
 #include "proc.h"
 #include "pymailadm.h"
@@ -43,7 +44,7 @@
 #define MSG_MAX		(1LL << 30)	/* a message file */
 #define OPTS_MAX	(64 * 1024)	/* default_options, USER/options */
 #define LIST_MAX	(64 * 1024 * 1024)	/* USER/mail, the state file */
-#define UID_MAX		128
+#define UID_MAX		IMP_UID_MAX
 #define COPY_BUF	(64 * 1024)
 #define STATE_FILE	".pymaild-imported"
 #define SHOW_MAX	5		/* names listed in one warning */
@@ -63,7 +64,7 @@ RB_HEAD(uidtree, uident);
 struct olduser {
 	char		 src[USER_NAME_MAX + 1];	/* its folder in DIR */
 	char		 name[USER_NAME_MAX + 1];
-	char		 hash[33];
+	char		 hash[IMP_HASH_LEN + 1];
 	int		 added;
 	long long	 msgs, bytes, already;
 	struct uidtree	 uids;
@@ -137,14 +138,6 @@ imp_note(const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* Reading DIR */
 
-/* A name that stays one component below its folder. */
-static int
-component_ok(const char *s)
-{
-	return *s != '\0' && strchr(s, '/') == NULL && strcmp(s, ".") != 0 &&
-	    strcmp(s, "..") != 0;
-}
-
 /*
  * DIR/user/file ("" skips a level) without following a link anywhere
  * below DIR, so a planted symlink cannot make us read what the owner of
@@ -157,7 +150,8 @@ src_openat(int dfd, const char *user, const char *file, int wantdir)
 	int		fd, ufd, flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 			    O_NOCTTY | O_CLOEXEC;
 
-	if ((*user && !component_ok(user)) || (*file && !component_ok(file)))
+	if ((*user && !imp_component_ok(user)) ||
+	    (*file && !imp_component_ok(file)))
 		return errno = EINVAL, -1;
 	ufd = openat(dfd, *user ? user : ".", O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC);
@@ -356,94 +350,33 @@ read_error(void)
 	return strerror(errno);
 }
 
-/* Next line of a text buffer, without its end; NULL at the end. */
-static char *
-next_line(char **p)
-{
-	char	*line = *p, *end;
-
-	if (line == NULL || *line == '\0')
-		return NULL;
-	if ((end = strchr(line, '\n')) != NULL)
-		*end++ = '\0';
-	*p = end;
-	return line;
-}
-
-static char *
-trim(char *s)
-{
-	size_t	len;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	len = strlen(s);
-	while (len > 0 && isspace((unsigned char)s[len - 1]))
-		s[--len] = '\0';
-	return s;
-}
-
 /* ------------------------------------------------------------------ */
 /* Options: `key = value` lines of Python literals */
-
-/* A Python literal as the text mboxopts_set() takes; NULL if none. */
-static const char *
-py_literal(char *v)
-{
-	size_t	len = strlen(v);
-	char	*p;
-
-	if (strcmp(v, "True") == 0)
-		return "true";
-	if (strcmp(v, "False") == 0)
-		return "false";
-	if (len >= 2 && (v[0] == '\'' || v[0] == '"') && v[len - 1] == v[0] &&
-	    memchr(v + 1, '\\', len - 2) == NULL) {
-		v[len - 1] = '\0';
-		return v + 1;
-	}
-	if (len > 1 && (v[len - 1] == 'L' || v[len - 1] == 'l'))
-		v[--len] = '\0';	/* Python 2's long */
-	for (p = v + (*v == '-' || *v == '+'); isdigit((unsigned char)*p); p++)
-		;
-	return len > 0 && *p == '\0' && p > v + (*v == '-' || *v == '+') ?
-	    v + (*v == '+') : NULL;
-}
 
 static void
 option_line(char *line, const char *where, int lineno, struct mboxopts *o)
 {
-	struct mboxopts	 probe;
-	const char	*value;
-	char		*eq, *key, *v, err[512];
+	char	*key, *value, err[512];
 
-	if ((eq = strchr(line, '=')) == NULL) {
+	switch (imp_option_line(line, o, &key, &value, err, sizeof(err))) {
+	case IMPOPT_SET:
+		break;
+	case IMPOPT_SYNTAX:
 		imp_error("%s:%d: not a 'key = value' line, skipped", where,
 		    lineno);
-		return;
-	}
-	*eq = '\0';
-	key = trim(line);
-	v = trim(eq + 1);
-	if (*v != '\'' && *v != '"') {
-		v[strcspn(v, "#")] = '\0';	/* a trailing comment */
-		v = trim(v);
-	}
-	/* Every option takes 0 (a size, or false): a refusal means the key
-	 * is one pymaild does not have. */
-	mboxopts_defaults(&probe);
-	if (mboxopts_set(&probe, key, "0", err, sizeof(err)) == -1) {
+		break;
+	case IMPOPT_UNKNOWN:
 		imp_warn("%s:%d: option '%s' does not exist in pymaild, "
 		    "skipped", where, lineno, key);
-		return;
-	}
-	if ((value = py_literal(v)) == NULL) {
+		break;
+	case IMPOPT_VALUE:
 		imp_error("%s:%d: option '%s': value %s not understood, "
-		    "skipped", where, lineno, key, v);
-		return;
-	}
-	if (mboxopts_set(o, key, value, err, sizeof(err)) == -1)
+		    "skipped", where, lineno, key, value);
+		break;
+	case IMPOPT_REFUSED:
 		imp_error("%s:%d: %s; skipped", where, lineno, err);
+		break;
+	}
 }
 
 /* Apply DIR/user/file over *o; a missing file changes nothing. */
@@ -462,9 +395,9 @@ load_old_options(const char *user, const char *file, struct mboxopts *o)
 		    read_error());
 		return -1;
 	}
-	for (p = data; (line = next_line(&p)) != NULL; ) {
+	for (p = data; (line = imp_next_line(&p)) != NULL; ) {
 		lineno++;
-		line = trim(line);
+		line = imp_trim(line);
 		if (*line != '\0' && *line != '#')
 			option_line(line, where, lineno, o);
 	}
@@ -525,29 +458,27 @@ parse_user_line(char *line, int lineno)
 {
 	struct olduser	*u;
 	const char	*why;
-	char		*colon, *hash, name[USER_NAME_MAX + 1];
+	char		*src, name[USER_NAME_MAX + 1], hash[IMP_HASH_LEN + 1];
 	char		 shown[4 * 80 + 1];
 	size_t		 i;
 
-	if ((colon = strchr(line, ':')) == NULL) {
+	switch (imp_user_line(line, &src, name, hash, &why)) {
+	case IMPUSER_OK:
+		break;
+	case IMPUSER_SYNTAX:
 		imp.refused++;
 		imp_error("%s/users:%d: not a 'name:md5' line, skipped",
 		    imp.dir, lineno);
 		return;
-	}
-	*colon = '\0';
-	line = trim(line);
-	hash = trim(colon + 1);
-	if (user_name_normalize(line, name, &why) == -1) {
+	case IMPUSER_NAME:
 		/* Escaped: whatever the file holds, one line on stderr. */
-		strvisx(shown, line, MIN(strlen(line), 80), VIS_CSTYLE |
+		strvisx(shown, src, MIN(strlen(src), 80), VIS_CSTYLE |
 		    VIS_NL | VIS_TAB | VIS_OCTAL);
 		imp.refused++;
 		imp_error("%s/users:%d: user '%s' refused: %s", imp.dir,
 		    lineno, shown, why);
 		return;
-	}
-	if (!password_is_legacy(hash)) {
+	case IMPUSER_HASH:
 		imp.refused++;
 		imp_error("user %s refused: its password is not a PyMaild "
 		    "md5 hash (%s/users:%d)", name, imp.dir, lineno);
@@ -565,10 +496,9 @@ parse_user_line(char *line, int lineno)
 	    sizeof(*imp.users));
 	u = &imp.users[imp.nusers++];
 	memset(u, 0, sizeof(*u));
-	strlcpy(u->src, line, sizeof(u->src));
+	strlcpy(u->src, src, sizeof(u->src));
 	strlcpy(u->name, name, sizeof(u->name));
-	for (i = 0; i < 32; i++)
-		u->hash[i] = tolower((unsigned char)hash[i]);
+	memcpy(u->hash, hash, sizeof(u->hash));
 	RB_INIT(&u->uids);
 	u->statefd = -1;
 }
@@ -582,9 +512,9 @@ read_old_users(void)
 	if (src_read("", "users", USERS_FILE_MAX, &data) == -1)
 		die("%s/users: %s (is %s a PyMaild 0.2 data folder?)",
 		    imp.dir, read_error(), imp.dir);
-	for (p = data; (line = next_line(&p)) != NULL; ) {
+	for (p = data; (line = imp_next_line(&p)) != NULL; ) {
 		lineno++;
-		line = trim(line);
+		line = imp_trim(line);
 		if (*line != '\0' && *line != '#')
 			parse_user_line(line, lineno);
 	}
@@ -699,20 +629,6 @@ scan_top(void)
 /* ------------------------------------------------------------------ */
 /* The record of what was imported: MAILDIR/USER/.pymaild-imported */
 
-static int
-uid_ok(const char *s)
-{
-	size_t	i, len = strlen(s);
-
-	if (len == 0 || len > UID_MAX || s[0] == '.' ||
-	    strcmp(s, "mail") == 0 || strcmp(s, "options") == 0)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && strchr("._-", s[i]) == NULL)
-			return 0;
-	return 1;
-}
-
 static struct uident *
 uid_get(struct olduser *u, const char *uid)
 {
@@ -762,15 +678,12 @@ finish_rename(struct olduser *u, const char *uid, const char *name)
 static void
 state_line(struct olduser *u, char *line)
 {
-	char	*sp = strchr(line, ' ');
+	char	*uid, *name;
 
-	if (sp == NULL)
+	if (imp_state_line(line, &uid, &name) == -1)
 		return;
-	*sp = '\0';
-	if (!uid_ok(line) || !component_ok(sp + 1))
-		return;
-	uid_get(u, line)->done = 1;
-	finish_rename(u, line, sp + 1);
+	uid_get(u, uid)->done = 1;
+	finish_rename(u, uid, name);
 }
 
 static void
@@ -787,7 +700,7 @@ state_load(struct olduser *u)
 	}
 	/* A torn last line is a message whose rename never happened. */
 	u->state_nl = len > 0 && data[len - 1] != '\n';
-	for (p = data; (line = next_line(&p)) != NULL; )
+	for (p = data; (line = imp_next_line(&p)) != NULL; )
 		if (p != NULL && *line != '#')
 			state_line(u, line);
 	free(data);
@@ -865,67 +778,10 @@ state_append(struct olduser *u, const char *uid, const char *name)
 /* ------------------------------------------------------------------ */
 /* One message: CRLF, dot-stuffed, ".\r\n" at the end -> LF, as sent */
 
-struct conv {
-	int		bol, dot, cr, ended;
-	long long	size, lfs;
-};
-
-/* -1 when something follows the final "." line. */
-static int
-conv_feed(struct conv *cv, const char *in, size_t n, char *out, size_t *olen)
-{
-	size_t	i;
-	char	c;
-
-	for (*olen = 0, i = 0; i < n; i++) {
-		c = in[i];
-		if (cv->ended)
-			return -1;
-		if (cv->cr) {
-			cv->cr = 0;
-			if (c == '\n' && cv->dot) {
-				cv->ended = 1;
-				continue;
-			}
-			if (c == '\n') {
-				out[(*olen)++] = '\n';
-				cv->lfs++;
-				cv->bol = 1;
-				continue;
-			}
-			cv->dot = 0;
-			out[(*olen)++] = '\r';	/* a lone CR stays */
-		}
-		if (cv->dot && c == '\n') {
-			cv->ended = 1;		/* ".\n": a sloppy client */
-			continue;
-		}
-		if (cv->dot && c != '\r')
-			cv->dot = 0;		/* it was stuffing: dropped */
-		if (cv->bol && c == '.') {
-			cv->bol = 0;
-			cv->dot = 1;
-			continue;
-		}
-		cv->bol = 0;
-		if (c == '\r') {
-			cv->cr = 1;
-			continue;
-		}
-		if (c == '\n') {
-			cv->lfs++;
-			cv->bol = 1;
-		}
-		out[(*olen)++] = c;
-	}
-	cv->size += *olen;
-	return 0;
-}
-
 /* 0 done, -1 a problem of the source (set in *why), dies when writing
  * into MAILDIR fails (a full disk would fail every next message too). */
 static int
-convert(int in, int out, const char *tmp, struct conv *cv,
+convert(int in, int out, const char *tmp, struct imp_conv *cv,
     const char **why)
 {
 	char		*ibuf = xmalloc(COPY_BUF), *obuf = xmalloc(COPY_BUF + 2);
@@ -947,7 +803,7 @@ convert(int in, int out, const char *tmp, struct conv *cv,
 			*why = "over 1 GiB";
 			goto out;
 		}
-		if (conv_feed(cv, ibuf, n, obuf, &olen) == -1) {
+		if (imp_conv_feed(cv, ibuf, n, obuf, &olen) == -1) {
 			*why = "malformed: data after the final '.' line";
 			goto out;
 		}
@@ -993,7 +849,7 @@ create_tmp(struct olduser *u, char *unique, size_t ulen, char *tmp,
 static void
 commit_message(struct olduser *u, const char *uid, int out,
     const struct stat *st, const char *unique, const char *tmp,
-    const struct conv *cv)
+    const struct imp_conv *cv)
 {
 	struct timespec	times[2] = { st->st_atim, st->st_mtim };
 	char		name[NAME_MAX + 1], sub[NAME_MAX + 16], new[PATH_MAX];
@@ -1022,7 +878,7 @@ static void
 import_message(struct olduser *u, const char *uid)
 {
 	struct stat	 st;
-	struct conv	 cv;
+	struct imp_conv	 cv;
 	const char	*why = NULL;
 	char		 unique[NAME_MAX + 1], tmp[PATH_MAX];
 	int		 in, out;
@@ -1058,15 +914,14 @@ static void
 mail_line(struct olduser *u, char *line, int lineno)
 {
 	struct uident	*e;
+	char		*uid;
 
-	line[strcspn(line, ":")] = '\0';
-	line = trim(line);
-	if (!uid_ok(line)) {
+	if ((uid = imp_mail_uid(line)) == NULL) {
 		imp_error("%s/%s/mail:%d: not a 'uid' or 'uid:size' line, "
 		    "skipped", imp.dir, u->src, lineno);
 		return;
 	}
-	e = uid_get(u, line);
+	e = uid_get(u, uid);
 	e->listed = 1;
 	if (e->done) {
 		u->already++;
@@ -1090,7 +945,7 @@ check_unlisted(struct olduser *u)
 	if ((fd = src_open(u->src, "", 1)) == -1 || (d = fdopendir(fd)) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
-		if (!uid_ok(de->d_name) || (de->d_type != DT_REG &&
+		if (!imp_uid_ok(de->d_name) || (de->d_type != DT_REG &&
 		    de->d_type != DT_UNKNOWN))
 			continue;
 		strlcpy(key.uid, de->d_name, sizeof(key.uid));
@@ -1140,8 +995,8 @@ import_mail(struct olduser *u)
 		uids_free(u);
 		return;
 	}
-	for (p = data; (line = next_line(&p)) != NULL; )
-		if (lineno++, *trim(line) != '\0')
+	for (p = data; (line = imp_next_line(&p)) != NULL; )
+		if (lineno++, *imp_trim(line) != '\0')
 			mail_line(u, line, lineno);
 	free(data);
 	if (u->statefd != -1)

@@ -100,13 +100,53 @@ setting_to_text(config_setting_t *s, char *buf, size_t len)
 	}
 }
 
+/* Apply every setting of a file libconfig has read; name is the file. */
+static int
+apply_settings(config_t *cf, const char *name, struct mboxopts *o,
+    char *err, size_t errlen)
+{
+	config_setting_t	*root, *s;
+	char			 value[64], why[256];
+	int			 i;
+
+	root = config_root_setting(cf);
+	for (i = 0; (s = config_setting_get_elem(root, i)) != NULL; i++) {
+		if (setting_to_text(s, value, sizeof(value)) == -1 ||
+		    mboxopts_set(o, config_setting_name(s), value, why,
+		    sizeof(why)) == -1) {
+			snprintf(err, errlen, "%s:%d: key '%s': %s", name,
+			    config_setting_source_line(s),
+			    config_setting_name(s),
+			    setting_to_text(s, value, sizeof(value)) == -1 ?
+			    "wrong type" : why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+mboxopts_parse(const char *text, const char *name, struct mboxopts *o,
+    char *err, size_t errlen)
+{
+	config_t	cf;
+	int		r = -1;
+
+	config_init(&cf);
+	if (config_read_string(&cf, text) != CONFIG_TRUE)
+		snprintf(err, errlen, "%s:%d: corrupt: %s", name,
+		    config_error_line(&cf), config_error_text(&cf));
+	else
+		r = apply_settings(&cf, name, o, err, errlen);
+	config_destroy(&cf);
+	return r;
+}
+
 int
 mboxopts_load(const char *path, struct mboxopts *o, char *err, size_t errlen)
 {
 	config_t		 cf;
-	config_setting_t	*root, *s;
-	char			 value[64], why[256];
-	int			 i, r = -1;
+	int			 r = -1;
 	FILE			*fp;
 	struct stat		 st;
 
@@ -128,24 +168,20 @@ mboxopts_load(const char *path, struct mboxopts *o, char *err, size_t errlen)
 		    config_error_line(&cf), config_error_text(&cf));
 		goto out;
 	}
-	root = config_root_setting(&cf);
-	for (i = 0; (s = config_setting_get_elem(root, i)) != NULL; i++) {
-		if (setting_to_text(s, value, sizeof(value)) == -1 ||
-		    mboxopts_set(o, config_setting_name(s), value, why,
-		    sizeof(why)) == -1) {
-			snprintf(err, errlen, "%s:%d: key '%s': %s", path,
-			    config_setting_source_line(s),
-			    config_setting_name(s),
-			    setting_to_text(s, value, sizeof(value)) == -1 ?
-			    "wrong type" : why);
-			goto out;
-		}
-	}
-	r = 0;
+	r = apply_settings(&cf, path, o, err, errlen);
 out:
 	config_destroy(&cf);
 	fclose(fp);
 	return r;
+}
+
+int
+mboxopts_format(const struct mboxopts *o, char *buf, size_t len)
+{
+	return snprintf(buf, len,
+	    "# pymaild mailbox options (written by pymailadm)\n"
+	    "mailboxsize = %lldL;\nmaxmailsize = %lldL;\nenabled = %s;\n",
+	    o->mailboxsize, o->maxmailsize, o->enabled ? "true" : "false");
 }
 
 int
@@ -154,10 +190,7 @@ mboxopts_save(const char *path, const struct mboxopts *o)
 	char	buf[256];
 	int	len;
 
-	len = snprintf(buf, sizeof(buf),
-	    "# pymaild mailbox options (written by pymailadm)\n"
-	    "mailboxsize = %lldL;\nmaxmailsize = %lldL;\nenabled = %s;\n",
-	    o->mailboxsize, o->maxmailsize, o->enabled ? "true" : "false");
+	len = mboxopts_format(o, buf, sizeof(buf));
 	return file_write_atomic(path, buf, len, 0600);
 }
 

@@ -285,20 +285,27 @@ dnsq_wait(struct dnsq *q, short what)
 	q->evset = 1;
 }
 
-/* Is this the answer to our question? Anything else is ignored. */
-static int
-dnsq_matches(const struct dnsq *q, const ldns_pkt *p)
+int
+mxanswer_matches(const ldns_pkt *p, uint16_t id, ldns_rr_type type,
+    const ldns_rdf *qname)
 {
 	ldns_rr_list	*qs = ldns_pkt_question(p);
 	ldns_rr		*rr;
 
-	if (ldns_pkt_id(p) != q->id || !ldns_pkt_qr(p) || qs == NULL ||
+	if (ldns_pkt_id(p) != id || !ldns_pkt_qr(p) || qs == NULL ||
 	    ldns_rr_list_rr_count(qs) != 1)
 		return 0;
 	rr = ldns_rr_list_rr(qs, 0);
-	return ldns_rr_get_type(rr) == q->qtype &&
+	return ldns_rr_get_type(rr) == type &&
 	    ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
-	    ldns_dname_compare(ldns_rr_owner(rr), q->qname) == 0;
+	    ldns_dname_compare(ldns_rr_owner(rr), qname) == 0;
+}
+
+/* Is this the answer to our question? Anything else is ignored. */
+static int
+dnsq_matches(const struct dnsq *q, const ldns_pkt *p)
+{
+	return mxanswer_matches(p, q->id, q->qtype, q->qname);
 }
 
 /* A server that fails to answer this question: another may know. */
@@ -546,7 +553,7 @@ struct mxhost {
 	uint32_t	 ttl;
 	int		 tempfail;
 	size_t		 n4, n6;
-	char		 a4[MX_MAX_HOSTS][INET_ADDRSTRLEN];
+	char		 a4[MX_MAX_HOSTS][INET6_ADDRSTRLEN];
 	char		 a6[MX_MAX_HOSTS][INET6_ADDRSTRLEN];
 	struct hostq	 q[2];
 };
@@ -676,37 +683,43 @@ dname_text(const ldns_rdf *rdf, char out[MX_NAME_MAX + 1])
 	return r;
 }
 
-static void
-add_address(struct mxhost *h, const ldns_rdf *rdf, int v6)
-{
-	if (v6 && ldns_rdf_size(rdf) == 16 && h->n6 < MX_MAX_HOSTS)
-		inet_ntop(AF_INET6, ldns_rdf_data(rdf), h->a6[h->n6++],
-		    INET6_ADDRSTRLEN);
-	else if (!v6 && ldns_rdf_size(rdf) == 4 && h->n4 < MX_MAX_HOSTS)
-		inet_ntop(AF_INET, ldns_rdf_data(rdf), h->a4[h->n4++],
-		    INET_ADDRSTRLEN);
-}
-
-static void
-host_addresses(struct mxhost *h, ldns_pkt *p, int v6)
+size_t
+mxanswer_addresses(const ldns_pkt *p, int v6,
+    char (*addr)[INET6_ADDRSTRLEN], size_t max, uint32_t *ttl)
 {
 	ldns_rr_list	*an = ldns_pkt_answer(p);
-	const ldns_rdf	*name;
+	const ldns_rdf	*name, *rdf;
 	ldns_rr		*rr;
-	size_t		 i;
-	uint32_t	 ttl = UINT32_MAX;
+	size_t		 i, n = 0;
 
-	/* dnsq_matches checked there is exactly our question. */
+	/* The caller checked there is exactly our question. */
 	name = follow_cnames(an, ldns_rr_owner(ldns_rr_list_rr(
-	    ldns_pkt_question(p), 0)), &ttl);
+	    ldns_pkt_question(p), 0)), ttl);
 	for (i = 0; i < ldns_rr_list_rr_count(an); i++) {
 		rr = ldns_rr_list_rr(an, i);
 		if (!answer_rr(rr, name, v6 ? LDNS_RR_TYPE_AAAA :
 		    LDNS_RR_TYPE_A) || ldns_rr_rd_count(rr) != 1)
 			continue;
-		add_address(h, ldns_rr_rdf(rr, 0), v6);
-		ttl = MIN(ttl, ldns_rr_ttl(rr));
+		rdf = ldns_rr_rdf(rr, 0);
+		if (n < max && ldns_rdf_size(rdf) == (v6 ? 16 : 4))
+			inet_ntop(v6 ? AF_INET6 : AF_INET, ldns_rdf_data(rdf),
+			    addr[n++], INET6_ADDRSTRLEN);
+		*ttl = MIN(*ttl, ldns_rr_ttl(rr));
 	}
+	return n;
+}
+
+static void
+host_addresses(struct mxhost *h, ldns_pkt *p, int v6)
+{
+	uint32_t	 ttl = UINT32_MAX;
+
+	if (v6)
+		h->n6 += mxanswer_addresses(p, 1, h->a6 + h->n6,
+		    MX_MAX_HOSTS - h->n6, &ttl);
+	else
+		h->n4 += mxanswer_addresses(p, 0, h->a4 + h->n4,
+		    MX_MAX_HOSTS - h->n4, &ttl);
 	h->ttl = MIN(h->ttl, ttl);
 }
 
@@ -804,12 +817,6 @@ ask_hosts(struct mxlookup *lk)
 	}
 }
 
-/* An MX record worth asking about. */
-struct mxname {
-	uint16_t	pref;
-	char		name[MX_NAME_MAX + 1];
-};
-
 /*
  * Keep the MX_MAX_HOSTS best in preference order, each name once with
  * its best preference, the one seen first ahead among equals (mxcache
@@ -841,6 +848,35 @@ keep_best(struct mxname *best, size_t *n, uint16_t pref, const char *name)
 	(*n)++;
 }
 
+size_t
+mxanswer_hosts(const ldns_pkt *p, struct mxname *best, size_t *n,
+    uint32_t *ttl, int *nullmx)
+{
+	ldns_rr_list	*an = ldns_pkt_answer(p);
+	const ldns_rdf	*name;
+	ldns_rr		*rr;
+	char		 host[MX_NAME_MAX + 1];
+	size_t		 i, nmx = 0;
+
+	*n = 0;
+	name = follow_cnames(an, ldns_rr_owner(ldns_rr_list_rr(
+	    ldns_pkt_question(p), 0)), ttl);
+	for (i = 0; i < ldns_rr_list_rr_count(an); i++) {
+		rr = ldns_rr_list_rr(an, i);
+		if (!answer_rr(rr, name, LDNS_RR_TYPE_MX) ||
+		    ldns_rr_rd_count(rr) != 2)
+			continue;
+		nmx++;
+		*ttl = MIN(*ttl, ldns_rr_ttl(rr));
+		if (ldns_rdf_size(ldns_rr_mx_exchange(rr)) == 1)
+			*nullmx = 1;
+		else if (dname_text(ldns_rr_mx_exchange(rr), host) == 0)
+			keep_best(best, n, ldns_rdf2native_int16(
+			    ldns_rr_mx_preference(rr)), host);
+	}
+	return nmx;
+}
+
 /*
  * The hosts of the MX records, best first. Returns how many MX records
  * there were at all; *nullmx when one of them is ".".
@@ -848,29 +884,11 @@ keep_best(struct mxname *best, size_t *n, uint16_t pref, const char *name)
 static size_t
 collect_hosts(struct mxlookup *lk, ldns_pkt *p, int *nullmx)
 {
-	ldns_rr_list	*an = ldns_pkt_answer(p);
-	const ldns_rdf	*name;
-	ldns_rr		*rr;
 	struct mxname	*best;
-	char		 host[MX_NAME_MAX + 1];
-	size_t		 i, nmx = 0, n = 0;
+	size_t		 i, nmx, n;
 
 	best = xcalloc(MX_MAX_HOSTS, sizeof(*best));
-	name = follow_cnames(an, ldns_rr_owner(ldns_rr_list_rr(
-	    ldns_pkt_question(p), 0)), &lk->ttl);
-	for (i = 0; i < ldns_rr_list_rr_count(an); i++) {
-		rr = ldns_rr_list_rr(an, i);
-		if (!answer_rr(rr, name, LDNS_RR_TYPE_MX) ||
-		    ldns_rr_rd_count(rr) != 2)
-			continue;
-		nmx++;
-		lk->ttl = MIN(lk->ttl, ldns_rr_ttl(rr));
-		if (ldns_rdf_size(ldns_rr_mx_exchange(rr)) == 1)
-			*nullmx = 1;
-		else if (dname_text(ldns_rr_mx_exchange(rr), host) == 0)
-			keep_best(best, &n, ldns_rdf2native_int16(
-			    ldns_rr_mx_preference(rr)), host);
-	}
+	nmx = mxanswer_hosts(p, best, &n, &lk->ttl, nullmx);
 	/* One at least: the implicit MX uses it. */
 	lk->hosts = xcalloc(n ? n : 1, sizeof(*lk->hosts));
 	for (i = 0; i < n; i++) {

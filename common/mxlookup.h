@@ -23,6 +23,7 @@
 #define PYMAILD_MXLOOKUP_H
 
 #include <event.h>
+#include <ldns/ldns.h>
 
 #include "config.h"
 #include "mxfile.h"
@@ -67,6 +68,29 @@ void	mxlookup_start(struct mxresolver *, const char *domain,
  * each host's addresses together and in their order. Returns how many.
  */
 size_t	mx_try_order(const struct mxentry *e, size_t order[MX_MAX_HOSTS]);
+
+/*
+ * Reading answers: pure functions over a packet ldns has parsed, which
+ * must be the answer to the question asked (mxanswer_matches).
+ */
+struct mxname {
+	uint16_t	pref;
+	char		name[MX_NAME_MAX + 1];
+};
+
+/* Is p the answer (id, qr, exactly one question of this IN type and
+ * name)? Anything else is ignored. */
+int	mxanswer_matches(const ldns_pkt *p, uint16_t id, ldns_rr_type type,
+	    const ldns_rdf *qname);
+/* The MX hosts, best first, each once, at most MX_MAX_HOSTS in best
+ * (*n of them); returns how many MX records there were at all; lowers
+ * *ttl to the smallest seen; sets *nullmx when one of them is ".". */
+size_t	mxanswer_hosts(const ldns_pkt *p, struct mxname *best, size_t *n,
+	    uint32_t *ttl, int *nullmx);
+/* The addresses of an A (v6 0) or AAAA answer as text, at most max;
+ * lowers *ttl to the smallest seen. */
+size_t	mxanswer_addresses(const ldns_pkt *p, int v6,
+	    char (*addr)[INET6_ADDRSTRLEN], size_t max, uint32_t *ttl);
 
 /* What `updatemx` prints, in the daemon and in pymailadm:
  * "MX cache refreshed: N domains." or the failure. 0 ok, -1 failed. */

@@ -96,12 +96,43 @@ parse_line(char *line, struct userdb *db, const char **why)
 }
 
 int
+userdb_parse(char *data, size_t len, const char *name, struct userdb *db,
+    char *err, size_t errlen)
+{
+	char		*line, *next;
+	const char	*why;
+	int		 lineno = 0;
+
+	memset(db, 0, sizeof(*db));
+	if ((line = memchr(data, '\0', len)) != NULL) {
+		for (next = data; next < line; next++)
+			lineno += *next == '\n';
+		snprintf(err, errlen, "%s:%d: corrupt: contains a NUL byte",
+		    name, lineno + 1);
+		return -1;
+	}
+	for (line = data; line && *line; line = next) {
+		lineno++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if (*line == '\0' || *line == '#')
+			continue;
+		if (parse_line(line, db, &why) == -1) {
+			snprintf(err, errlen, "%s:%d: corrupt: %s", name,
+			    lineno, why);
+			userdb_free(db);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
 userdb_load(const char *maildir, struct userdb *db, char *err, size_t errlen)
 {
-	char		 path[PATH_MAX], *data, *line, *next;
-	const char	*why;
+	char		 path[PATH_MAX], *data;
 	size_t		 len;
-	int		 lineno = 0;
+	int		 r;
 
 	memset(db, 0, sizeof(*db));
 	snprintf(path, sizeof(path), "%s/users", maildir);
@@ -111,31 +142,9 @@ userdb_load(const char *maildir, struct userdb *db, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if ((line = memchr(data, '\0', len)) != NULL) {
-		for (next = data; next < line; next++)
-			lineno += *next == '\n';
-		snprintf(err, errlen, "%s:%d: corrupt: contains a NUL byte",
-		    path, lineno + 1);
-		goto fail;
-	}
-	for (line = data; line && *line; line = next) {
-		lineno++;
-		if ((next = strchr(line, '\n')) != NULL)
-			*next++ = '\0';
-		if (*line == '\0' || *line == '#')
-			continue;
-		if (parse_line(line, db, &why) == -1) {
-			snprintf(err, errlen, "%s:%d: corrupt: %s", path,
-			    lineno, why);
-			goto fail;
-		}
-	}
+	r = userdb_parse(data, len, path, db, err, errlen);
 	free(data);
-	return 0;
-fail:
-	free(data);
-	userdb_free(db);
-	return -1;
+	return r;
 }
 
 int

@@ -30,6 +30,10 @@ int	 user_name_normalize(const char *in, char out[USER_NAME_MAX + 1],
  * err naming the file and line. */
 int	 userdb_load(const char *maildir, struct userdb *db, char *err,
 	    size_t errlen);
+/* The same over the file's text (len bytes, NUL-terminated, changed in
+ * place); name stands for the file in err. */
+int	 userdb_parse(char *data, size_t len, const char *name,
+	    struct userdb *db, char *err, size_t errlen);
 int	 userdb_save(const char *maildir, const struct userdb *db);
 void	 userdb_free(struct userdb *db);
 struct userent *userdb_find(const struct userdb *db, const char *name);
@@ -61,6 +65,11 @@ void	 mboxopts_defaults(struct mboxopts *o);
 /* Load path over *o; a missing file leaves *o as it is. */
 int	 mboxopts_load(const char *path, struct mboxopts *o, char *err,
 	    size_t errlen);
+/* The same over a file's text; name stands for the file in err. */
+int	 mboxopts_parse(const char *text, const char *name, struct mboxopts *o,
+	    char *err, size_t errlen);
+/* The text mboxopts_save writes (snprintf's return value). */
+int	 mboxopts_format(const struct mboxopts *o, char *buf, size_t len);
 int	 mboxopts_save(const char *path, const struct mboxopts *o);
 /* Set one option from text; -1 with a reason for unknown keys or values. */
 int	 mboxopts_set(struct mboxopts *o, const char *key, const char *value,

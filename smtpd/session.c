@@ -273,55 +273,6 @@ data_write(struct session *s)
 }
 
 /*
- * Count the Received: lines of the header section (it ends at the first
- * empty line) as the unstuffed octets go by, without keeping them: a
- * message that went round more than SMTP_MAX_RECEIVED hops is a loop
- * (RFC 5321 6.3).
- */
-static void
-header_track(struct dataread *dr, unsigned char c)
-{
-	static const char	name[] = "received:";
-
-	if (c == '\r')
-		return;
-	if (c == '\n') {
-		if (dr->hdrpos == 0)
-			dr->inbody = 1;
-		dr->hdrpos = 0;
-		dr->hdrmatch = 1;
-		return;
-	}
-	if (dr->hdrmatch && dr->hdrpos < sizeof(name) - 1) {
-		if (c >= 'A' && c <= 'Z')
-			c += 'a' - 'A';
-		dr->hdrmatch = c == (unsigned char)name[dr->hdrpos];
-		if (dr->hdrmatch && dr->hdrpos == sizeof(name) - 2 &&
-		    ++dr->received > SMTP_MAX_RECEIVED)
-			dr->refused = 1;
-	}
-	dr->hdrpos++;
-}
-
-static void
-data_put(struct session *s, unsigned char c)
-{
-	struct dataread	*dr = &s->dr;
-
-	dr->size++;
-	if (dr->size > proc->conf.smtpmaxmailsize)
-		dr->toobig = dr->refused = 1;
-	if (!dr->inbody)
-		header_track(dr, c);
-	/* Once the message is refused, keep reading but store nothing. */
-	if (dr->refused || dr->ioerr)
-		return;
-	dr->buf[dr->buflen++] = c;
-	if (dr->buflen == SMTP_DATABUF)
-		data_write(s);
-}
-
-/*
  * Feed n bytes of DATA; returns how many were used (fewer when the end
  * of data was found: the rest is the next command).
  */
@@ -329,48 +280,24 @@ static size_t
 data_feed(struct session *s, const unsigned char *p, size_t n)
 {
 	struct dataread	*dr = &s->dr;
-	size_t		 i;
-	unsigned char	 c;
+	size_t		 used = 0;
+	int		 end = 0;
 
-	for (i = 0; i < n; i++) {
-		c = p[i];
-		if (dr->cr) {
-			dr->cr = 0;
-			if (c == '\n') {
-				if (dr->dot && dr->linelen == 0) {
-					data_finish(s);
-					return i + 1;
-				}
-				data_put(s, '\r');
-				data_put(s, '\n');
-				dr->bol = 1;
-				dr->dot = 0;
-				dr->linelen = 0;
-				continue;
-			}
-			dr->bare = dr->refused = 1;	/* CR without LF */
-			data_put(s, '\r');
-			dr->linelen++;
-		}
-		if (c == '\r') {
-			dr->cr = 1;
-			continue;
-		}
-		if (c == '\n')
-			dr->bare = dr->refused = 1;	/* LF without CR */
-		else if (c == '\0')
-			dr->nul = dr->refused = 1;	/* a line end to some */
-		if (dr->bol && c == '.' && !dr->dot) {
-			/* Either the end marker or a stuffed dot. */
-			dr->dot = 1;
-			continue;
-		}
-		dr->bol = 0;
-		if (++dr->linelen > SMTP_TEXT_MAX)
-			dr->toolong = dr->refused = 1;
-		data_put(s, c);
+	while (used < n && !end) {
+		used += smtp_data_frame(dr, p + used, n - used, SMTP_DATABUF,
+		    &end);
+		if (dr->size > proc->conf.smtpmaxmailsize)
+			dr->toobig = dr->refused = 1;
+		/* Once the message is refused, keep reading but store
+		 * nothing. */
+		if (dr->refused || dr->ioerr)
+			dr->buflen = 0;
+		else if (SMTP_DATABUF - dr->buflen < 2)
+			data_write(s);
 	}
-	return n;
+	if (end)
+		data_finish(s);
+	return used;
 }
 
 static void

@@ -158,4 +158,11 @@ const char	*smtp_parse_path_arg(char *arg, const char *keyword,
 const char	*smtp_parse_mail_params(char *params, struct mailparams *mp);
 const char	*smtp_parse_rcpt_params(char *params);
 
+/* data.c: pure. Unstuff up to n bytes of DATA into dr->buf (bufcap
+ * octets), counting them in dr->size; returns the bytes used: fewer when
+ * the buffer is full (under two octets left) or at the end of data,
+ * "<CRLF>.<CRLF>" (*end set; the rest is the next command). */
+size_t		 smtp_data_frame(struct dataread *dr, const unsigned char *p,
+		    size_t n, size_t bufcap, int *end);
+
 #endif

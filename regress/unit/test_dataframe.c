@@ -1,0 +1,85 @@
+/*
+ * Unit tests for smtpd/data.c, the DATA framing: only <CRLF>.<CRLF> ends
+ * the data (the SMTP smuggling variants do not), dot-stuffing is undone,
+ * bare CR / LF and long lines are noted, and a full buffer stops the scan
+ * without losing a byte.
+ */
+#include <string.h>
+
+#include "smtpd.h"
+#include "unit.h"
+
+static unsigned char	 buf[SMTP_DATABUF];
+static struct dataread	 dr;
+static size_t		 used;
+static int		 end;
+static char		 line[SMTP_TEXT_MAX + 4];
+
+/* Frame s (a C string) from the start of the data. */
+static void
+frame(const char *s)
+{
+	memset(&dr, 0, sizeof(dr));
+	dr.buf = buf;
+	dr.bol = 1;
+	used = smtp_data_frame(&dr, (const unsigned char *)s, strlen(s),
+	    sizeof(buf), &end);
+}
+
+static int
+stored(const char *want)
+{
+	return dr.buflen == strlen(want) && memcmp(buf, want, dr.buflen) == 0;
+}
+
+int
+main(void)
+{
+	frame("a\r\n.\r\nQUIT\r\n");
+	CHECK("end at CRLF.CRLF", end && used == 6 && stored("a\r\n"));
+	frame(".\r\n");
+	CHECK("end at the very start", end && used == 3 && dr.buflen == 0);
+	frame("a\r\n.\nb\r\n");
+	CHECK("CRLF.LF does not end", !end && used == 8 && dr.bare);
+	frame("a\n.\r\nb\r\n");
+	CHECK("LF.CRLF does not end", !end && dr.bare);
+	frame("a\n.\nb");
+	CHECK("LF.LF does not end", !end && dr.bare);
+	frame("a\r.\rb");
+	CHECK("CR.CR does not end", !end && dr.bare);
+	frame("a\r\n..b\r\n..\r\n.\r\n");
+	CHECK("dot-stuffing undone", end && stored("a\r\n.b\r\n.\r\n"));
+	frame("a\r\n.x\r\n.\r\n");
+	CHECK("a lone leading dot is dropped", end && stored("a\r\nx\r\n"));
+	frame("a\r\nb\r\n");
+	CHECK("clean lines", !end && !dr.bare && !dr.toolong &&
+	    dr.size == 6 && stored("a\r\nb\r\n"));
+
+	memset(line, 'x', SMTP_TEXT_MAX);
+	strcpy(line + SMTP_TEXT_MAX, "\r\n");
+	frame(line);
+	CHECK("998 octets is not too long", !dr.toolong);
+	memset(line, 'x', SMTP_TEXT_MAX + 1);
+	strcpy(line + SMTP_TEXT_MAX + 1, "\r\n");
+	frame(line);
+	CHECK("999 octets is too long", dr.toolong);
+
+	/* A buffer with room for 4 octets takes "ab\r\n" and stops. */
+	memset(&dr, 0, sizeof(dr));
+	dr.buf = buf;
+	dr.bol = 1;
+	used = smtp_data_frame(&dr, (const unsigned char *)"ab\r\ncd\r\n.\r\n",
+	    11, 4, &end);
+	CHECK("a full buffer stops the scan", !end && used == 4 &&
+	    dr.buflen == 4);
+	dr.buflen = 0;
+	used += smtp_data_frame(&dr, (const unsigned char *)
+	    "ab\r\ncd\r\n.\r\n" + used, 11 - used, 4, &end);
+	CHECK("and the next call goes on", !end && used == 8 &&
+	    stored("cd\r\n"));
+	dr.buflen = 0;
+	used += smtp_data_frame(&dr, (const unsigned char *)
+	    "ab\r\ncd\r\n.\r\n" + used, 11 - used, 4, &end);
+	CHECK("to the end", end && used == 11 && dr.size == 8);
+	UNIT_EXIT();
+}

@@ -1,0 +1,99 @@
+/*
+ * DATA framing: a pure state machine over the bytes a client sends after
+ * 354, so it can be unit-tested and fuzzed alone. Only <CRLF>.<CRLF>
+ * ends the data (a bare LF or CR never does: the SMTP smuggling
+ * variants), dot-stuffing is undone, and what gets the message refused
+ * at the end is noted: a bare CR or LF, a NUL, a line over 998 octets,
+ * more than SMTP_MAX_RECEIVED Received: lines in the header.
+ */
+#include "smtpd.h"
+
+/*
+ * Count the Received: lines of the header section (it ends at the first
+ * empty line) as the unstuffed octets go by, without keeping them: a
+ * message that went round more than SMTP_MAX_RECEIVED hops is a loop
+ * (RFC 5321 6.3).
+ */
+static void
+header_track(struct dataread *dr, unsigned char c)
+{
+	static const char	name[] = "received:";
+
+	if (c == '\r')
+		return;
+	if (c == '\n') {
+		if (dr->hdrpos == 0)
+			dr->inbody = 1;
+		dr->hdrpos = 0;
+		dr->hdrmatch = 1;
+		return;
+	}
+	if (dr->hdrmatch && dr->hdrpos < sizeof(name) - 1) {
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		dr->hdrmatch = c == (unsigned char)name[dr->hdrpos];
+		if (dr->hdrmatch && dr->hdrpos == sizeof(name) - 2 &&
+		    ++dr->received > SMTP_MAX_RECEIVED)
+			dr->refused = 1;
+	}
+	dr->hdrpos++;
+}
+
+/* Put one unstuffed octet; the caller keeps room for two. */
+static inline void
+frame_put(struct dataread *dr, unsigned char c)
+{
+	if (!dr->inbody)
+		header_track(dr, c);
+	dr->buf[dr->buflen++] = c;
+	dr->size++;
+}
+
+size_t
+smtp_data_frame(struct dataread *dr, const unsigned char *p, size_t n,
+    size_t bufcap, int *end)
+{
+	size_t		i;
+	unsigned char	c;
+
+	*end = 0;
+	for (i = 0; i < n && bufcap - dr->buflen >= 2; i++) {
+		c = p[i];
+		if (dr->cr) {
+			dr->cr = 0;
+			if (c == '\n') {
+				if (dr->dot && dr->linelen == 0) {
+					*end = 1;
+					return i + 1;
+				}
+				frame_put(dr, '\r');
+				frame_put(dr, '\n');
+				dr->bol = 1;
+				dr->dot = 0;
+				dr->linelen = 0;
+				continue;
+			}
+			dr->bare = dr->refused = 1;	/* CR without LF */
+			frame_put(dr, '\r');
+			dr->linelen++;
+		}
+		if (c == '\r') {
+			dr->cr = 1;
+			continue;
+		}
+		if (c == '\n')
+			dr->bare = dr->refused = 1;	/* LF without CR */
+		else if (c == '\0')
+			dr->nul = dr->refused = 1;	/* a line end to some */
+		if (dr->bol && c == '.' && !dr->dot) {
+			/* Either the end marker or a stuffed dot. */
+			dr->dot = 1;
+			continue;
+		}
+		dr->bol = 0;
+		if (++dr->linelen > SMTP_TEXT_MAX)
+			dr->toolong = dr->refused = 1;
+		frame_put(dr, c);
+	}
+	return i;
+}
