@@ -6,6 +6,8 @@
  * at the end is noted: a bare CR or LF, a NUL, a line over 998 octets,
  * more than SMTP_MAX_RECEIVED Received: lines in the header.
  */
+#include <string.h>
+
 #include "smtpd.h"
 
 /*
@@ -47,6 +49,15 @@ frame_put(struct dataread *dr, unsigned char c)
 		header_track(dr, c);
 	dr->buf[dr->buflen++] = c;
 	dr->size++;
+}
+
+void
+smtp_data_start(struct dataread *dr, unsigned char *buf)
+{
+	memset(dr, 0, sizeof(*dr));
+	dr->buf = buf;
+	dr->bol = 1;
+	dr->hdrmatch = 1;
 }
 
 size_t

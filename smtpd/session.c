@@ -327,10 +327,7 @@ received_header(struct session *s)
 static void
 data_begin(struct session *s)
 {
-	memset(&s->dr, 0, sizeof(s->dr));
-	s->dr.buf = xmalloc(SMTP_DATABUF);
-	s->dr.bol = 1;
-	s->dr.hdrmatch = 1;
+	smtp_data_start(&s->dr, xmalloc(SMTP_DATABUF));
 	received_header(s);
 	s->state = ST_DATA;
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");

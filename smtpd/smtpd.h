@@ -158,7 +158,10 @@ const char	*smtp_parse_path_arg(char *arg, const char *keyword,
 const char	*smtp_parse_mail_params(char *params, struct mailparams *mp);
 const char	*smtp_parse_rcpt_params(char *params);
 
-/* data.c: pure. Unstuff up to n bytes of DATA into dr->buf (bufcap
+/* data.c: pure. Start reading DATA into buf, at the start of a line and
+ * of the header section. */
+void		 smtp_data_start(struct dataread *dr, unsigned char *buf);
+/* Unstuff up to n bytes of DATA into dr->buf (bufcap
  * octets), counting them in dr->size; returns the bytes used: fewer when
  * the buffer is full (under two octets left) or at the end of data,
  * "<CRLF>.<CRLF>" (*end set; the rest is the next command). */

@@ -25,9 +25,8 @@ frame(const uint8_t *in, size_t n, size_t piece, size_t cap,
 	size_t		 used = 0, chunk, k;
 	int		 end = 0;
 
-	memset(&dr, 0, sizeof(dr));
-	dr.bol = 1;
-	if ((dr.buf = malloc(cap)) == NULL ||
+	smtp_data_start(&dr, malloc(cap));
+	if (dr.buf == NULL ||
 	    (r->out = malloc(2 * n + 2)) == NULL)
 		abort();
 	r->len = 0;

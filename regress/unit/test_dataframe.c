@@ -19,9 +19,7 @@ static char		 line[SMTP_TEXT_MAX + 4];
 static void
 frame(const char *s)
 {
-	memset(&dr, 0, sizeof(dr));
-	dr.buf = buf;
-	dr.bol = 1;
+	smtp_data_start(&dr, buf);
 	used = smtp_data_frame(&dr, (const unsigned char *)s, strlen(s),
 	    sizeof(buf), &end);
 }
@@ -30,6 +28,23 @@ static int
 stored(const char *want)
 {
 	return dr.buflen == strlen(want) && memcmp(buf, want, dr.buflen) == 0;
+}
+
+/* n header lines of text, then a body. */
+static void
+received_lines(int n, const char *text)
+{
+	static char	big[SMTP_DATABUF];
+	size_t		len = 0;
+	int		i;
+
+	for (i = 0; i < n && len + strlen(text) + 8 < sizeof(big); i++) {
+		memcpy(big + len, text, strlen(text));
+		len += strlen(text);
+	}
+	memcpy(big + len, "\r\nbody\r\n", 9);
+	big[len + 9] = '\0';
+	frame(big);
 }
 
 int
@@ -64,10 +79,26 @@ main(void)
 	frame(line);
 	CHECK("999 octets is too long", dr.toolong);
 
+	/* A NUL ends a line for some servers: the message is refused. */
+	smtp_data_start(&dr, buf);
+	used = smtp_data_frame(&dr, (const unsigned char *)"a\r\n\0.\r\n",
+	    7, sizeof(buf), &end);
+	CHECK("NUL is noted and does not end", !end && dr.nul && dr.refused);
+	frame("a\r\nb\r\n");
+	CHECK("nothing refused in clean lines", !dr.refused && !dr.nul);
+
+	received_lines(SMTP_MAX_RECEIVED, "Received: x\r\n");
+	CHECK("100 Received: lines pass", dr.received == SMTP_MAX_RECEIVED &&
+	    !dr.refused);
+	received_lines(SMTP_MAX_RECEIVED + 1, "rEcEiVeD:x\r\n");
+	CHECK("101 are a loop, whatever the case", dr.refused);
+	received_lines(SMTP_MAX_RECEIVED + 1, "X-Received: x\r\n");
+	CHECK("other fields do not count", dr.received == 0);
+	frame("Subject: x\r\n\r\nReceived: x\r\n");
+	CHECK("the body does not count", dr.received == 0);
+
 	/* A buffer with room for 4 octets takes "ab\r\n" and stops. */
-	memset(&dr, 0, sizeof(dr));
-	dr.buf = buf;
-	dr.bol = 1;
+	smtp_data_start(&dr, buf);
 	used = smtp_data_frame(&dr, (const unsigned char *)"ab\r\ncd\r\n.\r\n",
 	    11, 4, &end);
 	CHECK("a full buffer stops the scan", !end && used == 4 &&
