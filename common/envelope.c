@@ -197,7 +197,8 @@ parse_rcpt(struct envelope *e, char *v, const char **why)
 	else if (user_name_normalize(user, norm, &uwhy) == -1) {
 		*why = "bad user in rcpt line";
 		return -1;
-	}
+	} else
+		user = norm;	/* "Bob" in a hand-edited envelope is bob */
 	if ((r = envelope_add_rcpt(e, addr, user)) == NULL) {
 		*why = "bad or too many recipients";
 		return -1;

@@ -118,6 +118,14 @@ test_address_lines(void)
 	    strcmp(f->rcpts[0].address, "bob@y.example") == 0);
 	envelope_free(f);
 
+	f = envelope_new("");
+	snprintf(buf, sizeof(buf), "%ssender: c@x.example\n"
+	    "rcpt: pending Bob bob@test.example\n", head);
+	CHECK("a local user is read lower-case",
+	    envelope_parse(buf, f, why, sizeof(why)) == 0 &&
+	    strcmp(f->rcpts[0].user, "bob") == 0);
+	envelope_free(f);
+
 #define REFUSED(name, lines) do {					\
 	snprintf(buf, sizeof(buf), "%s%s", head, lines);		\
 	CHECK(name, !parses(buf, why, sizeof(why)));			\
