@@ -136,7 +136,7 @@ class HostileCase(pmtest.TestCase):
     """start_hostile(role) -> (inst, popen, peer): a foreground pymaild
     whose `role` helper is us."""
 
-    def start_hostile(self, role, users=(), hello=True):
+    def start_hostile(self, role, users=(), hello=True, tries=3):
         inst = self.instance()
         for u in users:
             r = inst.adm('adduser', u, 'secret')
@@ -160,6 +160,10 @@ class HostileCase(pmtest.TestCase):
         try:
             conn, _ = ls.accept()
         except socket.timeout:
+            # Another test file running at the same time may have taken
+            # a port picked for this instance: try again on new ones.
+            if tries > 1 and 'Address already in use' in inst.log_tail():
+                return self.start_hostile(role, users, hello, tries - 1)
             self.fail('pymaild did not start the stub in place of %s '
                       '(built without REGRESS=1?)\n%s'
                       % (role, inst.log_tail()))
