@@ -631,8 +631,8 @@ login_done(void *arg, int ok, const char *newhash)
 	send_listing(mb);
 }
 
-static int
-handle_login(struct imsg *im)
+int
+mailbox_login(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct mbox	*mb;
@@ -739,8 +739,8 @@ open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 	queue_pop3d(IMSG_POP3_OPEN_REPLY, &b, fd);
 }
 
-static int
-handle_open(struct imsg *im)
+int
+mailbox_open(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct mbox	*mb;
@@ -876,8 +876,8 @@ apply_update(struct mbox *mb)
 	send_pop3d(IMSG_POP3_UPDATE_REPLY, &b, -1);
 }
 
-static int
-handle_update(struct imsg *im)
+int
+mailbox_update(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct mbox	*mb;
@@ -905,8 +905,8 @@ handle_update(struct imsg *im)
 	return 0;
 }
 
-static int
-handle_release(struct imsg *im)
+int
+mailbox_release(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct mbox	*mb;
@@ -932,21 +932,4 @@ handle_release(struct imsg *im)
 	log_debug("pop3 release user=%s", mb->user);
 	mbox_free(mb);
 	return 0;
-}
-
-int
-mailbox_dispatch(struct imsg *im)
-{
-	switch (im->hdr.type) {
-	case IMSG_POP3_LOGIN:
-		return handle_login(im);
-	case IMSG_POP3_OPEN:
-		return handle_open(im);
-	case IMSG_POP3_UPDATE:
-		return handle_update(im);
-	case IMSG_POP3_RELEASE:
-		return handle_release(im);
-	default:
-		return -1;
-	}
 }
