@@ -6,33 +6,8 @@
  * the session marked. The lock lives as long as the session and no
  * longer: UPDATE and RELEASE both end it.
  *
- * Payloads (integers in host order, strings as mb_str):
- *
- *   IMSG_POP3_LOGIN        pop3d -> parent
- *	u32 sid, str user, str password, str client address
- *   IMSG_POP3_LOGIN_REPLY  parent -> pop3d
- *	u32 sid, u32 result (POP3_LOGIN_*), u32 delay_ms, u32 count
- *	(delay_ms: how long pop3d waits before telling a failure;
- *	count: messages in the snapshot when the result is OK)
- *   IMSG_POP3_LISTING      parent -> pop3d, after an OK reply, until count
- *	entries were sent, each message at most 16 KiB:
- *	u32 sid, u32 n, n times (u64 octets RETR sends, str uid)
- *   IMSG_POP3_OPEN         pop3d -> parent
- *	u32 sid, then one or more u32 indexes (0-based); each gets its own
- *	reply. Opening changes nothing, so pop3d may ask ahead of the
- *	client's commands
- *   IMSG_POP3_OPEN_REPLY   parent -> pop3d
- *	u32 sid, u32 index, u32 result (0: the descriptor comes with it),
- *	u64 file size (so pop3d need not read to learn the end)
- *   IMSG_POP3_UPDATE       pop3d -> parent
- *	u32 sid, u32 more, then u32 entries to the end: an index to
- *	delete, or index | POP3_UPDATE_SEEN for a message RETR sent in
- *	full. Parts with more = 1 are remembered; more = 0 (QUIT) applies
- *	them all, answers and unlocks; RELEASE applies the seen ones only
- *   IMSG_POP3_UPDATE_REPLY parent -> pop3d
- *	u32 sid, u32 result (0 ok, 1 some deletions failed), u32 left
- *   IMSG_POP3_RELEASE      pop3d -> parent
- *	u32 sid: the session ended without QUIT; nothing is deleted
+ * The payloads of the IMSG_POP3_* messages are documented in
+ * common/proto.h, next to their types.
  *
  * The listing is a snapshot: mail delivered during the session is not in
  * it. A message's size is the W= figure of its name when there is one,
