@@ -53,13 +53,8 @@ pop3_timeout(void)
 void
 pop3_send(uint32_t type, struct msgbuild *mb)
 {
-	struct chan	*c = &proc->parent;
-
-	if (mb_send(mb, &c->ib, type, 0, -1) == -1)
-		fatalx("cannot queue a message to the parent");
-	if (imsgbuf_flush(&c->ib) == -1)
-		fatal("write to the parent");
-	chan_kick(c);
+	if (chan_queue(&proc->parent, mb, type, 0, -1) == 0)
+		chan_flush(&proc->parent);
 }
 
 struct session *

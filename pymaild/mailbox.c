@@ -164,15 +164,8 @@ queue_pop3d(uint32_t type, struct msgbuild *mb, int fd)
 {
 	struct chan	*c = &env->children[PROC_POP3D].chan;
 
-	if (!c->active) {
-		if (fd != -1)
-			close(fd);
-		return;
-	}
-	if (fd != -1)
+	if (chan_queue(c, mb, type, 0, fd) == 0 && fd != -1)
 		fds_queued++;
-	if (mb_send(mb, &c->ib, type, 0, fd) == -1)
-		log_warnx("pop3: message to pop3d too large");
 }
 
 /*
@@ -188,11 +181,9 @@ flush_pop3d(void)
 	if (!c->active)
 		return;
 	imsgbuf_batch_fds(&c->ib);
-	if (imsgbuf_flush(&c->ib) == -1)
-		log_warn("pop3: write to pop3d");
+	chan_flush(c);
 	if (c->ib.whead == NULL)
 		fds_queued = 0;
-	chan_kick(c);
 }
 
 static void

@@ -439,6 +439,8 @@ child_closed(struct chan *ch)
 		parent_fail(c, "closed its channel without being asked to");
 }
 
+/* chan_send's policy: what cannot be queued ends the daemon (exit 1);
+ * -1 when the child's channel is closed already (and we are stopping). */
 int
 parent_send(enum proc_role r, uint32_t type, struct msgbuild *mb, int fd)
 {

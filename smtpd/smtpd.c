@@ -78,18 +78,17 @@ accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
 	RB_INSERT(sessiontree, &sessions, s);
 }
 
+/* chan_send fails closed; a closed channel has ended us already. */
 void
 smtpd_send_parent(uint32_t type, struct msgbuild *mb)
 {
-	if (chan_send(&proc->parent, mb, type, 0, -1) == -1)
-		fatalx("cannot queue a message to the parent");
+	chan_send(&proc->parent, mb, type, 0, -1);
 }
 
 void
 smtpd_send_queued(uint32_t type, struct msgbuild *mb)
 {
-	if (chan_send(&queued_chan, mb, type, 0, -1) == -1)
-		fatalx("cannot queue a message to queued");
+	chan_send(&queued_chan, mb, type, 0, -1);
 }
 
 /* Give queued back the spool file it made for session sess. */
