@@ -126,6 +126,7 @@ test_closed_channel_drops(void)
 	CHECK("closed channel: the descriptor is closed", !fd_is_open(p[0]));
 	close(p[1]);
 	close(far);
+	event_base_free(base);
 }
 
 static void
@@ -148,6 +149,7 @@ test_sent_now(void)
 	    (ssize_t)(IMSG_HDR_SIZE + 4));
 	chan_close(&c);
 	close(far);
+	event_base_free(base);
 }
 
 int
