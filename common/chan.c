@@ -139,6 +139,36 @@ chan_event(int fd, short ev, void *arg)
 	chan_kick(c);
 }
 
+/*
+ * The one error policy: a message this process cannot queue is one its
+ * peer never gets, so a request never answered or an answer never read;
+ * no caller can go on from that. Say which peer and why, and end: the
+ * parent, or the supervisor of the parent, starts again from a clean
+ * state (fail closed).
+ */
+static __attribute__((noreturn)) void
+send_failed(struct chan *c, uint32_t type, size_t len, int overflow)
+{
+	log_warnx("channel %s: cannot queue a message of type %u (%zu "
+	    "bytes%s): %s; exiting (fail closed)", c->name, type, len,
+	    overflow ? ", overflowed" : "", strerror(errno));
+	exit(1);
+}
+
+int
+chan_queue(struct chan *c, struct msgbuild *mb, uint32_t type,
+    uint32_t peerid, int fd)
+{
+	if (!c->active) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (mb_send(mb, &c->ib, type, peerid, fd) == -1)
+		send_failed(c, type, mb->len, mb->overflow);
+	return 0;
+}
+
 int
 chan_compose(struct chan *c, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
@@ -149,7 +179,7 @@ chan_compose(struct chan *c, uint32_t type, uint32_t peerid, int fd,
 		return -1;
 	}
 	if (imsg_compose(&c->ib, type, peerid, fd, data, len) == -1)
-		return -1;
+		send_failed(c, type, len, 0);
 	chan_kick(c);
 	return 0;
 }
@@ -158,10 +188,23 @@ int
 chan_send(struct chan *c, struct msgbuild *mb, uint32_t type, uint32_t peerid,
     int fd)
 {
-	if (mb->overflow) {
-		if (fd != -1)
-			close(fd);
+	if (chan_queue(c, mb, type, peerid, fd) == -1)
 		return -1;
-	}
-	return chan_compose(c, type, peerid, fd, mb->buf, mb->len);
+	chan_kick(c);
+	return 0;
+}
+
+void
+chan_flush(struct chan *c)
+{
+	if (!c->active)
+		return;
+	/*
+	 * A write that fails leaves the message queued: the write event
+	 * meets the error again and closes the channel, so closed()
+	 * decides, as it does for every other broken channel.
+	 */
+	if (imsgbuf_flush(&c->ib) == -1)
+		log_debug("channel %s: write: %s", c->name, strerror(errno));
+	chan_kick(c);
 }

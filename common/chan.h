@@ -34,10 +34,24 @@ struct chan {
 
 void	chan_init(struct chan *, struct event_base *, int fd, const char *name,
 	    chan_dispatch_fn, chan_closed_fn, void *arg);
-int	chan_compose(struct chan *, uint32_t type, uint32_t peerid, int fd,
-	    const void *data, size_t len);
+/*
+ * The one way to send to a peer. A message that cannot be queued (it
+ * does not fit a frame) logs the peer and why and exits 1: fail closed.
+ * A channel closed already takes nothing: -1, the descriptor is closed
+ * (its closed() handler has dealt with the peer). A write that fails
+ * later closes the channel like a read that fails.
+ */
 int	chan_send(struct chan *, struct msgbuild *, uint32_t type,
 	    uint32_t peerid, int fd);
+/* The same without watching for writability: several messages go out
+ * in one write, at chan_flush. */
+int	chan_queue(struct chan *, struct msgbuild *, uint32_t type,
+	    uint32_t peerid, int fd);
+/* The same for a payload that is already bytes. */
+int	chan_compose(struct chan *, uint32_t type, uint32_t peerid, int fd,
+	    const void *data, size_t len);
+/* Write what is queued now rather than at the next writable event. */
+void	chan_flush(struct chan *);
 /* Watch for writability after messages were queued on c->ib directly. */
 void	chan_kick(struct chan *);
 /* Close the socket and free the buffers; does not call closed(). */

@@ -16,23 +16,36 @@ enum proc_role {
 	PROC_COUNT
 };
 
+/*
+ * Every payload below: integers in host order, strings as mb_str (a u32
+ * length, then the bytes, no NUL). "+ fd" is a descriptor passed with the
+ * message; a type without it never carries one. "peerid" is the header
+ * field, echoed from request to reply. Which helper may send which type
+ * to the parent is pymaild/requests.c's table.
+ */
 enum imsg_type {
 	IMSG_NONE,
 
-	/* parent -> child, at start: the config text in a memfd */
+	/* parent -> child, at start: str config path, u32 flags (PROCF_*)
+	 * + fd: the config text in a memfd */
 	IMSG_CONF,
-	/* parent -> child: a listening socket (fd), payload: u32 kind */
+	/* parent -> smtpd/pop3d: u32 kind (LISTEN_*) + fd: a listening
+	 * socket */
 	IMSG_LISTEN,
-	/* child -> parent: privileges dropped, ready; payload: u32 role */
+	/* child -> parent: privileges dropped, ready; u32 role (its own
+	 * proc_role; another one, or a second HELLO, is hostile) */
 	IMSG_HELLO,
-	/* parent -> child: the new config (memfd) after a good reload */
+	/* parent -> child: as IMSG_CONF, the new config after a good reload */
 	IMSG_RELOAD,
-	/* parent -> child: stop accepting, finish sessions, exit */
+	/* parent -> child: stop accepting, finish sessions, exit; empty */
 	IMSG_SHUTDOWN,
-	/* parent -> queued: retry every deferred message now */
+	/* parent -> queued: retry every deferred message now; empty */
 	IMSG_FLUSH,
-	/* parent -> child: what is running for `status`; reply: u32 count */
+	/* parent -> smtpd/pop3d/queued: what is running, for `status`;
+	 * empty, peerid: the control connection's id */
 	IMSG_STATS,
+	/* child -> parent: u32 count (sessions; queued: messages queued),
+	 * peerid echoed from IMSG_STATS */
 	IMSG_STATS_REPLY,
 
 	/* smtpd/pop3d -> parent: u32 reqid, str user, str password,
@@ -48,8 +61,35 @@ enum imsg_type {
 	IMSG_RCPT_REPLY,
 
 	/*
-	 * pop3d <-> parent: the mailbox store's side of POP3 (issue 4).
-	 * The exact payloads are documented in pymaild/mailbox.c.
+	 * pop3d <-> parent: the mailbox store's side of POP3
+	 * (pymaild/mailbox.c). sid: pop3d's session id, echoed back.
+	 *  POP3_LOGIN         pop3d -> parent
+	 *	u32 sid, str user, str password, str client address
+	 *  POP3_LOGIN_REPLY   parent -> pop3d
+	 *	u32 sid, u32 result (POP3_LOGIN_*), u32 delay_ms, u32 count
+	 *	(delay_ms: how long pop3d waits before telling a failure;
+	 *	count: messages in the snapshot when the result is OK)
+	 *  POP3_LISTING       parent -> pop3d, after an OK reply, until count
+	 *	entries were sent, each message at most 16 KiB:
+	 *	u32 sid, u32 n, n times (u64 octets RETR sends, str uid)
+	 *  POP3_OPEN          pop3d -> parent
+	 *	u32 sid, then one or more u32 indexes (0-based); each gets its
+	 *	own reply. Opening changes nothing, so pop3d may ask ahead of
+	 *	the client's commands
+	 *  POP3_OPEN_REPLY    parent -> pop3d
+	 *	u32 sid, u32 index, u32 result (0: the descriptor comes with
+	 *	it), u64 file size (so pop3d need not read to learn the end)
+	 *	+ fd (read-only) when the result is 0
+	 *  POP3_UPDATE        pop3d -> parent
+	 *	u32 sid, u32 more, then u32 entries to the end: an index to
+	 *	delete, or index | POP3_UPDATE_SEEN for a message RETR sent in
+	 *	full. Parts with more = 1 are remembered; more = 0 (QUIT)
+	 *	applies them all, answers and unlocks; RELEASE applies the
+	 *	seen ones only
+	 *  POP3_UPDATE_REPLY  parent -> pop3d
+	 *	u32 sid, u32 result (0 ok, 1 some deletions failed), u32 left
+	 *  POP3_RELEASE       pop3d -> parent
+	 *	u32 sid: the session ended without QUIT; nothing is deleted
 	 */
 	IMSG_POP3_LOGIN,	/* check password, lock, list the mailbox */
 	IMSG_POP3_LOGIN_REPLY,
@@ -92,9 +132,14 @@ enum imsg_type {
 	 *  MX_LOOKUP   queued->mxcache  u32 req, str domain
 	 *  MX_REPLY    mxcache->queued  u32 req, u32 status (MX_*), str reason,
 	 *              u32 n, then n x (u32 preference, str host, str address)
-	 *  MX_LOAD     parent->mxcache  MAILDIR/mxservers as a memfd, at start
-	 *  MX_SAVE     mxcache->parent  the whole cache text as a memfd
-	 *  MX_REFRESH  parent->mxcache  look every cached domain up again
+	 *  MX_LOAD     parent->mxcache  empty + fd: MAILDIR/mxservers as a
+	 *              memfd, at start
+	 *  MX_SAVE     mxcache->parent  empty + fd: the whole cache text as a
+	 *              memfd (anything but a regular file is hostile)
+	 *  MX_REFRESH  parent->mxcache  empty, peerid: the control
+	 *              connection's id; look every cached domain up again
+	 *  MX_REFRESH_DONE mxcache->parent  u32 domains, u32 failed (<=
+	 *              domains), str reason of a failure; peerid echoed
 	 */
 	IMSG_MX_LOOKUP,
 	IMSG_MX_REPLY,
@@ -103,7 +148,11 @@ enum imsg_type {
 	IMSG_MX_REFRESH,
 	IMSG_MX_REFRESH_DONE,
 
-	/* pymailadm <-> parent over the control socket */
+	/*
+	 * pymailadm <-> parent over the control socket. The requests are
+	 * empty (anything else is refused); a reply's payload is text, its
+	 * bytes without a NUL.
+	 */
 	IMSG_CTL_STATUS,	/* reply: IMSG_CTL_OK with key=value text */
 	IMSG_CTL_STOP,
 	IMSG_CTL_RELOAD,
@@ -125,7 +174,7 @@ enum imsg_type {
 #define AUTH_BLOCKED	2	/* too many failures from this address */
 #define AUTH_TEMPFAIL	3
 
-/* IMSG_POP3_LOGIN_REPLY results; payloads in pymaild/mailbox.c */
+/* IMSG_POP3_LOGIN_REPLY results */
 #define POP3_LOGIN_OK		0
 #define POP3_LOGIN_FAIL		1	/* -ERR [AUTH], after delay_ms */
 #define POP3_LOGIN_BLOCKED	2	/* too many failures: [SYS/TEMP] */

@@ -1,14 +1,14 @@
 /*
  * pop3d: POP3 sessions, unprivileged and chrooted; every mailbox access
  * goes through the parent. This file is the process: start-up, the
- * parent's channel, the listeners, the session limits and the stop.
+ * parent's channel and the sessions' table; the listeners, the session
+ * limits and the stop are common/listener.c's.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,43 +16,21 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "listener.h"
 #include "log.h"
 #include "pop3d.h"
 #include "proc.h"
 #include "sandbox.h"
 #include "util.h"
 
-#define MAX_LISTEN	64
-#define ACCEPT_BURST	64	/* connections taken per wake-up */
 #define STOP_GRACE_SEC	10
 
-struct listener {
-	int		fd;
-	struct event	ev;
-};
-
-/* Sessions from one client address, for maxsessionsperip. */
-struct ipcount {
-	RB_ENTRY(ipcount) entry;
-	int		  af;
-	uint8_t		  addr[16];
-	int		  n;
-};
-
 RB_HEAD(sessions, session);
-RB_HEAD(ipcounts, ipcount);
 
 struct event_base	*pop3_base;
 
-static struct listener	 listeners[MAX_LISTEN];
-static int		 nlisten;
 static struct sessions	 sessions = RB_INITIALIZER(&sessions);
-static struct ipcounts	 ipcounts = RB_INITIALIZER(&ipcounts);
-static uint32_t		 nsessions;
 static uint32_t		 nextid;
-static int		 stopping;
-static uint32_t		 fdcap;	/* what descriptors allow */
-static struct event	 ev_pause, ev_stop;
 
 static int
 session_cmp(struct session *a, struct session *b)
@@ -60,16 +38,7 @@ session_cmp(struct session *a, struct session *b)
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
-static int
-ipcount_cmp(struct ipcount *a, struct ipcount *b)
-{
-	if (a->af != b->af)
-		return a->af < b->af ? -1 : 1;
-	return memcmp(a->addr, b->addr, sizeof(a->addr));
-}
-
 RB_GENERATE_STATIC(sessions, session, entry, session_cmp)
-RB_GENERATE_STATIC(ipcounts, ipcount, entry, ipcount_cmp)
 
 int
 pop3_timeout(void)
@@ -84,13 +53,8 @@ pop3_timeout(void)
 void
 pop3_send(uint32_t type, struct msgbuild *mb)
 {
-	struct chan	*c = &proc->parent;
-
-	if (mb_send(mb, &c->ib, type, 0, -1) == -1)
-		fatalx("cannot queue a message to the parent");
-	if (imsgbuf_flush(&c->ib) == -1)
-		fatal("write to the parent");
-	chan_kick(c);
+	if (chan_queue(&proc->parent, mb, type, 0, -1) == 0)
+		chan_flush(&proc->parent);
 }
 
 struct session *
@@ -102,61 +66,30 @@ session_find(uint32_t id)
 	return RB_FIND(sessions, &sessions, &key);
 }
 
-static void
-ipcount_key(struct ipcount *k, const struct sockaddr *sa)
-{
-	memset(k, 0, sizeof(*k));
-	k->af = sa->sa_family;
-	if (sa->sa_family == AF_INET)
-		memcpy(k->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	else if (sa->sa_family == AF_INET6)
-		memcpy(k->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr,
-		    16);
-}
-
-static void
-ipcount_put(struct ipcount *ip)
-{
-	if (--ip->n > 0)
-		return;
-	RB_REMOVE(ipcounts, &ipcounts, ip);
-	free(ip);
-}
-
-static void
-maybe_exit(void)
-{
-	if (stopping && nsessions == 0) {
-		log_debug("pop3d: no sessions left, exiting");
-		exit(0);
-	}
-}
-
 void
 session_unregister(struct session *s)
 {
-	RB_REMOVE(sessions, &sessions, s);
-	nsessions--;
-	if (s->ip)
-		ipcount_put(s->ip);
-	s->ip = NULL;
-	maybe_exit();
-}
+	struct ipcount	*ip = s->ip;
 
-static uint32_t
-pop3_stats(void)
-{
-	return nsessions;
+	RB_REMOVE(sessions, &sessions, s);
+	s->ip = NULL;
+	listener_session_end(ip);
 }
 
 /* Over a limit: one line, then hang up; no session is made. */
 static void
-refuse(int fd, const char *why, const char *addr)
+refuse(int fd, enum listen_refusal why, const char *addr)
 {
 	static const char	msg[] =
 	    "-ERR [SYS/TEMP] too many sessions, try again later\r\n";
+	static const char *const reasons[] = {
+		[REFUSE_MAXSESSIONS] = "maxsessions",
+		[REFUSE_NOFILE] = "out of descriptors",
+		[REFUSE_MAXPERIP] = "maxsessionsperip",
+	};
 
-	log_info("pop3 from=%s result=refused reason=\"%s\"", addr, why);
+	log_info("pop3 from=%s result=refused reason=\"%s\"", addr,
+	    reasons[why]);
 	/* A fresh socket has room for one line; if not, it is lost. */
 	if (write(fd, msg, sizeof(msg) - 1) == -1)
 		log_debug("pop3 from=%s: refusal not sent", addr);
@@ -164,103 +97,14 @@ refuse(int fd, const char *why, const char *addr)
 }
 
 static void
-addr_text(const struct sockaddr *sa, char *buf, size_t len)
+accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
+    const char *addr, struct ipcount *ip)
 {
-	const void	*a;
+	int	on = 1;
 
-	if (sa->sa_family == AF_INET)
-		a = &((const struct sockaddr_in *)sa)->sin_addr;
-	else if (sa->sa_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-	else {
-		strlcpy(buf, "local", len);
-		return;
-	}
-	if (inet_ntop(sa->sa_family, a, buf, len) == NULL)
-		strlcpy(buf, "?", len);
-}
-
-static void
-accept_one(int fd, const struct sockaddr *sa)
-{
-	struct ipcount	 key, *ip;
-	char		 addr[64];
-	int		 on = 1;
-
-	addr_text(sa, addr, sizeof(addr));
-	if (nsessions >= (uint32_t)proc->conf.maxsessions) {
-		refuse(fd, "maxsessions", addr);
-		return;
-	}
-	if (nsessions >= fdcap) {
-		refuse(fd, "out of descriptors", addr);
-		return;
-	}
-	ipcount_key(&key, sa);
-	if ((ip = RB_FIND(ipcounts, &ipcounts, &key)) != NULL &&
-	    ip->n >= proc->conf.maxsessionsperip) {
-		refuse(fd, "maxsessionsperip", addr);
-		return;
-	}
-	if (ip == NULL) {
-		ip = xmalloc(sizeof(*ip));
-		*ip = key;
-		ip->n = 0;
-		RB_INSERT(ipcounts, &ipcounts, ip);
-	}
-	ip->n++;
 	/* Answers are batched by us; Nagle would only add delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	session_start(fd, addr, ip);
-}
-
-static void
-listeners_enable(int on)
-{
-	int	i;
-
-	for (i = 0; i < nlisten; i++) {
-		if (on)
-			event_add(&listeners[i].ev, NULL);
-		else
-			event_del(&listeners[i].ev);
-	}
-}
-
-static void
-on_accept(int lfd, short ev, void *arg)
-{
-	struct sockaddr_storage	ss;
-	socklen_t		len;
-	struct timeval		tv = { 1, 0 };
-	int			fd, i;
-
-	for (i = 0; i < ACCEPT_BURST && !stopping; i++) {
-		len = sizeof(ss);
-		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd != -1) {
-			accept_one(fd, (struct sockaddr *)&ss);
-			continue;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno == EMFILE || errno == ENFILE) {
-			/* Out of descriptors: stop accepting for a moment
-			 * instead of spinning on a ready listener. */
-			log_warn("pop3d: accept");
-			listeners_enable(0);
-			evtimer_add(&ev_pause, &tv);
-		} else if (errno != EAGAIN && errno != EWOULDBLOCK)
-			log_warn("pop3d: accept");
-		return;
-	}
-}
-
-static void
-pause_done(int fd, short ev, void *arg)
-{
-	listeners_enable(1);
 }
 
 /* Ids are never reused while the parent may still answer for one. */
@@ -271,24 +115,6 @@ session_register(struct session *s)
 		s->id = ++nextid;
 	} while (s->id == 0 || session_find(s->id) != NULL);
 	RB_INSERT(sessions, &sessions, s);
-	nsessions++;
-}
-
-static int
-add_listener(struct imsg *im)
-{
-	struct listener	*l;
-
-	if (im->fd == -1 || nlisten == MAX_LISTEN)
-		return -1;
-	l = &listeners[nlisten++];
-	l->fd = im->fd;
-	set_nonblock(l->fd);
-	event_assign(&l->ev, pop3_base, l->fd, EV_READ | EV_PERSIST,
-	    on_accept, NULL);
-	if (!stopping)
-		event_add(&l->ev, NULL);
-	return 0;
 }
 
 static int
@@ -301,7 +127,7 @@ parent_dispatch(struct chan *c, struct imsg *im)
 	if ((r = child_common_dispatch(im)) != 0)
 		return r == 1 ? 0 : -1;
 	if (im->hdr.type == IMSG_LISTEN)
-		return add_listener(im);
+		return listener_add(im->fd);
 	mr_init(&mr, im);
 	id = mr_u32(&mr);
 	switch (im->hdr.type) {
@@ -319,33 +145,19 @@ parent_dispatch(struct chan *c, struct imsg *im)
 }
 
 static void
-stop_timeout(int fd, short ev, void *arg)
+stop_now(unsigned int left)
 {
-	log_info("pop3d: %u sessions still open after %d s; exiting",
-	    nsessions, STOP_GRACE_SEC);
-	exit(0);
+	log_info("pop3d: %u sessions still open after %d s; exiting", left,
+	    STOP_GRACE_SEC);
 }
 
-static void
-pop3d_shutdown(void)
-{
-	struct timeval	tv = { STOP_GRACE_SEC, 0 };
-	int		i;
-
-	if (stopping)
-		return;
-	stopping = 1;
-	/* Close the listeners first: new connections are refused. */
-	for (i = 0; i < nlisten; i++) {
-		event_del(&listeners[i].ev);
-		close(listeners[i].fd);
-	}
-	nlisten = 0;
-	evtimer_del(&ev_pause);
-	evtimer_assign(&ev_stop, pop3_base, stop_timeout, NULL);
-	evtimer_add(&ev_stop, &tv);
-	maybe_exit();
-}
+static const struct listener_conf pop3_listener = {
+	.name = "pop3d",
+	.grace_sec = STOP_GRACE_SEC,
+	.accepted = accepted,
+	.refuse = refuse,
+	.stop_now = stop_now,
+};
 
 /*
  * A session holds its socket and one message descriptor, and sessions
@@ -358,6 +170,7 @@ raise_nofile(void)
 {
 	struct rlimit	rl;
 	rlim_t		spare = POP3_HELD_MAX + 64;
+	uint32_t	fdcap;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		fatal("getrlimit");
@@ -371,6 +184,7 @@ raise_nofile(void)
 	if (fdcap < (uint32_t)proc->conf.maxsessions)
 		log_warnx("pop3d: %llu descriptors allow %u sessions, fewer "
 		    "than maxsessions", (unsigned long long)rl.rlim_cur, fdcap);
+	listener_set_fdcap(fdcap);
 }
 
 int
@@ -378,9 +192,9 @@ main(int argc, char *argv[])
 {
 	child_start(argc, argv, PROC_POP3D);
 	pop3_base = proc->base;
-	proc->shutdown = pop3d_shutdown;
-	proc->stats = pop3_stats;
-	evtimer_assign(&ev_pause, pop3_base, pause_done, NULL);
+	listener_init(&pop3_listener);
+	proc->shutdown = listener_stop;
+	proc->stats = listener_sessions;
 	raise_nofile();
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_ready(parent_dispatch);

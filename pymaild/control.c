@@ -187,8 +187,8 @@ ctl_status(struct ctlconn *cc)
  * answered yet: a late one (after the timeout) or a second one is
  * dropped, so one helper cannot answer for another.
  */
-void
-control_stats_reply(enum proc_role from, uint32_t id, uint32_t count)
+static void
+stats_reply(enum proc_role from, uint32_t id, uint32_t count)
 {
 	struct ctlconn	*cc;
 	int		 i;
@@ -207,6 +207,20 @@ control_stats_reply(enum proc_role from, uint32_t id, uint32_t count)
 			ctl_status_done(cc);
 		return;
 	}
+}
+
+int
+control_stats(struct child *from, struct imsg *im)
+{
+	struct msgread	mr;
+	uint32_t	count;
+
+	mr_init(&mr, im);
+	count = mr_u32(&mr);
+	if (mr_end(&mr) == -1)
+		return -1;
+	stats_reply(from->role, im->hdr.peerid, count);
+	return 0;
 }
 
 void

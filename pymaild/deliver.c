@@ -388,7 +388,7 @@ deliver_batch(int fd, short ev, void *arg)
 }
 
 int
-deliver_request(struct imsg *im)
+deliver_request(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct dreq	*d = xcalloc(1, sizeof(*d));
@@ -406,7 +406,7 @@ deliver_request(struct imsg *im)
 	    user_name_normalize(d->user, d->user, &why) == -1 ||
 	    strpbrk(d->sender, "\r\n") != NULL ||
 	    strpbrk(d->rcpt, "\r\n") != NULL ||
-	    child_request_begin(&env->children[PROC_QUEUED]) == -1) {
+	    child_request_begin(from) == -1) {
 		free(d);
 		return -1;	/* the channel closes the descriptor */
 	}

@@ -6,33 +6,8 @@
  * the session marked. The lock lives as long as the session and no
  * longer: UPDATE and RELEASE both end it.
  *
- * Payloads (integers in host order, strings as mb_str):
- *
- *   IMSG_POP3_LOGIN        pop3d -> parent
- *	u32 sid, str user, str password, str client address
- *   IMSG_POP3_LOGIN_REPLY  parent -> pop3d
- *	u32 sid, u32 result (POP3_LOGIN_*), u32 delay_ms, u32 count
- *	(delay_ms: how long pop3d waits before telling a failure;
- *	count: messages in the snapshot when the result is OK)
- *   IMSG_POP3_LISTING      parent -> pop3d, after an OK reply, until count
- *	entries were sent, each message at most 16 KiB:
- *	u32 sid, u32 n, n times (u64 octets RETR sends, str uid)
- *   IMSG_POP3_OPEN         pop3d -> parent
- *	u32 sid, then one or more u32 indexes (0-based); each gets its own
- *	reply. Opening changes nothing, so pop3d may ask ahead of the
- *	client's commands
- *   IMSG_POP3_OPEN_REPLY   parent -> pop3d
- *	u32 sid, u32 index, u32 result (0: the descriptor comes with it),
- *	u64 file size (so pop3d need not read to learn the end)
- *   IMSG_POP3_UPDATE       pop3d -> parent
- *	u32 sid, u32 more, then u32 entries to the end: an index to
- *	delete, or index | POP3_UPDATE_SEEN for a message RETR sent in
- *	full. Parts with more = 1 are remembered; more = 0 (QUIT) applies
- *	them all, answers and unlocks; RELEASE applies the seen ones only
- *   IMSG_POP3_UPDATE_REPLY parent -> pop3d
- *	u32 sid, u32 result (0 ok, 1 some deletions failed), u32 left
- *   IMSG_POP3_RELEASE      pop3d -> parent
- *	u32 sid: the session ended without QUIT; nothing is deleted
+ * The payloads of the IMSG_POP3_* messages are documented in
+ * common/proto.h, next to their types.
  *
  * The listing is a snapshot: mail delivered during the session is not in
  * it. A message's size is the W= figure of its name when there is one,
@@ -189,15 +164,8 @@ queue_pop3d(uint32_t type, struct msgbuild *mb, int fd)
 {
 	struct chan	*c = &env->children[PROC_POP3D].chan;
 
-	if (!c->active) {
-		if (fd != -1)
-			close(fd);
-		return;
-	}
-	if (fd != -1)
+	if (chan_queue(c, mb, type, 0, fd) == 0 && fd != -1)
 		fds_queued++;
-	if (mb_send(mb, &c->ib, type, 0, fd) == -1)
-		log_warnx("pop3: message to pop3d too large");
 }
 
 /*
@@ -213,11 +181,9 @@ flush_pop3d(void)
 	if (!c->active)
 		return;
 	imsgbuf_batch_fds(&c->ib);
-	if (imsgbuf_flush(&c->ib) == -1)
-		log_warn("pop3: write to pop3d");
+	chan_flush(c);
 	if (c->ib.whead == NULL)
 		fds_queued = 0;
-	chan_kick(c);
 }
 
 static void
@@ -631,8 +597,8 @@ login_done(void *arg, int ok, const char *newhash)
 	send_listing(mb);
 }
 
-static int
-handle_login(struct imsg *im)
+int
+mailbox_login(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct mbox	*mb;
@@ -739,8 +705,8 @@ open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 	queue_pop3d(IMSG_POP3_OPEN_REPLY, &b, fd);
 }
 
-static int
-handle_open(struct imsg *im)
+int
+mailbox_open(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct mbox	*mb;
@@ -876,8 +842,8 @@ apply_update(struct mbox *mb)
 	send_pop3d(IMSG_POP3_UPDATE_REPLY, &b, -1);
 }
 
-static int
-handle_update(struct imsg *im)
+int
+mailbox_update(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct mbox	*mb;
@@ -905,8 +871,8 @@ handle_update(struct imsg *im)
 	return 0;
 }
 
-static int
-handle_release(struct imsg *im)
+int
+mailbox_release(struct child *from, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct mbox	*mb;
@@ -932,21 +898,4 @@ handle_release(struct imsg *im)
 	log_debug("pop3 release user=%s", mb->user);
 	mbox_free(mb);
 	return 0;
-}
-
-int
-mailbox_dispatch(struct imsg *im)
-{
-	switch (im->hdr.type) {
-	case IMSG_POP3_LOGIN:
-		return handle_login(im);
-	case IMSG_POP3_OPEN:
-		return handle_open(im);
-	case IMSG_POP3_UPDATE:
-		return handle_update(im);
-	case IMSG_POP3_RELEASE:
-		return handle_release(im);
-	default:
-		return -1;
-	}
 }

@@ -95,8 +95,8 @@ save(int fd)
 	free(text);
 }
 
-static int
-refresh_done(struct imsg *im)
+int
+mxstore_refresh_done(struct child *from, struct imsg *im)
 {
 	struct msgread	mr;
 	char		reason[MX_REASON_MAX + 1], text[512];
@@ -133,20 +133,11 @@ is_regular(int fd)
 }
 
 int
-mxstore_dispatch(struct imsg *im)
+mxstore_save(struct child *from, struct imsg *im)
 {
-	switch (im->hdr.type) {
-	case IMSG_MX_SAVE:
-		if (im->fd == -1 || im->datalen != 0 || !is_regular(im->fd))
-			return -1;
-		save(im->fd);
-		close(im->fd);
-		return 0;
-	case IMSG_MX_REFRESH_DONE:
-		if (im->fd != -1)
-			return -1;
-		return refresh_done(im);
-	default:
+	if (im->fd == -1 || im->datalen != 0 || !is_regular(im->fd))
 		return -1;
-	}
+	save(im->fd);
+	close(im->fd);
+	return 0;
 }

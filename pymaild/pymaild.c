@@ -243,17 +243,6 @@ child_flags(void)
 static void	child_closed(struct chan *);
 static int	child_dispatch(struct chan *, struct imsg *);
 
-/*
- * The requests a child may attach a descriptor to: a message to deliver
- * (queued) and the MX cache to save (mxcache). Which role may send
- * which is store_dispatch's to check.
- */
-static int
-child_takes_fd(uint32_t type)
-{
-	return type == IMSG_DELIVER || type == IMSG_MX_SAVE;
-}
-
 static void
 start_children(int logfd)
 {
@@ -285,7 +274,7 @@ start_children(int logfd)
 		close(toparent[1]);
 		chan_init(&c->chan, env->base, toparent[0], proc_names[a],
 		    child_dispatch, child_closed, c);
-		c->chan.takes_fd = child_takes_fd;
+		c->chan.takes_fd = request_takes_fd;
 		if (proc_send_conf(&c->chan.ib, IMSG_CONF, env->conftext,
 		    env->conf.path, child_flags()) == -1)
 			fatal("cannot send the config to %s", proc_names[a]);
@@ -404,43 +393,27 @@ child_output_ok(struct child *c)
 	return 0;
 }
 
-static int
-child_request(struct chan *ch, struct imsg *im)
+/* A helper says it is ready: it gets its listeners. */
+int
+parent_hello(struct child *c, struct imsg *im)
 {
-	struct child	*c = ch->arg;
-	struct msgread	 mr;
-	uint32_t	 v;
+	struct msgread	mr;
+	uint32_t	role;
 
-	switch (im->hdr.type) {
-	case IMSG_HELLO:
-		mr_init(&mr, im);
-		v = mr_u32(&mr);
-		if (mr_end(&mr) == -1 || v != c->role || c->ready)
-			return -1;
-		c->ready = 1;
-		log_debug("%s ready (pid %d)", proc_names[c->role],
-		    (int)c->pid);
-		send_listeners(c->role);
-		if (all_ready()) {
-			log_info("pymaild started: pid=%d smtp=%d pop3=%d",
-			    (int)getpid(), env->conf.smtpserverport,
-			    env->conf.pop3serverport);
-			tell_starter("ok\n");
-		}
-		return 0;
-	case IMSG_STATS_REPLY:
-		/* mxcache is never asked (control.c asks the others). */
-		if (c->role == PROC_MXCACHE)
-			return store_dispatch(c, im);
-		mr_init(&mr, im);
-		v = mr_u32(&mr);
-		if (mr_end(&mr) == -1)
-			return -1;
-		control_stats_reply(c->role, im->hdr.peerid, v);
-		return 0;
-	default:
-		return store_dispatch(c, im);
+	mr_init(&mr, im);
+	role = mr_u32(&mr);
+	if (mr_end(&mr) == -1 || role != c->role || c->ready)
+		return -1;
+	c->ready = 1;
+	log_debug("%s ready (pid %d)", proc_names[c->role], (int)c->pid);
+	send_listeners(c->role);
+	if (all_ready()) {
+		log_info("pymaild started: pid=%d smtp=%d pop3=%d",
+		    (int)getpid(), env->conf.smtpserverport,
+		    env->conf.pop3serverport);
+		tell_starter("ok\n");
 	}
+	return 0;
 }
 
 static int
@@ -448,7 +421,7 @@ child_dispatch(struct chan *ch, struct imsg *im)
 {
 	struct child	*c = ch->arg;
 
-	if (child_request(ch, im) == -1)
+	if (request_dispatch(c, im) == -1)
 		return -1;
 	if (ch->active && !child_output_ok(c))
 		return -1;
@@ -466,6 +439,8 @@ child_closed(struct chan *ch)
 		parent_fail(c, "closed its channel without being asked to");
 }
 
+/* chan_send's policy: what cannot be queued ends the daemon (exit 1);
+ * -1 when the child's channel is closed already (and we are stopping). */
 int
 parent_send(enum proc_role r, uint32_t type, struct msgbuild *mb, int fd)
 {

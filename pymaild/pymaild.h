@@ -50,19 +50,29 @@ int	child_request_begin(struct child *);
 void	child_request_done(enum proc_role);
 int	parent_reload(char *err, size_t errlen);
 int	parent_send(enum proc_role, uint32_t type, struct msgbuild *, int fd);
+int	parent_hello(struct child *, struct imsg *);
+
+/*
+ * requests.c: the one table of what a helper may ask the parent. Each
+ * handler below is named there with the roles that may call it; it
+ * returns -1 for a malformed request, which fails closed.
+ */
+int	request_dispatch(struct child *, struct imsg *);
+/* May a request of this type carry a descriptor? (chan's takes_fd) */
+int	request_takes_fd(uint32_t type);
 
 /* control.c */
 int	control_listen(const char *path, uid_t owner, gid_t group);
 void	control_start(int fd);
-void	control_stats_reply(enum proc_role from, uint32_t peerid,
-	    uint32_t count);
+int	control_stats(struct child *, struct imsg *);	/* STATS_REPLY */
 /* Answer the control client with this id, if it is still there. */
 void	control_answer(uint32_t id, int ok, const char *text);
 void	control_cleanup(void);
 
 /* store.c: the mailbox store's side of the children's requests */
 void	store_init(void);
-int	store_dispatch(struct child *, struct imsg *);
+int	store_auth(struct child *, struct imsg *);
+int	store_rcpt_check(struct child *, struct imsg *);
 /* Re-read MAILDIR/users when it changed on disk (pymailadm wrote it). */
 void	store_refresh_users(void);
 int	store_user_exists(const char *user);
@@ -81,17 +91,21 @@ const char *store_login_hash(const char *name, char user[USER_NAME_MAX + 1],
 void	store_upgrade_hash(const char *user, const char *newhash);
 
 /* mailbox.c: the mailbox store's side of POP3 */
-int	mailbox_dispatch(struct imsg *);
+int	mailbox_login(struct child *, struct imsg *);
+int	mailbox_open(struct child *, struct imsg *);
+int	mailbox_update(struct child *, struct imsg *);
+int	mailbox_release(struct child *, struct imsg *);
 
 /* mxstore.c: MAILDIR/mxservers for mxcache, and updatemx */
 void	mxstore_init(void);
-int	mxstore_dispatch(struct imsg *);
+int	mxstore_save(struct child *, struct imsg *);
+int	mxstore_refresh_done(struct child *, struct imsg *);
 /* Forward `pymailadm updatemx`; -1 when mxcache is not reachable. */
 int	mxstore_refresh(uint32_t ctlid);
 
 /* deliver.c */
 void	deliver_init(void);
-int	deliver_request(struct imsg *);
+int	deliver_request(struct child *, struct imsg *);
 
 /* auth.c: password checks off the event loop, and failure throttling */
 typedef void	(*auth_done_fn)(void *arg, int ok, const char *newhash);

@@ -1,8 +1,6 @@
 /*
- * The mailbox store's answers to the children. Every request type the
- * parent accepts from a child is listed in store_dispatch with the roles
- * allowed to send it; anything else, or a malformed payload, closes the
- * channel (and so stops the daemon: fail closed).
+ * The mailbox store's answers to the children: passwords and recipients.
+ * Which role may ask what is requests.c's table.
  */
 #include <sys/param.h>
 #include <sys/stat.h>
@@ -332,8 +330,8 @@ auth_done(void *arg, int ok, const char *newhash)
 	free(ar);
 }
 
-static int
-handle_auth(struct child *c, struct imsg *im)
+int
+store_auth(struct child *c, struct imsg *im)
 {
 	struct msgread	 mr;
 	struct authreq	*ar;
@@ -397,8 +395,8 @@ rcpt_check(const char *name, uint64_t size)
 	return RCPT_OK;
 }
 
-static int
-handle_rcpt_check(struct child *c, struct imsg *im)
+int
+store_rcpt_check(struct child *c, struct imsg *im)
 {
 	struct msgread	mr;
 	struct msgbuild	mb;
@@ -418,40 +416,4 @@ handle_rcpt_check(struct child *c, struct imsg *im)
 	mb_u32(&mb, rcpt_check(user, size));
 	mb_u32(&mb, tag);
 	return parent_send(c->role, IMSG_RCPT_REPLY, &mb, -1) == -1 ? -1 : 0;
-}
-
-int
-store_dispatch(struct child *c, struct imsg *im)
-{
-	switch (im->hdr.type) {
-	case IMSG_AUTH:
-		if (c->role != PROC_SMTPD && c->role != PROC_POP3D)
-			break;
-		return handle_auth(c, im);
-	case IMSG_RCPT_CHECK:
-		if (c->role != PROC_SMTPD)
-			break;
-		return handle_rcpt_check(c, im);
-	case IMSG_DELIVER:
-		if (c->role != PROC_QUEUED)
-			break;
-		return deliver_request(im);
-	case IMSG_POP3_LOGIN:
-	case IMSG_POP3_OPEN:
-	case IMSG_POP3_UPDATE:
-	case IMSG_POP3_RELEASE:
-		if (c->role != PROC_POP3D)
-			break;
-		return mailbox_dispatch(im);
-	case IMSG_MX_SAVE:
-	case IMSG_MX_REFRESH_DONE:
-		if (c->role != PROC_MXCACHE)
-			break;
-		return mxstore_dispatch(im);
-	default:
-		break;
-	}
-	log_warnx("%s sent a request it may not send (type %u)",
-	    proc_names[c->role], im->hdr.type);
-	return -1;
 }

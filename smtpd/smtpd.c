@@ -1,6 +1,7 @@
 /*
- * smtpd: the process. Listeners, session limits, and the channels to the
- * parent (users, passwords) and to queued (the spool).
+ * smtpd: the process. The sessions' table, and the channels to the
+ * parent (users, passwords) and to queued (the spool); the listeners,
+ * the session limits and the stop are common/listener.c's.
  */
 #include <sys/socket.h>
 
@@ -10,33 +11,14 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "listener.h"
 #include "log.h"
 #include "proc.h"
 #include "sandbox.h"
 #include "smtpd.h"
 #include "util.h"
 
-#define MAX_LISTEN	64
-#define ACCEPT_BURST	64
 #define STOP_GRACE_SEC	10
-
-struct ipcount {
-	RB_ENTRY(ipcount)	entry;
-	char			addr[64];
-	int			n;
-};
-
-RB_HEAD(iptree, ipcount);
-int	ipcount_cmp(struct ipcount *, struct ipcount *);
-
-int
-ipcount_cmp(struct ipcount *a, struct ipcount *b)
-{
-	return strcmp(a->addr, b->addr);
-}
-
-RB_PROTOTYPE(iptree, ipcount, entry, ipcount_cmp);
-RB_GENERATE(iptree, ipcount, entry, ipcount_cmp);
 
 int
 session_cmp(struct session *a, struct session *b)
@@ -47,12 +29,6 @@ session_cmp(struct session *a, struct session *b)
 RB_GENERATE(sessiontree, session, entry, session_cmp);
 
 static struct sessiontree	sessions = RB_INITIALIZER(&sessions);
-static struct iptree		ips = RB_INITIALIZER(&ips);
-static size_t			nsessions;
-static struct event		listen_ev[MAX_LISTEN];
-static int			nlisten;
-static int			stopping;
-static struct event		ev_stop;
 struct chan			queued_chan;
 
 struct session *
@@ -64,157 +40,55 @@ session_find(uint32_t id)
 	return RB_FIND(sessiontree, &sessions, &key);
 }
 
-static struct ipcount *
-ip_get(const char *addr, int create)
-{
-	struct ipcount	key, *ic;
-
-	strlcpy(key.addr, addr, sizeof(key.addr));
-	if ((ic = RB_FIND(iptree, &ips, &key)) != NULL || !create)
-		return ic;
-	ic = xcalloc(1, sizeof(*ic));
-	strlcpy(ic->addr, addr, sizeof(ic->addr));
-	RB_INSERT(iptree, &ips, ic);
-	return ic;
-}
-
 void
 smtpd_session_closed(struct session *s)
 {
-	struct ipcount	*ic;
-
 	RB_REMOVE(sessiontree, &sessions, s);
-	nsessions--;
-	if ((ic = ip_get(s->peeraddr, 0)) != NULL && --ic->n == 0) {
-		RB_REMOVE(iptree, &ips, ic);
-		free(ic);
-	}
-	if (stopping && nsessions == 0)
-		exit(0);
+	listener_session_end(listener_ip_find(&s->peer));
 }
 
 /* Refuse before any session state exists: one write, then close. */
 static void
-refuse(int fd, const char *why)
+refuse(int fd, enum listen_refusal why, const char *addr)
 {
-	char	buf[256];
-	int	len;
+	char		 buf[256];
+	const char	*text = "Too many connections, try again later";
+	int		 len;
 
+	if (why == REFUSE_MAXPERIP) {
+		log_info("smtp-in refused: maxsessionsperip reached for %s",
+		    addr);
+		text = "Too many connections from your address";
+	} else
+		log_info("smtp-in refused: maxsessions reached");
 	len = snprintf(buf, sizeof(buf), "421 4.3.2 %s %s\r\n",
-	    proc->conf.serverhostname, why);
+	    proc->conf.serverhostname, text);
 	if (write(fd, buf, len) == -1)
 		log_debug("refuse: %s", strerror(errno));
 	close(fd);
 }
 
-static struct event	ev_resume;
-static int		accept_paused;
-
 static void
-listeners_enable(int on)
+accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
+    const char *addr, struct ipcount *ip)
 {
-	int	i;
+	struct session	*s;
 
-	for (i = 0; i < nlisten; i++) {
-		if (on)
-			event_add(&listen_ev[i], NULL);
-		else
-			event_del(&listen_ev[i]);
-	}
+	s = session_new(fd, ss, len);
+	RB_INSERT(sessiontree, &sessions, s);
 }
 
-static void
-accept_resume(int fd, short ev, void *arg)
-{
-	accept_paused = 0;
-	listeners_enable(1);
-}
-
-/* Out of descriptors: stop accepting for a second rather than spin. */
-static void
-accept_pause(void)
-{
-	struct timeval	tv = { 1, 0 };
-
-	if (accept_paused)
-		return;
-	accept_paused = 1;
-	log_warnx("smtp-in: out of file descriptors with %zu sessions; not "
-	    "accepting for 1 s (lower maxsessions or raise the limit)",
-	    nsessions);
-	listeners_enable(0);
-	evtimer_set(&ev_resume, accept_resume, NULL);
-	event_base_set(proc->base, &ev_resume);
-	evtimer_add(&ev_resume, &tv);
-}
-
-static void
-on_accept(int lfd, short ev, void *arg)
-{
-	struct sockaddr_storage	 ss;
-	socklen_t		 len;
-	struct session		*s;
-	struct ipcount		*ic;
-	char			 tmp[64];
-	int			 fd, i;
-
-	for (i = 0; i < ACCEPT_BURST; i++) {
-		len = sizeof(ss);
-		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno == EMFILE || errno == ENFILE)
-				accept_pause();
-			else if (errno != EAGAIN && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warn("accept");
-			return;
-		}
-		if (nsessions >= (size_t)proc->conf.maxsessions) {
-			log_info("smtp-in refused: maxsessions reached");
-			refuse(fd, "Too many connections, try again later");
-			continue;
-		}
-		sockaddr_text(&ss, tmp, sizeof(tmp));
-		ic = ip_get(tmp, 1);
-		if (ic->n >= proc->conf.maxsessionsperip) {
-			log_info("smtp-in refused: maxsessionsperip reached "
-			    "for %s", tmp);
-			refuse(fd, "Too many connections from your address");
-			continue;
-		}
-		ic->n++;
-		nsessions++;
-		s = session_new(fd, &ss, len);
-		RB_INSERT(sessiontree, &sessions, s);
-	}
-}
-
-static void
-add_listener(int fd)
-{
-	if (nlisten == MAX_LISTEN)
-		fatalx("too many listeners");
-	set_nonblock(fd);
-	event_set(&listen_ev[nlisten], fd, EV_READ | EV_PERSIST, on_accept,
-	    NULL);
-	event_base_set(proc->base, &listen_ev[nlisten]);
-	event_add(&listen_ev[nlisten], NULL);
-	nlisten++;
-}
-
+/* chan_send fails closed; a closed channel has ended us already. */
 void
 smtpd_send_parent(uint32_t type, struct msgbuild *mb)
 {
-	if (chan_send(&proc->parent, mb, type, 0, -1) == -1)
-		fatalx("cannot queue a message to the parent");
+	chan_send(&proc->parent, mb, type, 0, -1);
 }
 
 void
 smtpd_send_queued(uint32_t type, struct msgbuild *mb)
 {
-	if (chan_send(&queued_chan, mb, type, 0, -1) == -1)
-		fatalx("cannot queue a message to queued");
+	chan_send(&queued_chan, mb, type, 0, -1);
 }
 
 /* Give queued back the spool file it made for session sess. */
@@ -262,10 +136,7 @@ parent_dispatch(struct chan *c, struct imsg *im)
 		return r == 1 ? 0 : -1;
 	switch (im->hdr.type) {
 	case IMSG_LISTEN:
-		if (im->fd == -1)
-			return -1;
-		add_listener(im->fd);
-		return 0;
+		return listener_add(im->fd);
 	case IMSG_AUTH_REPLY:
 	case IMSG_RCPT_REPLY:
 		return parent_reply(im);
@@ -315,10 +186,10 @@ queued_gone(struct chan *c)
 {
 	struct session	*s, *next;
 
-	log_warnx("queued is gone (its channel closed); ending %zu "
-	    "sessions and exiting", nsessions);
+	log_warnx("queued is gone (its channel closed); ending %u "
+	    "sessions and exiting", listener_sessions());
 	/* Not the graceful exit of a stop, even during one. */
-	stopping = 0;
+	listener_abort_stop();
 	RB_FOREACH_SAFE(s, sessiontree, &sessions, next)
 		if (!s->dead)
 			session_close_with(s, "421 4.3.0 %s Queue unavailable, "
@@ -326,14 +197,8 @@ queued_gone(struct chan *c)
 	exit(1);
 }
 
-static uint32_t
-smtpd_stats(void)
-{
-	return nsessions;
-}
-
 static void
-stop_now(int fd, short ev, void *arg)
+stop_now(unsigned int left)
 {
 	struct session	*s, *next;
 
@@ -343,32 +208,21 @@ stop_now(int fd, short ev, void *arg)
 	exit(0);
 }
 
-static void
-smtpd_shutdown(void)
-{
-	struct timeval	tv = { STOP_GRACE_SEC, 0 };
-	int		i;
-
-	/* Close the listeners first: new connections are refused. */
-	for (i = 0; i < nlisten; i++) {
-		event_del(&listen_ev[i]);
-		close(event_get_fd(&listen_ev[i]));
-	}
-	nlisten = 0;
-	stopping = 1;
-	if (nsessions == 0)
-		exit(0);
-	evtimer_set(&ev_stop, stop_now, NULL);
-	event_base_set(proc->base, &ev_stop);
-	evtimer_add(&ev_stop, &tv);
-}
+static const struct listener_conf smtp_listener = {
+	.name = "smtp-in",
+	.grace_sec = STOP_GRACE_SEC,
+	.accepted = accepted,
+	.refuse = refuse,
+	.stop_now = stop_now,
+};
 
 int
 main(int argc, char *argv[])
 {
 	child_start(argc, argv, PROC_SMTPD);
-	proc->shutdown = smtpd_shutdown;
-	proc->stats = smtpd_stats;
+	listener_init(&smtp_listener);
+	proc->shutdown = listener_stop;
+	proc->stats = listener_sessions;
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);
 	queued_chan.closed = queued_gone;

@@ -1,0 +1,67 @@
+/*
+ * Every request the parent takes from a helper, in one table: which roles
+ * may send it, whether a descriptor may come with it, and who answers.
+ * A type not listed here, or sent by a role not listed for it, is a
+ * compromised helper: the channel closes and pymaild stops (fail closed).
+ */
+#include "log.h"
+#include "pymaild.h"
+
+#define ROLE(r)		(1u << (r))
+
+struct request {
+	uint32_t	 roles;		/* ROLE() bits of who may send it */
+	int		 takes_fd;	/* may carry a descriptor */
+	int		(*handler)(struct child *, struct imsg *);
+};
+
+/* Indexed by type, so a lookup is one bounds check and one load. */
+static const struct request requests[IMSG_TYPE_MAX] = {
+	[IMSG_HELLO] = { ROLE(PROC_SMTPD) | ROLE(PROC_POP3D) |
+	    ROLE(PROC_QUEUED) | ROLE(PROC_MXCACHE), 0, parent_hello },
+	/* mxcache is never asked (control.c asks the others). */
+	[IMSG_STATS_REPLY] = { ROLE(PROC_SMTPD) | ROLE(PROC_POP3D) |
+	    ROLE(PROC_QUEUED), 0, control_stats },
+	[IMSG_AUTH] = { ROLE(PROC_SMTPD) | ROLE(PROC_POP3D), 0,
+	    store_auth },
+	[IMSG_RCPT_CHECK] = { ROLE(PROC_SMTPD), 0, store_rcpt_check },
+	[IMSG_POP3_LOGIN] = { ROLE(PROC_POP3D), 0, mailbox_login },
+	[IMSG_POP3_OPEN] = { ROLE(PROC_POP3D), 0, mailbox_open },
+	[IMSG_POP3_UPDATE] = { ROLE(PROC_POP3D), 0, mailbox_update },
+	[IMSG_POP3_RELEASE] = { ROLE(PROC_POP3D), 0, mailbox_release },
+	/* The message to deliver, read-only. */
+	[IMSG_DELIVER] = { ROLE(PROC_QUEUED), 1, deliver_request },
+	/* The whole cache, a memfd. */
+	[IMSG_MX_SAVE] = { ROLE(PROC_MXCACHE), 1, mxstore_save },
+	[IMSG_MX_REFRESH_DONE] = { ROLE(PROC_MXCACHE), 0,
+	    mxstore_refresh_done },
+};
+
+static const struct request *
+request_find(uint32_t type)
+{
+	if (type >= IMSG_TYPE_MAX || requests[type].handler == NULL)
+		return NULL;
+	return &requests[type];
+}
+
+int
+request_takes_fd(uint32_t type)
+{
+	const struct request	*rq = request_find(type);
+
+	return rq != NULL && rq->takes_fd;
+}
+
+int
+request_dispatch(struct child *c, struct imsg *im)
+{
+	const struct request	*rq = request_find(im->hdr.type);
+
+	if (rq == NULL || !(rq->roles & ROLE(c->role))) {
+		log_warnx("%s sent a request it may not send (type %u)",
+		    proc_names[c->role], im->hdr.type);
+		return -1;
+	}
+	return rq->handler(c, im);
+}
