@@ -233,6 +233,17 @@ helpers_of(pid_t parent, struct proc_id *out, int max)
 	return n;
 }
 
+#define LEFTOVER_WAIT_MS	2000
+
+static void
+wait_gone(pid_t pid, long long ms)
+{
+	long long	deadline = now_ms() + ms;
+
+	while (pid_alive(pid) && now_ms() < deadline)
+		usleep(10000);
+}
+
 /*
  * As root, finish a stop the daemon could not: it runs as `user` and may
  * not signal a helper of another account (queued runs as queueuser). Only
@@ -257,6 +268,9 @@ end_leftovers(const struct proc_id *kids, int n)
 			fprintf(stderr, "pymailadm: helper PID %d outlived "
 			    "pymaild: killed\n", (int)kids[i].pid);
 	}
+	/* A SIGKILL is delivered, not yet done: "stopped" means gone. */
+	for (i = 0; i < n; i++)
+		wait_gone(kids[i].pid, LEFTOVER_WAIT_MS);
 }
 
 /* The daemon ran unprivileged and may not remove these itself. */
@@ -274,12 +288,9 @@ static __attribute__((noreturn)) void
 kill_stuck_daemon(pid_t pid, const struct proc_id *kids, int nkids,
     const char *what)
 {
-	long long	deadline = now_ms() + 5000;
-
 	if (kill(pid, SIGKILL) == -1)
 		die("pymaild (PID %d) %s", (int)pid, what);
-	while (pid_alive(pid) && now_ms() < deadline)
-		usleep(20000);
+	wait_gone(pid, 5000);
 	end_leftovers(kids, nkids);
 	remove_leftover_files(pid);
 	die("pymaild (PID %d) %s: killed", (int)pid, what);
