@@ -72,7 +72,7 @@ FUZZ_NAMES = $(basename $(notdir $(FUZZ_SRC)))
 FUZZ_BUILD = regress/fuzz/build
 FUZZ_REPLAY = regress/unit/test_fuzz_replay
 # The parsers the harnesses reach outside common/.
-FUZZ_EXTRA = smtpd/parse.c smtpd/data.c admin/impparse.c
+FUZZ_EXTRA = smtpd/parse.c smtpd/data.c admin/impparse.c pymaild/reqparse.c
 
 # Rebuild everything when the flags change (plain vs SANITIZE=1).
 FLAGSTAMP = .build-flags

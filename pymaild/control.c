@@ -212,14 +212,11 @@ stats_reply(enum proc_role from, uint32_t id, uint32_t count)
 int
 control_stats(struct child *from, struct imsg *im)
 {
-	struct msgread	mr;
-	uint32_t	count;
+	struct req_stats_reply	rq;
 
-	mr_init(&mr, im);
-	count = mr_u32(&mr);
-	if (mr_end(&mr) == -1)
+	if (req_read_stats_reply(im->data, im->datalen, &rq) == -1)
 		return -1;
-	stats_reply(from->role, im->hdr.peerid, count);
+	stats_reply(from->role, im->hdr.peerid, rq.count);
 	return 0;
 }
 

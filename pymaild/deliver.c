@@ -390,26 +390,23 @@ deliver_batch(int fd, short ev, void *arg)
 int
 deliver_request(struct child *from, struct imsg *im)
 {
-	struct msgread	 mr;
-	struct dreq	*d = xcalloc(1, sizeof(*d));
-	const char	*why;
+	struct req_deliver	 rq;
+	struct dreq		*d;
+	const char		*why;
 
-	mr_init(&mr, im);
-	d->req = mr_u32(&mr);
-	mr_str(&mr, d->id, sizeof(d->id));
-	mr_str(&mr, d->user, sizeof(d->user));
-	mr_str(&mr, d->sender, sizeof(d->sender));
-	mr_str(&mr, d->rcpt, sizeof(d->rcpt));
-	d->fd = im->fd;
 	/* The user name becomes a path: it must be a valid name. */
-	if (mr_end(&mr) == -1 || d->fd == -1 ||
-	    user_name_normalize(d->user, d->user, &why) == -1 ||
-	    strpbrk(d->sender, "\r\n") != NULL ||
-	    strpbrk(d->rcpt, "\r\n") != NULL ||
-	    child_request_begin(from) == -1) {
-		free(d);
+	if (req_read_deliver(im->data, im->datalen, &rq) == -1 ||
+	    im->fd == -1 ||
+	    user_name_normalize(rq.user, rq.user, &why) == -1 ||
+	    child_request_begin(from) == -1)
 		return -1;	/* the channel closes the descriptor */
-	}
+	d = xcalloc(1, sizeof(*d));
+	d->req = rq.req;
+	d->fd = im->fd;
+	memcpy(d->id, rq.id, sizeof(d->id));
+	memcpy(d->user, rq.user, sizeof(d->user));
+	memcpy(d->sender, rq.sender, sizeof(d->sender));
+	memcpy(d->rcpt, rq.rcpt, sizeof(d->rcpt));
 	d->result = DELIVER_OK;
 	TAILQ_INSERT_TAIL(&pending, d, entry);
 	if (!batch_scheduled) {

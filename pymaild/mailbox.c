@@ -597,45 +597,50 @@ login_done(void *arg, int ok, const char *newhash)
 	send_listing(mb);
 }
 
-int
-mailbox_login(struct child *from, struct imsg *im)
+/* A well-formed login: refused at once if its address is blocked, else
+ * the password is checked in the background (login_done answers). */
+static int
+login_begin(const struct req_pop3_login *rq)
 {
-	struct msgread	 mr;
 	struct mbox	*mb;
-	char		 user[256], password[1024];
 	const char	*hash;
 	int		 legacy;
 
-	mb = xcalloc(1, sizeof(*mb));
-	mr_init(&mr, im);
-	mb->sid = mr_u32(&mr);
-	mr_str(&mr, user, sizeof(user));
-	mr_str(&mr, password, sizeof(password));
-	mr_str(&mr, mb->addr, sizeof(mb->addr));
-	explicit_bzero(im->data, im->datalen);
-	if (mr_end(&mr) == -1 || mbox_find(mb->sid) != NULL) {
-		explicit_bzero(password, sizeof(password));
-		free(mb);
+	if (mbox_find(rq->sid) != NULL)
 		return -1;
-	}
+	mb = xcalloc(1, sizeof(*mb));
+	mb->sid = rq->sid;
+	strlcpy(mb->addr, rq->addr, sizeof(mb->addr));
 	if (auth_blocked(mb->addr)) {
 		log_info("pop3 login from=%s result=blocked", mb->addr);
 		login_reply(mb->sid, POP3_LOGIN_BLOCKED, 0, 0);
-		explicit_bzero(password, sizeof(password));
 		free(mb);
 		return 0;
 	}
 	if (child_request_begin(&env->children[PROC_POP3D]) == -1) {
-		explicit_bzero(password, sizeof(password));
 		free(mb);
 		return -1;
 	}
 	RB_INSERT(mbox_sids, &sids, mb);
-	hash = store_login_hash(user, mb->user, &mb->known);
+	hash = store_login_hash(rq->user, mb->user, &mb->known);
 	legacy = mb->known && password_is_legacy(hash);
-	auth_check(mb->user, hash, password, legacy, login_done, mb);
-	explicit_bzero(password, sizeof(password));
+	auth_check(mb->user, hash, rq->password, legacy, login_done, mb);
 	return 0;
+}
+
+int
+mailbox_login(struct child *from, struct imsg *im)
+{
+	struct req_pop3_login	rq;
+	int			r;
+
+	r = req_read_pop3_login(im->data, im->datalen, &rq);
+	/* No copy of the password outlives the request. */
+	explicit_bzero(im->data, im->datalen);
+	if (r == 0)
+		r = login_begin(&rq);
+	explicit_bzero(&rq, sizeof(rq));
+	return r;
 }
 
 /* ---------------------------------------------------------------- */
@@ -708,19 +713,19 @@ open_one(struct mbox *mb, uint32_t index, int dirfd[2])
 int
 mailbox_open(struct child *from, struct imsg *im)
 {
-	struct msgread	 mr;
-	struct mbox	*mb;
-	uint32_t	 sid, index;
-	int		 dirfd[2] = { -1, -1 }, r = 0;
+	struct req_pop3_open	 rq;
+	struct mbox		*mb;
+	uint32_t		 index;
+	size_t			 i;
+	int			 dirfd[2] = { -1, -1 }, r = 0;
 
-	mr_init(&mr, im);
-	sid = mr_u32(&mr);
-	if (mr.err || mr.off == mr.len || (mb = mbox_find(sid)) == NULL ||
-	    !mb->locked || !fds_room((mr.len - mr.off) / sizeof(uint32_t)))
+	if (req_read_pop3_open(im->data, im->datalen, &rq) == -1 ||
+	    (mb = mbox_find(rq.sid)) == NULL || !mb->locked ||
+	    !fds_room(rq.index.n))
 		return -1;
-	while (r == 0 && mr.off < mr.len) {
-		index = mr_u32(&mr);
-		if (mr.err || index >= mb->n)
+	for (i = 0; r == 0 && i < rq.index.n; i++) {
+		index = req_entry(&rq.index, i);
+		if (index >= mb->n)
 			r = -1;
 		else
 			open_one(mb, index, dirfd);
@@ -731,7 +736,7 @@ mailbox_open(struct child *from, struct imsg *im)
 		close(dirfd[SUB_CUR]);
 	/* The replies leave together, their descriptors in one sendmsg. */
 	flush_pop3d();
-	return r == 0 ? mr_end(&mr) : -1;
+	return r;
 }
 
 /* The name a message gets in cur/ with the seen flag, or NULL when it
@@ -845,26 +850,23 @@ apply_update(struct mbox *mb)
 int
 mailbox_update(struct child *from, struct imsg *im)
 {
-	struct msgread	 mr;
-	struct mbox	*mb;
-	uint32_t	 sid, more, e, index;
+	struct req_pop3_update	 rq;
+	struct mbox		*mb;
+	uint32_t		 e, index;
+	size_t			 i;
 
-	mr_init(&mr, im);
-	sid = mr_u32(&mr);
-	more = mr_u32(&mr);
-	if (mr.err || (mb = mbox_find(sid)) == NULL || !mb->locked)
+	if (req_read_pop3_update(im->data, im->datalen, &rq) == -1 ||
+	    (mb = mbox_find(rq.sid)) == NULL || !mb->locked)
 		return -1;
-	while (mr.off < mr.len) {
-		e = mr_u32(&mr);
+	for (i = 0; i < rq.entry.n; i++) {
+		e = req_entry(&rq.entry, i);
 		index = e & ~POP3_UPDATE_SEEN;
-		if (mr.err || index >= mb->n)
+		if (index >= mb->n)
 			return -1;
 		mb->msgs[index].flags |= e & POP3_UPDATE_SEEN ? MSGF_SEEN :
 		    MSGF_DELETE;
 	}
-	if (mr_end(&mr) == -1)
-		return -1;
-	if (more)
+	if (rq.more)
 		return 0;
 	apply_update(mb);
 	mbox_free(mb);
@@ -874,16 +876,14 @@ mailbox_update(struct child *from, struct imsg *im)
 int
 mailbox_release(struct child *from, struct imsg *im)
 {
-	struct msgread	 mr;
-	struct mbox	*mb;
-	uint32_t	 sid, i;
+	struct req_pop3_release	 rq;
+	struct mbox		*mb;
+	uint32_t		 i;
 
-	mr_init(&mr, im);
-	sid = mr_u32(&mr);
-	if (mr_end(&mr) == -1)
+	if (req_read_pop3_release(im->data, im->datalen, &rq) == -1)
 		return -1;
-	if ((mb = mbox_find(sid)) == NULL) {
-		log_warnx("pop3: release of unknown session %08x", sid);
+	if ((mb = mbox_find(rq.sid)) == NULL) {
+		log_warnx("pop3: release of unknown session %08x", rq.sid);
 		return 0;
 	}
 	if (!mb->locked) {

@@ -98,20 +98,16 @@ save(int fd)
 int
 mxstore_refresh_done(struct child *from, struct imsg *im)
 {
-	struct msgread	mr;
-	char		reason[MX_REASON_MAX + 1], text[512];
-	uint32_t	n, nfailed;
-	int		ok;
+	struct req_mx_refresh_done	rq;
+	char				text[512];
+	int				ok;
 
-	mr_init(&mr, im);
-	n = mr_u32(&mr);
-	nfailed = mr_u32(&mr);
-	mr_str(&mr, reason, sizeof(reason));
-	if (mr_end(&mr) == -1 || nfailed > n)
+	if (req_read_mx_refresh_done(im->data, im->datalen, &rq) == -1)
 		return -1;
-	ok = mxrefresh_summary(text, sizeof(text), n, nfailed, reason) == 0;
-	log_info("updatemx domains=%u failed=%u%s%s", n, nfailed,
-	    nfailed ? " reason=" : "", nfailed ? reason : "");
+	ok = mxrefresh_summary(text, sizeof(text), rq.domains, rq.failed,
+	    rq.reason) == 0;
+	log_info("updatemx domains=%u failed=%u%s%s", rq.domains, rq.failed,
+	    rq.failed ? " reason=" : "", rq.failed ? rq.reason : "");
 	control_answer(im->hdr.peerid, ok, text);
 	return 0;
 }
@@ -135,7 +131,10 @@ is_regular(int fd)
 int
 mxstore_save(struct child *from, struct imsg *im)
 {
-	if (im->fd == -1 || im->datalen != 0 || !is_regular(im->fd))
+	struct req_mx_save	rq;
+
+	if (req_read_mx_save(im->data, im->datalen, &rq) == -1 ||
+	    im->fd == -1 || !is_regular(im->fd))
 		return -1;
 	save(im->fd);
 	close(im->fd);

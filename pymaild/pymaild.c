@@ -397,12 +397,10 @@ child_output_ok(struct child *c)
 int
 parent_hello(struct child *c, struct imsg *im)
 {
-	struct msgread	mr;
-	uint32_t	role;
+	struct req_hello	rq;
 
-	mr_init(&mr, im);
-	role = mr_u32(&mr);
-	if (mr_end(&mr) == -1 || role != c->role || c->ready)
+	if (req_read_hello(im->data, im->datalen, &rq) == -1 ||
+	    rq.role != c->role || c->ready)
 		return -1;
 	c->ready = 1;
 	log_debug("%s ready (pid %d)", proc_names[c->role], (int)c->pid);

@@ -10,6 +10,7 @@
 #include "chan.h"
 #include "config.h"
 #include "proto.h"
+#include "reqparse.h"
 #include "userdb.h"
 
 struct child {

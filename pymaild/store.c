@@ -330,39 +330,46 @@ auth_done(void *arg, int ok, const char *newhash)
 	free(ar);
 }
 
-int
-store_auth(struct child *c, struct imsg *im)
+/* A well-formed request: refused at once if its address is blocked,
+ * else checked in the background (auth_done answers). */
+static int
+auth_begin(struct child *c, const struct req_auth *rq)
 {
-	struct msgread	 mr;
 	struct authreq	*ar;
-	char		 user[256], password[1024];
 	const char	*hash;
-	int		 r = 0;
 
 	ar = xcalloc(1, sizeof(*ar));
-	mr_init(&mr, im);
-	ar->reqid = mr_u32(&mr);
-	mr_str(&mr, user, sizeof(user));
-	mr_str(&mr, password, sizeof(password));
-	mr_str(&mr, ar->addr, sizeof(ar->addr));
 	ar->role = c->role;
-	if (mr_end(&mr) == -1) {
-		free(ar);
-		r = -1;
-	} else if (auth_blocked(ar->addr)) {
+	ar->reqid = rq->reqid;
+	strlcpy(ar->addr, rq->addr, sizeof(ar->addr));
+	if (auth_blocked(ar->addr)) {
 		log_info("auth from=%s result=blocked", ar->addr);
 		auth_reply(ar, AUTH_BLOCKED, 0);
 		free(ar);
-	} else if (child_request_begin(c) == -1) {
-		free(ar);
-		r = -1;
-	} else {
-		hash = store_login_hash(user, ar->user, &ar->known);
-		auth_check(ar->user, hash, password, ar->known &&
-		    password_is_legacy(hash), auth_done, ar);
+		return 0;
 	}
-	explicit_bzero(password, sizeof(password));
+	if (child_request_begin(c) == -1) {
+		free(ar);
+		return -1;
+	}
+	hash = store_login_hash(rq->user, ar->user, &ar->known);
+	auth_check(ar->user, hash, rq->password, ar->known &&
+	    password_is_legacy(hash), auth_done, ar);
+	return 0;
+}
+
+int
+store_auth(struct child *c, struct imsg *im)
+{
+	struct req_auth	rq;
+	int		r;
+
+	r = req_read_auth(im->data, im->datalen, &rq);
+	/* No copy of the password outlives the request. */
 	explicit_bzero(im->data, im->datalen);
+	if (r == 0)
+		r = auth_begin(c, &rq);
+	explicit_bzero(&rq, sizeof(rq));
 	return r;
 }
 
@@ -398,22 +405,14 @@ rcpt_check(const char *name, uint64_t size)
 int
 store_rcpt_check(struct child *c, struct imsg *im)
 {
-	struct msgread	mr;
-	struct msgbuild	mb;
-	char		user[256];
-	uint32_t	reqid, tag;
-	uint64_t	size;
+	struct req_rcpt_check	rq;
+	struct msgbuild		mb;
 
-	mr_init(&mr, im);
-	reqid = mr_u32(&mr);
-	mr_str(&mr, user, sizeof(user));
-	size = mr_u64(&mr);
-	tag = mr_u32(&mr);
-	if (mr_end(&mr) == -1)
+	if (req_read_rcpt_check(im->data, im->datalen, &rq) == -1)
 		return -1;
 	mb_init(&mb);
-	mb_u32(&mb, reqid);
-	mb_u32(&mb, rcpt_check(user, size));
-	mb_u32(&mb, tag);
+	mb_u32(&mb, rq.reqid);
+	mb_u32(&mb, rcpt_check(rq.user, rq.size));
+	mb_u32(&mb, rq.tag);
 	return parent_send(c->role, IMSG_RCPT_REPLY, &mb, -1) == -1 ? -1 : 0;
 }

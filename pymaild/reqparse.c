@@ -1,0 +1,189 @@
+/*
+ * The parent's payload readers (see reqparse.h). Each reads its fields in
+ * wire order with common/imsg.c's msgread, which checks every length
+ * against what is left and every string for a NUL, then insists that
+ * nothing is left over.
+ */
+#include <string.h>
+
+#include "imsg.h"
+#include "mxlookup.h"
+#include "reqparse.h"
+
+_Static_assert(REQ_REASON_MAX == MX_REASON_MAX, "reason sizes differ");
+
+static void
+req_begin(struct msgread *mr, const void *payload, size_t len)
+{
+	mr->p = payload;
+	mr->len = len;
+	mr->off = 0;
+	mr->err = 0;
+}
+
+/* The rest of the payload as u32 entries: a whole number of them. */
+static int
+req_rest(struct msgread *mr, struct req_list *l)
+{
+	size_t	left;
+
+	if (mr->err)
+		return -1;
+	left = mr->len - mr->off;
+	if (left % sizeof(uint32_t) != 0)
+		return -1;
+	l->n = left / sizeof(uint32_t);
+	l->p = mr_data(mr, left);
+	return 0;
+}
+
+uint32_t
+req_entry(const struct req_list *l, size_t i)
+{
+	uint32_t	v;
+
+	memcpy(&v, l->p + i * sizeof(v), sizeof(v));
+	return v;
+}
+
+int
+req_read_hello(const void *payload, size_t len, struct req_hello *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->role = mr_u32(&mr);
+	return mr_end(&mr);
+}
+
+int
+req_read_stats_reply(const void *payload, size_t len,
+    struct req_stats_reply *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->count = mr_u32(&mr);
+	return mr_end(&mr);
+}
+
+int
+req_read_auth(const void *payload, size_t len, struct req_auth *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->reqid = mr_u32(&mr);
+	mr_str(&mr, r->user, sizeof(r->user));
+	mr_str(&mr, r->password, sizeof(r->password));
+	mr_str(&mr, r->addr, sizeof(r->addr));
+	return mr_end(&mr);
+}
+
+int
+req_read_rcpt_check(const void *payload, size_t len,
+    struct req_rcpt_check *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->reqid = mr_u32(&mr);
+	mr_str(&mr, r->user, sizeof(r->user));
+	r->size = mr_u64(&mr);
+	r->tag = mr_u32(&mr);
+	return mr_end(&mr);
+}
+
+int
+req_read_pop3_login(const void *payload, size_t len,
+    struct req_pop3_login *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->sid = mr_u32(&mr);
+	mr_str(&mr, r->user, sizeof(r->user));
+	mr_str(&mr, r->password, sizeof(r->password));
+	mr_str(&mr, r->addr, sizeof(r->addr));
+	return mr_end(&mr);
+}
+
+/* A session id, then the indexes to open: asking for none is no request. */
+int
+req_read_pop3_open(const void *payload, size_t len, struct req_pop3_open *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->sid = mr_u32(&mr);
+	if (req_rest(&mr, &r->index) == -1 || r->index.n == 0)
+		return -1;
+	return mr_end(&mr);
+}
+
+/* A session id, whether more follows, then any number of entries. */
+int
+req_read_pop3_update(const void *payload, size_t len,
+    struct req_pop3_update *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->sid = mr_u32(&mr);
+	r->more = mr_u32(&mr);
+	if (req_rest(&mr, &r->entry) == -1)
+		return -1;
+	return mr_end(&mr);
+}
+
+int
+req_read_pop3_release(const void *payload, size_t len,
+    struct req_pop3_release *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->sid = mr_u32(&mr);
+	return mr_end(&mr);
+}
+
+/* The addresses go into a header line: no line breaks in them. */
+int
+req_read_deliver(const void *payload, size_t len, struct req_deliver *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->req = mr_u32(&mr);
+	mr_str(&mr, r->id, sizeof(r->id));
+	mr_str(&mr, r->user, sizeof(r->user));
+	mr_str(&mr, r->sender, sizeof(r->sender));
+	mr_str(&mr, r->rcpt, sizeof(r->rcpt));
+	if (mr_end(&mr) == -1 || strpbrk(r->sender, "\r\n") != NULL ||
+	    strpbrk(r->rcpt, "\r\n") != NULL)
+		return -1;
+	return 0;
+}
+
+int
+req_read_mx_save(const void *payload, size_t len, struct req_mx_save *r)
+{
+	(void)payload;
+	r->unused = 0;
+	return len == 0 ? 0 : -1;
+}
+
+int
+req_read_mx_refresh_done(const void *payload, size_t len,
+    struct req_mx_refresh_done *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->domains = mr_u32(&mr);
+	r->failed = mr_u32(&mr);
+	mr_str(&mr, r->reason, sizeof(r->reason));
+	if (mr_end(&mr) == -1 || r->failed > r->domains)
+		return -1;
+	return 0;
+}

@@ -1,0 +1,115 @@
+/*
+ * Readers of the payloads the parent takes from its helpers: bytes in, a
+ * struct out, 0 when the payload has exactly the shape its type says
+ * (common/proto.h), -1 when not. They do no I/O and keep no state, so
+ * each links alone and is fuzzed (regress/fuzz/reqparse.c). What needs
+ * the parent's state (is this session known, is this index listed) is
+ * the handler's to check afterwards.
+ */
+#ifndef PYMAILD_REQPARSE_H
+#define PYMAILD_REQPARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "userdb.h"
+
+/* The longest names and passwords a helper may pass on. */
+#define REQ_USER_MAX		255
+#define REQ_PASSWORD_MAX	1023
+#define REQ_ADDR_MAX		63
+#define REQ_MAILADDR_MAX	511
+#define REQ_REASON_MAX		200	/* MX_REASON_MAX */
+
+struct req_hello {
+	uint32_t	role;
+};
+
+struct req_stats_reply {
+	uint32_t	count;
+};
+
+/* Holds a password: explicit_bzero it after use. */
+struct req_auth {
+	uint32_t	reqid;
+	char		user[REQ_USER_MAX + 1];
+	char		password[REQ_PASSWORD_MAX + 1];
+	char		addr[REQ_ADDR_MAX + 1];
+};
+
+struct req_rcpt_check {
+	uint32_t	reqid;
+	char		user[REQ_USER_MAX + 1];
+	uint64_t	size;
+	uint32_t	tag;
+};
+
+/* Holds a password: explicit_bzero it after use. */
+struct req_pop3_login {
+	uint32_t	sid;
+	char		user[REQ_USER_MAX + 1];
+	char		password[REQ_PASSWORD_MAX + 1];
+	char		addr[REQ_ADDR_MAX + 1];
+};
+
+/*
+ * A list of u32 entries, not copied: it points into the payload, which
+ * outlives the handler's use of it. Read entry i with req_entry().
+ */
+struct req_list {
+	const uint8_t	*p;
+	size_t		 n;
+};
+
+struct req_pop3_open {
+	uint32_t	sid;
+	struct req_list	index;		/* at least one */
+};
+
+struct req_pop3_update {
+	uint32_t	sid;
+	uint32_t	more;		/* another UPDATE follows */
+	struct req_list	entry;		/* index | POP3_UPDATE_SEEN */
+};
+
+struct req_pop3_release {
+	uint32_t	sid;
+};
+
+struct req_deliver {
+	uint32_t	req;
+	char		id[QUEUE_ID_LEN + 1];
+	char		user[USER_NAME_MAX + 1];
+	char		sender[REQ_MAILADDR_MAX + 1];	/* no CR or LF */
+	char		rcpt[REQ_MAILADDR_MAX + 1];	/* no CR or LF */
+};
+
+/* Nothing: the cache comes as the descriptor. */
+struct req_mx_save {
+	int		unused;
+};
+
+struct req_mx_refresh_done {
+	uint32_t	domains;
+	uint32_t	failed;		/* <= domains */
+	char		reason[REQ_REASON_MAX + 1];
+};
+
+int	req_read_hello(const void *, size_t, struct req_hello *);
+int	req_read_stats_reply(const void *, size_t, struct req_stats_reply *);
+int	req_read_auth(const void *, size_t, struct req_auth *);
+int	req_read_rcpt_check(const void *, size_t, struct req_rcpt_check *);
+int	req_read_pop3_login(const void *, size_t, struct req_pop3_login *);
+int	req_read_pop3_open(const void *, size_t, struct req_pop3_open *);
+int	req_read_pop3_update(const void *, size_t, struct req_pop3_update *);
+int	req_read_pop3_release(const void *, size_t,
+	    struct req_pop3_release *);
+int	req_read_deliver(const void *, size_t, struct req_deliver *);
+int	req_read_mx_save(const void *, size_t, struct req_mx_save *);
+int	req_read_mx_refresh_done(const void *, size_t,
+	    struct req_mx_refresh_done *);
+
+uint32_t	req_entry(const struct req_list *, size_t i);
+
+#endif

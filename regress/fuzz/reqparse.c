@@ -1,0 +1,154 @@
+/*
+ * The parent's payload readers (pymaild/reqparse.c): the first byte picks
+ * the request type, the rest is its payload. Checked for a payload a
+ * reader takes: every string ends within its buffer, holds no byte the
+ * reader refuses, and the fields re-encode to exactly the payload (so a
+ * count matches the bytes it came from and nothing was skipped).
+ */
+#include <string.h>
+
+#include "imsg.h"
+#include "../../pymaild/reqparse.h"
+#include "fuzz.h"
+
+#define STR_OK(s)	(memchr((s), '\0', sizeof(s)) != NULL)
+
+static void
+same_bytes(const struct msgbuild *mb, const uint8_t *p, size_t len)
+{
+	FUZZ_ASSERT(!mb->overflow && mb->len == len);
+	FUZZ_ASSERT(memcmp(mb->buf, p, len) == 0);
+}
+
+static void
+put_list(struct msgbuild *mb, const struct req_list *l, const uint8_t *p,
+    size_t len)
+{
+	size_t	i;
+
+	FUZZ_ASSERT(l->n * sizeof(uint32_t) <= len);
+	FUZZ_ASSERT(l->n == 0 || (l->p >= p &&
+	    l->p + l->n * sizeof(uint32_t) == p + len));
+	for (i = 0; i < l->n; i++)
+		mb_u32(mb, req_entry(l, i));
+}
+
+static void
+check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
+{
+	union {
+		struct req_hello		hello;
+		struct req_stats_reply		stats;
+		struct req_auth			auth;
+		struct req_rcpt_check		rcpt;
+		struct req_pop3_login		login;
+		struct req_pop3_open		open;
+		struct req_pop3_update		update;
+		struct req_pop3_release		release;
+		struct req_deliver		deliver;
+		struct req_mx_save		mxsave;
+		struct req_mx_refresh_done	mxdone;
+	} r;
+
+	mb_init(mb);
+	switch (type) {
+	case IMSG_HELLO:
+		if (req_read_hello(p, len, &r.hello) == -1)
+			return;
+		mb_u32(mb, r.hello.role);
+		break;
+	case IMSG_STATS_REPLY:
+		if (req_read_stats_reply(p, len, &r.stats) == -1)
+			return;
+		mb_u32(mb, r.stats.count);
+		break;
+	case IMSG_AUTH:
+		if (req_read_auth(p, len, &r.auth) == -1)
+			return;
+		FUZZ_ASSERT(STR_OK(r.auth.user) && STR_OK(r.auth.password) &&
+		    STR_OK(r.auth.addr));
+		mb_u32(mb, r.auth.reqid);
+		mb_str(mb, r.auth.user);
+		mb_str(mb, r.auth.password);
+		mb_str(mb, r.auth.addr);
+		break;
+	case IMSG_RCPT_CHECK:
+		if (req_read_rcpt_check(p, len, &r.rcpt) == -1)
+			return;
+		FUZZ_ASSERT(STR_OK(r.rcpt.user));
+		mb_u32(mb, r.rcpt.reqid);
+		mb_str(mb, r.rcpt.user);
+		mb_u64(mb, r.rcpt.size);
+		mb_u32(mb, r.rcpt.tag);
+		break;
+	case IMSG_POP3_LOGIN:
+		if (req_read_pop3_login(p, len, &r.login) == -1)
+			return;
+		FUZZ_ASSERT(STR_OK(r.login.user) &&
+		    STR_OK(r.login.password) && STR_OK(r.login.addr));
+		mb_u32(mb, r.login.sid);
+		mb_str(mb, r.login.user);
+		mb_str(mb, r.login.password);
+		mb_str(mb, r.login.addr);
+		break;
+	case IMSG_POP3_OPEN:
+		if (req_read_pop3_open(p, len, &r.open) == -1)
+			return;
+		FUZZ_ASSERT(r.open.index.n >= 1);
+		mb_u32(mb, r.open.sid);
+		put_list(mb, &r.open.index, p, len);
+		break;
+	case IMSG_POP3_UPDATE:
+		if (req_read_pop3_update(p, len, &r.update) == -1)
+			return;
+		mb_u32(mb, r.update.sid);
+		mb_u32(mb, r.update.more);
+		put_list(mb, &r.update.entry, p, len);
+		break;
+	case IMSG_POP3_RELEASE:
+		if (req_read_pop3_release(p, len, &r.release) == -1)
+			return;
+		mb_u32(mb, r.release.sid);
+		break;
+	case IMSG_DELIVER:
+		if (req_read_deliver(p, len, &r.deliver) == -1)
+			return;
+		FUZZ_ASSERT(STR_OK(r.deliver.id) && STR_OK(r.deliver.user) &&
+		    STR_OK(r.deliver.sender) && STR_OK(r.deliver.rcpt));
+		FUZZ_ASSERT(strpbrk(r.deliver.sender, "\r\n") == NULL &&
+		    strpbrk(r.deliver.rcpt, "\r\n") == NULL);
+		mb_u32(mb, r.deliver.req);
+		mb_str(mb, r.deliver.id);
+		mb_str(mb, r.deliver.user);
+		mb_str(mb, r.deliver.sender);
+		mb_str(mb, r.deliver.rcpt);
+		break;
+	case IMSG_MX_SAVE:
+		if (req_read_mx_save(p, len, &r.mxsave) == -1)
+			return;
+		break;
+	case IMSG_MX_REFRESH_DONE:
+		if (req_read_mx_refresh_done(p, len, &r.mxdone) == -1)
+			return;
+		FUZZ_ASSERT(STR_OK(r.mxdone.reason));
+		FUZZ_ASSERT(r.mxdone.failed <= r.mxdone.domains);
+		mb_u32(mb, r.mxdone.domains);
+		mb_u32(mb, r.mxdone.failed);
+		mb_str(mb, r.mxdone.reason);
+		break;
+	default:
+		return;
+	}
+	same_bytes(mb, p, len);
+}
+
+FUZZ_ENTRY(reqparse)
+{
+	static struct msgbuild	 mb;
+
+	/* The input itself, not a copy: reading past it is caught. */
+	if (size < 1 || size - 1 > IMSG_DATA_MAX)
+		return 0;
+	check(data[0], data + 1, size - 1, &mb);
+	return 0;
+}
