@@ -17,6 +17,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile                                           # noqa: E402
 from hostile import T, s, u32, u64, deliver              # noqa: E402
+from hostile import pmtest                               # noqa: E402
 
 AUTH = u32(1) + s('alice') + s('secret') + s('192.0.2.1')
 RCPT = u32(1) + s('alice') + u64(0) + u32(0)
@@ -164,6 +165,9 @@ class Payloads(hostile.HostileCase):
             os.close(w)
         self.addCleanup(lambda: [os.close(r) for r in ends])
         self.assertStatusAnswers(inst, peer)
+        # The status request's own connection may still be closing.
+        pmtest.wait_for(lambda: len(self.parent_fds(p)) - before <= 96,
+                        timeout=5)
         self.assertLessEqual(len(self.parent_fds(p)) - before, 96)
         self.assertRunning(inst, p)
 
