@@ -24,6 +24,7 @@
 
 #include "bgjob.h"
 #include "log.h"
+#include "policy.h"
 #include "pymaild.h"
 #include "util.h"
 
@@ -100,10 +101,8 @@ fail_errno(struct dreq *d, const char *what)
 static int
 check_mailbox(struct dreq *d)
 {
-	struct mboxopts	 o;
-	struct stat	 st;
-	char		 err[512];
-	long long	 used;
+	struct stat	st;
+	uint32_t	verdict;
 
 	/*
 	 * Only a regular file, and only the size checked here is read
@@ -123,33 +122,13 @@ check_mailbox(struct dreq *d)
 		return -1;
 	}
 	d->insize = st.st_size;
-	if (!store_user_exists(d->user)) {
-		fail(d, DELIVER_PERM, "550 5.1.1 User unknown");
-		return -1;
-	}
-	if (store_mboxopts(d->user, &o, err, sizeof(err)) == -1) {
-		log_warnx("delivery id=%s: %s", d->id, err);
-		fail(d, DELIVER_TEMP, "451 4.3.0 Mailbox options unreadable");
-		return -1;
-	}
-	if (!o.enabled) {
-		fail(d, DELIVER_PERM, "550 5.2.1 Mailbox disabled");
-		return -1;
-	}
-	if (st.st_size > o.maxmailsize) {
-		fail(d, DELIVER_PERM, "552 5.3.4 Message too big for this "
-		    "mailbox");
-		return -1;
-	}
-	if ((used = store_usage(d->user)) < 0) {
-		fail_errno(d, "mailbox size");
-		return -1;
-	}
-	if (used + st.st_size > o.mailboxsize) {
-		fail(d, DELIVER_PERM, "552 5.2.2 Mailbox full");
-		return -1;
-	}
-	return 0;
+	verdict = store_mbox_verdict(d->user, st.st_size);
+	if (verdict == RCPT_OK)
+		return 0;
+	/* The reason a bounce gives: the table's, as smtpd's replies. */
+	d->result = policy_reply(verdict)->perm ? DELIVER_PERM : DELIVER_TEMP;
+	policy_format(verdict, 1, d->reason, sizeof(d->reason));
+	return -1;
 }
 
 /* Copy the spool file, CRLF -> LF, counting both sizes. */

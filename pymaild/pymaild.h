@@ -84,6 +84,8 @@ long long store_usage(const char *user);
 void	store_usage_add(const char *user, long long bytes);
 /* Forget the figure (messages removed): the next use scans again. */
 void	store_usage_changed(const char *user);
+/* policy.c: may user's mailbox take size octets? RCPT_* of proto.h */
+uint32_t store_mbox_verdict(const char *user, long long size);
 /* The hash a login for name is checked against: the user's, or a dummy
  * for an unknown name; user gets the normalised name ("-" if invalid). */
 const char *store_login_hash(const char *name, char user[USER_NAME_MAX + 1],

@@ -376,30 +376,15 @@ store_auth(struct child *c, struct imsg *im)
 static uint32_t
 rcpt_check(const char *name, uint64_t size)
 {
-	struct mboxopts	 o;
-	long long	 bytes;
-	char		 user[USER_NAME_MAX + 1], err[512];
+	char		 user[USER_NAME_MAX + 1];
 	const char	*why;
 
 	if (user_name_normalize(name, user, &why) == -1)
 		return RCPT_NOUSER;
 	store_refresh_users();
-	if (userdb_find(&users, user) == NULL)
-		return RCPT_NOUSER;
-	if (store_mboxopts(user, &o, err, sizeof(err)) == -1) {
-		log_warnx("%s", err);
-		return RCPT_TEMPFAIL;
-	}
-	if (!o.enabled)
-		return RCPT_DISABLED;
-	if (size > (uint64_t)o.maxmailsize)
-		return RCPT_TOOBIG;
-	if ((bytes = store_usage(user)) < 0)
-		return RCPT_TEMPFAIL;
-	if (bytes >= o.mailboxsize || (uint64_t)bytes + size >
-	    (uint64_t)o.mailboxsize)
-		return RCPT_OVERQUOTA;
-	return RCPT_OK;
+	/* Clamped: far over any limit a mailbox can have. */
+	return store_mbox_verdict(user, size > LLONG_MAX ? LLONG_MAX :
+	    (long long)size);
 }
 
 int

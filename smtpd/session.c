@@ -19,6 +19,7 @@
 
 #include "child.h"
 #include "log.h"
+#include "policy.h"
 #include "sasl.h"
 #include "smtpd.h"
 #include "util.h"
@@ -457,27 +458,13 @@ send_commit(struct session *s)
 static const char *
 nobody_fits_reply(struct session *s, const char **result)
 {
-	size_t	i;
-	int	full = 0, big = 0, off = 0;
+	size_t		i;
+	unsigned int	causes = 0;
 
-	for (i = 0; i < s->nrcpts; i++) {
-		full |= s->rcpts[i].failed == RCPT_OVERQUOTA;
-		big |= s->rcpts[i].failed == RCPT_TOOBIG;
-		off |= s->rcpts[i].failed == RCPT_DISABLED;
-	}
-	*result = off ? "rejected-disabled" : "rejected-quota";
-	if (off && (full || big))
-		return "550 5.2.0 No recipient can take this message (mailbox "
-		    "disabled, full or over its size limit)";
-	if (off)
-		return "550 5.2.1 Mailbox disabled for every recipient";
-	if (full && big)
-		return "552 5.2.2 Message exceeds the mailbox quota or size "
-		    "limit of every recipient";
-	if (big)
-		return "552 5.2.2 Message exceeds the size limit of every "
-		    "recipient";
-	return "552 5.2.2 Mailbox full for every recipient";
+	for (i = 0; i < s->nrcpts; i++)
+		if (s->rcpts[i].failed)
+			causes |= POLICY_CAUSE(s->rcpts[i].failed);
+	return policy_summary(causes, result);
 }
 
 /* After the per-recipient size checks of end of DATA. */
@@ -583,10 +570,7 @@ session_on_size_reply(struct session *s, uint32_t idx, uint32_t result)
 	if (result == RCPT_OVERQUOTA || result == RCPT_TOOBIG ||
 	    result == RCPT_DISABLED) {
 		r->failed = result;
-		strlcpy(r->reason, result == RCPT_TOOBIG ?
-		    "552 5.3.4 Message too big for this mailbox" :
-		    result == RCPT_OVERQUOTA ? "552 5.2.2 Mailbox full" :
-		    "550 5.2.1 Mailbox disabled", sizeof(r->reason));
+		policy_format(result, 1, r->reason, sizeof(r->reason));
 		log_info("smtp-in session=%s client=%s from=<%s> to=<%s> "
 		    "result=rejected reason=\"%s\"", s->sid, s->peeraddr,
 		    s->from, r->address, r->reason);
@@ -749,6 +733,18 @@ rcpt_refuse(struct session *s, const char *addr, const char *code,
 		session_reply(s, "%s <%s>: %s", code, addr, text);
 }
 
+/*
+ * A refusal by the mailbox policy, in the words of its table (a verdict
+ * out of range from the parent reads as a temporary failure).
+ */
+static void
+rcpt_refuse_policy(struct session *s, const char *addr, uint32_t verdict)
+{
+	const struct policy_reply	*p = policy_reply(verdict);
+
+	rcpt_refuse(s, addr, p->rcpt, p->text);
+}
+
 /* A local recipient: the postmaster, or a user the parent must know. */
 static void
 rcpt_local(struct session *s, const struct mailaddr *a)
@@ -769,7 +765,7 @@ rcpt_local(struct session *s, const struct mailaddr *a)
 		return;
 	}
 	if (user_name_normalize(a->local, r->user, &why) == -1) {
-		rcpt_refuse(s, r->address, "550 5.1.1", "User unknown");
+		rcpt_refuse_policy(s, r->address, RCPT_NOUSER);
 		return;
 	}
 	mb_init(&mb);
@@ -830,28 +826,10 @@ session_on_rcpt_reply(struct session *s, uint32_t result)
 	if (s->wait != WAIT_RCPT)
 		return;
 	s->wait = WAIT_NONE;
-	switch (result) {
-	case RCPT_OK:
+	if (result == RCPT_OK)
 		rcpt_accept(s, r);
-		break;
-	case RCPT_NOUSER:
-		rcpt_refuse(s, r->address, "550 5.1.1", "User unknown");
-		break;
-	case RCPT_DISABLED:
-		rcpt_refuse(s, r->address, "550 5.2.1", "Mailbox disabled");
-		break;
-	case RCPT_OVERQUOTA:
-		rcpt_refuse(s, r->address, "452 4.2.2", "Mailbox full");
-		break;
-	case RCPT_TOOBIG:
-		rcpt_refuse(s, r->address, "552 5.3.4", "Message too big for "
-		    "this mailbox");
-		break;
-	default:
-		rcpt_refuse(s, r->address, "451 4.3.0", "Temporary failure, "
-		    "try again later");
-		break;
-	}
+	else
+		rcpt_refuse_policy(s, r->address, result);
 	session_process(s);
 }
 

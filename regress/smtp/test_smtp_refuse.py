@@ -110,6 +110,8 @@ class PostmasterWithoutUser(SmtpCase):
         self.assertRegex(dsn, rb'(?i)report-type="?delivery-status')
         self.assertIn(b'postmaster@test.example', dsn)
         self.assertNotIn(b'quota', dsn.lower())
+        # The words of RCPT's refusal of an unknown user: one table.
+        self.assertIn(b'550 5.1.1 User unknown', dsn)
 
 
 class RefusalReplies(SmtpCase):
