@@ -2,6 +2,7 @@
  * Lifecycle commands: start runs pymaild, the others talk to it over the
  * control socket named in the config.
  */
+#include <sys/param.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -233,6 +234,7 @@ helpers_of(pid_t parent, struct proc_id *out, int max)
 	return n;
 }
 
+#define LEFTOVER_GRACE_MS	1000
 #define LEFTOVER_WAIT_MS	2000
 
 static void
@@ -255,8 +257,13 @@ end_leftovers(const struct proc_id *kids, int n)
 {
 	pid_t			 ppid;
 	unsigned long long	 start;
+	long long		 grace = now_ms() + LEFTOVER_GRACE_MS;
 	int			 i;
 
+	/* Helpers of the daemon's own account die with it (parent-death
+	 * signal): give that a moment before killing what is left. */
+	for (i = 0; i < n; i++)
+		wait_gone(kids[i].pid, MAX(0, grace - now_ms()));
 	for (i = 0; i < n; i++) {
 		if (proc_stat(kids[i].pid, &ppid, &start) == -1 ||
 		    start != kids[i].start || !pid_alive(kids[i].pid))
