@@ -104,9 +104,8 @@ class Syslog(SmtpCase):
         self.addCleanup(self.logd.close)
 
     def start(self, inst):
-        """pymailadm start, its output into a file: with logfile syslog
-        the daemon keeps the stderr it was started with, so a pipe there
-        would never end."""
+        """pymailadm start, its output into a file (a pipe works too:
+        test_start_through_a_pipe_ends)."""
         out = os.path.join(inst.dir, 'start.out')
         with open(out, 'wb') as f:
             r = subprocess.run([pmtest.PYMAILADM, '-f', inst.conf, 'start'],
