@@ -443,6 +443,17 @@ def verify_hash(password, hashed):
 # ----------------------------------------------------------------------
 # Running programs
 
+def in_threads(fn, args, timeout=90):
+    """fn(a) for each a of args, all at once (each a thread); waits for
+    every one, at most timeout seconds each."""
+    import threading
+    threads = [threading.Thread(target=fn, args=(a,)) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 def run(argv, input=None, timeout=ADM_TIMEOUT, env=None, cwd='/'):
     """Run argv in its own session (no controlling tty: a program that
     wants to prompt cannot hang on the developer's terminal).  Returns a

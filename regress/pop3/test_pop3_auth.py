@@ -149,12 +149,7 @@ class Login(Pop3Case):
             finally:
                 c.close()
         # One failure per address: no address comes near its own limit.
-        threads = [threading.Thread(target=fail_once, args=(i,))
-                   for i in range(1, ACCOUNT_LOCK + 1)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(90)
+        pmtest.in_threads(fail_once, range(1, ACCOUNT_LOCK + 1))
         self.assertEqual(len(answers), ACCOUNT_LOCK)
         self.assertTrue(all(a == b'-ERR [AUTH] authentication failed\r\n'
                             for a in answers), answers)

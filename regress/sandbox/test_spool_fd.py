@@ -23,7 +23,6 @@ descriptor through /proc/SMTPDPID/fd/N, as smtpd itself could use it.
 import contextlib
 import mmap
 import os
-import shutil
 import stat
 import sys
 
@@ -71,21 +70,6 @@ class SpoolFd(SmtpCase):
                         % regular_fds(pid))
         self.assertEqual(len(new), 1, 'which one is the spool? %r' % new)
         return c, list(new)[0]
-
-    def block_delivery(self, inst, user='alice'):
-        """Make USER/Maildir/tmp a file: deliveries fail temporarily.
-        Returns a function that undoes it."""
-        tmp = os.path.join(inst.maildir, user, 'Maildir', 'tmp')
-        st = os.stat(tmp)
-        shutil.rmtree(tmp)
-        with open(tmp, 'w') as f:
-            f.write('not a folder\n')
-
-        def undo():
-            os.unlink(tmp)
-            os.mkdir(tmp, 0o700)
-            os.chown(tmp, st.st_uid, st.st_gid)
-        return undo
 
     def test_spool_descriptor_holds_no_earlier_message(self):
         inst = self.smtp_instance()

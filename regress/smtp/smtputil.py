@@ -23,6 +23,7 @@ import email.utils
 import os
 import re
 import select
+import shutil
 import signal
 import smtplib
 import socket
@@ -531,6 +532,21 @@ def all_gone(pids):
 class SmtpCase(pmtest.TestCase):
     """Each test makes its own instance(s) with smtp_instance() (a start
     costs a few tens of ms)."""
+
+    def block_delivery(self, inst, user='alice'):
+        """Make USER/Maildir/tmp a file: deliveries fail temporarily and
+        the messages stay queued. Returns a function that undoes it."""
+        tmp = os.path.join(inst.maildir, user, 'Maildir', 'tmp')
+        st = os.stat(tmp)
+        shutil.rmtree(tmp)
+        with open(tmp, 'w') as f:
+            f.write('not a folder\n')
+
+        def undo():
+            os.unlink(tmp)
+            os.mkdir(tmp, 0o700)
+            os.chown(tmp, st.st_uid, st.st_gid)
+        return undo
 
     def smtp_instance(self, users=None, start=True, **cfg):
         conf = {'smtpmaxmailsize': MAXSIZE}

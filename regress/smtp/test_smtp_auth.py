@@ -247,12 +247,7 @@ class Auth(SmtpCase):
                 answers.append(c.auth_plain('alice', 'wrong%d' % i))
             finally:
                 c.close()
-        threads = [threading.Thread(target=fail_once, args=(i,))
-                   for i in range(1, ACCOUNT_LOCK + 1)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(90)
+        pmtest.in_threads(fail_once, range(1, ACCOUNT_LOCK + 1))
         self.assertEqual(len(answers), ACCOUNT_LOCK)
         self.assertTrue(all(r.code == 535 for r in answers), answers)
         # Locked: the right password is answered like a wrong one, from

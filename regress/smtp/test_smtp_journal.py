@@ -17,7 +17,6 @@ SPOOLDIR/journal before the message's own queue files reach the disk.
 """
 
 import os
-import shutil
 import sys
 import time
 
@@ -31,21 +30,6 @@ def subjects(inst, user='alice'):
 
 
 class Journal(SmtpCase):
-
-    def block_delivery(self, inst, user='alice'):
-        """Make USER/Maildir/tmp a file: deliveries fail temporarily and
-        the messages stay queued. Returns a function that undoes it."""
-        tmp = os.path.join(inst.maildir, user, 'Maildir', 'tmp')
-        st = os.stat(tmp)
-        shutil.rmtree(tmp)
-        with open(tmp, 'w') as f:
-            f.write('not a folder\n')
-
-        def undo():
-            os.unlink(tmp)
-            os.mkdir(tmp, 0o700)
-            os.chown(tmp, st.st_uid, st.st_gid)
-        return undo
 
     def queue_files(self, inst, qid):
         return [os.path.join(inst.spooldir, d, qid) for d in ('env', 'msg')]
