@@ -71,8 +71,16 @@ FUZZ_SRC   = $(filter-out regress/fuzz/replay.c,$(wildcard regress/fuzz/*.c))
 FUZZ_NAMES = $(basename $(notdir $(FUZZ_SRC)))
 FUZZ_BUILD = regress/fuzz/build
 FUZZ_REPLAY = regress/unit/test_fuzz_replay
-# The parsers the harnesses reach outside common/.
-FUZZ_EXTRA = smtpd/parse.c smtpd/data.c admin/impparse.c pymaild/reqparse.c
+# The parsers the harnesses reach outside common/, and the folders of
+# their headers.
+FUZZ_EXTRA = smtpd/parse.c smtpd/data.c admin/impparse.c pymaild/reqparse.c \
+	     pop3d/parse.c queued/smtpreply.c
+FUZZ_INC   = $(addprefix -I$(CURDIR)/,$(sort $(dir $(FUZZ_EXTRA))))
+# Unit tests of a parser that lives in a process folder link its object
+# alone (the parser needs nothing but libcommon.a, which is the point).
+UNIT_EXTRA_dataframe = smtpd/data.o
+UNIT_EXTRA_pop3parse = pop3d/parse.o
+UNIT_EXTRA_smtpreply = queued/smtpreply.o
 
 # Rebuild everything when the flags change (plain vs SANITIZE=1).
 FLAGSTAMP = .build-flags
@@ -102,12 +110,8 @@ $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 
 # Static pattern rules: a plain pattern rule was given up after a clean
 # ("No rule to make target regress/unit/test_addr") until a second run.
-$(filter-out regress/unit/test_dataframe,$(UNIT_BIN)): regress/unit/test_%: regress/unit/test_%.c regress/unit/unit.h common/libcommon.a $(FLAGSTAMP)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
-
-# The DATA framing lives in smtpd/ but is tested alone.
-regress/unit/test_dataframe: regress/unit/test_dataframe.c regress/unit/unit.h smtpd/data.o common/libcommon.a $(FLAGSTAMP)
-	$(CC) $(CPPFLAGS) -I$(CURDIR)/smtpd $(CFLAGS) $(LDFLAGS) -o $@ $< smtpd/data.o common/libcommon.a $(LDLIBS)
+$(UNIT_BIN): regress/unit/test_%: regress/unit/test_%.c regress/unit/unit.h $$(UNIT_EXTRA_$$*) common/libcommon.a $(FLAGSTAMP)
+	$(CC) $(CPPFLAGS) $(addprefix -I$(CURDIR)/,$(dir $(UNIT_EXTRA_$*))) $(CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_EXTRA_$*) common/libcommon.a $(LDLIBS)
 
 $(BENCH_BIN): regress/bench/%: regress/bench/%.c common/libcommon.a $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
@@ -174,10 +178,11 @@ $(shell mkdir -p $(FUZZ_BUILD)/replay $(FUZZ_BUILD)/obj && \
     [ "$$(cat $(FUZZ_TARGETS_H) 2>/dev/null)" = '$(FUZZ_TARGETS_NOW)' ] || \
     printf '%s' '$(FUZZ_TARGETS_NOW)' > $(FUZZ_TARGETS_H))
 
-FUZZ_HDRS = regress/fuzz/fuzz.h $(wildcard common/*.h smtpd/*.h admin/*.h)
+FUZZ_HDRS = regress/fuzz/fuzz.h $(wildcard common/*.h) \
+	    $(wildcard $(addsuffix *.h,$(sort $(dir $(FUZZ_EXTRA)))))
 
 $(FUZZ_BUILD)/replay/%.o: regress/fuzz/%.c $(FUZZ_HDRS) $(FLAGSTAMP)
-	$(CC) $(CPPFLAGS) -DFUZZ_REPLAY -I$(CURDIR)/smtpd -I$(CURDIR)/admin $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -DFUZZ_REPLAY $(FUZZ_INC) $(CFLAGS) -c -o $@ $<
 
 $(FUZZ_REPLAY): regress/fuzz/replay.c regress/fuzz/fuzz.h $(FUZZ_TARGETS_H) \
     $(patsubst %,$(FUZZ_BUILD)/replay/%.o,$(FUZZ_NAMES)) \
@@ -206,7 +211,7 @@ $(FUZZ_BUILD)/libfuzz.a: $(FUZZ_LIBOBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(FUZZ_BUILD)/%: regress/fuzz/%.c $(FUZZ_HDRS) $(FUZZ_BUILD)/libfuzz.a
-	$(FUZZ_CC) $(CPPFLAGS) -I$(CURDIR)/smtpd -I$(CURDIR)/admin \
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_INC) \
 	    $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libfuzz.a \
 	    $(LDLIBS)
 

@@ -9,11 +9,6 @@
 
 #include "pop3d.h"
 
-/* RFC 1939 message numbers fit in 10 digits in any mailbox we list. */
-#define MSGNO_DIGITS	10
-/* A number longer than this is not a number at all. */
-#define NUMBER_DIGITS	18
-
 static const struct verb {
 	const char	*name;
 	enum pop3_verb	 verb;
@@ -97,9 +92,9 @@ msgno_arg(const char *s, uint64_t *no)
 {
 	int	n;
 
-	if ((n = digits(s, NUMBER_DIGITS, no)) == -1)
+	if ((n = digits(s, POP3_NUMBER_DIGITS, no)) == -1)
 		return "invalid message number";
-	if (n > MSGNO_DIGITS)
+	if (n > POP3_MSGNO_DIGITS)
 		*no = 0;
 	return NULL;
 }
@@ -139,7 +134,7 @@ verb_args(struct pop3_cmd *c, char **argv)
 	case POP3_DELE:
 		return msgno_arg(argv[0], &c->msgno);
 	case POP3_TOP:
-		if (digits(argv[1], NUMBER_DIGITS, &c->lines) == -1)
+		if (digits(argv[1], POP3_NUMBER_DIGITS, &c->lines) == -1)
 			return "invalid line count";
 		return msgno_arg(argv[0], &c->msgno);
 	default:

@@ -258,6 +258,10 @@ enum pop3_verb {
 	POP3_NVERBS
 };
 #define POP3_ARGS_MAX	3	/* words after a verb */
+/* RFC 1939 message numbers fit in 10 digits in any mailbox we list. */
+#define POP3_MSGNO_DIGITS	10
+/* A number longer than this is not a number at all. */
+#define POP3_NUMBER_DIGITS	18
 
 /*
  * A parsed line. Its strings point into the line given, which the parser

@@ -7,11 +7,11 @@
  * digits its last line starts with; its text is printable and bounded;
  * keywords come only for EHLO; every state is bounded by the limits.
  *
- * The parser's source comes in whole: it needs nothing but libcommon.
+ * The parser links alone: it needs nothing but libcommon.
  */
 #include <string.h>
 
-#include "../../queued/smtpreply.c"
+#include "queued.h"
 #include "fuzz.h"
 
 struct seen {

@@ -3,14 +3,14 @@
  * message numbers and TOP line counts at their edges, the raw password
  * of PASS, the AUTH mechanism and initial response, SASL response lines.
  *
- * The unit rule of the Makefile links only libcommon.a, so the parser's
- * source comes in whole; it needs nothing else, which is the point.
+ * The parser is linked alone (UNIT_EXTRA_* in the Makefile): it needs
+ * nothing but libcommon.a, which is the point.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../../pop3d/parse.c"
+#include "pop3d.h"
 #include "unit.h"
 
 static struct pop3_cmd	cmd;

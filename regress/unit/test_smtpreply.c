@@ -3,15 +3,15 @@
  * multi-line replies, their codes, the EHLO keywords we act on, the line
  * length and line count limits, replies cut anywhere, printable text.
  *
- * The unit rule of the Makefile links only libcommon.a, so the parser's
- * source comes in whole; it needs nothing else, which is the point.
+ * The parser is linked alone (UNIT_EXTRA_* in the Makefile): it needs
+ * nothing but libcommon.a, which is the point.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../queued/smtpreply.c"
+#include "queued.h"
 #include "unit.h"
 
 static struct smtp_reply	r;
