@@ -13,6 +13,8 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile                                           # noqa: E402
@@ -88,24 +90,56 @@ class Deliver(hostile.HostileCase):
 
     def test_reload_while_delivering(self):
         # A reload frees the old configuration while the writer thread
-        # may be building paths from it (a SANITIZE=1 build reports it).
+        # may be building paths from it: deliveries stream while SIGHUPs
+        # come as fast as the parent takes them, so the writer's reads
+        # land inside a reload many times (a SANITIZE=1 build reports a
+        # read of freed memory; any build may write a wrong path).
         inst, p, peer = self.start_hostile('queued', users=['alice'])
-        n = 400
-        for i in range(n):
-            with tempfile.TemporaryFile(dir=inst.dir) as f:
-                f.write(b'Subject: %d\r\n\r\nbody\r\n' % i)
-                f.flush()
-                peer.send(T['IMSG_DELIVER'], deliver(i), fd=f.fileno())
-            p.send_signal(signal.SIGHUP)
-        got = {}
-        for _ in range(n):
-            req, result, why = reply_of(peer.expect(
-                T['IMSG_DELIVER_REPLY'], timeout=30))
-            got[req] = (result, why)
+        n, signals, stop = 600, [0], threading.Event()
+
+        def hangups():
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline \
+                    and signals[0] < 20000:
+                p.send_signal(signal.SIGHUP)
+                signals[0] += 1
+                time.sleep(0.0002)
+        t = threading.Thread(target=hangups)
+        t.start()
+        try:
+            got = self.stream_deliveries(inst, peer, n)
+        finally:
+            stop.set()
+            t.join()
+        self.assertEqual(inst.sanitizer_reports(), [])
         self.assertEqual(sorted(got), list(range(n)))
         self.assertEqual([k for k, v in got.items() if v[0] != 0], [])
         self.assertEqual(len(inst.messages('alice')), n)
+        self.assertGreater(signals[0], n)
+        self.assertRegex(inst.log(), r'configuration reloaded')
         self.assertRunning(inst, p)
+
+    def stream_deliveries(self, inst, peer, n, window=32):
+        """Deliver n messages keeping up to window in flight; their
+        replies, by request number."""
+        got, sent = {}, 0
+        while len(got) < n:
+            while sent < n and sent - len(got) < window:
+                with tempfile.TemporaryFile(dir=inst.dir) as f:
+                    f.write(b'Subject: %d\r\n\r\nbody\r\n' % sent)
+                    f.flush()
+                    peer.send(T['IMSG_DELIVER'], deliver(sent),
+                              fd=f.fileno())
+                sent += 1
+            try:
+                req, result, why = reply_of(peer.expect(
+                    T['IMSG_DELIVER_REPLY'], timeout=30))
+            except (TimeoutError, OSError) as e:
+                self.fail('delivery %d of %d got no answer (%s):\n%s%s'
+                          % (len(got), n, e, inst.log_tail(),
+                             ''.join(inst.sanitizer_reports())))
+            got[req] = (result, why)
+        return got
 
 
 class Descriptors(hostile.HostileCase):
