@@ -325,6 +325,21 @@ cmd_auth(struct session *s, const struct pop3_cmd *c)
 	s->state = ST_SASL;
 }
 
+/*
+ * Guesses pipelined behind a failure would each hold the session through
+ * another delay: a few failures end it, as a client with a wrong
+ * password needs only one to tell its user.
+ */
+static void
+login_failed(struct session *s)
+{
+	if (++s->nauthfail < POP3_AUTHFAIL_MAX)
+		return;
+	log_info("pop3 session=%08x from=%s: too many failed logins",
+	    s->id, s->addr);
+	s->state = ST_CLOSING;
+}
+
 static void
 login_answer(struct session *s, uint32_t result)
 {
@@ -333,6 +348,7 @@ login_answer(struct session *s, uint32_t result)
 	switch (result) {
 	case POP3_LOGIN_FAIL:
 		session_printf(s, "-ERR [AUTH] authentication failed\r\n");
+		login_failed(s);
 		break;
 	case POP3_LOGIN_BLOCKED:
 		session_printf(s, "-ERR [SYS/TEMP] too many failed logins, "

@@ -33,6 +33,7 @@
 /* Room kept free before an answer line is started. */
 #define POP3_LINE_ROOM	512
 #define POP3_BAD_MAX	20	/* bad commands before we hang up */
+#define POP3_AUTHFAIL_MAX 3	/* failed logins before we hang up */
 #define POP3_UID_MAX	70	/* RFC 1939 unique-id-listing */
 #define POP3_PASS_MAX	1023	/* what the parent accepts */
 
@@ -135,6 +136,7 @@ struct session {
 	int		 eof;		/* the client closed its side */
 	int		 discard;	/* skipping a line too long */
 	int		 nbad;
+	int		 nauthfail;
 	int		 delayed;	/* login result, told later */
 	int		 haveuser;
 	char		 user[POP3_CMD_MAX + 1];

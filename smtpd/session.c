@@ -975,6 +975,16 @@ auth_delay_done(int fd, short ev, void *arg)
 	event_base_set(proc->base, &s->ev_timer);
 	timer_arm(s);
 	session_reply(s, "535 5.7.8 Authentication credentials invalid");
+	/* Guesses pipelined behind a failure would each hold the session
+	 * through another delay; a client with a wrong password needs only
+	 * one answer to tell its user. */
+	if (++s->authfails >= SMTP_MAX_AUTHFAIL) {
+		log_info("smtp-in session=%s client=%s: too many failed "
+		    "authentications", s->sid, s->peeraddr);
+		session_close_with(s, "421 4.7.0 %s Too many failed "
+		    "authentications", proc->conf.serverhostname);
+		return;
+	}
 	session_process(s);
 }
 

@@ -21,6 +21,7 @@
 #define SMTP_OUT_HIGH	(64 * 1024)	/* stop reading while replies pile */
 #define SMTP_MAX_RCPTS	100
 #define SMTP_MAX_ERRORS	10
+#define SMTP_MAX_AUTHFAIL 3	/* failed AUTHs before we hang up */
 #define SMTP_DATABUF	(64 * 1024)
 #define SMTP_MAX_RECEIVED 100		/* hops before a loop (RFC 5321 6.3) */
 
@@ -97,6 +98,7 @@ struct session {
 	enum smtp_wait		 wait;
 	int			 esmtp;
 	int			 errors;
+	int			 authfails;
 	char			 helo[256];
 	char			 authuser[USER_NAME_MAX + 1];
 	char			 authname[256];	/* LOGIN user, pending */

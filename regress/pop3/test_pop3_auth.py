@@ -106,6 +106,31 @@ class Login(Pop3Case):
         r, t = timed(c.cmd, 'PASS wrong')
         self.assertLess(t, 1.9)
 
+    def test_session_ends_after_three_failed_logins(self):
+        # A client that pipelines guesses holds its session only for
+        # three answers; the guesses behind them are never tried.
+        c = self.raw(src='127.0.0.7')
+        c.send(b''.join(b'USER alice\r\nPASS wrong%d\r\n' % i
+                        for i in range(3)) +
+               b'USER alice\r\nPASS alicepw\r\nSTAT\r\n')
+        for i in range(3):
+            self.assertEqual(c.line(), b'+OK\r\n')
+            self.assertEqual(c.line(),
+                             b'-ERR [AUTH] authentication failed\r\n')
+        self.assertEqual(c.eof(), b'')
+        log = self.inst.log()
+        self.assertRegex(log, r'from=127\.0\.0\.7.*too many failed logins')
+        self.assertNotRegex(log, r'user=alice from=127\.0\.0\.7 '
+                            r'result=ok')
+        # AUTH PLAIN failures count the same.
+        c = self.raw(src='127.0.0.8')
+        c.send(b''.join(b'AUTH PLAIN %s\r\n' % plain('alice', 'no%d' % i)
+                        .encode() for i in range(4)))
+        for i in range(3):
+            self.assertEqual(c.line(),
+                             b'-ERR [AUTH] authentication failed\r\n')
+        self.assertEqual(c.eof(), b'')
+
     def test_blocked_after_twenty_failures(self):
         src = '127.0.0.5'
         answers = []

@@ -236,6 +236,26 @@ class Auth(SmtpCase):
         r = c2.auth_plain('alice', 'alicepw')
         self.assertEqual(r.code, 235, r)
 
+    def test_session_ends_after_three_failed_auths(self):
+        # Guesses pipelined behind a failure each hold the session for
+        # another delay: the third failure ends it, and what follows is
+        # never tried.
+        inst = self.smtp_instance(noauthhosts=[])
+        c = self.session(inst, source='127.0.5.1')
+        c.send(b''.join(b'AUTH PLAIN %s\r\n' % b64('\0alice\0no%d' % i)
+                        .encode() for i in range(3)) +
+               b'AUTH PLAIN %s\r\n' % b64('\0alice\0alicepw').encode())
+        for i in range(3):
+            r = c.reply(timeout=15)
+            self.assertEqual((r.code, r.enh), (535, '5.7.8'), r)
+        r = c.reply(timeout=5)
+        self.assertEqual(r.code, 421, r)
+        self.assertTrue(c.closed_by_server(5))
+        log = inst.log()
+        self.assertRegex(log, r'client=127\.0\.5\.1.*too many failed '
+                         r'authentications')
+        self.assertNotRegex(log, r'auth user=alice result=ok')
+
     def test_account_locked_by_failures_from_many_addresses(self):
         inst = self.smtp_instance(noauthhosts=[])
         answers = []
