@@ -3,6 +3,7 @@
 
     /usr/bin/python3 regress/bench/pop3_bench.py [--rounds N] [--quick]
         [--messages N] [--big N] [--logins N] [--no-dovecot]
+        [--baseline TREE]
 
 Figures, not a pass/fail test (the exit status is 0 unless the benchmark
 itself could not run).  Everything runs in a private network namespace
@@ -28,6 +29,12 @@ and a pause (MEASURING.md); medians are quoted.  Dovecot
 (dovecot-core + dovecot-pop3d) runs privately: own config, base_dir and
 log in a temporary folder, stock settings otherwise (a login process per
 connection, no auth cache), a passwd-file with the same yescrypt hashes.
+
+--baseline TREE adds a third server: pymaild as built in another checkout
+(e.g. `git worktree add /tmp/base OLDCOMMIT && make -C /tmp/base`),
+measured in the same rounds, so a change is judged against the code
+before it on the same machine at the same moment; each figure is then
+also given as the median of the rounds' own ratios to it.
 
 Lines "FIGURE<TAB>name<TAB>value<TAB>target<TAB>verdict" are for the
 summary of regress/bench/run.py; main() prints everything.
@@ -60,6 +67,8 @@ PAUSE = 2.0
 TARGET_RETR_RATIO = 1.5
 TARGET_LIST_MS = 50.0
 TARGET_LOGIN_RATIO = 10.0
+# A change may cost at most 5% of a figure against the code before it.
+TARGET_BASELINE = 0.95
 
 USERS = {'bench4k': 'bench4k-pw', 'bench1m': 'bench1m-pw',
          'poll': 'poll-pw'}
@@ -164,9 +173,13 @@ def settle():
 class Pymaild:
     name = 'pymaild'
 
-    def __init__(self):
+    def __init__(self, tree=None):
         self.inst = pmtest.Instance(loglevel=1, timeout=600,
                                     maxsessions=1000)
+        if tree:
+            self.name = 'baseline'
+            self.inst.pymailadm = os.path.join(tree, 'admin', 'pymailadm')
+            self.inst.pymaild_bin = os.path.join(tree, 'pymaild', 'pymaild')
         for u, p in USERS.items():
             r = self.inst.adm('adduser', u, p)
             if r.returncode != 0:
@@ -179,6 +192,14 @@ class Pymaild:
 
     def maildir(self, user):
         return os.path.join(self.inst.maildir, user, 'Maildir')
+
+    def cpu_ns(self):
+        """CPU time the daemon used so far, every process and thread of
+        it: far steadier than a rate on a busy machine, since time spent
+        waiting for another program's turn is not counted."""
+        parent, roles, other = self.inst.processes()
+        pids = [parent] + [p for v in roles.values() for p in v] + other
+        return sum(task_cpu_ns(p) for p in pids if p)
 
     def set_password(self, user, pw):
         r = self.inst.adm('chpasswd', user, pw)
@@ -193,8 +214,27 @@ class Pymaild:
         self.inst.cleanup()
 
 
+def task_cpu_ns(pid):
+    """Nanoseconds on a CPU of every thread of pid (schedstat)."""
+    total = 0
+    try:
+        tasks = os.listdir('/proc/%d/task' % pid)
+    except OSError:
+        return 0
+    for t in tasks:
+        try:
+            with open('/proc/%d/task/%s/schedstat' % (pid, t)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 class Dovecot:
     name = 'dovecot'
+
+    def cpu_ns(self):
+        return None         # a process per login: not followed here
 
     def __init__(self, folder, hashes):
         self.dir = folder
@@ -307,10 +347,14 @@ def one_round(server, corpora, args, rnd, hash_of):
     res['list_median_ms'] = float(r['median_ms'])
     for depth, key in ((1, 'retr4k_seq'), (64, 'retr4k_pipe')):
         settle()
+        c0 = server.cpu_ns()
         r = load(server, 'retr', 'bench4k', '-d', str(depth))
+        c1 = server.cpu_ns()
         res[key + '_msgs'] = float(r['msgs_per_s'])
         res[key + '_mbs'] = float(r['mb_per_s'])
         res[key + '_quit_ms'] = float(r['quit_s']) * 1000
+        res[key + '_cpu_us'] = (float('nan') if c0 is None else
+                                (c1 - c0) / 1000 / args.messages)
     for depth, key in ((1, 'retr1m_seq'), (8, 'retr1m_pipe')):
         settle()
         r = load(server, 'retr', 'bench1m', '-d', str(depth))
@@ -336,6 +380,8 @@ ROWS = [
     ('retr4k_pipe_msgs', 'RETR 4 KiB, pipelined (64)', 'msg/s'),
     ('retr4k_pipe_mbs', '', 'MB/s'),
     ('retr4k_seq_quit_ms', 'QUIT after the first pass (marks seen)', 'ms'),
+    ('retr4k_seq_cpu_us', 'CPU a message, one at a time', 'us'),
+    ('retr4k_pipe_cpu_us', 'CPU a message, pipelined', 'us'),
     ('retr1m_seq_msgs', 'RETR 1 MiB, one at a time', 'msg/s'),
     ('retr1m_seq_mbs', '', 'MB/s'),
     ('retr1m_pipe_msgs', 'RETR 1 MiB, pipelined (8)', 'msg/s'),
@@ -355,45 +401,57 @@ def pair_ratio(pm, dc, key):
     """The median of each round's own ratio: the two servers ran one
     after the other in a round, so load from elsewhere cancels better
     than in the ratio of the medians."""
-    ratios = [a[key] / b[key] for a, b in zip(pm, dc) if b[key]]
-    if key.endswith('_ms'):
+    ratios = [a[key] / b[key] for a, b in zip(pm, dc)
+              if b[key] and a[key] == a[key] and b[key] == b[key]]
+    if key.endswith('_ms') or key.endswith('_us'):
         ratios = [1 / r for r in ratios if r]
     return statistics.median(ratios) if ratios else float('nan')
 
 
-def report(args, pm, dc):
+def num(v):
+    return '%.0f' % v if v >= 100 else '%.2f' % v
+
+
+def report(args, pm, dc, base):
     out('')
     out('POP3 figures: medians of %d rounds; %d messages of 4 KiB, %d of '
         '1 MiB' % (args.rounds, args.messages, args.big))
-    head = '%-40s %12s %12s %8s' % ('', 'pymaild', 'dovecot' if dc else '',
-                                    'ratio*' if dc else '')
-    out(head)
+    others = [(n, r) for n, r in (('dovecot', dc), ('baseline', base)) if r]
+    out('%-40s %12s' % ('', 'pymaild') + ''.join(
+        ' %12s %8s' % (n, 'ratio*') for n, _ in others))
     for key, label, unit in ROWS:
-        a = med(pm, key)
-        line = '%-40s %12.1f' % ((label or '') + ' ' + unit, a)
-        if dc:
-            line += ' %12.1f %7.2fx' % (med(dc, key),
-                                        pair_ratio(pm, dc, key))
+        line = '%-40s %12.1f' % ((label or '') + ' ' + unit, med(pm, key))
+        for _, r in others:
+            line += ' %12.1f %7.2fx' % (med(r, key), pair_ratio(pm, r, key))
         out(line)
-    if dc:
-        out('* ratio: the median of the rounds\' own ratios')
+    if others:
+        out('* ratio: the median of the rounds\' own ratios (>1: pymaild '
+            'better)')
     out('')
     out('per round (the spread says how noisy the machine was):')
     for key, label, unit in ROWS:
-        line = '  %-20s pymaild %s' % (key, ' '.join('%.0f' % r[key]
+        line = '  %-20s pymaild %s' % (key, ' '.join(num(r[key])
                                                      for r in pm))
-        if dc:
-            line += ' | dovecot %s' % ' '.join('%.0f' % r[key] for r in dc)
+        for n, res in others:
+            line += ' | %s %s' % (n, ' '.join(num(r[key]) for r in res))
         out(line)
     out('')
-    figures(pm, dc)
+    figures(pm, dc, base)
 
 
 def figure(name, value, target, verdict):
     out('FIGURE\t%s\t%s\t%s\t%s' % (name, value, target, verdict))
 
 
-def figures(pm, dc):
+def figures(pm, dc, base):
+    if base:
+        for key in ('retr4k_seq_msgs', 'retr4k_pipe_msgs', 'retr1m_seq_msgs',
+                    'retr1m_pipe_msgs', 'logins_per_s', 'list_median_ms',
+                    'retr4k_seq_cpu_us', 'retr4k_pipe_cpu_us'):
+            ratio = pair_ratio(pm, base, key)
+            figure('pop3 %s vs baseline' % key, '%.3fx' % ratio,
+                   '>= %.2fx' % TARGET_BASELINE,
+                   'ok' if ratio >= TARGET_BASELINE else 'MISSED')
     for key in ('retr4k_seq_msgs', 'retr4k_pipe_msgs'):
         a = med(pm, key)
         if dc:
@@ -425,6 +483,8 @@ def main():
     ap.add_argument('--logins', type=int, default=2000)
     ap.add_argument('--dovecot-logins', type=int, default=60)
     ap.add_argument('--no-dovecot', action='store_true')
+    ap.add_argument('--baseline', metavar='TREE',
+                    help='also measure pymaild as built in TREE')
     ap.add_argument('--quick', action='store_true',
                     help='one round, smaller mailboxes')
     args = ap.parse_args()
@@ -453,6 +513,10 @@ def main():
         make_corpus(corpora['poll'], 5, 2000)
         pm = Pymaild()
         servers.append(pm)
+        base = None
+        if args.baseline:
+            base = Pymaild(os.path.abspath(args.baseline))
+            servers.append(base)
         own_corpora(corpora, pm.uid, pm.gid)
         dc = None
         if args.no_dovecot:
@@ -467,16 +531,15 @@ def main():
         def hash_of(pw):
             pm.set_password('poll', pw)
             return pm.inst.user_hash('poll')
-        pm_res, dc_res = [], []
+        res = {pm: [], dc: [], base: []}
         for rnd in range(args.rounds):
-            order = [pm, dc] if rnd % 2 == 0 else [dc, pm]
+            order = [s for s in (pm, base, dc) if s is not None]
+            if rnd % 2:
+                order.reverse()
             for s in order:
-                if s is None:
-                    continue
                 out('pop3_bench: round %d, %s ...' % (rnd + 1, s.name))
-                r = one_round(s, corpora, args, rnd, hash_of)
-                (pm_res if s is pm else dc_res).append(r)
-        report(args, pm_res, dc_res)
+                res[s].append(one_round(s, corpora, args, rnd, hash_of))
+        report(args, res[pm], res[dc], res[base])
     finally:
         for s in servers:
             with contextlib.suppress(Exception):

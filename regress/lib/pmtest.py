@@ -575,7 +575,12 @@ class Instance:
         inst.cleanup()        # or: with Instance() as inst: ...
 
     Keyword arguments override config keys (None removes a key).
+    A benchmark may point pymailadm and pymaild at another build tree
+    (pymaild finds its helpers beside itself).
     """
+
+    pymailadm = PYMAILADM
+    pymaild_bin = PYMAILD
 
     def __init__(self, **overrides):
         self.dir = tempfile.mkdtemp(prefix='pmtest-', dir=TMPBASE)
@@ -683,8 +688,8 @@ class Instance:
     def adm(self, *args, input=None, json=False, timeout=ADM_TIMEOUT):
         """Run pymailadm -f CONF [--json] ARGS...; returns the text
         CompletedProcess (never raises on a non-zero exit)."""
-        require_built(PYMAILADM)
-        argv = [PYMAILADM, '-f', self.conf]
+        require_built(self.pymailadm)
+        argv = [self.pymailadm, '-f', self.conf]
         if json:
             argv.append('--json')
         argv.extend(args)
@@ -706,8 +711,9 @@ class Instance:
 
     def pymaild(self, *args, timeout=ADM_TIMEOUT):
         """Run pymaild ARGS... to completion (e.g. '-n')."""
-        require_built(PYMAILD)
-        return run([PYMAILD] + list(args), timeout=timeout, env=self.env())
+        require_built(self.pymaild_bin)
+        return run([self.pymaild_bin] + list(args), timeout=timeout,
+                   env=self.env())
 
     def check_config(self):
         """pymaild -n -f CONF."""
@@ -737,11 +743,11 @@ class Instance:
 
     def start_foreground(self, *extra_args):
         """pymaild -d -f CONF as a Popen (stderr to DIR/foreground.err)."""
-        require_built(PYMAILD)
+        require_built(self.pymaild_bin)
         self.fg_err = os.path.join(self.dir, 'foreground.err')
         errf = open(self.fg_err, 'ab')
         try:
-            p = subprocess.Popen([PYMAILD, '-d'] + list(extra_args) +
+            p = subprocess.Popen([self.pymaild_bin, '-d'] + list(extra_args) +
                                  ['-f', self.conf],
                                  stdin=subprocess.DEVNULL,
                                  stdout=errf, stderr=errf, env=self.env(),
