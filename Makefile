@@ -8,6 +8,9 @@
 #   make fuzz       each libFuzzer harness of regress/fuzz for FUZZ_S seconds
 #   make install    PREFIX=/usr/local DESTDIR=
 
+# The one place the version is written; the programs print it (--version).
+VERSION	 = 0.3.0
+
 PREFIX	?= /usr/local
 DESTDIR	?=
 BINDIR	 = $(PREFIX)/sbin
@@ -50,6 +53,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libbsd's <sys/tree.h> uses __unused in RB_*_STATIC but its cdefs.h leaves
 # it undefined (Debian #522773), so we define it for the whole build.
 CPPFLAGS += -I$(CURDIR)/common -DLIBEXECDIR='"$(LIBEXEC)"' \
+	    -DPYMAILD_VERSION='"$(VERSION)"' \
 	    "-D__unused=__attribute__((__unused__))" \
 	    -D_GNU_SOURCE
 CFLAGS	 += -std=gnu11 -O2 -g $(WARN) $(SANFLAGS) $(PKG_CFLAGS)

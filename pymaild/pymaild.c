@@ -56,10 +56,25 @@ static int	nlisteners;
 static struct event ev_sigterm, ev_sigint, ev_sighup, ev_sigchld, ev_stop;
 
 static __attribute__((noreturn)) void
-usage(void)
+usage(FILE *out, int status)
 {
-	fprintf(stderr, "usage: pymaild [-dnv] [-f file]\n");
-	exit(2);
+	fprintf(out, "usage: pymaild [-dnv] [-f file]\n"
+	    "       pymaild --help | --version\n");
+	exit(status);
+}
+
+/* The long options stand alone: getopt(3) knows none of them. */
+static void
+long_option(int argc, char *argv[])
+{
+	if (argc != 2)
+		return;
+	if (strcmp(argv[1], "--help") == 0)
+		usage(stdout, 0);
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("pymaild %s\n", PYMAILD_VERSION);
+		exit(0);
+	}
 }
 
 static int
@@ -791,17 +806,18 @@ main(int argc, char *argv[])
 
 	env = xcalloc(1, sizeof(*env));
 	env->readyfd = -1;
+	long_option(argc, argv);
 	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
 		switch (ch) {
 		case 'd': env->foreground = 1; break;
 		case 'f': confpath = xstrdup(optarg); break;
 		case 'n': checkonly = 1; break;
 		case 'v': env->verbose = 1; break;
-		default: usage();
+		default: usage(stderr, 2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr, 2);
 	setproctitle_init(argc, argv, environ);
 	env->confpath = confpath;
 	load_config_or_die(confpath);
