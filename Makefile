@@ -91,6 +91,11 @@ FLAGSTAMP = .build-flags
 FLAGS_NOW = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
 $(shell [ "$$(cat $(FLAGSTAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || \
     printf '%s' '$(FLAGS_NOW)' > $(FLAGSTAMP))
+# A rule of its own as well: make then never has to find the stamp on
+# disk through its cache of the folder, which may be older than the
+# line above (on a fresh clone: "No rule to make target", exit 2).
+$(FLAGSTAMP):
+	@printf '%s' '$(FLAGS_NOW)' > $@
 
 .PHONY: all deps accounts run regress bench install clean fuzz fuzzdeps fuzz-build
 .DEFAULT_GOAL := all
