@@ -202,16 +202,12 @@ make_folders(void)
 		fatal("cannot create /var/empty");
 }
 
-/*
- * Opened as root and then given to `user`: never through a symbolic
- * link, and only a regular file with one name (a FIFO would block us, a
- * hard link would give away another file).
- */
+/* Opened as root and then given to `user` (logfile.c). */
 static int
 open_log(void)
 {
 	const char	*path = env->conf.logfile;
-	struct stat	 st;
+	char		 err[PATH_MAX + 64];
 	int		 fd;
 
 	if (env->foreground)
@@ -226,18 +222,8 @@ open_log(void)
 			fatal("/dev/null");
 		return fd;
 	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
-	    O_NONBLOCK | O_CLOEXEC, 0640);
-	if (fd == -1)
-		fatal("cannot open logfile %s", path);
-	if (fstat(fd, &st) == -1)
-		fatal("fstat %s", path);
-	if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
-		fatalx("logfile %s is not a regular file with one name", path);
-	if (fcntl(fd, F_SETFL, O_APPEND) == -1)
-		fatal("fcntl %s", path);
-	if (geteuid() == 0 && fchown(fd, env->uid, env->gid) == -1)
-		log_warn("chown %s", path);
+	if ((fd = logfile_open(path, err, sizeof(err))) == -1)
+		fatalx("logfile: %s", err);
 	return fd;
 }
 
@@ -613,6 +599,9 @@ on_signal(int sig, short ev, void *arg)
 	char	err[512];
 
 	if (sig == SIGHUP) {
+		/* The log first: a bad configuration must not keep the
+		 * daemon writing to a file logrotate moved away. */
+		logfile_reopen(err, sizeof(err));
 		if (parent_reload(err, sizeof(err)) == -1)
 			log_warnx("reload failed, keeping the old "
 			    "configuration: %s", err);
@@ -630,11 +619,12 @@ warn_changed(const struct config *o, const struct config *n)
 	    strcmp(o->user, n->user) != 0 ||
 	    strcmp(o->queueuser, n->queueuser) != 0 ||
 	    strcmp(o->maildir, n->maildir) != 0 ||
-	    strcmp(o->spooldir, n->spooldir) != 0;
+	    strcmp(o->spooldir, n->spooldir) != 0 ||
+	    strcmp(o->logfile, n->logfile) != 0;
 
 	if (changed)
-		log_warnx("reload: listen addresses, ports, users and folders "
-		    "change only at the next restart");
+		log_warnx("reload: listen addresses, ports, users, folders "
+		    "and the log file change only at the next restart");
 }
 
 int
@@ -660,6 +650,9 @@ parent_reload(char *err, size_t errlen)
 	nconf.maildir = xstrdup(env->conf.maildir);
 	free(nconf.spooldir);
 	nconf.spooldir = xstrdup(env->conf.spooldir);
+	/* The helpers' log goes where it went (syslog or our file). */
+	free(nconf.logfile);
+	nconf.logfile = xstrdup(env->conf.logfile);
 	config_free(&env->conf);
 	env->conf = nconf;
 	free(env->conftext);
