@@ -8,6 +8,9 @@
 #   make fuzz       each libFuzzer harness of regress/fuzz for FUZZ_S seconds
 #   make install    PREFIX=/usr/local DESTDIR=
 
+# The one place the version is written; the programs print it (--version).
+VERSION	 = 0.3.0
+
 PREFIX	?= /usr/local
 DESTDIR	?=
 BINDIR	 = $(PREFIX)/sbin
@@ -21,6 +24,8 @@ DEBS	 = libbsd-dev libldns-dev libconfig-dev libevent-dev libcrypt-dev \
 	   libseccomp-dev pkg-config
 # What the tests drive besides our own code.
 TESTDEBS = ldnsutils iproute2 util-linux mpop
+# regress/ops: the administrator's own tools run against the daemon.
+TESTDEBS += logrotate fail2ban
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -50,6 +55,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libbsd's <sys/tree.h> uses __unused in RB_*_STATIC but its cdefs.h leaves
 # it undefined (Debian #522773), so we define it for the whole build.
 CPPFLAGS += -I$(CURDIR)/common -DLIBEXECDIR='"$(LIBEXEC)"' \
+	    -DPYMAILD_VERSION='"$(VERSION)"' \
 	    "-D__unused=__attribute__((__unused__))" \
 	    -D_GNU_SOURCE
 CFLAGS	 += -std=gnu11 -O2 -g $(WARN) $(SANFLAGS) $(PKG_CFLAGS)
@@ -87,6 +93,11 @@ FLAGSTAMP = .build-flags
 FLAGS_NOW = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
 $(shell [ "$$(cat $(FLAGSTAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || \
     printf '%s' '$(FLAGS_NOW)' > $(FLAGSTAMP))
+# A rule of its own as well: make then never has to find the stamp on
+# disk through its cache of the folder, which may be older than the
+# line above (on a fresh clone: "No rule to make target", exit 2).
+$(FLAGSTAMP):
+	@printf '%s' '$(FLAGS_NOW)' > $@
 
 .PHONY: all deps accounts run regress bench install clean fuzz fuzzdeps fuzz-build
 .DEFAULT_GOAL := all
@@ -121,7 +132,7 @@ deps:
 	@missing=""; \
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing=1; done; \
 	command -v pkg-config >/dev/null || missing=1; \
-	for b in ldns-testns unshare ip mpop; do command -v $$b >/dev/null || missing=1; done; \
+	for b in ldns-testns unshare ip mpop logrotate fail2ban-regex; do command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \

@@ -48,16 +48,21 @@ die(const char *fmt, ...)
 	exit(1);
 }
 
-static void
-usage_all(void)
+/* Asked for (help, --help): standard output and success; a wrong or
+ * missing command gets it on standard error and status 2. */
+static __attribute__((noreturn)) void
+usage_all(FILE *out, int status)
 {
 	const struct command	*c;
 
-	fprintf(stderr, "usage: pymailadm [-f file] [--json] command ...\n"
+	fprintf(out, "usage: pymailadm [-f file] [--json] command ...\n"
+	    "       pymailadm --help | --version\n"
 	    "commands:\n");
 	for (c = commands; c->name; c++)
-		fprintf(stderr, "  %s %s\n", c->name, c->args);
-	exit(2);
+		fprintf(out, "  %s%s%s\n", c->name, *c->args ? " " : "",
+		    c->args);
+	fprintf(out, "  help\n");
+	exit(status);
 }
 
 void
@@ -94,16 +99,29 @@ main(int argc, char *argv[])
 			adm.json = 1;
 		else if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
 			adm.confpath = argv[++i];
-		else if (strncmp(argv[i], "-f", 2) == 0 && argv[i][2])
+		else if (strcmp(argv[i], "-f") == 0)
+			usage_error("-f needs an argument: the configuration "
+			    "file");
+		else if (strncmp(argv[i], "-f", 2) == 0)
 			adm.confpath = argv[i] + 2;
 		else if (strcmp(argv[i], "-h") == 0 ||
 		    strcmp(argv[i], "--help") == 0)
-			usage_all();
-		else
+			usage_all(stdout, 0);
+		else if (strcmp(argv[i], "--version") == 0 && i + 1 == argc) {
+			printf("pymailadm %s\n", PYMAILD_VERSION);
+			return 0;
+		} else
 			usage_error("unknown option %s", argv[i]);
 	}
-	if (i == argc)
-		usage_all();
+	if (i == argc) {
+		fprintf(stderr, "pymailadm: no command given\n");
+		usage_all(stderr, 2);
+	}
+	if (strcmp(argv[i], "help") == 0) {
+		if (i + 1 != argc)
+			usage_error("usage: help");
+		usage_all(stdout, 0);
+	}
 	for (c = commands; c->name; c++) {
 		if (strcmp(c->name, argv[i]) != 0)
 			continue;

@@ -388,6 +388,14 @@ cmd_getinfo(int argc, char **argv)
 	return 0;
 }
 
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct userent *)a)->name,
+	    ((const struct userent *)b)->name);
+}
+
+/* Sorted: the file keeps the order of creation, a reader wants order. */
 int
 cmd_users(int argc, char **argv)
 {
@@ -398,6 +406,8 @@ cmd_users(int argc, char **argv)
 		usage_error("usage: users");
 	become_owner();
 	load_users(&db);
+	if (db.n > 1)
+		qsort(db.v, db.n, sizeof(*db.v), name_cmp);
 	for (i = 0; i < db.n; i++)
 		puts(db.v[i].name);
 	userdb_free(&db);

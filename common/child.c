@@ -116,6 +116,33 @@ child_reload(struct imsg *im)
 	return 1;
 }
 
+/*
+ * The parent rotated the log: write to the new file from now on (an
+ * atomic swap of standard error, so no line is split or lost), then say
+ * so, which is what `pymailadm reload` waits for.
+ */
+static int
+child_log_reopen(struct imsg *im)
+{
+	struct msgread	mr;
+	uint32_t	gen;
+
+	mr_init(&mr, im);
+	gen = mr_u32(&mr);
+	if (mr_end(&mr) == -1 || im->fd == -1 || gen == 0) {
+		if (im->fd != -1)
+			close(im->fd);
+		return -1;
+	}
+	if (!(proc->flags & PROCF_SYSLOG) &&
+	    dup2(im->fd, STDERR_FILENO) == -1)
+		log_warn("log reopen generation=%u result=failed", gen);
+	close(im->fd);
+	chan_compose(&proc->parent, IMSG_LOG_REOPENED, 0, -1, &gen,
+	    sizeof(gen));
+	return 1;
+}
+
 int
 child_common_dispatch(struct imsg *im)
 {
@@ -124,6 +151,8 @@ child_common_dispatch(struct imsg *im)
 	switch (im->hdr.type) {
 	case IMSG_RELOAD:
 		return child_reload(im);
+	case IMSG_LOG_REOPEN:
+		return child_log_reopen(im);
 	case IMSG_STATS:
 		if (im->datalen != 0)
 			return -1;

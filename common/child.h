@@ -29,8 +29,8 @@ extern struct childproc	*proc;
 void	child_start(int argc, char **argv, enum proc_role role);
 /* After the privilege drop: listen to the parent and say hello. */
 void	child_ready(chan_dispatch_fn dispatch);
-/* IMSG_RELOAD, IMSG_STATS and IMSG_SHUTDOWN: 1 handled, 0 not ours,
- * -1 malformed. */
+/* IMSG_RELOAD, IMSG_STATS, IMSG_SHUTDOWN and IMSG_LOG_REOPEN: 1
+ * handled, 0 not ours, -1 malformed. */
 int	child_common_dispatch(struct imsg *im);
 /* Open a channel to another helper (proto.h's table). */
 void	child_peer(struct chan *c, enum proc_role peer, chan_dispatch_fn fn);

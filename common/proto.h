@@ -161,6 +161,18 @@ enum imsg_type {
 	IMSG_CTL_OK,		/* payload: text for the user */
 	IMSG_CTL_FAIL,		/* payload: one line, the reason */
 
+	/*
+	 * The log file after a rotation (reload, SIGHUP).
+	 *  LOG_REOPEN    parent -> every helper: u32 generation (1, 2, ...)
+	 *                + fd: the new log file, write-only, O_APPEND. The
+	 *                helper makes it its standard error
+	 *  LOG_REOPENED  helper -> parent: u32 generation, echoed once the
+	 *                helper writes only to the new file. One the parent
+	 *                never sent is hostile
+	 */
+	IMSG_LOG_REOPEN,
+	IMSG_LOG_REOPENED,
+
 	IMSG_TYPE_MAX
 };
 

@@ -315,8 +315,8 @@ auth_record_failure(const char *addr, const char *user, int known)
 
 	if (known && throttle_add(account_fails, user, now, FAIL_WINDOW) ==
 	    ACCOUNT_LOCK)
-		log_warnx("auth user=%s locked: %d failed logins in %d "
-		    "minutes", user, ACCOUNT_LOCK, FAIL_WINDOW / 60);
+		log_warnx("auth user=%s result=locked failures=%d "
+		    "minutes=%d", user, ACCOUNT_LOCK, FAIL_WINDOW / 60);
 	throttle_addr_key(addr, key);
 	n = throttle_add(addr_fails, key, now, FAIL_WINDOW);
 	return n;

@@ -20,6 +20,7 @@
 /* How long status waits for the helpers' figures: a stopped or stuck
  * helper must not hang pymailadm. */
 #define STATS_WAIT_SEC	2
+#define LOG_WAIT_SEC	2
 
 static const enum proc_role stats_roles[] = {
 	PROC_SMTPD, PROC_POP3D, PROC_QUEUED
@@ -34,6 +35,12 @@ struct ctlconn {
 	int		inuse;
 	struct event	ev_stats;	/* STATS_WAIT_SEC after the question */
 	int		timing;		/* ev_stats is armed */
+	/* A reload's answer, held until every helper writes to the
+	 * reopened log (log_wait, a generation) or LOG_WAIT_SEC passed. */
+	uint32_t	log_wait;
+	int		reload_ok;
+	char		reload_text[512];
+	struct event	ev_log;
 };
 
 static struct ctlconn	 conns[CTL_MAX_CONNS];
@@ -232,12 +239,84 @@ control_answer(uint32_t id, int ok, const char *text)
 		}
 }
 
+static void
+ctl_reload_answer(struct ctlconn *cc)
+{
+	if (cc->log_wait)
+		evtimer_del(&cc->ev_log);
+	cc->log_wait = 0;
+	ctl_reply(cc, cc->reload_ok, cc->reload_text);
+}
+
+static void
+ctl_log_timeout(int fd, short ev, void *arg)
+{
+	struct ctlconn	*cc = arg;
+	char		 who[128];
+
+	logfile_laggards(cc->log_wait, who, sizeof(who));
+	log_warnx("reload: %s did not move to the new log file within %d s",
+	    who, LOG_WAIT_SEC);
+	cc->log_wait = 0;
+	ctl_reply(cc, cc->reload_ok, cc->reload_text);
+}
+
+void
+control_log_moved(void)
+{
+	int	i;
+
+	for (i = 0; i < CTL_MAX_CONNS; i++)
+		if (conns[i].inuse && conns[i].log_wait &&
+		    logfile_moved(conns[i].log_wait))
+			ctl_reload_answer(&conns[i]);
+}
+
+/*
+ * The log first, so a configuration that does not load cannot keep
+ * every process on a file logrotate moved away; a log that cannot be
+ * reopened fails the reload (logrotate reports it) after the
+ * configuration was read all the same.
+ */
+static void
+ctl_reload(struct ctlconn *cc)
+{
+	struct timeval	tv = { LOG_WAIT_SEC, 0 };
+	char		logerr[384];
+	int		gen;
+
+	if (cc->log_wait)
+		return;		/* the first one's answer comes */
+	gen = logfile_reopen(logerr, sizeof(logerr));
+	cc->reload_ok = parent_reload(cc->reload_text,
+	    sizeof(cc->reload_text)) == 0;
+	if (!cc->reload_ok)
+		log_warnx("reload failed, keeping the old configuration: %s",
+		    cc->reload_text);
+	else if (gen == -1)
+		snprintf(cc->reload_text, sizeof(cc->reload_text), "the "
+		    "configuration was reloaded, but the log file was not "
+		    "reopened: %s; still writing to the old one", logerr);
+	else
+		strlcpy(cc->reload_text, "Configuration reloaded.\n",
+		    sizeof(cc->reload_text));
+	if (gen == -1)
+		cc->reload_ok = 0;
+	if (gen <= 0 || logfile_moved(gen)) {
+		ctl_reply(cc, cc->reload_ok, cc->reload_text);
+		return;
+	}
+	cc->log_wait = gen;
+	evtimer_set(&cc->ev_log, ctl_log_timeout, cc);
+	event_base_set(env->base, &cc->ev_log);
+	evtimer_add(&cc->ev_log, &tv);
+}
+
 static int
 ctl_dispatch(struct chan *ch, struct imsg *im)
 {
 	struct ctlconn	*cc = ch->arg;
 	struct msgbuild	 mb;
-	char		 err[512];
 
 	if (im->datalen != 0)
 		return -1;
@@ -263,12 +342,7 @@ ctl_dispatch(struct chan *ch, struct imsg *im)
 			ctl_reply(cc, 0, "mxcache is not reachable");
 		return 0;
 	case IMSG_CTL_RELOAD:
-		if (parent_reload(err, sizeof(err)) == -1) {
-			log_warnx("reload failed, keeping the old "
-			    "configuration: %s", err);
-			ctl_reply(cc, 0, err);
-		} else
-			ctl_reply(cc, 1, "Configuration reloaded.\n");
+		ctl_reload(cc);
 		return 0;
 	default:
 		return -1;
@@ -287,6 +361,9 @@ ctl_closed(struct chan *ch)
 	struct ctlconn	*cc = ch->arg;
 
 	ctl_stats_disarm(cc);
+	if (cc->log_wait)
+		evtimer_del(&cc->ev_log);
+	cc->log_wait = 0;
 	cc->pending = cc->unreachable = 0;
 	cc->inuse = 0;
 }
@@ -317,6 +394,7 @@ ctl_accept(int lfd, short ev, void *arg)
 	}
 	cc->inuse = 1;
 	cc->pending = 0;
+	cc->log_wait = 0;
 	cc->id = next_id++;
 	chan_init(&cc->chan, env->base, fd, "control", ctl_dispatch,
 	    ctl_closed, cc);

@@ -56,10 +56,25 @@ static int	nlisteners;
 static struct event ev_sigterm, ev_sigint, ev_sighup, ev_sigchld, ev_stop;
 
 static __attribute__((noreturn)) void
-usage(void)
+usage(FILE *out, int status)
 {
-	fprintf(stderr, "usage: pymaild [-dnv] [-f file]\n");
-	exit(2);
+	fprintf(out, "usage: pymaild [-dnv] [-f file]\n"
+	    "       pymaild --help | --version\n");
+	exit(status);
+}
+
+/* The long options stand alone: getopt(3) knows none of them. */
+static void
+long_option(int argc, char *argv[])
+{
+	if (argc != 2)
+		return;
+	if (strcmp(argv[1], "--help") == 0)
+		usage(stdout, 0);
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("pymaild %s\n", PYMAILD_VERSION);
+		exit(0);
+	}
 }
 
 static int
@@ -187,16 +202,12 @@ make_folders(void)
 		fatal("cannot create /var/empty");
 }
 
-/*
- * Opened as root and then given to `user`: never through a symbolic
- * link, and only a regular file with one name (a FIFO would block us, a
- * hard link would give away another file).
- */
+/* Opened as root and then given to `user` (logfile.c). */
 static int
 open_log(void)
 {
 	const char	*path = env->conf.logfile;
-	struct stat	 st;
+	char		 err[PATH_MAX + 64];
 	int		 fd;
 
 	if (env->foreground)
@@ -211,18 +222,8 @@ open_log(void)
 			fatal("/dev/null");
 		return fd;
 	}
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
-	    O_NONBLOCK | O_CLOEXEC, 0640);
-	if (fd == -1)
-		fatal("cannot open logfile %s", path);
-	if (fstat(fd, &st) == -1)
-		fatal("fstat %s", path);
-	if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
-		fatalx("logfile %s is not a regular file with one name", path);
-	if (fcntl(fd, F_SETFL, O_APPEND) == -1)
-		fatal("fcntl %s", path);
-	if (geteuid() == 0 && fchown(fd, env->uid, env->gid) == -1)
-		log_warn("chown %s", path);
+	if ((fd = logfile_open(path, err, sizeof(err))) == -1)
+		fatalx("logfile: %s", err);
 	return fd;
 }
 
@@ -598,6 +599,9 @@ on_signal(int sig, short ev, void *arg)
 	char	err[512];
 
 	if (sig == SIGHUP) {
+		/* The log first: a bad configuration must not keep the
+		 * daemon writing to a file logrotate moved away. */
+		logfile_reopen(err, sizeof(err));
 		if (parent_reload(err, sizeof(err)) == -1)
 			log_warnx("reload failed, keeping the old "
 			    "configuration: %s", err);
@@ -615,11 +619,12 @@ warn_changed(const struct config *o, const struct config *n)
 	    strcmp(o->user, n->user) != 0 ||
 	    strcmp(o->queueuser, n->queueuser) != 0 ||
 	    strcmp(o->maildir, n->maildir) != 0 ||
-	    strcmp(o->spooldir, n->spooldir) != 0;
+	    strcmp(o->spooldir, n->spooldir) != 0 ||
+	    strcmp(o->logfile, n->logfile) != 0;
 
 	if (changed)
-		log_warnx("reload: listen addresses, ports, users and folders "
-		    "change only at the next restart");
+		log_warnx("reload: listen addresses, ports, users, folders "
+		    "and the log file change only at the next restart");
 }
 
 int
@@ -645,6 +650,9 @@ parent_reload(char *err, size_t errlen)
 	nconf.maildir = xstrdup(env->conf.maildir);
 	free(nconf.spooldir);
 	nconf.spooldir = xstrdup(env->conf.spooldir);
+	/* The helpers' log goes where it went (syslog or our file). */
+	free(nconf.logfile);
+	nconf.logfile = xstrdup(env->conf.logfile);
 	config_free(&env->conf);
 	env->conf = nconf;
 	free(env->conftext);
@@ -791,17 +799,18 @@ main(int argc, char *argv[])
 
 	env = xcalloc(1, sizeof(*env));
 	env->readyfd = -1;
+	long_option(argc, argv);
 	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
 		switch (ch) {
 		case 'd': env->foreground = 1; break;
 		case 'f': confpath = xstrdup(optarg); break;
 		case 'n': checkonly = 1; break;
 		case 'v': env->verbose = 1; break;
-		default: usage();
+		default: usage(stderr, 2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(stderr, 2);
 	setproctitle_init(argc, argv, environ);
 	env->confpath = confpath;
 	load_config_or_die(confpath);

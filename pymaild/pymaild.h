@@ -70,6 +70,16 @@ int	control_stats(struct child *, struct imsg *);	/* STATS_REPLY */
 void	control_answer(uint32_t id, int ok, const char *text);
 void	control_cleanup(void);
 
+/* logfile.c: the log file, and its reopen after a rotation */
+int	logfile_open(const char *path, char *err, size_t errlen);
+/* 0 nothing to reopen, -1 failed (reported), else a generation. */
+int	logfile_reopen(char *err, size_t errlen);
+int	logfile_moved(uint32_t gen);
+void	logfile_laggards(uint32_t gen, char *buf, size_t len);
+int	logfile_confirmed(struct child *, struct imsg *);	/* REOPENED */
+/* control.c: answer the reloads that waited for the helpers' move. */
+void	control_log_moved(void);
+
 /* store.c: the mailbox store's side of the children's requests */
 void	store_init(void);
 int	store_auth(struct child *, struct imsg *);

@@ -68,6 +68,17 @@ req_read_stats_reply(const void *payload, size_t len,
 }
 
 int
+req_read_log_reopened(const void *payload, size_t len,
+    struct req_log_reopened *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->generation = mr_u32(&mr);
+	return mr_end(&mr);
+}
+
+int
 req_read_auth(const void *payload, size_t len, struct req_auth *r)
 {
 	struct msgread	mr;

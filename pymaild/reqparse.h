@@ -30,6 +30,10 @@ struct req_stats_reply {
 	uint32_t	count;
 };
 
+struct req_log_reopened {
+	uint32_t	generation;
+};
+
 /* Holds a password: explicit_bzero it after use. */
 struct req_auth {
 	uint32_t	reqid;
@@ -98,6 +102,7 @@ struct req_mx_refresh_done {
 
 int	req_read_hello(const void *, size_t, struct req_hello *);
 int	req_read_stats_reply(const void *, size_t, struct req_stats_reply *);
+int	req_read_log_reopened(const void *, size_t, struct req_log_reopened *);
 int	req_read_auth(const void *, size_t, struct req_auth *);
 int	req_read_rcpt_check(const void *, size_t, struct req_rcpt_check *);
 int	req_read_pop3_login(const void *, size_t, struct req_pop3_login *);

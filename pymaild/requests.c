@@ -8,6 +8,8 @@
 #include "pymaild.h"
 
 #define ROLE(r)		(1u << (r))
+/* Every helper, those added later too. */
+#define ROLE_HELPERS	(((1u << PROC_COUNT) - 1) & ~ROLE(PROC_PARENT))
 
 struct request {
 	uint32_t	 roles;		/* ROLE() bits of who may send it */
@@ -35,6 +37,8 @@ static const struct request requests[IMSG_TYPE_MAX] = {
 	[IMSG_MX_SAVE] = { ROLE(PROC_MXCACHE), 1, mxstore_save },
 	[IMSG_MX_REFRESH_DONE] = { ROLE(PROC_MXCACHE), 0,
 	    mxstore_refresh_done },
+	/* Each helper moved to the new log file. */
+	[IMSG_LOG_REOPENED] = { ROLE_HELPERS, 0, logfile_confirmed },
 };
 
 static const struct request *

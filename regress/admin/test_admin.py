@@ -617,7 +617,8 @@ class CheckConfig(AdminCase):
         argv = [PYMAILD, '-n', '-f', self.inst.conf]
         if IS_ROOT:
             argv = ['setpriv', '--reuid=65534', '--regid=65534',
-                    '--clear-groups'] + argv
+                    '--clear-groups',
+                    pmtest.programs_for(65534, 65534)['pymaild']] + argv[1:]
         r = pmtest.run(argv, env=self.inst.env())
         self.assertEqual(r.returncode, 0, out_err(r))
 
@@ -853,14 +854,17 @@ class Daemon(AdminCase):
         # Not root: the same five processes, no user change, no chroot,
         # and a warning in the log (DESIGN.md A2).  As root the test runs
         # pymailadm as "nobody" in a folder that user owns.
+        adm = PYMAILADM
         if IS_ROOT:
             os.chown(self.inst.dir, 65534, 65534)
             pre = ['setpriv', '--reuid=65534', '--regid=65534',
                    '--clear-groups']
             uid = 65534
+            # The tree may be in a folder nobody cannot enter (/root).
+            adm = pmtest.programs_for(65534, 65534)['pymailadm']
         else:
             pre, uid = [], os.geteuid()
-        r = pmtest.run(pre + [PYMAILADM, '-f', self.inst.conf, 'start'],
+        r = pmtest.run(pre + [adm, '-f', self.inst.conf, 'start'],
                        env=self.inst.env())
         self.assertEqual(r.returncode, 0, out_err(r))
         m = re.search(r'pymaild started, PID is (\d+)', r.stdout)
@@ -877,7 +881,7 @@ class Daemon(AdminCase):
         self.assertTrue(port_open(self.inst.smtp_port))
         self.assertRegex(self.inst.log(), r'(?i)warn|not root|privilege|'
                          r'chroot')
-        r = pmtest.run(pre + [PYMAILADM, '-f', self.inst.conf, 'stop'],
+        r = pmtest.run(pre + [adm, '-f', self.inst.conf, 'stop'],
                        env=self.inst.env())
         self.assertEqual(r.returncode, 0, out_err(r))
         self.assertStopped()

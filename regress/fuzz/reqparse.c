@@ -39,6 +39,7 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 	union {
 		struct req_hello		hello;
 		struct req_stats_reply		stats;
+		struct req_log_reopened		logre;
 		struct req_auth			auth;
 		struct req_rcpt_check		rcpt;
 		struct req_pop3_login		login;
@@ -61,6 +62,11 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		if (req_read_stats_reply(p, len, &r.stats) == -1)
 			return;
 		mb_u32(mb, r.stats.count);
+		break;
+	case IMSG_LOG_REOPENED:
+		if (req_read_log_reopened(p, len, &r.logre) == -1)
+			return;
+		mb_u32(mb, r.logre.generation);
 		break;
 	case IMSG_AUTH:
 		if (req_read_auth(p, len, &r.auth) == -1)

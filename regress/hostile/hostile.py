@@ -284,6 +284,9 @@ ALLOWED = {
     'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER'},
     'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},
 }
+# Every helper confirms a log reopen (test_hostile_logreopen.py).
+for _role in ALLOWED:
+    ALLOWED[_role].add('IMSG_LOG_REOPENED')
 
 QID = '0123456789abcdef'
 

@@ -999,3 +999,60 @@ def memory_holding(pid, needles, region_max=1 << 28):
                 continue
             found.update(n for n in needles if n in data)
     return found
+
+
+# ----------------------------------------------------------------------
+# Programs run by another account
+
+_copies = []
+
+
+def _can_exec(path, uid, gid):
+    """Can uid:gid (no other groups) run path, by the mode bits of path
+    and of every folder above it? (A tree cloned into /root, mode 0700,
+    is closed to every account but root.)"""
+    import stat as st_
+    path = os.path.abspath(path)
+    chain = [path]
+    while chain[-1] != '/':
+        chain.append(os.path.dirname(chain[-1]))
+    for p in chain:
+        st = os.stat(p)
+        if st.st_uid == uid:
+            bit = st_.S_IXUSR
+        elif st.st_gid == gid:
+            bit = st_.S_IXGRP
+        else:
+            bit = st_.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def programs_for(uid, gid):
+    """{'pymaild': path, 'pymailadm': path} that uid:gid can run: the
+    built ones when it can reach them, else copies installed (the
+    layout of `make install`: sbin/ and libexec/pymaild/) in a folder
+    under TMPBASE open to everyone, made once per test process."""
+    built = {'pymaild': PYMAILD, 'pymailadm': PYMAILADM}
+    if all(_can_exec(p, uid, gid) for p in list(built.values()) +
+           list(HELPERS.values())):
+        return built
+    if not _copies:
+        require_built(PYMAILD, PYMAILADM, *HELPERS.values())
+        top = tempfile.mkdtemp(prefix='pmtest-bin-', dir=TMPBASE)
+        _copies.append(top)
+        atexit.register(shutil.rmtree, top, True)
+        sbin = os.path.join(top, 'sbin')
+        libexec = os.path.join(top, 'libexec', 'pymaild')
+        os.makedirs(sbin)
+        os.makedirs(libexec)
+        for d in (top, sbin, os.path.dirname(libexec), libexec):
+            os.chmod(d, 0o755)
+        for src, d in [(PYMAILD, sbin), (PYMAILADM, sbin)] + \
+                [(p, libexec) for p in HELPERS.values()]:
+            dst = os.path.join(d, os.path.basename(src))
+            shutil.copyfile(src, dst)
+            os.chmod(dst, 0o755)
+    sbin = os.path.join(_copies[0], 'sbin')
+    return {k: os.path.join(sbin, k) for k in built}

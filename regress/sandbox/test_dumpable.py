@@ -64,7 +64,8 @@ class Dumpable(SmtpCase):
                 os.lchown(n, pw.pw_uid, pw.pw_gid)
         err = open(os.path.join(inst.dir, 'foreground.err'), 'ab')
         self.addCleanup(err.close)
-        p = subprocess.Popen([pmtest.PYMAILD, '-d', '-f', inst.conf],
+        pymaild = pmtest.programs_for(pw.pw_uid, pw.pw_gid)['pymaild']
+        p = subprocess.Popen([pymaild, '-d', '-f', inst.conf],
                              stdin=subprocess.DEVNULL, stdout=err,
                              stderr=err, env=inst.env(), cwd='/',
                              user=pw.pw_uid, group=pw.pw_gid,

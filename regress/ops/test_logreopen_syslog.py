@@ -1,0 +1,64 @@
+"""A log reopen that fails is said to syslog too (and in the old file:
+test_logrotate.py), so an administrator watching either one sees it.
+
+Root only: /dev is a tmpfs in a private mount namespace of this file's
+worker process, with a /dev/log of the test's (as sandbox/test_syslog.py
+does).
+
+    /usr/bin/python3 regress/run.py regress/ops/test_logreopen_syslog.py
+"""
+
+import os
+import re
+import stat
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import opsutil                                           # noqa: E402
+from opsutil import pmtest                               # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'sandbox'))
+from sandboxutil import pmtest as _unused                # noqa: E402,F401
+from test_syslog import DEVICES, LogDaemon               # noqa: E402
+from test_smtp_fulldisk import (mount_tmpfs,             # noqa: E402
+                                private_mount_namespace, umount_lazy)
+
+
+class ReopenFailure(pmtest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        if not pmtest.IS_ROOT:
+            self.skipTest('needs root (mounts a tmpfs on /dev)')
+        why = private_mount_namespace()
+        if why:
+            self.skipTest('no private mount namespace: ' + why)
+        mount_tmpfs('/dev', 1 << 20)
+        self.addCleanup(umount_lazy, '/dev')
+        for name, major, minor in DEVICES:
+            path = os.path.join('/dev', name)
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            os.chmod(path, 0o666)
+        self.logd = LogDaemon()
+        self.addCleanup(self.logd.close)
+
+    def test_failure_reaches_syslog(self):
+        # As root the parent runs as _pymaild, which may not make files
+        # in the instance folder: the moved file cannot be recreated.
+        inst = self.instance()
+        pid = inst.start()
+        log = inst.logpath
+        os.rename(log, log + '.1')
+        r = inst.adm('reload')
+        self.assertOneLineError(r, log, 'Permission denied')
+        self.assertTrue(self.logd.wait(
+            r'pymaild\[%d\]: log reopen file=%s result=failed '
+            r'reason="[^"]*Permission denied' % (pid, re.escape(log))),
+            'not in syslog: %r' % self.logd.read()[-5:])
+        self.assertIn('result=failed', opsutil.read(log + '.1'))
+        self.assertTrue(inst.running())
+
+
+if __name__ == '__main__':
+    import unittest
+    unittest.main()
