@@ -835,7 +835,7 @@ main(int argc, char *argv[])
 	start_children(logfd);
 	close(logfd);
 	drop_parent_privs();
-	if (env->conf.tls_cert == NULL)
+	if (env->conf.ntls == 0)
 		log_warnx("warning: no tls configured: SMTP AUTH and POP3 "
 		    "passwords cross the network in plaintext");
 	setproctitle("-pymaild: parent");
