@@ -10,6 +10,8 @@
 #include <event.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "addr.h"
 #include "chan.h"
 #include "proto.h"
@@ -45,7 +47,8 @@ enum smtp_state {
 /* What the session waits for before it reads on. */
 enum smtp_wait {
 	WAIT_NONE, WAIT_RCPT, WAIT_AUTH, WAIT_SPOOL, WAIT_SIZES, WAIT_COMMIT,
-	WAIT_DELAY
+	WAIT_DELAY,
+	WAIT_TLS	/* STARTTLS answered, or the handshake under way */
 };
 
 struct mailparams {
@@ -102,6 +105,16 @@ struct session {
 	char			 authname[256];	/* LOGIN user, pending */
 	int			 authenticated;
 	int			 noauth_ok;	/* client in noauthhosts */
+	int			 kind;		/* its listener: LISTEN_* */
+	int			 submission;	/* AUTH before MAIL, in TLS */
+
+	/* TLS: ssl is NULL in plaintext */
+	SSL			*ssl;
+	int			 tls_handshake;	/* under way */
+	int			 tls_starting;	/* once the 220 is out */
+	int			 tls_write_on_read; /* a read wants writable */
+	char			 tls_version[16];
+	char			 tls_cipher[64];
 
 	unsigned char		 in[SMTP_INBUF];
 	size_t			 inlen;
@@ -136,7 +149,8 @@ void	smtpd_send_queued(uint32_t type, struct msgbuild *);
 void	smtpd_spool_abort(uint32_t sess, const char *id);
 
 /* session.c */
-struct session *session_new(int fd, struct sockaddr_storage *, socklen_t);
+struct session *session_new(int fd, struct sockaddr_storage *, socklen_t,
+	    int kind);
 void	session_end(struct session *);
 void	session_reply(struct session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
