@@ -1134,7 +1134,8 @@ session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
 	switch (result) {
 	case AUTH_OK:
 		s->authenticated = 1;
-		if (user_name_normalize(s->authname, s->authuser, &why) == -1)
+		if (login_user_name(&proc->conf, s->authname, s->authuser,
+		    &why) == -1)
 			strlcpy(s->authuser, "?", sizeof(s->authuser));
 		log_info("smtp-in session=%s auth user=%s result=ok", s->sid,
 		    s->authuser);
