@@ -91,19 +91,26 @@ session_new(int fd, struct sockaddr_storage *ss, socklen_t sslen, int kind)
 	event_base_set(proc->base, &s->ev_read);
 	event_base_set(proc->base, &s->ev_write);
 	event_base_set(proc->base, &s->ev_timer);
+	return s;
+}
+
+/* Once the session is in the table: it may end at once (a TLS client
+ * whose first bytes were refused). */
+void
+session_start(struct session *s)
+{
 	log_info("smtp-in session=%s connect from=%s%s", s->sid, s->peeraddr,
-	    kind == LISTEN_SMTPS ? " port=smtps" : kind == LISTEN_SUBMISSION ?
-	    " port=submission" : "");
+	    s->kind == LISTEN_SMTPS ? " port=smtps" : s->kind ==
+	    LISTEN_SUBMISSION ? " port=submission" : "");
 	reading(s, 1);
 	timer_arm(s);
 	/* Implicit TLS (RFC 8314): the greeting comes inside it. */
-	if (kind == LISTEN_SMTPS) {
+	if (s->kind == LISTEN_SMTPS) {
 		tls_begin(s);
-		return s;
+		return;
 	}
 	session_reply(s, "220 %s ESMTP pymaild", proc->conf.serverhostname);
 	session_flush(s);
-	return s;
 }
 
 static void

@@ -77,6 +77,7 @@ accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
 
 	s = session_new(fd, ss, len, kind);
 	RB_INSERT(sessiontree, &sessions, s);
+	session_start(s);
 }
 
 /* A listening socket and its kind: the SMTP ones only. */

@@ -151,6 +151,8 @@ void	smtpd_spool_abort(uint32_t sess, const char *id);
 /* session.c */
 struct session *session_new(int fd, struct sockaddr_storage *, socklen_t,
 	    int kind);
+/* The greeting, or the TLS handshake first; may end the session. */
+void	session_start(struct session *);
 void	session_end(struct session *);
 void	session_reply(struct session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
