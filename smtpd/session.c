@@ -391,6 +391,49 @@ data_write(struct session *s)
 }
 
 /*
+ * RFC 6409 8: a submitted message without Date: or Message-ID: gets them,
+ * at the end of its header: before its empty line (blank), or after its
+ * last line when it has no body.
+ */
+static void
+submission_fields(struct session *s, int blank)
+{
+	struct dataread	*dr = &s->dr;
+	char		 date[64], add[512];
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+	uint32_t	 r[2];
+	int		 len = 0;
+
+	if (!s->submission || dr->refused || (dr->has_date && dr->has_msgid))
+		return;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	arc4random_buf(r, sizeof(r));
+	if (!dr->has_date)
+		len += snprintf(add + len, sizeof(add) - len, "Date: %s\r\n",
+		    date);
+	if (!dr->has_msgid)
+		len += snprintf(add + len, sizeof(add) - len,
+		    "Message-ID: <%s.%08x%08x@%s>\r\n", s->qid, r[0], r[1],
+		    proc->conf.serverhostname);
+	if (len <= 0 || (size_t)len >= sizeof(add))
+		return;
+	if (blank)
+		dr->buflen -= 2;
+	if (SMTP_DATABUF - dr->buflen < (size_t)len + 2)
+		data_write(s);
+	memcpy(dr->buf + dr->buflen, add, len);
+	dr->buflen += len;
+	if (blank) {
+		memcpy(dr->buf + dr->buflen, "\r\n", 2);
+		dr->buflen += 2;
+	}
+	dr->size += len;
+	dr->has_date = dr->has_msgid = 1;
+}
+
+/*
  * Feed n bytes of DATA; returns how many were used (fewer when the end
  * of data was found: the rest is the next command).
  */
@@ -404,6 +447,10 @@ data_feed(struct session *s, const unsigned char *p, size_t n)
 	while (used < n && !end) {
 		used += smtp_data_frame(dr, p + used, n - used, SMTP_DATABUF,
 		    &end);
+		if (dr->hdrend) {
+			dr->hdrend = 0;
+			submission_fields(s, 1);
+		}
 		if (dr->size > proc->conf.smtpmaxmailsize)
 			dr->toobig = dr->refused = 1;
 		/* Once the message is refused, keep reading but store
@@ -637,6 +684,8 @@ data_finish(struct session *s)
 	size_t		 i;
 
 	s->state = ST_RCPT;
+	if (!dr->hdrseen)
+		submission_fields(s, 0);
 	if (!dr->refused)
 		data_write(s);
 	close(s->spoolfd);

@@ -79,8 +79,14 @@ struct dataread {
 	int		ioerr;		/* errno of a failed spool write */
 	int		inbody;		/* past the header section */
 	size_t		hdrpos;		/* octets into this header line */
-	int		hdrmatch;	/* this line still reads "Received:" */
+	unsigned int	hdrcand;	/* fields this line may still name */
 	int		received;	/* Received: lines in the header */
+	int		has_date;	/* a Date: field in the header */
+	int		has_msgid;	/* a Message-ID: field */
+	int		hdrseen;	/* its end was reported */
+	int		hdrend;		/* the scan stopped at the header's end
+					 * (its empty line last in buf); the
+					 * caller clears it */
 	unsigned char	*buf;
 	size_t		 buflen;
 };
@@ -179,8 +185,9 @@ const char	*smtp_parse_rcpt_params(char *params);
 void		 smtp_data_start(struct dataread *dr, unsigned char *buf);
 /* Unstuff up to n bytes of DATA into dr->buf (bufcap
  * octets), counting them in dr->size; returns the bytes used: fewer when
- * the buffer is full (under two octets left) or at the end of data,
- * "<CRLF>.<CRLF>" (*end set; the rest is the next command). */
+ * the buffer is full (under two octets left), at the end of the header
+ * section (dr->hdrend set) or at the end of data, "<CRLF>.<CRLF>" (*end
+ * set; the rest is the next command). */
 size_t		 smtp_data_frame(struct dataread *dr, const unsigned char *p,
 		    size_t n, size_t bufcap, int *end);
 

@@ -121,6 +121,46 @@ class Smtp(TlsCase):
         c.expect('AUTH PLAIN ' + b64(b'\0alice\0alicepw'), 235)
         c.expect('MAIL FROM:<alice@test.example>', 250)
 
+    def test_submission_adds_date_and_message_id(self):
+        # RFC 6409 8: on the submission ports a message without Date: or
+        # Message-ID: gets them; one with them keeps its own; port 25
+        # adds nothing.
+        inst = self.tls_instance()
+        bare = (b'From: <alice@test.example>\r\nTo: <bob@test.example>\r\n'
+                b'Subject: bare\r\n\r\nbody\r\n')
+        s = smtplib.SMTP_SSL('127.0.0.1', inst.smtps_port, timeout=10,
+                             context=self.context())
+        self.addCleanup(s.close)
+        s.ehlo('client.example')
+        s.login('alice', 'alicepw')
+        smtplib_send(s, FROM, ['bob@test.example'], bare)
+        smtplib_send(s, FROM, ['bob@test.example'],
+                     b'Subject: no body\r\n')
+        full = make_message('full', to='bob@test.example',
+                            mid='<kept@test.invalid>')
+        smtplib_send(s, FROM, ['bob@test.example'], full)
+        s.quit()
+        c = self.session(inst)
+        c.transaction('carol@sender.example', ['bob@test.example'], bare)
+        msgs = [m for _, m in wait_mail(inst, 'bob', 4)]
+        submitted = [m for m in msgs
+                     if 'ESMTPSA' in header(m, 'Received')[0]]
+        by = {header(m, 'Subject')[0]: m for m in submitted}
+        for subj in ('bare', 'no body'):
+            m = by[subj]
+            self.assertEqual(len(header(m, 'Date')), 1, m)
+            self.assertRegex(header(m, 'Message-ID')[0],
+                             r'^<[0-9a-f]{16}\.[0-9a-f]{16}@'
+                             r'mail\.test\.example>$')
+        self.assertTrue(by['bare'].endswith(b'\n\nbody\n'), by['bare'])
+        self.assertEqual(header(by['full'], 'Message-ID'),
+                         ['<kept@test.invalid>'])
+        self.assertEqual(len(header(by['full'], 'Date')), 1)
+        plain = [m for m in msgs if m not in submitted]
+        self.assertEqual(len(plain), 1)
+        self.assertEqual(header(plain[0], 'Date'), [])
+        self.assertEqual(header(plain[0], 'Message-ID'), [])
+
     def test_smtps_implicit_tls(self):
         inst = self.tls_instance(kinds=('rsa',))
         s = smtplib.SMTP_SSL('127.0.0.1', inst.smtps_port, timeout=10,
