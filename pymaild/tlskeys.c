@@ -520,8 +520,11 @@ signer_failed(int fd, short ev, void *arg)
 	if (read(fd, &role, sizeof(role)) != sizeof(role) ||
 	    role >= PROC_COUNT)
 		return;
-	parent_fail(&env->children[role], "sent a malformed or unsuitable "
-	    "signing request");
+	/* As for a malformed frame on its channel: that helper is cut off
+	 * (it exits when it sees it), then everything stops. */
+	chan_close(&env->children[role].chan);
+	parent_fail(&env->children[role], "sent a malformed signing "
+	    "request");
 }
 
 /* ---- start, reload, the helpers ------------------------------------- */
