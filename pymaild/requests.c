@@ -35,6 +35,11 @@ static const struct request requests[IMSG_TYPE_MAX] = {
 	[IMSG_MX_SAVE] = { ROLE(PROC_MXCACHE), 1, mxstore_save },
 	[IMSG_MX_REFRESH_DONE] = { ROLE(PROC_MXCACHE), 0,
 	    mxstore_refresh_done },
+	/*
+	 * Not here: IMSG_TLS_SIGN, which smtpd and pop3d send on their
+	 * signing socket only, where pymaild/tlskeys.c takes it and nothing
+	 * else; on this channel it is hostile like any type not listed.
+	 */
 };
 
 static const struct request *
