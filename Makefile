@@ -18,12 +18,13 @@ LIBEXEC	 = $(PREFIX)/libexec/pymaild
 MANDIR	 = $(PREFIX)/share/man
 SYSCONF	?= /etc
 
-PKGS	 = libbsd-overlay ldns libconfig libevent libxcrypt libseccomp
+PKGS	 = libbsd-overlay ldns libconfig libevent libxcrypt libseccomp \
+	   libssl libcrypto
 # Debian package for each pkg-config name, in the same order.
 DEBS	 = libbsd-dev libldns-dev libconfig-dev libevent-dev libcrypt-dev \
-	   libseccomp-dev pkg-config
+	   libseccomp-dev libssl-dev libssl-dev pkg-config
 # What the tests drive besides our own code.
-TESTDEBS = ldnsutils iproute2 util-linux mpop
+TESTDEBS = ldnsutils iproute2 util-linux mpop openssl
 # regress/ops: the administrator's own tools run against the daemon.
 TESTDEBS += logrotate fail2ban
 
@@ -132,7 +133,7 @@ deps:
 	@missing=""; \
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing=1; done; \
 	command -v pkg-config >/dev/null || missing=1; \
-	for b in ldns-testns unshare ip mpop logrotate fail2ban-regex; do command -v $$b >/dev/null || missing=1; done; \
+	for b in ldns-testns unshare ip mpop openssl logrotate fail2ban-regex; do command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \

@@ -130,6 +130,10 @@ static const struct keydef keys[] = {
 	{ "retrymin",		set_int,	OFF(retrymin), 1, INT_MAX },
 	{ "retrymax",		set_int,	OFF(retrymax), 1, INT_MAX },
 	{ "tls",		set_tls,	0, 0, 0 },
+	/* Opened only when tls is set; 0 leaves one closed. */
+	{ "submissionport",	set_int,	OFF(submissionport), 0, 65535 },
+	{ "smtpsport",		set_int,	OFF(smtpsport), 0, 65535 },
+	{ "pop3sport",		set_int,	OFF(pop3sport), 0, 65535 },
 };
 
 static const char *const default_listen[] = { "127.0.0.1", "::1" };
@@ -778,14 +782,56 @@ set_noauth(struct loader *ld, const config_setting_t *s,
 	return 0;
 }
 
+/*
+ * One of tls.cert and tls.key: a path, or a list of up to
+ * CONFIG_TLS_PAIRS paths (one pair per key type, paired by position).
+ * An empty string alone means "unset".
+ */
+static int
+tls_paths(struct loader *ld, const config_setting_t *e, const char *key,
+    char **field, size_t *n)
+{
+	const char	*v;
+	size_t		 i, len;
+
+	for (i = 0; i < CONFIG_TLS_PAIRS; i++) {
+		free(field[i]);
+		field[i] = NULL;
+	}
+	*n = 0;
+	if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+		if (get_string(ld, e, key, &v) == -1)
+			return -1;
+		if (*v == '\0')
+			return 0;
+		*n = 1;
+		return get_path(ld, e, key, &field[0]);
+	}
+	if (config_setting_type(e) != CONFIG_TYPE_LIST &&
+	    config_setting_type(e) != CONFIG_TYPE_ARRAY)
+		return lerr(ld, e, key, "must be a string or a list of "
+		    "strings");
+	if (get_strlist(ld, e, key, &len) == -1)
+		return -1;
+	if (len == 0 || len > CONFIG_TLS_PAIRS)
+		return lerr(ld, e, key, "must be a path or a list of 1 to %d "
+		    "paths", CONFIG_TLS_PAIRS);
+	for (i = 0; i < len; i++)
+		if (get_path(ld, config_setting_get_elem(e, i), key,
+		    &field[i]) == -1)
+			return -1;
+	*n = len;
+	return 0;
+}
+
 static int
 set_tls(struct loader *ld, const config_setting_t *s, const struct keydef *k)
 {
 	struct config		*c = ld->conf;
 	const config_setting_t	*e;
-	const char		*name, *v;
+	const char		*name;
 	char			 key[32];
-	char			**field;
+	size_t			 ncert = 0, nkey = 0;
 	int			 i, len;
 
 	if (config_setting_type(s) != CONFIG_TYPE_GROUP)
@@ -795,23 +841,23 @@ set_tls(struct loader *ld, const config_setting_t *s, const struct keydef *k)
 	for (i = 0; i < len; i++) {
 		e = config_setting_get_elem(s, i);
 		name = config_setting_name(e);
-		if (strcmp(name, "cert") == 0)
-			field = &c->tls_cert;
-		else if (strcmp(name, "key") == 0)
-			field = &c->tls_key;
-		else
-			return lerr(ld, e, NULL, "unknown key 'tls.%s'", name);
 		(void)snprintf(key, sizeof(key), "tls.%s", name);
-		if (get_string(ld, e, key, &v) == -1)
-			return -1;
-		free(*field);
-		*field = NULL;
-		if (*v != '\0' && get_path(ld, e, key, field) == -1)
-			return -1;
+		if (strcmp(name, "cert") == 0) {
+			if (tls_paths(ld, e, key, c->tls_cert, &ncert) == -1)
+				return -1;
+		} else if (strcmp(name, "key") == 0) {
+			if (tls_paths(ld, e, key, c->tls_key, &nkey) == -1)
+				return -1;
+		} else
+			return lerr(ld, e, NULL, "unknown key 'tls.%s'", name);
 	}
-	if ((c->tls_cert == NULL) != (c->tls_key == NULL))
+	if ((ncert == 0) != (nkey == 0))
 		return lerr(ld, s, k->name,
 		    "cert and key must be set together, or neither");
+	if (ncert != nkey)
+		return lerr(ld, s, k->name, "cert and key must list as many "
+		    "files each (they are paired by position)");
+	c->ntls = ncert;
 	return 0;
 }
 
@@ -839,6 +885,9 @@ set_defaults(struct loader *ld)
 	c->timeout = 300;
 	c->retrymin = 300;
 	c->retrymax = 3600;
+	c->submissionport = 587;
+	c->smtpsport = 465;
+	c->pop3sport = 995;
 
 	if (store(ld, &c->smtprelay, "") == -1 ||
 	    store(ld, &c->maildir, "/var/pymaild") == -1 ||
@@ -1292,6 +1341,8 @@ config_load_file(const char *path, struct config *conf, char *err,
 void
 config_free(struct config *c)
 {
+	size_t	i;
+
 	if (c == NULL)
 		return;
 	free(c->path);
@@ -1312,8 +1363,10 @@ config_free(struct config *c)
 	free(c->queueuser);
 	free(c->resolver);
 	free(c->resolverhost);
-	free(c->tls_cert);
-	free(c->tls_key);
+	for (i = 0; i < CONFIG_TLS_PAIRS; i++) {
+		free(c->tls_cert[i]);
+		free(c->tls_key[i]);
+	}
 	memset(c, 0, sizeof(*c));
 }
 

@@ -15,6 +15,8 @@ struct netmask {
 	int		bits;		/* prefix length */
 };
 
+#define CONFIG_TLS_PAIRS	2
+
 struct config {
 	char		*path;		/* the file this came from */
 	char		*basedir;	/* its folder: relative paths start here */
@@ -53,8 +55,15 @@ struct config {
 	int		 timeout;
 	int		 retrymin;	/* first retry of deferred mail, s */
 	int		 retrymax;	/* longest interval between retries */
-	char		*tls_cert;	/* absolute, NULL when unset */
-	char		*tls_key;	/* absolute, NULL when unset */
+	/* TLS: up to CONFIG_TLS_PAIRS certificate chains with their keys
+	 * (say one RSA and one ECDSA), paired by position; absolute paths.
+	 * ntls == 0: no TLS, and none of the TLS ports is opened. */
+	char		*tls_cert[CONFIG_TLS_PAIRS];
+	char		*tls_key[CONFIG_TLS_PAIRS];
+	size_t		 ntls;
+	int		 submissionport;	/* STARTTLS, AUTH needed; 0: off */
+	int		 smtpsport;	/* implicit TLS, AUTH needed; 0: off */
+	int		 pop3sport;	/* implicit TLS; 0: off */
 };
 
 /*

@@ -34,6 +34,7 @@ RB_HEAD(ipcounts, ipcount);
 
 static const struct listener_conf *lc;
 static struct event	 listen_ev[LISTEN_MAX];
+static int		 listen_kind[LISTEN_MAX];
 static int		 nlisten;
 static struct ipcounts	 ipcounts = RB_INITIALIZER(&ipcounts);
 static uint32_t		 nsessions;
@@ -127,7 +128,7 @@ over_limit(struct ipcount *key, struct ipcount **ipp)
 }
 
 static void
-accept_one(int fd, struct sockaddr_storage *ss, socklen_t len)
+accept_one(int fd, struct sockaddr_storage *ss, socklen_t len, int kind)
 {
 	struct ipcount	 key, *ip = NULL;
 	char		 addr[64];
@@ -149,7 +150,7 @@ accept_one(int fd, struct sockaddr_storage *ss, socklen_t len)
 	}
 	ip->n++;
 	nsessions++;
-	lc->accepted(fd, ss, len, addr, ip);
+	lc->accepted(fd, ss, len, addr, ip, kind);
 }
 
 static void
@@ -157,14 +158,14 @@ on_accept(int lfd, short ev, void *arg)
 {
 	struct sockaddr_storage	ss;
 	socklen_t		len;
-	int			fd, i;
+	int			fd, i, kind = *(int *)arg;
 
 	for (i = 0; i < ACCEPT_BURST && !stopping; i++) {
 		len = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd != -1) {
-			accept_one(fd, &ss, len);
+			accept_one(fd, &ss, len, kind);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
@@ -186,15 +187,18 @@ listener_init(const struct listener_conf *conf)
 }
 
 int
-listener_add(int fd)
+listener_add(int fd, int kind)
 {
 	struct event	*ev;
 
 	if (fd == -1 || nlisten == LISTEN_MAX)
 		return -1;
-	ev = &listen_ev[nlisten++];
+	listen_kind[nlisten] = kind;
+	ev = &listen_ev[nlisten];
 	set_nonblock(fd);
-	event_set(ev, fd, EV_READ | EV_PERSIST, on_accept, NULL);
+	event_set(ev, fd, EV_READ | EV_PERSIST, on_accept,
+	    &listen_kind[nlisten]);
+	nlisten++;
 	event_base_set(proc->base, ev);
 	if (!stopping && !paused)
 		event_add(ev, NULL);

@@ -24,9 +24,11 @@ struct listener_conf {
 	const char	*name;		/* in log lines */
 	int		 grace_sec;	/* a stop waits this long for sessions */
 	/* Within the limits: start a session on fd; it holds ip until
-	 * listener_session_end. addr is the client address as text. */
+	 * listener_session_end. addr is the client address as text; kind
+	 * the listener's (LISTEN_* of proto.h). */
 	void		(*accepted)(int fd, struct sockaddr_storage *,
-			    socklen_t, const char *addr, struct ipcount *ip);
+			    socklen_t, const char *addr, struct ipcount *ip,
+			    int kind);
 	/* Over a limit: log, tell the client in the protocol's words (one
 	 * write at most), close fd. */
 	void		(*refuse)(int fd, enum listen_refusal,
@@ -36,8 +38,9 @@ struct listener_conf {
 };
 
 void	listener_init(const struct listener_conf *);
-/* A listening socket from the parent; -1 when there are too many. */
-int	listener_add(int fd);
+/* A listening socket from the parent, of a kind (LISTEN_*); -1 when
+ * there are too many. */
+int	listener_add(int fd, int kind);
 /* Sessions beyond n would run out of descriptors: refuse them. */
 void	listener_set_fdcap(uint32_t n);
 uint32_t listener_sessions(void);

@@ -173,12 +173,51 @@ enum imsg_type {
 	IMSG_LOG_REOPEN,
 	IMSG_LOG_REOPENED,
 
+	/*
+	 * TLS. The private keys stay with the parent; smtpd and pop3d hold
+	 * the certificate chains and ask the parent for each signature a
+	 * handshake needs, on a socket of their own (common/tlsremote.c,
+	 * pymaild/tlskeys.c), one request at a time.
+	 *  TLS_SIGNER      parent -> smtpd/pop3d, once, before the first
+	 *                  TLS_CERT: empty + fd: the signing socket
+	 *  TLS_CERT        parent -> smtpd/pop3d, at start and after a
+	 *                  reload: u32 generation, u32 index, u32 count (pairs
+	 *                  of this generation, 1..TLS_PAIRS_MAX), u32 key type
+	 *                  (TLS_KEY_*), str the certificate chain (PEM, the
+	 *                  server's first; certificates only). The last index
+	 *                  puts the generation in use.
+	 *  TLS_SIGN        smtpd/pop3d -> parent, on the signing socket only:
+	 *                  u32 reqid, u32 generation, u32 index, u32 alg
+	 *                  (TLS_SIGN_*), u32 md (digest NID; 0 for a PSS
+	 *                  block), u32 len, len octets (a digest, or the PSS-
+	 *                  encoded block for the raw RSA operation)
+	 *  TLS_SIGN_REPLY  parent -> smtpd/pop3d, on that socket: u32 reqid,
+	 *                  u32 result (0 ok), u32 len, len octets (signature)
+	 */
+	IMSG_TLS_SIGNER,
+	IMSG_TLS_CERT,
+	IMSG_TLS_SIGN,
+	IMSG_TLS_SIGN_REPLY,
+
 	IMSG_TYPE_MAX
 };
+
+/* TLS_CERT key types, TLS_SIGN algorithms */
+#define TLS_KEY_RSA		1
+#define TLS_KEY_EC		2
+#define TLS_SIGN_RSA_PKCS1	1	/* a digest: PKCS#1 v1.5 (TLS 1.2) */
+#define TLS_SIGN_RSA_PSS	2	/* a PSS-encoded block, raw RSA */
+#define TLS_SIGN_ECDSA		3	/* a digest */
+#define TLS_PAIRS_MAX		2
+#define TLS_CHAIN_MAX		12000	/* PEM octets of one chain */
+#define TLS_SIGN_DATA_MAX	1024	/* RSA 8192 bits */
 
 /* IMSG_LISTEN kinds */
 #define LISTEN_SMTP	1
 #define LISTEN_POP3	2
+#define LISTEN_SUBMISSION 3	/* SMTP: STARTTLS, AUTH before MAIL */
+#define LISTEN_SMTPS	4	/* SMTP in implicit TLS, AUTH before MAIL */
+#define LISTEN_POP3S	5	/* POP3 in implicit TLS */
 
 /* IMSG_AUTH_REPLY results */
 #define AUTH_OK		0

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "userdb.h"
 #include "util.h"
 
@@ -52,6 +53,27 @@ user_name_normalize(const char *in, char out[USER_NAME_MAX + 1],
 		}
 	}
 	return 0;
+}
+
+int
+login_user_name(const struct config *conf, const char *in,
+    char out[USER_NAME_MAX + 1], const char **why)
+{
+	char		 local[USER_NAME_MAX + 1];
+	const char	*at = strrchr(in, '@');
+	size_t		 len;
+
+	if (at == NULL)
+		return user_name_normalize(in, out, why);
+	len = at - in;
+	if (len == 0 || len > USER_NAME_MAX ||
+	    !config_is_localdomain(conf, at + 1)) {
+		*why = "not a user of a local domain";
+		return -1;
+	}
+	memcpy(local, in, len);
+	local[len] = '\0';
+	return user_name_normalize(local, out, why);
 }
 
 static int

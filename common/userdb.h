@@ -26,6 +26,15 @@ struct userdb {
 int	 user_name_normalize(const char *in, char out[USER_NAME_MAX + 1],
 	    const char **why);
 
+/*
+ * The user a login names: "alice", or "alice@" one of the local domains
+ * (mail clients fill in the whole address by default). 0 with the
+ * normalised name in out, -1 with why.
+ */
+struct config;
+int	 login_user_name(const struct config *, const char *in,
+	    char out[USER_NAME_MAX + 1], const char **why);
+
 /* Load MAILDIR/users (a missing file is an empty db). -1 with one line in
  * err naming the file and line. */
 int	 userdb_load(const char *maildir, struct userdb *db, char *err,

@@ -35,6 +35,7 @@ static void	cmd_retr(struct session *, const struct pop3_cmd *);
 static void	cmd_top(struct session *, const struct pop3_cmd *);
 static void	cmd_dele(struct session *, const struct pop3_cmd *);
 static void	cmd_rset(struct session *, const struct pop3_cmd *);
+static void	cmd_stls(struct session *, const struct pop3_cmd *);
 
 static const struct command commands[POP3_NVERBS] = {
 	[POP3_CAPA] = { 1, 1, cmd_capa },
@@ -50,20 +51,24 @@ static const struct command commands[POP3_NVERBS] = {
 	[POP3_TOP]  = { 0, 1, cmd_top },
 	[POP3_DELE] = { 0, 1, cmd_dele },
 	[POP3_RSET] = { 0, 1, cmd_rset },
+	[POP3_STLS] = { 1, 0, cmd_stls },
 };
 
-/* The capabilities of DESIGN.md A5, in that order. */
-static const char capa_text[] =
-    "+OK Capability list follows\r\n"
-    "USER\r\n"
-    "TOP\r\n"
-    "UIDL\r\n"
-    "RESP-CODES\r\n"
-    "PIPELINING\r\n"
-    "AUTH-RESP-CODE\r\n"
-    "SASL PLAIN\r\n"
-    "IMPLEMENTATION pymaild\r\n"
-    ".\r\n";
+/*
+ * The capabilities of DESIGN.md A5, in that order; USER and SASL only
+ * where a password may be taken (RFC 2595 4), STLS where TLS can start.
+ */
+static void
+capa_list(struct session *s)
+{
+	int	login = session_auth_allowed(s);
+
+	session_printf(s, "+OK Capability list follows\r\n%s"
+	    "TOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\n"
+	    "AUTH-RESP-CODE\r\n%s%sIMPLEMENTATION pymaild\r\n.\r\n",
+	    login ? "USER\r\n" : "", login ? "SASL PLAIN\r\n" : "",
+	    s->state == ST_AUTH && session_tls_offered(s) ? "STLS\r\n" : "");
+}
 
 static void	finish_login(struct session *);
 
@@ -161,7 +166,32 @@ cmd_capa(struct session *s, const struct pop3_cmd *c)
 {
 	if (refused(s, c))
 		return;
-	session_printf(s, "%s", capa_text);
+	capa_list(s);
+}
+
+/* Not in plaintext from afar once TLS can be had (DESIGN.md A7). */
+static int
+login_refused(struct session *s)
+{
+	if (session_auth_allowed(s))
+		return 0;
+	bad(s, "[AUTH] plaintext login refused: use STLS first");
+	return 1;
+}
+
+static void
+cmd_stls(struct session *s, const struct pop3_cmd *c)
+{
+	if (refused(s, c))
+		return;
+	if (!session_tls_offered(s)) {
+		bad(s, s->ssl != NULL ? "TLS already active" :
+		    "TLS not available");
+		return;
+	}
+	s->haveuser = 0;
+	session_printf(s, "+OK Begin TLS negotiation\r\n");
+	session_starttls(s);
 }
 
 static void
@@ -255,7 +285,7 @@ send_login(struct session *s, const char *user, const char *pass)
 static void
 cmd_user(struct session *s, const struct pop3_cmd *c)
 {
-	if (refused(s, c))
+	if (refused(s, c) || login_refused(s))
 		return;
 	/* The same answer whether the user exists or not. */
 	strlcpy(s->user, c->arg, sizeof(s->user));
@@ -310,7 +340,7 @@ static void
 cmd_auth(struct session *s, const struct pop3_cmd *c)
 {
 	s->haveuser = 0;
-	if (refused(s, c))
+	if (refused(s, c) || login_refused(s))
 		return;
 	if (c->nargs == 0) {
 		/* What some clients send to learn the mechanisms. */

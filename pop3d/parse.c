@@ -29,6 +29,7 @@ static const struct verb {
 	    "TOP takes a message number and a line count" },
 	{ "DELE", POP3_DELE, 1, 1, "DELE takes a message number" },
 	{ "RSET", POP3_RSET, 0, 0, "RSET takes no argument" },
+	{ "STLS", POP3_STLS, 0, 0, "STLS takes no argument" },
 };
 
 static const struct verb *

@@ -21,6 +21,7 @@
 #include "pop3d.h"
 #include "proc.h"
 #include "sandbox.h"
+#include "tls.h"
 #include "util.h"
 
 #define STOP_GRACE_SEC	10
@@ -98,13 +99,28 @@ refuse(int fd, enum listen_refusal why, const char *addr)
 
 static void
 accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
-    const char *addr, struct ipcount *ip)
+    const char *addr, struct ipcount *ip, int kind)
 {
 	int	on = 1;
 
 	/* Answers are batched by us; Nagle would only add delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	session_start(fd, addr, ip);
+	session_start(fd, addr, ip, ss, kind);
+}
+
+/* A listening socket and its kind: the POP3 ones only. */
+static int
+listen_msg(struct imsg *im)
+{
+	struct msgread	mr;
+	uint32_t	kind;
+
+	mr_init(&mr, im);
+	kind = mr_u32(&mr);
+	if (mr_end(&mr) == -1 || (kind != LISTEN_POP3 &&
+	    kind != LISTEN_POP3S))
+		return -1;
+	return listener_add(im->fd, kind);
 }
 
 /* Ids are never reused while the parent may still answer for one. */
@@ -127,7 +143,11 @@ parent_dispatch(struct chan *c, struct imsg *im)
 	if ((r = child_common_dispatch(im)) != 0)
 		return r == 1 ? 0 : -1;
 	if (im->hdr.type == IMSG_LISTEN)
-		return listener_add(im->fd);
+		return listen_msg(im);
+	if (im->hdr.type == IMSG_TLS_SIGNER)
+		return tls_on_signer(im);
+	if (im->hdr.type == IMSG_TLS_CERT)
+		return tls_on_cert(im);
 	mr_init(&mr, im);
 	id = mr_u32(&mr);
 	switch (im->hdr.type) {
@@ -196,6 +216,7 @@ main(int argc, char *argv[])
 	proc->shutdown = listener_stop;
 	proc->stats = listener_sessions;
 	raise_nofile();
+	tls_init();
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_ready(parent_dispatch);
 	sandbox_enter(PROC_POP3D);

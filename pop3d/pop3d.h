@@ -56,6 +56,7 @@ enum pop3_state {
 /* What holds the command loop besides a full output buffer. */
 enum pop3_wait {
 	WAIT_NONE,
+	WAIT_TLS,	/* STLS answered, or the handshake under way */
 	WAIT_PARENT,	/* a reply from the parent */
 	WAIT_DELAY,	/* the failed-login delay */
 	WAIT_PRODUCE	/* a multi-line answer is being written */
@@ -119,6 +120,7 @@ enum pop3_prod {
 
 struct ipcount;
 struct pop3_cmd;
+struct ssl_st;
 
 struct session {
 	RB_ENTRY(session) entry;
@@ -130,6 +132,16 @@ struct session {
 	int		 timer_on;
 	struct ipcount	*ip;
 	char		 addr[64];
+	struct sockaddr_storage peer;
+	int		 kind;		/* its listener: LISTEN_* */
+
+	/* TLS: ssl is NULL in plaintext */
+	struct ssl_st	*ssl;
+	int		 tls_handshake;	/* under way */
+	int		 tls_starting;	/* once the +OK is out */
+	int		 tls_want_write; /* the handshake or a read wants it */
+	char		 tls_version[16];
+	char		 tls_cipher[64];
 
 	enum pop3_state	 state;
 	enum pop3_wait	 wait;
@@ -185,7 +197,14 @@ void		 session_unregister(struct session *);
 void		 pop3_send(uint32_t type, struct msgbuild *);
 
 /* session.c */
-void	session_start(int fd, const char *addr, struct ipcount *);
+void	session_start(int fd, const char *addr, struct ipcount *,
+	    const struct sockaddr_storage *, int kind);
+/* STLS answered: the handshake once the answer is out. */
+void	session_starttls(struct session *);
+/* May USER, PASS and AUTH be taken on this connection? */
+int	session_auth_allowed(const struct session *);
+/* Can STLS be offered? */
+int	session_tls_offered(const struct session *);
 /* Run commands, write, and re-arm; may free s, so it comes last. */
 void	session_update(struct session *);
 int	session_printf(struct session *, const char *, ...)
@@ -255,6 +274,7 @@ enum pop3_verb {
 	POP3_TOP,
 	POP3_DELE,
 	POP3_RSET,
+	POP3_STLS,	/* RFC 2595 */
 	POP3_RESPONSE,	/* a line answering AUTH's "+ " */
 	POP3_CANCEL,	/* "*" in its place */
 	POP3_NVERBS

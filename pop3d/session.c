@@ -14,14 +14,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "listener.h"
 #include "log.h"
 #include "pop3d.h"
+#include "proto.h"
+#include "tls.h"
 #include "util.h"
 
 #define UPDATE_ROUNDS	8	/* output buffers written per wake-up */
 
 static void	on_io(int, short, void *);
 static void	on_timer(int, short, void *);
+static void	tls_begin(struct session *);
 
 size_t
 session_room(const struct session *s)
@@ -74,21 +78,104 @@ session_printf(struct session *s, const char *fmt, ...)
 }
 
 void
-session_start(int fd, const char *addr, struct ipcount *ip)
+session_start(int fd, const char *addr, struct ipcount *ip,
+    const struct sockaddr_storage *ss, int kind)
 {
 	struct session	*s = xcalloc(1, sizeof(*s));
 
 	s->fd = fd;
 	s->ip = ip;
+	s->peer = *ss;
+	s->kind = kind;
 	strlcpy(s->addr, addr, sizeof(s->addr));
 	s->xfer.src.fd = -1;
 	s->obuf = s->sbuf;
 	s->ocap = sizeof(s->sbuf);
 	session_register(s);
 	evtimer_assign(&s->timer, pop3_base, on_timer, s);
-	log_debug("pop3 session=%08x from=%s connected", s->id, s->addr);
-	session_greet(s);
+	log_debug("pop3 session=%08x from=%s connected%s", s->id, s->addr,
+	    kind == LISTEN_POP3S ? " port=pop3s" : "");
+	/* Implicit TLS (RFC 8314): the greeting comes inside it. */
+	if (kind == LISTEN_POP3S)
+		tls_begin(s);
+	else
+		session_greet(s);
 	session_update(s);
+}
+
+int
+session_auth_allowed(const struct session *s)
+{
+	return tls_auth_allowed(s->ssl != NULL, 0, &s->peer);
+}
+
+int
+session_tls_offered(const struct session *s)
+{
+	return s->ssl == NULL && tls_ready();
+}
+
+/*
+ * RFC 2595 4: what the client sent behind STLS in plaintext is thrown
+ * away, never run inside TLS; now (the rest of this input), and again
+ * when the handshake starts.
+ */
+void
+session_starttls(struct session *s)
+{
+	explicit_bzero(s->ibuf + s->inrun, s->ilen - s->inrun);
+	s->ilen = s->inrun;
+	s->wait = WAIT_TLS;
+	s->tls_starting = 1;
+}
+
+static void
+tls_begin(struct session *s)
+{
+	s->tls_starting = 0;
+	explicit_bzero(s->ibuf, s->ilen);
+	s->ilen = 0;
+	s->discard = 0;
+	s->wait = WAIT_TLS;
+	if ((s->ssl = tls_session(s->fd)) == NULL) {
+		log_warnx("pop3 session=%08x: no TLS session: %s", s->id,
+		    tls_error());
+		s->dead = 1;
+		return;
+	}
+	s->tls_handshake = 1;
+}
+
+static void
+tls_step(struct session *s)
+{
+	s->tls_want_write = 0;
+	switch (tls_handshake(s->ssl)) {
+	case TLS_IO_DONE:
+		break;
+	case TLS_IO_WANT_READ:
+		return;
+	case TLS_IO_WANT_WRITE:
+		s->tls_want_write = 1;
+		return;
+	default:
+		log_info("pop3 session=%08x from=%s tls handshake failed: %s",
+		    s->id, s->addr, tls_error());
+		s->dead = 1;
+		return;
+	}
+	s->tls_handshake = 0;
+	s->wait = WAIT_NONE;
+	s->activity = 1;
+	strlcpy(s->tls_version, SSL_get_version(s->ssl),
+	    sizeof(s->tls_version));
+	strlcpy(s->tls_cipher, SSL_get_cipher_name(s->ssl),
+	    sizeof(s->tls_cipher));
+	log_info("pop3 session=%08x from=%s tls=%s cipher=%s%s", s->id,
+	    s->addr, s->tls_version, s->tls_cipher,
+	    SSL_session_reused(s->ssl) ? " resumed=yes" : "");
+	if (s->kind == LISTEN_POP3S)
+		session_greet(s);
 }
 
 static void
@@ -101,10 +188,16 @@ session_free(struct session *s)
 	if (s->evflags)
 		event_del(&s->ev);
 	evtimer_del(&s->timer);
+	/* TLS's close_notify, so the client sees a clean end. */
+	if (s->ssl != NULL && !s->tls_handshake && !s->dead)
+		SSL_shutdown(s->ssl);
+	SSL_free(s->ssl);
 	close(s->fd);
-	log_info("pop3 session=%08x from=%s user=%s closed retr=%u dele=%u",
-	    s->id, s->addr, s->locked || s->state >= ST_LISTING ?
-	    s->user : "-", s->nretr, s->ndel);
+	log_info("pop3 session=%08x from=%s user=%s closed retr=%u dele=%u "
+	    "tls=%s%s%s", s->id, s->addr, s->locked || s->state >= ST_LISTING ?
+	    s->user : "-", s->nretr, s->ndel, s->tls_version[0] ?
+	    s->tls_version : "no", s->tls_version[0] ? " cipher=" : "",
+	    s->tls_cipher);
 	if (s->obuf != s->sbuf)
 		free(s->obuf);
 	free(s->msgs);
@@ -130,7 +223,12 @@ on_timer(int fd, short ev, void *arg)
 	struct session	*s = arg;
 
 	s->timer_on = 0;
-	if (s->wait == WAIT_DELAY) {
+	/* Nothing can be said to a client halfway through a handshake. */
+	if (s->tls_handshake) {
+		log_info("pop3 session=%08x from=%s tls handshake timed out",
+		    s->id, s->addr);
+		s->dead = 1;
+	} else if (s->wait == WAIT_DELAY) {
 		s->wait = WAIT_NONE;
 		command_delayed(s);
 	} else
@@ -218,13 +316,43 @@ run_commands(struct session *s)
 	}
 }
 
+/* Read inside TLS: as read(2) would answer. */
+static ssize_t
+tls_input(struct session *s, char *buf, size_t len)
+{
+	enum tls_io	st;
+	ssize_t		n;
+
+	if ((n = tls_read(s->ssl, buf, len, &st)) > 0)
+		return n;
+	if (st == TLS_IO_WANT_WRITE)
+		s->tls_want_write = 1;
+	if (st == TLS_IO_WANT_READ || st == TLS_IO_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (st == TLS_IO_FAIL) {
+		log_info("pop3 session=%08x from=%s tls error: %s", s->id,
+		    s->addr, tls_error());
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
 static void
 do_read(struct session *s)
 {
 	ssize_t	 n;
 	char	*nl, *start = s->ibuf + s->ilen;
 
-	n = read(s->fd, start, sizeof(s->ibuf) - s->ilen);
+	if (s->ilen == sizeof(s->ibuf))
+		return;
+	if (s->ssl != NULL) {
+		s->tls_want_write = 0;
+		n = tls_input(s, start, sizeof(s->ibuf) - s->ilen);
+	} else
+		n = read(s->fd, start, sizeof(s->ibuf) - s->ilen);
 	if (n == -1) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			s->dead = 1;
@@ -255,11 +383,20 @@ do_read(struct session *s)
 static int
 do_flush(struct session *s)
 {
-	ssize_t	n;
+	ssize_t		n;
 
-	if (s->olen == s->ooff)
+	enum tls_io	st;
+
+	if (s->olen == s->ooff || s->tls_handshake)
 		return 0;
-	n = write(s->fd, s->obuf + s->ooff, s->olen - s->ooff);
+	if (s->ssl != NULL) {
+		n = tls_write(s->ssl, s->obuf + s->ooff, s->olen - s->ooff,
+		    &st);
+		if (n == -1 && (st == TLS_IO_WANT_READ ||
+		    st == TLS_IO_WANT_WRITE))
+			return 0;
+	} else
+		n = write(s->fd, s->obuf + s->ooff, s->olen - s->ooff);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return 0;
@@ -282,7 +419,14 @@ on_io(int fd, short ev, void *arg)
 {
 	struct session	*s = arg;
 
-	if (ev & EV_READ)
+	if (s->tls_handshake) {
+		tls_step(s);
+		session_update(s);
+		return;
+	}
+	/* A read TLS made wait for writable, or records it holds already. */
+	if ((ev & EV_READ) || (s->ssl != NULL && (s->tls_want_write ||
+	    SSL_has_pending(s->ssl))))
 		do_read(s);
 	if ((ev & EV_WRITE) && do_flush(s) == -1)
 		s->dead = 1;
@@ -323,6 +467,11 @@ rearm(struct session *s)
 	/* Writable comes at once: that is how a busy session yields to the
 	 * others and still resumes. */
 	if ((s->olen > 0 && !deferring(s)) || runnable(s))
+		want |= EV_WRITE;
+	if (s->tls_handshake)
+		want = EV_READ | (s->tls_want_write ? EV_WRITE : 0);
+	else if (s->ssl != NULL && (s->tls_want_write ||
+	    (SSL_has_pending(s->ssl) && s->ilen < sizeof(s->ibuf))))
 		want |= EV_WRITE;
 	if (want != s->evflags) {
 		if (s->evflags)
@@ -372,6 +521,11 @@ session_update(struct session *s)
 			break;
 		if (do_flush(s) == -1)
 			s->dead = 1;
+		/* STLS's +OK is out, in plaintext: now the handshake. */
+		if (s->tls_starting && s->olen == 0 && !s->dead) {
+			tls_begin(s);
+			break;
+		}
 		/* Socket full, or nothing more to do: done for now. */
 		if (s->olen != 0 || !runnable(s))
 			break;

@@ -124,6 +124,26 @@ bind_one(const char *addr, int port, int kind, char *err, size_t errlen)
 	return 0;
 }
 
+/* The ports of TLS; 0 leaves one closed, and none opens without tls. */
+static void
+bind_tls(const char *addr)
+{
+	const struct { int port, kind; } ports[] = {
+		{ env->conf.submissionport, LISTEN_SUBMISSION },
+		{ env->conf.smtpsport, LISTEN_SMTPS },
+		{ env->conf.pop3sport, LISTEN_POP3S },
+	};
+	char	err[256];
+	size_t	i;
+
+	if (env->conf.ntls == 0)
+		return;
+	for (i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
+		if (ports[i].port != 0 && bind_one(addr, ports[i].port,
+		    ports[i].kind, err, sizeof(err)) == -1)
+			fatalx("%s", err);
+}
+
 static void
 bind_all(void)
 {
@@ -136,6 +156,7 @@ bind_all(void)
 		    bind_one(env->conf.listen[i], env->conf.pop3serverport,
 		    LISTEN_POP3, err, sizeof(err)) == -1)
 			fatalx("%s", err);
+		bind_tls(env->conf.listen[i]);
 	}
 }
 
@@ -301,7 +322,8 @@ send_listeners(enum proc_role role)
 
 	for (i = 0; i < nlisteners; i++) {
 		if (listeners[i].fd == -1 || role != (listeners[i].kind ==
-		    LISTEN_SMTP ? PROC_SMTPD : PROC_POP3D))
+		    LISTEN_POP3 || listeners[i].kind == LISTEN_POP3S ?
+		    PROC_POP3D : PROC_SMTPD))
 			continue;
 		chan_compose(&env->children[role].chan, IMSG_LISTEN, 0,
 		    listeners[i].fd, &listeners[i].kind, sizeof(uint32_t));
@@ -405,6 +427,7 @@ parent_hello(struct child *c, struct imsg *im)
 		return -1;
 	c->ready = 1;
 	log_debug("%s ready (pid %d)", proc_names[c->role], (int)c->pid);
+	tlskeys_hello(c);
 	send_listeners(c->role);
 	if (all_ready()) {
 		log_info("pymaild started: pid=%d smtp=%d pop3=%d",
@@ -615,6 +638,8 @@ warn_changed(const struct config *o, const struct config *n)
 {
 	int	changed = o->smtpserverport != n->smtpserverport ||
 	    o->pop3serverport != n->pop3serverport ||
+	    o->submissionport != n->submissionport ||
+	    o->smtpsport != n->smtpsport || o->pop3sport != n->pop3sport ||
 	    o->nlisten != n->nlisten ||
 	    strcmp(o->user, n->user) != 0 ||
 	    strcmp(o->queueuser, n->queueuser) != 0 ||
@@ -641,6 +666,11 @@ parent_reload(char *err, size_t errlen)
 	}
 	if (config_load_string(text, env->confpath, &nconf, err,
 	    errlen) == -1) {
+		free(text);
+		return -1;
+	}
+	if (tlskeys_reload(&nconf, err, errlen) == -1) {
+		config_free(&nconf);
 		free(text);
 		return -1;
 	}
@@ -691,6 +721,11 @@ check_only(void)
 		userdb_free(&db);
 	} else
 		fprintf(stderr, "warning: %s\n", err);
+	if (env->conf.ntls > 0 && tlskeys_check(&env->conf, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "pymaild: %s\n", err);
+		exit(1);
+	}
 	printf("%s: configuration OK\n", env->conf.path);
 	exit(0);
 }
@@ -825,6 +860,8 @@ main(int argc, char *argv[])
 	    "pymaild");
 	lookup_account(env->conf.user, &env->uid, &env->gid);
 	make_folders();
+	/* As root: a key file is often readable by root only. */
+	tlskeys_init();
 	raise_fd_limit();
 	bind_all();
 	ctlfd = control_listen(env->conf.controlsocket, env->uid, env->gid);
@@ -844,11 +881,12 @@ main(int argc, char *argv[])
 	start_children(logfd);
 	close(logfd);
 	drop_parent_privs();
-	if (env->conf.tls_cert == NULL)
+	if (env->conf.ntls == 0)
 		log_warnx("warning: no tls configured: SMTP AUTH and POP3 "
 		    "passwords cross the network in plaintext");
 	setproctitle("-pymaild: parent");
 	auth_init(env->base, 2);
+	tlskeys_start();
 	store_init();
 	mxstore_init();
 	deliver_init();

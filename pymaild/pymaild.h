@@ -120,6 +120,15 @@ int	mxstore_refresh(uint32_t ctlid);
 void	deliver_init(void);
 int	deliver_request(struct child *, struct imsg *);
 
+/* tlskeys.c: the TLS private keys, and the signatures made with them */
+/* Read and check every pair of the config (-n): -1 with err naming the
+ * file. */
+int	tlskeys_check(const struct config *, char *err, size_t errlen);
+void	tlskeys_init(void);	/* as root, before the helpers start */
+void	tlskeys_start(void);	/* the signing thread, once the loop is */
+void	tlskeys_hello(struct child *);
+int	tlskeys_reload(const struct config *, char *err, size_t errlen);
+
 /* auth.c: password checks off the event loop, and failure throttling */
 typedef void	(*auth_done_fn)(void *arg, int ok, const char *newhash);
 void	auth_init(struct event_base *, int nthreads);

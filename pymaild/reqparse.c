@@ -198,3 +198,23 @@ req_read_mx_refresh_done(const void *payload, size_t len,
 		return -1;
 	return 0;
 }
+
+int
+req_read_tls_sign(const void *payload, size_t len, struct req_tls_sign *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->reqid = mr_u32(&mr);
+	r->generation = mr_u32(&mr);
+	r->index = mr_u32(&mr);
+	r->alg = mr_u32(&mr);
+	r->md = mr_u32(&mr);
+	r->len = mr_u32(&mr);
+	if (mr.err || r->len == 0 || r->len > TLS_SIGN_DATA_MAX ||
+	    r->index >= TLS_PAIRS_MAX || r->alg < TLS_SIGN_RSA_PKCS1 ||
+	    r->alg > TLS_SIGN_ECDSA)
+		return -1;
+	r->data = mr_data(&mr, r->len);
+	return mr_end(&mr);
+}

@@ -100,6 +100,19 @@ struct req_mx_refresh_done {
 	char		reason[REQ_REASON_MAX + 1];
 };
 
+/* The octets point into the payload; len <= TLS_SIGN_DATA_MAX. What
+ * suits the key (algorithm, digest, length) is pymaild/tlskeys.c's to
+ * check against it. */
+struct req_tls_sign {
+	uint32_t	 reqid;
+	uint32_t	 generation;
+	uint32_t	 index;		/* < TLS_PAIRS_MAX */
+	uint32_t	 alg;		/* TLS_SIGN_* */
+	uint32_t	 md;
+	uint32_t	 len;
+	const uint8_t	*data;
+};
+
 int	req_read_hello(const void *, size_t, struct req_hello *);
 int	req_read_stats_reply(const void *, size_t, struct req_stats_reply *);
 int	req_read_log_reopened(const void *, size_t, struct req_log_reopened *);
@@ -114,6 +127,8 @@ int	req_read_deliver(const void *, size_t, struct req_deliver *);
 int	req_read_mx_save(const void *, size_t, struct req_mx_save *);
 int	req_read_mx_refresh_done(const void *, size_t,
 	    struct req_mx_refresh_done *);
+
+int	req_read_tls_sign(const void *, size_t, struct req_tls_sign *);
 
 uint32_t	req_entry(const struct req_list *, size_t i);
 

@@ -39,6 +39,11 @@ static const struct request requests[IMSG_TYPE_MAX] = {
 	    mxstore_refresh_done },
 	/* Each helper moved to the new log file. */
 	[IMSG_LOG_REOPENED] = { ROLE_HELPERS, 0, logfile_confirmed },
+	/*
+	 * Not here: IMSG_TLS_SIGN, which smtpd and pop3d send on their
+	 * signing socket only, where pymaild/tlskeys.c takes it and nothing
+	 * else; on this channel it is hostile like any type not listed.
+	 */
 };
 
 static const struct request *

@@ -289,7 +289,7 @@ store_login_hash(const char *name, char user[USER_NAME_MAX + 1], int *known)
 	const char	*why;
 
 	store_refresh_users();
-	if (user_name_normalize(name, user, &why) == 0)
+	if (login_user_name(&env->conf, name, user, &why) == 0)
 		u = userdb_find(&users, user);
 	else
 		strlcpy(user, "-", USER_NAME_MAX + 1);

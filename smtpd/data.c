@@ -11,15 +11,33 @@
 #include "smtpd.h"
 
 /*
- * Count the Received: lines of the header section (it ends at the first
- * empty line) as the unstuffed octets go by, without keeping them: a
- * message that went round more than SMTP_MAX_RECEIVED hops is a loop
- * (RFC 5321 6.3).
+ * Read the field names of the header section (it ends at the first empty
+ * line) as the unstuffed octets go by, without keeping them. Received:
+ * lines are counted: a message that went round more than
+ * SMTP_MAX_RECEIVED hops is a loop (RFC 5321 6.3). Date: and Message-ID:
+ * are noted: a submission without them gets them (RFC 6409 8).
  */
+static const char *const fields[] = { "received:", "date:", "message-id:" };
+#define FIELD_RECEIVED	0
+#define FIELD_DATE	1
+#define FIELD_MSGID	2
+#define FIELDS_ALL	((1u << (sizeof(fields) / sizeof(fields[0]))) - 1)
+
+static void
+field_named(struct dataread *dr, int f)
+{
+	if (f == FIELD_DATE)
+		dr->has_date = 1;
+	else if (f == FIELD_MSGID)
+		dr->has_msgid = 1;
+	else if (++dr->received > SMTP_MAX_RECEIVED)
+		dr->refused = 1;
+}
+
 static void
 header_track(struct dataread *dr, unsigned char c)
 {
-	static const char	name[] = "received:";
+	size_t	f, len;
 
 	if (c == '\r')
 		return;
@@ -27,16 +45,23 @@ header_track(struct dataread *dr, unsigned char c)
 		if (dr->hdrpos == 0)
 			dr->inbody = 1;
 		dr->hdrpos = 0;
-		dr->hdrmatch = 1;
+		dr->hdrcand = FIELDS_ALL;
 		return;
 	}
-	if (dr->hdrmatch && dr->hdrpos < sizeof(name) - 1) {
-		if (c >= 'A' && c <= 'Z')
-			c += 'a' - 'A';
-		dr->hdrmatch = c == (unsigned char)name[dr->hdrpos];
-		if (dr->hdrmatch && dr->hdrpos == sizeof(name) - 2 &&
-		    ++dr->received > SMTP_MAX_RECEIVED)
-			dr->refused = 1;
+	if (c >= 'A' && c <= 'Z')
+		c += 'a' - 'A';
+	for (f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+		if (!(dr->hdrcand & (1u << f)))
+			continue;
+		len = strlen(fields[f]);
+		if (c != (unsigned char)fields[f][dr->hdrpos]) {
+			dr->hdrcand &= ~(1u << f);
+			continue;
+		}
+		if (dr->hdrpos == len - 1) {
+			field_named(dr, f);
+			dr->hdrcand &= ~(1u << f);
+		}
 	}
 	dr->hdrpos++;
 }
@@ -57,7 +82,7 @@ smtp_data_start(struct dataread *dr, unsigned char *buf)
 	memset(dr, 0, sizeof(*dr));
 	dr->buf = buf;
 	dr->bol = 1;
-	dr->hdrmatch = 1;
+	dr->hdrcand = FIELDS_ALL;
 }
 
 size_t
@@ -82,6 +107,13 @@ smtp_data_frame(struct dataread *dr, const unsigned char *p, size_t n,
 				dr->bol = 1;
 				dr->dot = 0;
 				dr->linelen = 0;
+				/* The empty line after the header: the
+				 * caller may add fields before it. */
+				if (dr->inbody && dr->hdrpos == 0 &&
+				    !dr->hdrseen) {
+					dr->hdrseen = dr->hdrend = 1;
+					return i + 1;
+				}
 				continue;
 			}
 			dr->bare = dr->refused = 1;	/* CR without LF */

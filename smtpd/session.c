@@ -22,6 +22,7 @@
 #include "policy.h"
 #include "sasl.h"
 #include "smtpd.h"
+#include "tls.h"
 #include "util.h"
 
 static uint32_t	next_id = 1;
@@ -32,6 +33,9 @@ static void	session_on_timer(int, short, void *);
 static void	session_process(struct session *);
 static void	session_flush(struct session *);
 static void	data_finish(struct session *);
+static void	tls_begin(struct session *);
+static void	input_drop(struct session *, size_t);
+static void	tls_step(struct session *);
 
 static void
 make_sid(char *buf)
@@ -63,7 +67,7 @@ reading(struct session *s, int on)
 }
 
 struct session *
-session_new(int fd, struct sockaddr_storage *ss, socklen_t sslen)
+session_new(int fd, struct sockaddr_storage *ss, socklen_t sslen, int kind)
 {
 	struct session	*s = xcalloc(1, sizeof(*s));
 
@@ -77,6 +81,8 @@ session_new(int fd, struct sockaddr_storage *ss, socklen_t sslen)
 	s->noauth_ok = config_noauth_match(&proc->conf,
 	    (struct sockaddr *)ss);
 	s->spoolfd = -1;
+	s->kind = kind;
+	s->submission = kind == LISTEN_SUBMISSION || kind == LISTEN_SMTPS;
 	if ((s->out = evbuffer_new()) == NULL)
 		fatal("evbuffer_new");
 	event_set(&s->ev_read, fd, EV_READ | EV_PERSIST, session_on_read, s);
@@ -85,12 +91,26 @@ session_new(int fd, struct sockaddr_storage *ss, socklen_t sslen)
 	event_base_set(proc->base, &s->ev_read);
 	event_base_set(proc->base, &s->ev_write);
 	event_base_set(proc->base, &s->ev_timer);
-	log_info("smtp-in session=%s connect from=%s", s->sid, s->peeraddr);
-	session_reply(s, "220 %s ESMTP pymaild", proc->conf.serverhostname);
-	session_flush(s);
+	return s;
+}
+
+/* Once the session is in the table: it may end at once (a TLS client
+ * whose first bytes were refused). */
+void
+session_start(struct session *s)
+{
+	log_info("smtp-in session=%s connect from=%s%s", s->sid, s->peeraddr,
+	    s->kind == LISTEN_SMTPS ? " port=smtps" : s->kind ==
+	    LISTEN_SUBMISSION ? " port=submission" : "");
 	reading(s, 1);
 	timer_arm(s);
-	return s;
+	/* Implicit TLS (RFC 8314): the greeting comes inside it. */
+	if (s->kind == LISTEN_SMTPS) {
+		tls_begin(s);
+		return;
+	}
+	session_reply(s, "220 %s ESMTP pymaild", proc->conf.serverhostname);
+	session_flush(s);
 }
 
 static void
@@ -126,6 +146,7 @@ session_destroy(int fd, short ev, void *arg)
 {
 	struct session	*s = arg;
 
+	SSL_free(s->ssl);
 	evbuffer_free(s->out);
 	free(s);
 }
@@ -151,7 +172,11 @@ session_end(struct session *s)
 	event_del(&s->ev_write);
 	evtimer_del(&s->ev_timer);
 	close(s->fd);
-	log_info("smtp-in session=%s disconnect", s->sid);
+	if (s->ssl != NULL && !s->tls_handshake)
+		log_info("smtp-in session=%s disconnect tls=%s cipher=%s",
+		    s->sid, s->tls_version, s->tls_cipher);
+	else
+		log_info("smtp-in session=%s disconnect tls=no", s->sid);
 	smtpd_session_closed(s);
 	if (event_base_once(proc->base, -1, EV_TIMEOUT, session_destroy, s,
 	    &now) == -1)
@@ -187,12 +212,43 @@ session_close_with(struct session *s, const char *fmt, ...)
 	session_flush(s);
 }
 
-static void
-session_flush(struct session *s)
+/* Write what TLS takes; -1 when the session is over. */
+static int
+tls_flush(struct session *s)
+{
+	enum tls_io	 st;
+	ssize_t		 n;
+	size_t		 len;
+
+	while ((len = evbuffer_get_contiguous_space(s->out)) > 0) {
+		n = tls_write(s->ssl, evbuffer_pullup(s->out, len), len, &st);
+		if (n > 0) {
+			evbuffer_drain(s->out, n);
+			continue;
+		}
+		if (st == TLS_IO_WANT_WRITE || st == TLS_IO_WANT_READ)
+			return 0;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+plain_flush(struct session *s)
 {
 	if (evbuffer_get_length(s->out) > 0 &&
 	    evbuffer_write(s->out, s->fd) == -1 && errno != EAGAIN &&
-	    errno != EINTR) {
+	    errno != EINTR)
+		return -1;
+	return 0;
+}
+
+static void
+session_flush(struct session *s)
+{
+	if (s->tls_handshake)
+		return;
+	if ((s->ssl != NULL ? tls_flush(s) : plain_flush(s)) == -1) {
 		session_end(s);
 		return;
 	}
@@ -204,9 +260,16 @@ session_flush(struct session *s)
 		return;
 	}
 	if (s->state == ST_CLOSING) {
+		/* TLS's close_notify first, so the client sees a clean end. */
+		if (s->ssl != NULL)
+			SSL_shutdown(s->ssl);
 		shutdown(s->fd, SHUT_WR);
 		session_end(s);
+		return;
 	}
+	/* STARTTLS's 220 is out, in plaintext: now the handshake. */
+	if (s->tls_starting)
+		tls_begin(s);
 }
 
 static void
@@ -215,6 +278,16 @@ session_on_write(int fd, short ev, void *arg)
 	struct session	*s = arg;
 
 	s->writing = 0;
+	if (s->tls_handshake) {
+		tls_step(s);
+		return;
+	}
+	if (s->tls_write_on_read) {
+		/* A TLS read that had to write first can go on. */
+		s->tls_write_on_read = 0;
+		session_on_read(fd, EV_READ, s);
+		return;
+	}
 	session_flush(s);
 	/* Replies drained: a session paused on them may read again. */
 }
@@ -225,12 +298,47 @@ session_on_timer(int fd, short ev, void *arg)
 	struct session	*s = arg;
 
 	log_info("smtp-in session=%s timeout", s->sid);
-	if (s->state == ST_CLOSING) {
+	/* Nothing can be said to a client halfway through a handshake. */
+	if (s->state == ST_CLOSING || s->tls_handshake) {
 		session_end(s);
 		return;
 	}
 	session_close_with(s, "421 4.3.2 %s Timeout, closing connection",
 	    proc->conf.serverhostname);
+}
+
+/* Wait for the socket to be writable (TLS wants it), once. */
+static void
+want_write(struct session *s)
+{
+	if (!s->writing) {
+		s->writing = 1;
+		event_add(&s->ev_write, NULL);
+	}
+}
+
+/* Read inside TLS: what the records hold, up to the buffer's room. */
+static ssize_t
+tls_input(struct session *s)
+{
+	enum tls_io	st;
+	ssize_t		n;
+
+	n = tls_read(s->ssl, s->in + s->inlen, sizeof(s->in) - s->inlen, &st);
+	if (n > 0)
+		return n;
+	if (st == TLS_IO_WANT_WRITE) {
+		s->tls_write_on_read = 1;
+		want_write(s);
+	}
+	if (st == TLS_IO_WANT_READ || st == TLS_IO_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (st == TLS_IO_FAIL)
+		log_info("smtp-in session=%s tls error: %s", s->sid,
+		    tls_error());
+	return 0;
 }
 
 static void
@@ -239,7 +347,16 @@ session_on_read(int fd, short ev, void *arg)
 	struct session	*s = arg;
 	ssize_t		 n;
 
-	n = read(fd, s->in + s->inlen, sizeof(s->in) - s->inlen);
+	if (s->tls_handshake) {
+		tls_step(s);
+		return;
+	}
+	if (s->inlen == sizeof(s->in))
+		return;
+	if (s->ssl != NULL)
+		n = tls_input(s);
+	else
+		n = read(fd, s->in + s->inlen, sizeof(s->in) - s->inlen);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -274,6 +391,49 @@ data_write(struct session *s)
 }
 
 /*
+ * RFC 6409 8: a submitted message without Date: or Message-ID: gets them,
+ * at the end of its header: before its empty line (blank), or after its
+ * last line when it has no body.
+ */
+static void
+submission_fields(struct session *s, int blank)
+{
+	struct dataread	*dr = &s->dr;
+	char		 date[64], add[512];
+	struct tm	 tm;
+	time_t		 now = time(NULL);
+	uint32_t	 r[2];
+	int		 len = 0;
+
+	if (!s->submission || dr->refused || (dr->has_date && dr->has_msgid))
+		return;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	arc4random_buf(r, sizeof(r));
+	if (!dr->has_date)
+		len += snprintf(add + len, sizeof(add) - len, "Date: %s\r\n",
+		    date);
+	if (!dr->has_msgid)
+		len += snprintf(add + len, sizeof(add) - len,
+		    "Message-ID: <%s.%08x%08x@%s>\r\n", s->qid, r[0], r[1],
+		    proc->conf.serverhostname);
+	if (len <= 0 || (size_t)len >= sizeof(add))
+		return;
+	if (blank)
+		dr->buflen -= 2;
+	if (SMTP_DATABUF - dr->buflen < (size_t)len + 2)
+		data_write(s);
+	memcpy(dr->buf + dr->buflen, add, len);
+	dr->buflen += len;
+	if (blank) {
+		memcpy(dr->buf + dr->buflen, "\r\n", 2);
+		dr->buflen += 2;
+	}
+	dr->size += len;
+	dr->has_date = dr->has_msgid = 1;
+}
+
+/*
  * Feed n bytes of DATA; returns how many were used (fewer when the end
  * of data was found: the rest is the next command).
  */
@@ -287,6 +447,10 @@ data_feed(struct session *s, const unsigned char *p, size_t n)
 	while (used < n && !end) {
 		used += smtp_data_frame(dr, p + used, n - used, SMTP_DATABUF,
 		    &end);
+		if (dr->hdrend) {
+			dr->hdrend = 0;
+			submission_fields(s, 1);
+		}
 		if (dr->size > proc->conf.smtpmaxmailsize)
 			dr->toobig = dr->refused = 1;
 		/* Once the message is refused, keep reading but store
@@ -301,22 +465,37 @@ data_feed(struct session *s, const unsigned char *p, size_t n)
 	return used;
 }
 
+/* RFC 3848: ESMTP, with S inside TLS and A once authenticated. */
+static const char *
+protocol_name(const struct session *s)
+{
+	static const char *const names[2][2] = {
+		{ "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" }
+	};
+
+	if (!s->esmtp)
+		return "SMTP";
+	return names[s->ssl != NULL][s->authenticated != 0];
+}
+
 static void
 received_header(struct session *s)
 {
-	char		 date[64], hdr[1024];
+	char		 date[64], hdr[1024], tlsnote[96] = "";
 	struct tm	 tm;
 	time_t		 now = time(NULL);
-	const char	*proto;
 	int		 len;
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	proto = !s->esmtp ? "SMTP" : s->authenticated ? "ESMTPA" : "ESMTP";
+	if (s->ssl != NULL)
+		snprintf(tlsnote, sizeof(tlsnote), " (%s %s)", s->tls_version,
+		    s->tls_cipher);
 	len = snprintf(hdr, sizeof(hdr),
-	    "Received: from %s (%s)\r\n\tby %s (pymaild) with %s id %s%s%s%s"
+	    "Received: from %s (%s)\r\n\tby %s (pymaild) with %s%s id %s%s%s%s"
 	    ";\r\n\t%s\r\n", s->helo, s->peeraddr, proc->conf.serverhostname,
-	    proto, s->qid, s->nrcpts == 1 ? "\r\n\tfor <" : "",
+	    protocol_name(s), tlsnote, s->qid, s->nrcpts == 1 ?
+	    "\r\n\tfor <" : "",
 	    s->nrcpts == 1 ? s->rcpts[0].address : "",
 	    s->nrcpts == 1 ? ">" : "", date);
 	if (len < 0 || (size_t)len >= sizeof(hdr))
@@ -437,7 +616,7 @@ send_commit(struct session *s)
 		mb_str(&mb, s->rcpts[i].failed ? s->rcpts[i].reason : "");
 		smtpd_send_queued(IMSG_SPOOL_RCPT, &mb);
 	}
-	proto = !s->esmtp ? "SMTP" : s->authenticated ? "ESMTPA" : "ESMTP";
+	proto = protocol_name(s);
 	mb_init(&mb);
 	mb_u32(&mb, s->id);
 	mb_str(&mb, s->qid);
@@ -505,6 +684,8 @@ data_finish(struct session *s)
 	size_t		 i;
 
 	s->state = ST_RCPT;
+	if (!dr->hdrseen)
+		submission_fields(s, 0);
 	if (!dr->refused)
 		data_write(s);
 	close(s->spoolfd);
@@ -613,6 +794,12 @@ session_on_commit(struct session *s, const char *id, uint32_t result)
 
 /* ---- commands -------------------------------------------------------- */
 
+static int
+auth_allowed(const struct session *s)
+{
+	return tls_auth_allowed(s->ssl != NULL, s->submission, &s->peer);
+}
+
 static void
 cmd_helo(struct session *s, char *arg, int esmtp)
 {
@@ -643,7 +830,10 @@ cmd_helo(struct session *s, char *arg, int esmtp)
 	session_reply(s, "250-SIZE %lld", proc->conf.smtpmaxmailsize);
 	session_reply(s, "250-8BITMIME");
 	session_reply(s, "250-ENHANCEDSTATUSCODES");
-	session_reply(s, "250-AUTH PLAIN LOGIN");
+	if (s->ssl == NULL && tls_ready())
+		session_reply(s, "250-STARTTLS");
+	if (auth_allowed(s))
+		session_reply(s, "250-AUTH PLAIN LOGIN");
 	session_reply(s, "250 SMTPUTF8");
 }
 
@@ -660,6 +850,11 @@ cmd_mail(struct session *s, char *arg)
 	}
 	if (s->state != ST_IDLE) {
 		session_reply(s, "503 5.5.1 Nested MAIL command");
+		return;
+	}
+	/* Submission (RFC 6409): every sender logs in first. */
+	if (s->submission && !s->authenticated) {
+		session_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	if ((err = smtp_parse_path_arg(arg, "FROM", ADDR_ALLOW_NULL |
@@ -904,6 +1099,11 @@ cmd_auth(struct session *s, char *arg)
 		session_reply(s, "503 5.5.1 Already authenticated");
 		return;
 	}
+	if (!auth_allowed(s)) {
+		session_reply(s, "538 5.7.11 Encryption required for "
+		    "requested authentication mechanism");
+		return;
+	}
 	if (s->state != ST_IDLE) {
 		session_reply(s, "503 5.5.1 AUTH not allowed in a mail "
 		    "transaction");
@@ -1000,7 +1200,8 @@ session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
 	switch (result) {
 	case AUTH_OK:
 		s->authenticated = 1;
-		if (user_name_normalize(s->authname, s->authuser, &why) == -1)
+		if (login_user_name(&proc->conf, s->authname, s->authuser,
+		    &why) == -1)
 			strlcpy(s->authuser, "?", sizeof(s->authuser));
 		log_info("smtp-in session=%s auth user=%s result=ok", s->sid,
 		    s->authuser);
@@ -1026,6 +1227,103 @@ session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
 	}
 	explicit_bzero(s->authname, sizeof(s->authname));
 	session_process(s);
+}
+
+/* ---- TLS --------------------------------------------------------- */
+
+/*
+ * RFC 3207: the 220, then the handshake. Whatever the client sent behind
+ * STARTTLS in plaintext is thrown away, never run inside TLS (the
+ * command injection of CVE-2011-0411): now, and again when the
+ * handshake starts, for what came meanwhile.
+ */
+static void
+cmd_starttls(struct session *s, char *arg)
+{
+	if (*arg != '\0') {
+		session_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->ssl != NULL) {
+		session_reply(s, "503 5.5.1 TLS already active");
+		return;
+	}
+	if (!tls_ready()) {
+		session_reply(s, "454 4.7.0 TLS not available");
+		return;
+	}
+	if (s->state != ST_IDLE) {
+		session_reply(s, "503 5.5.1 Send EHLO first, and no STARTTLS "
+		    "in a mail transaction");
+		return;
+	}
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	input_drop(s, s->inlen);
+	s->wait = WAIT_TLS;
+	s->tls_starting = 1;
+}
+
+static void
+tls_begin(struct session *s)
+{
+	s->tls_starting = 0;
+	input_drop(s, s->inlen);
+	s->discard = 0;
+	if ((s->ssl = tls_session(s->fd)) == NULL) {
+		log_warnx("smtp-in session=%s: no TLS session: %s", s->sid,
+		    tls_error());
+		session_end(s);
+		return;
+	}
+	s->wait = WAIT_TLS;
+	s->tls_handshake = 1;
+	tls_step(s);
+}
+
+/* Inside TLS the session starts again (RFC 3207 4.2): a new EHLO, and
+ * nothing learnt before it is kept. */
+static void
+tls_established(struct session *s)
+{
+	s->tls_handshake = 0;
+	s->wait = WAIT_NONE;
+	strlcpy(s->tls_version, SSL_get_version(s->ssl),
+	    sizeof(s->tls_version));
+	strlcpy(s->tls_cipher, SSL_get_cipher_name(s->ssl),
+	    sizeof(s->tls_cipher));
+	log_info("smtp-in session=%s tls=%s cipher=%s%s", s->sid,
+	    s->tls_version, s->tls_cipher, SSL_session_reused(s->ssl) ?
+	    " resumed=yes" : "");
+	transaction_reset(s);
+	s->state = ST_CONNECTED;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+	s->authenticated = 0;
+	s->authuser[0] = '\0';
+	if (s->kind == LISTEN_SMTPS)
+		session_reply(s, "220 %s ESMTP pymaild",
+		    proc->conf.serverhostname);
+	session_process(s);
+}
+
+static void
+tls_step(struct session *s)
+{
+	switch (tls_handshake(s->ssl)) {
+	case TLS_IO_DONE:
+		tls_established(s);
+		return;
+	case TLS_IO_WANT_READ:
+		return;
+	case TLS_IO_WANT_WRITE:
+		want_write(s);
+		return;
+	default:
+		log_info("smtp-in session=%s tls handshake failed: %s",
+		    s->sid, tls_error());
+		session_end(s);
+		return;
+	}
 }
 
 static void
@@ -1080,7 +1378,7 @@ cmd_dispatch(struct session *s, char *line)
 		cmd_auth(s, arg);
 		break;
 	case CMD_STARTTLS:
-		session_reply(s, "454 4.7.0 TLS not available");
+		cmd_starttls(s, arg);
 		break;
 	case CMD_BDAT:
 		session_reply(s, "502 5.5.1 CHUNKING not offered");
@@ -1210,4 +1508,8 @@ session_process(struct session *s)
 	 */
 	reading(s, !s->eof && s->inlen < sizeof(s->in) &&
 	    evbuffer_get_length(s->out) < SMTP_OUT_HIGH);
+	/* Records TLS read already hold more: the socket will not say. */
+	if (s->reading && s->ssl != NULL && !s->tls_handshake &&
+	    SSL_has_pending(s->ssl))
+		event_active(&s->ev_read, EV_READ, 1);
 }

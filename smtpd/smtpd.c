@@ -16,6 +16,7 @@
 #include "proc.h"
 #include "sandbox.h"
 #include "smtpd.h"
+#include "tls.h"
 #include "util.h"
 
 #define STOP_GRACE_SEC	10
@@ -70,12 +71,28 @@ refuse(int fd, enum listen_refusal why, const char *addr)
 
 static void
 accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
-    const char *addr, struct ipcount *ip)
+    const char *addr, struct ipcount *ip, int kind)
 {
 	struct session	*s;
 
-	s = session_new(fd, ss, len);
+	s = session_new(fd, ss, len, kind);
 	RB_INSERT(sessiontree, &sessions, s);
+	session_start(s);
+}
+
+/* A listening socket and its kind: the SMTP ones only. */
+static int
+listen_msg(struct imsg *im)
+{
+	struct msgread	mr;
+	uint32_t	kind;
+
+	mr_init(&mr, im);
+	kind = mr_u32(&mr);
+	if (mr_end(&mr) == -1 || (kind != LISTEN_SMTP &&
+	    kind != LISTEN_SUBMISSION && kind != LISTEN_SMTPS))
+		return -1;
+	return listener_add(im->fd, kind);
 }
 
 /* chan_send fails closed; a closed channel has ended us already. */
@@ -136,7 +153,11 @@ parent_dispatch(struct chan *c, struct imsg *im)
 		return r == 1 ? 0 : -1;
 	switch (im->hdr.type) {
 	case IMSG_LISTEN:
-		return listener_add(im->fd);
+		return listen_msg(im);
+	case IMSG_TLS_SIGNER:
+		return tls_on_signer(im);
+	case IMSG_TLS_CERT:
+		return tls_on_cert(im);
 	case IMSG_AUTH_REPLY:
 	case IMSG_RCPT_REPLY:
 		return parent_reply(im);
@@ -223,6 +244,7 @@ main(int argc, char *argv[])
 	listener_init(&smtp_listener);
 	proc->shutdown = listener_stop;
 	proc->stats = listener_sessions;
+	tls_init();
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);
 	queued_chan.closed = queued_gone;

@@ -10,6 +10,8 @@
 #include <event.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "addr.h"
 #include "chan.h"
 #include "proto.h"
@@ -46,7 +48,8 @@ enum smtp_state {
 /* What the session waits for before it reads on. */
 enum smtp_wait {
 	WAIT_NONE, WAIT_RCPT, WAIT_AUTH, WAIT_SPOOL, WAIT_SIZES, WAIT_COMMIT,
-	WAIT_DELAY
+	WAIT_DELAY,
+	WAIT_TLS	/* STARTTLS answered, or the handshake under way */
 };
 
 struct mailparams {
@@ -77,8 +80,14 @@ struct dataread {
 	int		ioerr;		/* errno of a failed spool write */
 	int		inbody;		/* past the header section */
 	size_t		hdrpos;		/* octets into this header line */
-	int		hdrmatch;	/* this line still reads "Received:" */
+	unsigned int	hdrcand;	/* fields this line may still name */
 	int		received;	/* Received: lines in the header */
+	int		has_date;	/* a Date: field in the header */
+	int		has_msgid;	/* a Message-ID: field */
+	int		hdrseen;	/* its end was reported */
+	int		hdrend;		/* the scan stopped at the header's end
+					 * (its empty line last in buf); the
+					 * caller clears it */
 	unsigned char	*buf;
 	size_t		 buflen;
 };
@@ -104,6 +113,16 @@ struct session {
 	char			 authname[256];	/* LOGIN user, pending */
 	int			 authenticated;
 	int			 noauth_ok;	/* client in noauthhosts */
+	int			 kind;		/* its listener: LISTEN_* */
+	int			 submission;	/* AUTH before MAIL, in TLS */
+
+	/* TLS: ssl is NULL in plaintext */
+	SSL			*ssl;
+	int			 tls_handshake;	/* under way */
+	int			 tls_starting;	/* once the 220 is out */
+	int			 tls_write_on_read; /* a read wants writable */
+	char			 tls_version[16];
+	char			 tls_cipher[64];
 
 	unsigned char		 in[SMTP_INBUF];
 	size_t			 inlen;
@@ -138,7 +157,10 @@ void	smtpd_send_queued(uint32_t type, struct msgbuild *);
 void	smtpd_spool_abort(uint32_t sess, const char *id);
 
 /* session.c */
-struct session *session_new(int fd, struct sockaddr_storage *, socklen_t);
+struct session *session_new(int fd, struct sockaddr_storage *, socklen_t,
+	    int kind);
+/* The greeting, or the TLS handshake first; may end the session. */
+void	session_start(struct session *);
 void	session_end(struct session *);
 void	session_reply(struct session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
@@ -165,8 +187,9 @@ const char	*smtp_parse_rcpt_params(char *params);
 void		 smtp_data_start(struct dataread *dr, unsigned char *buf);
 /* Unstuff up to n bytes of DATA into dr->buf (bufcap
  * octets), counting them in dr->size; returns the bytes used: fewer when
- * the buffer is full (under two octets left) or at the end of data,
- * "<CRLF>.<CRLF>" (*end set; the rest is the next command). */
+ * the buffer is full (under two octets left), at the end of the header
+ * section (dr->hdrend set) or at the end of data, "<CRLF>.<CRLF>" (*end
+ * set; the rest is the next command). */
 size_t		 smtp_data_frame(struct dataread *dr, const unsigned char *p,
 		    size_t n, size_t bufcap, int *end);
 

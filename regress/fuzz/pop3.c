@@ -77,7 +77,7 @@ static const char *const verb_names[POP3_RESPONSE] = {
 	[POP3_AUTH] = "AUTH", [POP3_QUIT] = "QUIT", [POP3_NOOP] = "NOOP",
 	[POP3_STAT] = "STAT", [POP3_LIST] = "LIST", [POP3_UIDL] = "UIDL",
 	[POP3_RETR] = "RETR", [POP3_TOP] = "TOP", [POP3_DELE] = "DELE",
-	[POP3_RSET] = "RSET",
+	[POP3_RSET] = "RSET", [POP3_STLS] = "STLS",
 };
 
 static void

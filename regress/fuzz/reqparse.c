@@ -49,6 +49,7 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		struct req_deliver		deliver;
 		struct req_mx_save		mxsave;
 		struct req_mx_refresh_done	mxdone;
+		struct req_tls_sign		sign;
 	} r;
 
 	mb_init(mb);
@@ -141,6 +142,19 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		mb_u32(mb, r.mxdone.domains);
 		mb_u32(mb, r.mxdone.failed);
 		mb_str(mb, r.mxdone.reason);
+		break;
+	case IMSG_TLS_SIGN:
+		if (req_read_tls_sign(p, len, &r.sign) == -1)
+			return;
+		FUZZ_ASSERT(r.sign.len >= 1 && r.sign.len <=
+		    TLS_SIGN_DATA_MAX && r.sign.index < TLS_PAIRS_MAX);
+		mb_u32(mb, r.sign.reqid);
+		mb_u32(mb, r.sign.generation);
+		mb_u32(mb, r.sign.index);
+		mb_u32(mb, r.sign.alg);
+		mb_u32(mb, r.sign.md);
+		mb_u32(mb, r.sign.len);
+		mb_data(mb, r.sign.data, r.sign.len);
 		break;
 	default:
 		return;

@@ -22,6 +22,8 @@ CONF = os.path.join(RUN, 'pymaild.conf')
 PYMAILD = os.path.join(ROOT, 'pymaild', 'pymaild')
 PYMAILADM = os.path.join(ROOT, 'admin', 'pymailadm')
 SMTP_PORT, POP3_PORT = 2525, 1110
+SUBMISSION_PORT, SMTPS_PORT, POP3S_PORT = 2587, 2465, 1995
+TLS_DIR = os.path.join(RUN, 'tls')
 DOMAIN = 'demo.example'
 USER, PASSWORD = 'demo', 'demo'
 
@@ -43,7 +45,35 @@ queueuser      = "{quser}";
 # where nothing answers, so mail for other domains just stays queued and
 # nothing leaves this machine.
 resolver       = "127.0.0.1:5353";
+# A self-signed certificate made at the first run (run/tls/).
+tls            = {{ cert = "tls/cert.pem"; key = "tls/key.pem"; }};
+submissionport = {submission};
+smtpsport      = {smtps};
+pop3sport      = {pop3s};
 '''
+
+
+def make_certificate():
+    """An ECDSA P-256 self-signed pair for mail.demo.example, once."""
+    key = os.path.join(TLS_DIR, 'key.pem')
+    cert = os.path.join(TLS_DIR, 'cert.pem')
+    if os.path.exists(key) and os.path.exists(cert):
+        return
+    os.makedirs(TLS_DIR, exist_ok=True)
+    cn = 'mail.' + DOMAIN
+    for argv in (['genpkey', '-algorithm', 'EC', '-pkeyopt',
+                  'ec_paramgen_curve:P-256', '-out', key],
+                 ['req', '-new', '-x509', '-key', key, '-out', cert,
+                  '-days', '3650', '-subj', '/CN=' + cn,
+                  '-addext', 'subjectAltName=DNS:' + cn]):
+        r = subprocess.run(['openssl'] + argv, capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode != 0:
+            die('openssl %s: %s' % (argv[0], r.stderr.strip()))
+    # Read again by the daemon's account at a reload.
+    os.chmod(key, 0o644)
+    print('demo: made a self-signed certificate in %s'
+          % os.path.relpath(TLS_DIR))
 
 
 def die(msg):
@@ -68,8 +98,10 @@ def setup():
         user, quser = '_pymaild', '_pymailq'
     else:
         user = quser = pwd.getpwuid(os.geteuid()).pw_name
+    make_certificate()
     text = CONFIG.format(domain=DOMAIN, smtp=SMTP_PORT, pop3=POP3_PORT,
-                         user=user, quser=quser)
+                         user=user, quser=quser, submission=SUBMISSION_PORT,
+                         smtps=SMTPS_PORT, pop3s=POP3S_PORT)
     with open(CONF + '.tmp', 'w') as f:
         f.write(text)
     os.chmod(CONF + '.tmp', 0o644)
@@ -97,6 +129,8 @@ def usage_text():
                             os.path.relpath(CONF))
     return '''\
 pymaild demo: SMTP 127.0.0.1:{smtp}, POP3 127.0.0.1:{pop3}, folder run/
+  with STARTTLS and STLS there, submission {submission}, smtps {smtps},
+  pop3s {pop3s} (self-signed certificate: run/tls/cert.pem)
   user {user}@{domain}, password {pw}
 
   send a message:   /usr/bin/python3 {me} send
@@ -106,8 +140,10 @@ pymaild demo: SMTP 127.0.0.1:{smtp}, POP3 127.0.0.1:{pop3}, folder run/
   on disk:          run/maildir/{user}/Maildir/new/
   admin:            {adm} getinfo {user}
   stop:             Ctrl-C here, or {adm} stop
+  TLS:              openssl s_client -starttls smtp -connect 127.0.0.1:{smtp}
 '''.format(smtp=SMTP_PORT, pop3=POP3_PORT, user=USER, domain=DOMAIN,
-           pw=PASSWORD, me=me, adm=adm_cmd)
+           pw=PASSWORD, me=me, adm=adm_cmd, submission=SUBMISSION_PORT,
+           smtps=SMTPS_PORT, pop3s=POP3S_PORT)
 
 
 def send():

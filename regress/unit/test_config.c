@@ -112,7 +112,10 @@ test_minimal(void)
 	CHECK("default maxsessions", c.maxsessions == 1000);
 	CHECK("default maxsessionsperip", c.maxsessionsperip == 50);
 	CHECK("default timeout", c.timeout == 300);
-	CHECK("default tls", c.tls_cert == NULL && c.tls_key == NULL);
+	CHECK("default tls", c.ntls == 0 && c.tls_cert[0] == NULL &&
+	    c.tls_key[0] == NULL);
+	CHECK("default tls ports", c.submissionport == 587 &&
+	    c.smtpsport == 465 && c.pop3sport == 995);
 	config_free(&c);
 	CHECK("config_free zeroes", is_zero(&c));
 }
@@ -221,8 +224,8 @@ test_every_key(void)
 	CHECK("set maxsessions", c.maxsessions == 10);
 	CHECK("set maxsessionsperip", c.maxsessionsperip == 2);
 	CHECK("set timeout 1 s", c.timeout == 1);
-	CHECK("set tls", strcmp(c.tls_cert, "/etc/ssl/c.pem") == 0 &&
-	    strcmp(c.tls_key, "/etc/ssl/k.pem") == 0);
+	CHECK("set tls", c.ntls == 1 && strcmp(c.tls_cert[0], "/etc/ssl/c.pem") == 0 &&
+	    strcmp(c.tls_key[0], "/etc/ssl/k.pem") == 0);
 	config_free(&c);
 }
 
@@ -254,10 +257,26 @@ test_paths(void)
 	CHECK("relative logfile",
 	    strcmp(c.logfile, "/etc/t/log/pymaild.log") == 0);
 	CHECK("relative tls cert",
-	    strcmp(c.tls_cert, "/etc/t/tls/cert.pem") == 0);
+	    strcmp(c.tls_cert[0], "/etc/t/tls/cert.pem") == 0);
 	CHECK("relative tls key keeps ..",
-	    strcmp(c.tls_key, "/etc/t/../k.pem") == 0);
+	    strcmp(c.tls_key[0], "/etc/t/../k.pem") == 0);
 	config_free(&c);
+
+	rv = load("tls = { cert = [ \"rsa.pem\", \"/e/ec.pem\" ];\n"
+	    "  key = [ \"rsa.key\", \"/e/ec.key\" ]; };\n"
+	    "submissionport = 0; smtpsport = 10465; pop3sport = 10995;\n",
+	    &c, err, sizeof(err));
+	CHECK("two tls pairs load", rv == 0);
+	if (rv == 0) {
+		CHECK("two tls pairs, by position", c.ntls == 2 &&
+		    strcmp(c.tls_cert[0], "/etc/t/rsa.pem") == 0 &&
+		    strcmp(c.tls_key[0], "/etc/t/rsa.key") == 0 &&
+		    strcmp(c.tls_cert[1], "/e/ec.pem") == 0 &&
+		    strcmp(c.tls_key[1], "/e/ec.key") == 0);
+		CHECK("tls ports set", c.submissionport == 0 &&
+		    c.smtpsport == 10465 && c.pop3sport == 10995);
+		config_free(&c);
+	}
 
 	rv = load("maildir = \"m\"; spooldir = \"s\";\n", &c, err,
 	    sizeof(err));
@@ -438,7 +457,25 @@ test_errors(void)
 	    PATH ":4: unknown key 'tls.ca'");
 	check_error("tls cert wrong type",
 	    "tls = { cert = 1; key = \"k\"; };\n",
-	    PATH ":1: key 'tls.cert': must be a string");
+	    PATH ":1: key 'tls.cert': must be a string or a list of "
+	    "strings");
+	check_error("tls lists of different lengths",
+	    "tls = { cert = [ \"a\", \"b\" ]; key = [ \"k\" ]; };\n",
+	    PATH ":1: key 'tls': cert and key must list as many files each "
+	    "(they are paired by position)");
+	check_error("tls three pairs",
+	    "tls = { cert = [ \"a\", \"b\", \"c\" ];\n"
+	    "  key = [ \"k\", \"l\", \"m\" ]; };\n",
+	    PATH ":1: key 'tls.cert': must be a path or a list of 1 to 2 "
+	    "paths");
+	check_error("tls empty list",
+	    "tls = { cert = [ ]; key = [ ]; };\n",
+	    PATH ":1: key 'tls.cert': must be a path or a list of 1 to 2 "
+	    "paths");
+	check_error("submissionport out of range",
+	    "submissionport = 70000;\n",
+	    PATH ":1: key 'submissionport': must be an integer from 0 to "
+	    "65535");
 	check_error("usesmtprelay without smtprelay",
 	    "maildir = \"/x\";\nusesmtprelay = true;\n",
 	    PATH ":2: key 'usesmtprelay': true needs smtprelay to be set");

@@ -97,6 +97,25 @@ main(void)
 	frame("Subject: x\r\n\r\nReceived: x\r\n");
 	CHECK("the body does not count", dr.received == 0);
 
+	frame("Date: x\r\nmessage-id: <a@b>\r\n\r\nbody\r\n.\r\n");
+	CHECK("Date: and Message-ID: noted", dr.has_date && dr.has_msgid);
+	CHECK("the scan stops after the header's empty line", dr.hdrend &&
+	    !end && used == strlen("Date: x\r\nmessage-id: <a@b>\r\n\r\n") &&
+	    dr.buflen == used);
+	frame("X-Date: x\r\nMessage-IDs: y\r\nDat: z\r\n\r\n");
+	CHECK("other fields are no Date: or Message-ID:", !dr.has_date &&
+	    !dr.has_msgid);
+	frame("Subject: x\r\n\r\nDate: x\r\n");
+	CHECK("a Date: in the body is none", !dr.has_date);
+	frame("\r\nbody\r\n\r\nmore\r\n");
+	CHECK("an empty header ends at the first line", dr.hdrend &&
+	    used == 2);
+	dr.hdrend = 0;
+	used += smtp_data_frame(&dr, (const unsigned char *)
+	    "\r\nbody\r\n\r\nmore\r\n" + used, 16 - used, sizeof(buf),
+	    &end);
+	CHECK("and only once", !dr.hdrend && used == 16);
+
 	/* A buffer with room for 4 octets takes "ab\r\n" and stops. */
 	smtp_data_start(&dr, buf);
 	used = smtp_data_frame(&dr, (const unsigned char *)"ab\r\ncd\r\n.\r\n",

@@ -78,8 +78,9 @@ test_verbs(void)
 	CHECK("unknown verb", refused("NOPE", 4, "unknown command") &&
 	    refused("NOOPS", 5, "unknown command") &&
 	    refused("NOO", 3, "unknown command") &&
-	    refused("APOP a b", 8, "unknown command") &&
-	    refused("STLS", 4, "unknown command"));
+	    refused("APOP a b", 8, "unknown command"));
+	CHECK("STLS", is_ok("STLS", POP3_STLS, 0) && is_ok("stls", POP3_STLS,
+	    0) && argbad("STLS now", POP3_STLS, "STLS takes no argument"));
 	CHECK("empty line", refused("", 0, "unknown command"));
 	CHECK("a space before the verb",
 	    refused(" NOOP", 5, "unknown command"));

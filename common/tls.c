@@ -1,0 +1,308 @@
+/*
+ * The server side of TLS in smtpd and pop3d.
+ *
+ * Hygiene: TLS 1.2 and 1.3 only; in 1.2 only forward-secret AEAD suites
+ * (Mozilla's "intermediate" list); no compression, no renegotiation.
+ * Resumption by stateless tickets, whose keys OpenSSL makes for each
+ * context: a returning client skips the signature, and a reload (a new
+ * context) starts with new ticket keys.
+ *
+ * A context is made when the parent has sent every certificate of a
+ * generation; sessions already running keep the context they began with.
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <string.h>
+#include <stdlib.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "child.h"
+#include "log.h"
+#include "proto.h"
+#include "tls.h"
+#include "util.h"
+
+#define TLS12_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:" \
+	"DHE-RSA-CHACHA20-POLY1305"
+#define TLS_GROUPS	"X25519:P-256:P-384"
+
+static SSL_CTX		*ctx;		/* the generation in use */
+static SSL_CTX		*building;	/* the one arriving */
+static uint32_t		 building_gen;
+static uint32_t		 building_next;	/* the index expected next */
+static char		 lasterr[160];
+
+void
+tls_init(void)
+{
+	if (!OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL))
+		fatalx("tls: cannot initialise OpenSSL");
+}
+
+int
+tls_on_signer(struct imsg *im)
+{
+	static int	have;
+
+	if (im->fd == -1 || im->datalen != 0 || have)
+		return -1;
+	have = 1;
+	tls_remote_signer(im->fd);
+	im->fd = -1;
+	return 0;
+}
+
+int
+tls_ready(void)
+{
+	return ctx != NULL;
+}
+
+static SSL_CTX *
+ctx_new(void)
+{
+	SSL_CTX	*c;
+
+	if ((c = SSL_CTX_new(TLS_server_method())) == NULL)
+		return NULL;
+	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_cipher_list(c, TLS12_CIPHERS) ||
+	    !SSL_CTX_set1_groups_list(c, TLS_GROUPS) ||
+	    !SSL_CTX_set_dh_auto(c, 1)) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	/* OpenSSL 3 refuses a client's renegotiation already; this is
+	 * every renegotiation. */
+	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+	/* One ticket is enough for a mail client's next poll. */
+	SSL_CTX_set_num_tickets(c, 1);
+	SSL_CTX_set_session_id_context(c, (const unsigned char *)"pymaild",
+	    7);
+	return c;
+}
+
+/* The chain in pem: the server's certificate, then the others. */
+static int
+ctx_add_pair(SSL_CTX *c, const char *pem, size_t len, uint32_t gen,
+    uint32_t index)
+{
+	BIO		*in;
+	X509		*leaf, *x;
+	EVP_PKEY	*key;
+	int		 ok = 0;
+
+	if ((in = BIO_new_mem_buf(pem, len)) == NULL)
+		return -1;
+	if ((leaf = PEM_read_bio_X509(in, NULL, NULL, NULL)) == NULL)
+		goto done;
+	if (!SSL_CTX_use_certificate(c, leaf))
+		goto done;
+	while ((x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL)
+		if (!SSL_CTX_add0_chain_cert(c, x)) {
+			X509_free(x);
+			goto done;
+		}
+	if ((key = tls_remote_key(leaf, gen, index)) == NULL)
+		goto done;
+	ok = SSL_CTX_use_PrivateKey(c, key);
+	EVP_PKEY_free(key);
+ done:
+	if (!ok)
+		log_warnx("tls: certificate %u refused: %s", index,
+		    tls_error());
+	ERR_clear_error();
+	X509_free(leaf);
+	BIO_free(in);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Certificates arrive in order, 0 to count - 1, for one generation; a
+ * message out of that order is not the parent's. A certificate that
+ * OpenSSL refuses leaves TLS as it was (the parent checked them all).
+ */
+int
+tls_on_cert(struct imsg *im)
+{
+	struct msgread	 mr;
+	const char	*pem;
+	uint32_t	 gen, index, count, type, len;
+
+	mr_init(&mr, im);
+	gen = mr_u32(&mr);
+	index = mr_u32(&mr);
+	count = mr_u32(&mr);
+	type = mr_u32(&mr);
+	len = mr_u32(&mr);
+	pem = mr.err || len > TLS_CHAIN_MAX ? NULL : mr_data(&mr, len);
+	if (mr_end(&mr) == -1 || count == 0 || count > TLS_PAIRS_MAX ||
+	    index >= count || (type != TLS_KEY_RSA && type != TLS_KEY_EC))
+		return -1;
+	if (index == 0) {
+		SSL_CTX_free(building);
+		if ((building = ctx_new()) == NULL)
+			fatalx("tls: cannot make a context");
+		building_gen = gen;
+		building_next = 0;
+	}
+	if (building == NULL || gen != building_gen || index != building_next)
+		return -1;
+	building_next++;
+	if (ctx_add_pair(building, pem, len, gen, index) == -1) {
+		SSL_CTX_free(building);
+		building = NULL;
+		return 0;
+	}
+	if (index + 1 < count)
+		return 0;
+	SSL_CTX_free(ctx);
+	ctx = building;
+	building = NULL;
+	log_debug("tls: %u certificate(s) of generation %u in use", count,
+	    gen);
+	return 0;
+}
+
+SSL *
+tls_session(int fd)
+{
+	SSL	*ssl;
+
+	if (ctx == NULL || (ssl = SSL_new(ctx)) == NULL)
+		return NULL;
+	if (!SSL_set_fd(ssl, fd)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_accept_state(ssl);
+	return ssl;
+}
+
+static void
+note_error(void)
+{
+	unsigned long	e = ERR_peek_last_error();
+
+	if (e == 0)
+		strlcpy(lasterr, "connection closed", sizeof(lasterr));
+	else
+		ERR_error_string_n(e, lasterr, sizeof(lasterr));
+	ERR_clear_error();
+}
+
+static enum tls_io
+io_status(SSL *ssl, int ret)
+{
+	switch (SSL_get_error(ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		return TLS_IO_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return TLS_IO_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return TLS_IO_EOF;
+	case SSL_ERROR_SYSCALL:
+		note_error();
+		return TLS_IO_EOF;
+	default:
+		note_error();
+		return TLS_IO_FAIL;
+	}
+}
+
+enum tls_io
+tls_handshake(SSL *ssl)
+{
+	int	r;
+
+	ERR_clear_error();
+	if ((r = SSL_accept(ssl)) == 1)
+		return TLS_IO_DONE;
+	return io_status(ssl, r);
+}
+
+ssize_t
+tls_read(SSL *ssl, void *buf, size_t len, enum tls_io *st)
+{
+	size_t	n;
+
+	ERR_clear_error();
+	if (SSL_read_ex(ssl, buf, len, &n) == 1) {
+		*st = TLS_IO_DONE;
+		return n;
+	}
+	*st = io_status(ssl, 0);
+	return -1;
+}
+
+ssize_t
+tls_write(SSL *ssl, const void *buf, size_t len, enum tls_io *st)
+{
+	size_t	n;
+
+	ERR_clear_error();
+	if (SSL_write_ex(ssl, buf, len, &n) == 1) {
+		*st = TLS_IO_DONE;
+		return n;
+	}
+	*st = io_status(ssl, 0);
+	return -1;
+}
+
+void
+tls_describe(SSL *ssl, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s %s", SSL_get_version(ssl),
+	    SSL_get_cipher_name(ssl));
+}
+
+const char *
+tls_error(void)
+{
+	if (lasterr[0] == '\0')
+		note_error();
+	return lasterr;
+}
+
+static int
+loopback(const struct sockaddr_storage *ss)
+{
+	static const uint8_t	v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0, 0xff, 0xff };
+	const uint8_t		*a;
+
+	if (ss->ss_family == AF_INET)
+		return ((const uint8_t *)&((const struct sockaddr_in *)ss)->
+		    sin_addr)[0] == 127;
+	if (ss->ss_family != AF_INET6)
+		return 0;
+	a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+	if (memcmp(a, v4mapped, 12) == 0)
+		return a[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->
+	    sin6_addr);
+}
+
+int
+tls_auth_allowed(int intls, int submission,
+    const struct sockaddr_storage *peer)
+{
+	if (intls)
+		return 1;
+	if (submission)
+		return 0;
+	return proc->conf.ntls == 0 || loopback(peer);
+}
