@@ -170,7 +170,8 @@ enum imsg_type {
 	 *  OUT_ATTEMPT  queued->outbound  u32 attempt, str queue id, str
 	 *               sender ("" = <>), str domain, u64 size (for SIZE=),
 	 *               u32 nrcpts (1..ENV_MAX_RCPTS) + fd: the message,
-	 *               O_RDONLY
+	 *               its spool file O_RDONLY or a copy in a memfd sealed
+	 *               against writes (a small one: the spool reuses those)
 	 *  OUT_RCPT     queued->outbound  u32 attempt, str address; exactly
 	 *               nrcpts follow their ATTEMPT, in order (index 0..)
 	 *  OUT_RESULT   outbound->queued  u32 attempt, u32 index (< nrcpts,

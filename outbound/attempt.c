@@ -555,18 +555,24 @@ attempt_by_id(uint32_t id)
 	return NULL;
 }
 
-/* Only a read-only regular file: we read the message, never more. */
+/*
+ * A regular file we can only read: a spool file opened read-only, or a
+ * memfd sealed against any change. We read the message, never more.
+ */
 static int
 message_fd_ok(int fd)
 {
 	struct stat	st;
-	int		fl;
+	int		fl, seals;
 
 	if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
 		return 0;
 	if ((fl = fcntl(fd, F_GETFL)) == -1)
 		return 0;
-	return (fl & O_ACCMODE) == O_RDONLY;
+	if ((fl & O_ACCMODE) == O_RDONLY)
+		return 1;
+	seals = fcntl(fd, F_GET_SEALS);
+	return seals != -1 && (seals & F_SEAL_WRITE) && (seals & F_SEAL_SEAL);
 }
 
 /* IMSG_OUT_ATTEMPT: its recipients follow. */

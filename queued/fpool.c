@@ -36,7 +36,6 @@
 #include "util.h"
 
 #define FPOOL_MAX	512		/* files kept for reuse */
-#define FPOOL_FILE_MAX	(128 * 1024)	/* larger ones are removed */
 #define FPOOL_DIR	"free"
 
 /* A ring, oldest first: a file freed long ago has no page still being

@@ -12,9 +12,11 @@
  * (the parent then stops the daemon; the queue is intact on disk and
  * every attempt under way runs again at the next start).
  */
+#include <sys/mman.h>
 #include <sys/param.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,11 +156,49 @@ defer_all(struct attempt *at, const char *why)
 	attempt_finish(at);
 }
 
+/* A sealed copy of the message in memory, or -1. */
+static int
+message_copy(int fd, off_t size)
+{
+	static char	 buf[FPOOL_FILE_MAX];	/* the event loop's only */
+	int		 mfd;
+
+	if (pread(fd, buf, size, 0) != size)
+		return -1;
+	if ((mfd = memfd_create("pymaild-out", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING)) == -1)
+		return -1;
+	if (write(mfd, buf, size) != size || fcntl(mfd, F_ADD_SEALS,
+	    F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) == -1) {
+		close(mfd);
+		return -1;
+	}
+	return mfd;
+}
+
 /*
- * The message goes read-only: outbound may read it, never change it.
- * Its files are never reused for another message once it went out
- * (spool.c), so the descriptor can reach this message and no other.
+ * What outbound gets of the message: never a descriptor that could one
+ * day show another message. A small message (the spool reuses its
+ * files) goes as a sealed copy in memory, which nothing else shares; a
+ * larger one as its spool file, read-only, and that file is removed
+ * when the message is done instead of going back to the pool.
  */
+static int
+message_for_outbound(struct envelope *e)
+{
+	int	fd, mfd;
+
+	if ((fd = spool_open_data(e)) == -1)
+		return -1;
+	if (e->datasize <= 0 || e->datasize > FPOOL_FILE_MAX) {
+		e->handed_out = 1;
+		return fd;
+	}
+	mfd = message_copy(fd, e->datasize);
+	close(fd);
+	return mfd;
+}
+
 static void
 hand_over(struct attempt *at)
 {
@@ -167,12 +207,11 @@ hand_over(struct attempt *at)
 	size_t			 i;
 	int			 fd;
 
-	if ((fd = spool_open_data(e)) == -1) {
-		log_warn("outbound: cannot open the data of %s", e->id);
+	if ((fd = message_for_outbound(e)) == -1) {
+		log_warn("outbound: cannot read the data of %s", e->id);
 		defer_all(at, "451 4.3.0 queued message unreadable");
 		return;
 	}
-	e->handed_out = 1;
 	memset(&oa, 0, sizeof(oa));
 	oa.id = at->id;
 	strlcpy(oa.qid, e->id, sizeof(oa.qid));

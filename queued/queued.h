@@ -32,6 +32,7 @@ extern struct chan	smtpd_chan, outbound_chan;
 void	queued_send_parent(uint32_t type, struct msgbuild *, int fd);
 
 /* fpool.c */
+#define FPOOL_FILE_MAX	(128 * 1024)	/* larger ones are removed */
 void	fpool_init(void);
 int	fpool_take(const char *path);
 int	fpool_give(const char *path, off_t size);

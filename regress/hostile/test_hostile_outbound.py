@@ -3,9 +3,10 @@ what any mail server in the world sends is the least trusted one, so
 queued checks everything it answers.  The test stands in for outbound
 (regress/hostile/stub.py) and speaks to queued on outbound's channel.
 
-- What queued hands over per attempt: the message as a READ-ONLY
-  descriptor (its flags say O_RDONLY; writing through it fails) plus the
-  envelope fields of that domain, and nothing else.
+- What queued hands over per attempt: the message as a descriptor that
+  cannot write (O_RDONLY, or a memfd sealed against writes; writing
+  through it fails) plus the envelope fields of that domain, and nothing
+  else.
 - The descriptor it kept reads that message and no later one: a file
   that was handed out never returns to the spool's pool.
 - A well-behaved answer (one result per recipient, then the end) settles
@@ -22,6 +23,7 @@ Run alone (needs a REGRESS=1 build):
 """
 
 import contextlib
+import fcntl
 import os
 import re
 import smtplib
@@ -132,9 +134,12 @@ class HostileOutbound(hostile.HostileCase):
                                          'y@remote.example'])
         with open('/proc/self/fdinfo/%d' % fd) as f:
             flags = int(re.search(r'flags:\s*(\d+)', f.read()).group(1), 8)
-        self.assertEqual(flags & os.O_ACCMODE, os.O_RDONLY)
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            # A small message comes as a copy in memory, sealed.
+            seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+            self.assertTrue(seals & fcntl.F_SEAL_WRITE, seals)
         with self.assertRaises(OSError):
-            os.write(fd, b'rewritten')
+            os.pwrite(fd, b'rewritten', 0)
         data = os.pread(fd, 1 << 20, 0)
         self.assertTrue(data.endswith(MSG), data[-200:])
         self.assertEqual(a['size'], len(data))

@@ -7,9 +7,10 @@ messages it is relaying, read-only, and nothing else.
   an empty folder, every thread under its system call filter (Seccomp 2,
   NoNewPrivs 1), not dumpable.
 - During a delivery to a sink that stalls after DATA, every descriptor
-  it holds onto a file but its log is read-only (fdinfo flags), it holds
-  one onto the message being relayed, none onto anything else under
-  SPOOLDIR, and
+  it holds onto a file but its log is read-only (fdinfo flags) or a
+  memfd sealed against writes; one of them holds the message being
+  relayed (a small one as a sealed copy, a large one as its spool file);
+  none reaches anything else under SPOOLDIR; and
   `pymailadm status` counts the attempt (outbound=1).
 - Killing it during that delivery makes pymaild fail closed (exit
   non-zero, the death logged), with the message still queued; started
@@ -18,6 +19,8 @@ messages it is relaying, read-only, and nothing else.
     /usr/bin/python3 regress/run.py regress/outbound/test_outbound_proc.py
 """
 
+import contextlib
+import fcntl
 import os
 import re
 import signal
@@ -35,6 +38,16 @@ import sandboxutil                                       # noqa: E402
 
 ALICE = 'alice@test.example'
 RCPT = 'x@remote.example'
+
+
+def sealed(path):
+    """Is the memfd behind /proc/PID/fd/N sealed against writes?"""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    finally:
+        os.close(fd)
+    return bool(seals & fcntl.F_SEAL_WRITE)
 
 
 def file_fds(pid):
@@ -64,7 +77,7 @@ class OutboundProcess(OutCase):
                       % (roles, inst.log_tail()))
         return roles
 
-    def stalled_delivery(self, foreground=False):
+    def stalled_delivery(self, foreground=False, body=b'hello\r\n'):
         """A message under way to a sink that never answers DATA."""
         sink = self.sink('127.0.0.1', misbehave=('data', 'silent'))
         inst = self.out_instance(relay=sink, start=not foreground)
@@ -73,7 +86,7 @@ class OutboundProcess(OutCase):
             p = inst.start_foreground()
             inst.wait_ports()
         roles = self.outbound_pid(inst)
-        qid = submit(inst, ALICE, [RCPT], make_message('stalled'))
+        qid = submit(inst, ALICE, [RCPT], make_message('stalled', body))
         self.assertTrue(wait_for(lambda: any(
             c.startswith(b'DATA') for s in sink.session_list()
             for c in s.commands), DELIVERY_TIMEOUT),
@@ -102,31 +115,42 @@ class OutboundProcess(OutCase):
             self.assertEqual(sandboxutil.proc_owner(pid), 0,
                              'outbound is dumpable')
 
-    def test_holds_the_message_read_only_and_nothing_else(self):
-        inst, sink, roles, qid, _ = self.stalled_delivery()
+    def holds_only_its_message(self, body):
+        inst, sink, roles, qid, _ = self.stalled_delivery(body=body)
         pid = roles['outbound']
         spool = os.path.realpath(inst.spooldir)
         fds = file_fds(pid)
-        under_spool = {fd: v for fd, v in fds.items()
-                       if v[0].startswith(spool + '/')}
-        self.assertTrue(under_spool, 'no message descriptor in outbound: '
-                        '%r' % fds)
+        holding = []
         # Its log (stderr, as every helper's) is the one file it writes.
         for fd, (link, flags) in sorted(fds.items()):
             if link == inst.logpath:
                 continue
-            self.assertEqual(flags & os.O_ACCMODE, os.O_RDONLY,
-                             'outbound fd %d onto %s is open for writing '
-                             '(flags %o)' % (fd, link, flags))
-        names = {os.path.basename(v[0]) for v in under_spool.values()}
-        self.assertEqual(names, {qid}, 'outbound holds other spool files: '
-                         '%r' % sorted(v[0] for v in under_spool.values()))
+            path = '/proc/%d/fd/%d' % (pid, fd)
+            if flags & os.O_ACCMODE != os.O_RDONLY:
+                self.assertTrue(link.startswith('/memfd:') and
+                                sealed(path), 'outbound fd %d onto %s can '
+                                'write (flags %o)' % (fd, link, flags))
+            if link.startswith(spool + '/'):
+                self.assertEqual(os.path.basename(link), qid,
+                                 'outbound holds another spool file')
+            with open(path, 'rb') as f:
+                if f.read().endswith(body):
+                    holding.append(link)
+        self.assertEqual(len(holding), 1, 'the message in outbound: %r '
+                         '(all: %r)' % (holding, fds))
         r = inst.adm('status')
         self.assertIn('outbound=1', r.stdout, r.stdout + r.stderr)
-        # The root and cwd are the empty folder, not the spool.
-        if pmtest.IS_ROOT:
-            self.assertFalse(os.path.realpath('/proc/%d/cwd' % pid)
-                             .startswith(spool))
+        return holding[0], spool
+
+    def test_holds_a_small_message_as_a_sealed_copy(self):
+        link, spool = self.holds_only_its_message(b'small and sealed\r\n')
+        self.assertTrue(link.startswith('/memfd:'), link)
+
+    def test_holds_a_large_message_read_only(self):
+        body = b''.join(b'line %06d of a large message\r\n' % i
+                        for i in range(6000))
+        link, spool = self.holds_only_its_message(body)
+        self.assertTrue(link.startswith(spool + '/'), link)
 
     def test_killed_fails_closed_and_the_message_waits(self):
         inst, sink, roles, qid, p = self.stalled_delivery(foreground=True)
