@@ -64,8 +64,9 @@ LDFLAGS	 += $(SANFLAGS)
 LDLIBS	 += -lmd $(PKG_LIBS) -lpthread
 
 PROGS	 = pymaild/pymaild admin/pymailadm smtpd/smtpd pop3d/pop3d \
-	   queued/queued mxcache/mxcache
-HELPERS	 = smtpd/smtpd pop3d/pop3d queued/queued mxcache/mxcache
+	   queued/queued mxcache/mxcache outbound/outbound
+HELPERS	 = smtpd/smtpd pop3d/pop3d queued/queued mxcache/mxcache \
+	   outbound/outbound
 
 COMMON_SRC = $(wildcard common/*.c)
 COMMON_OBJ = $(COMMON_SRC:.c=.o)
@@ -81,13 +82,13 @@ FUZZ_REPLAY = regress/unit/test_fuzz_replay
 # The parsers the harnesses reach outside common/, and the folders of
 # their headers.
 FUZZ_EXTRA = smtpd/parse.c smtpd/data.c admin/impparse.c pymaild/reqparse.c \
-	     pop3d/parse.c queued/smtpreply.c
+	     pop3d/parse.c outbound/smtpreply.c
 FUZZ_INC   = $(addprefix -I$(CURDIR)/,$(sort $(dir $(FUZZ_EXTRA))))
 # Unit tests of a parser that lives in a process folder link its object
 # alone (the parser needs nothing but libcommon.a, which is the point).
 UNIT_EXTRA_dataframe = smtpd/data.o
 UNIT_EXTRA_pop3parse = pop3d/parse.o
-UNIT_EXTRA_smtpreply = queued/smtpreply.o
+UNIT_EXTRA_smtpreply = outbound/smtpreply.o
 
 # Rebuild everything when the flags change (plain vs SANITIZE=1).
 FLAGSTAMP = .build-flags
@@ -149,7 +150,7 @@ deps:
 # The unprivileged accounts of DESIGN.md B2, as a package would create them.
 accounts:
 	@if [ "$$(id -u)" = 0 ]; then \
-		for u in _pymaild _pymailq; do \
+		for u in _pymaild _pymailq _pymailout; do \
 			id $$u >/dev/null 2>&1 || useradd --system --no-create-home \
 			    --home-dir /nonexistent --shell /usr/sbin/nologin $$u; \
 		done; \

@@ -117,6 +117,7 @@ static const struct keydef keys[] = {
 	{ "loglevel",		set_int,	OFF(loglevel), 0, 3 },
 	{ "user",		set_account,	OFF(user), 0, 0 },
 	{ "queueuser",		set_account,	OFF(queueuser), 0, 0 },
+	{ "outbounduser",	set_account,	OFF(outbounduser), 0, 0 },
 	{ "resolver",		set_resolver,	0, 0, 0 },
 	{ "outboundport",	set_int,	OFF(outboundport), 1, 65535 },
 	/* A7: tests use 1 s; no RFC figure is a floor. */
@@ -897,6 +898,7 @@ set_defaults(struct loader *ld)
 	    store(ld, &c->logfile, "syslog") == -1 ||
 	    store(ld, &c->user, "_pymaild") == -1 ||
 	    store(ld, &c->queueuser, "_pymailq") == -1 ||
+	    store(ld, &c->outbounduser, "_pymailout") == -1 ||
 	    store(ld, &c->resolver, "") == -1)
 		return -1;
 
@@ -1361,6 +1363,7 @@ config_free(struct config *c)
 	free(c->logfile);
 	free(c->user);
 	free(c->queueuser);
+	free(c->outbounduser);
 	free(c->resolver);
 	free(c->resolverhost);
 	for (i = 0; i < CONFIG_TLS_PAIRS; i++) {

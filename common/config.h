@@ -45,6 +45,7 @@ struct config {
 	int		 loglevel;
 	char		*user;
 	char		*queueuser;
+	char		*outbounduser;	/* the outbound client's: owns nothing */
 	char		*resolver;	/* as written; "" = /etc/resolv.conf */
 	char		*resolverhost;	/* numeric address, NULL when unset */
 	int		 resolverport;	/* default 53 */

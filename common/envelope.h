@@ -53,6 +53,7 @@ struct envelope {
 	int			 waiting;	/* on the retry list */
 	int			 ready;		/* on the run list */
 	time_t			 runstart;	/* when it last ran */
+	int			 handed_out;	/* outbound got a descriptor */
 };
 
 TAILQ_HEAD(envlist, envelope);

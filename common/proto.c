@@ -1,15 +1,19 @@
 #include "proto.h"
 
 const char *const proc_names[PROC_COUNT] = {
-	"parent", "smtpd", "pop3d", "queued", "mxcache"
+	"parent", "smtpd", "pop3d", "queued", "mxcache", "outbound"
 };
 
 /* The channels between children; the parent talks to every child. */
 static const int peers[PROC_COUNT][PROC_COUNT] = {
 	[PROC_SMTPD][PROC_QUEUED] = 1,
 	[PROC_QUEUED][PROC_SMTPD] = 1,
-	[PROC_QUEUED][PROC_MXCACHE] = 1,
-	[PROC_MXCACHE][PROC_QUEUED] = 1,
+	/* The outbound SMTP client: attempts from queued, hosts from
+	 * mxcache. queued itself needs no DNS. */
+	[PROC_QUEUED][PROC_OUTBOUND] = 1,
+	[PROC_OUTBOUND][PROC_QUEUED] = 1,
+	[PROC_OUTBOUND][PROC_MXCACHE] = 1,
+	[PROC_MXCACHE][PROC_OUTBOUND] = 1,
 };
 
 int

@@ -13,6 +13,7 @@ enum proc_role {
 	PROC_POP3D,
 	PROC_QUEUED,
 	PROC_MXCACHE,
+	PROC_OUTBOUND,
 	PROC_COUNT
 };
 
@@ -128,9 +129,9 @@ enum imsg_type {
 	IMSG_DELIVER_REPLY,
 
 	/*
-	 * queued <-> mxcache <-> parent: MX resolution (issue 5).
-	 *  MX_LOOKUP   queued->mxcache  u32 req, str domain
-	 *  MX_REPLY    mxcache->queued  u32 req, u32 status (MX_*), str reason,
+	 * outbound <-> mxcache <-> parent: MX resolution.
+	 *  MX_LOOKUP   outbound->mxcache u32 req, str domain
+	 *  MX_REPLY    mxcache->outbound u32 req, u32 status (MX_*), str reason,
 	 *              u32 n, then n x (u32 preference, str host, str address)
 	 *  MX_LOAD     parent->mxcache  empty + fd: MAILDIR/mxservers as a
 	 *              memfd, at start
@@ -199,6 +200,28 @@ enum imsg_type {
 	IMSG_TLS_SIGN,
 	IMSG_TLS_SIGN_REPLY,
 
+	/*
+	 * queued <-> outbound: relaying one message to one domain (an
+	 * "attempt"). queued keeps the schedule and the spool; outbound
+	 * gets the message as a read-only descriptor and gives back one
+	 * result per recipient (common/outmsg.h reads and writes these).
+	 *  OUT_ATTEMPT  queued->outbound  u32 attempt, str queue id, str
+	 *               sender ("" = <>), str domain, u64 size (for SIZE=),
+	 *               u32 nrcpts (1..ENV_MAX_RCPTS) + fd: the message,
+	 *               its spool file O_RDONLY or a copy in a memfd sealed
+	 *               against writes (a small one: the spool reuses those)
+	 *  OUT_RCPT     queued->outbound  u32 attempt, str address; exactly
+	 *               nrcpts follow their ATTEMPT, in order (index 0..)
+	 *  OUT_RESULT   outbound->queued  u32 attempt, u32 index (< nrcpts,
+	 *               once each), u32 result (OUT_*), str text (printable)
+	 *  OUT_DONE     outbound->queued  u32 attempt, str last error; only
+	 *               after a result for every recipient
+	 */
+	IMSG_OUT_ATTEMPT,
+	IMSG_OUT_RCPT,
+	IMSG_OUT_RESULT,
+	IMSG_OUT_DONE,
+
 	IMSG_TYPE_MAX
 };
 
@@ -260,6 +283,14 @@ enum imsg_type {
 #define MX_NULLMX	3	/* RFC 7505 "no mail here": bounce */
 #define MX_NOHOSTS	4	/* names exist but have no address: bounce */
 #define MX_MAX_HOSTS	32	/* addresses in one reply */
+
+/* IMSG_OUT_RESULT results */
+#define OUT_DELIVERED	0	/* 2xx after the final dot */
+#define OUT_DEFERRED	1	/* 4xx, or no host settled it: later */
+#define OUT_FAILED	2	/* 5xx: bounce */
+/* Attempts under way at once, and for one domain (outbound refuses more) */
+#define OUT_ATTEMPTS_MAX	64
+#define OUT_PER_DOMAIN_MAX	4
 
 /* Queue ids: 16 hex digits. */
 #define QUEUE_ID_LEN	16

@@ -61,6 +61,9 @@ static const int spool_calls[] = {
 	SCMP_SYS(lstat), SCMP_SYS(statx),
 };
 
+/* outbound: TCP to other mail servers (allow_internet), nothing else:
+ * not a file, not a local socket. */
+
 /* mxcache: DNS over UDP and TCP; the cache goes to the parent in a
  * memfd; glibc's qsort asks sysinfo how much memory there is. */
 static const int dns_calls[] = {
@@ -80,7 +83,7 @@ allow(scmp_filter_ctx ctx, const int *calls, size_t n)
 
 #define ALLOW(ctx, list) allow(ctx, list, sizeof(list) / sizeof(list[0]))
 
-/* queued (outbound SMTP) and mxcache (DNS): IPv4 and IPv6 only. */
+/* outbound (SMTP) and mxcache (DNS): IPv4 and IPv6 only. */
 static void
 allow_internet(scmp_filter_ctx ctx)
 {
@@ -123,10 +126,10 @@ sandbox_enter(enum proc_role role)
 	refuse_local_sockets(ctx);
 	if (role == PROC_SMTPD || role == PROC_POP3D)
 		ALLOW(ctx, session_calls);
-	if (role == PROC_QUEUED) {
+	if (role == PROC_QUEUED)
 		ALLOW(ctx, spool_calls);
+	if (role == PROC_OUTBOUND)
 		allow_internet(ctx);
-	}
 	if (role == PROC_MXCACHE) {
 		ALLOW(ctx, dns_calls);
 		allow_internet(ctx);

@@ -38,7 +38,7 @@ struct batch {
 struct waiter {
 	TAILQ_ENTRY(waiter)	 entry;
 	uint32_t		 req;
-	struct batch		*batch;		/* NULL: queued asked */
+	struct batch		*batch;		/* NULL: outbound asked */
 };
 
 struct pending {

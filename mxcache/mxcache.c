@@ -1,7 +1,7 @@
 /*
  * mxcache: MX resolution with ldns. The resolver is set up before the
  * chroot, since /etc/resolv.conf is not there afterwards; from then on
- * the process only talks DNS to it and imsg to queued and the parent.
+ * the process only talks DNS to it and imsg to outbound and the parent.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +13,7 @@
 #include "proc.h"
 #include "sandbox.h"
 
-static struct chan		 queued;
+static struct chan		 outbound;
 static struct mxresolver	*resolver;
 
 void
@@ -36,7 +36,7 @@ reply_lookup(uint32_t req, const struct mxentry *e, const char *reason)
 		mb_str(&mb, rr->host);
 		mb_str(&mb, rr->addr);
 	}
-	if (chan_send(&queued, &mb, IMSG_MX_REPLY, 0, -1) == -1)
+	if (chan_send(&outbound, &mb, IMSG_MX_REPLY, 0, -1) == -1)
 		log_warnx("mx reply req=%u not sent", req);
 }
 
@@ -60,7 +60,7 @@ send_save(int fd)
 }
 
 static int
-queued_dispatch(struct chan *c, struct imsg *im)
+outbound_dispatch(struct chan *c, struct imsg *im)
 {
 	struct msgread	mr;
 	char		domain[1024];
@@ -128,7 +128,7 @@ main(int argc, char *argv[])
 	if (warn[0])
 		log_warnx("mxcache: %s", warn);
 	proc_drop_privs(proc->conf.user, "/var/empty");
-	child_peer(&queued, PROC_QUEUED, queued_dispatch);
+	child_peer(&outbound, PROC_OUTBOUND, outbound_dispatch);
 	cache_init(resolver);
 	proc->reloaded = reloaded;
 	proc->shutdown = shutdown_now;

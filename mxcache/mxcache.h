@@ -1,5 +1,5 @@
 /*
- * mxcache: answers queued's MX lookups from memory, asks the resolver
+ * mxcache: answers outbound's MX lookups from memory, asks the resolver
  * (common/mxlookup.c) for what is missing or expired, and hands the
  * whole cache to the parent to keep in MAILDIR/mxservers.
  */
@@ -13,7 +13,7 @@
 
 /* cache.c */
 void	cache_init(struct mxresolver *);
-/* queued's IMSG_MX_LOOKUP: answered now from memory, or later. */
+/* outbound's IMSG_MX_LOOKUP: answered now from memory, or later. */
 void	cache_lookup(uint32_t req, const char *domain);
 /* The parent's IMSG_MX_REFRESH: every cached domain again, then
  * IMSG_MX_REFRESH_DONE with this peerid. */

@@ -23,14 +23,14 @@
 #define LOG_WAIT_SEC	2
 
 static const enum proc_role stats_roles[] = {
-	PROC_SMTPD, PROC_POP3D, PROC_QUEUED
+	PROC_SMTPD, PROC_POP3D, PROC_QUEUED, PROC_OUTBOUND
 };
 
 struct ctlconn {
 	struct chan	chan;
 	unsigned int	pending;	/* roles whose figure is to come */
 	unsigned int	unreachable;	/* roles that could not be asked */
-	uint32_t	sessions, queue;
+	uint32_t	sessions, queue, outbound;
 	uint32_t	id;
 	int		inuse;
 	struct event	ev_stats;	/* STATS_WAIT_SEC after the question */
@@ -131,6 +131,11 @@ ctl_status_done(struct ctlconn *cc)
 		snprintf(line, sizeof(line), "queue=%u\n", cc->queue);
 		strlcat(buf, line, sizeof(buf));
 	}
+	/* Messages being relayed (one per destination domain) right now. */
+	if (!(silent & ROLE_BIT(PROC_OUTBOUND))) {
+		snprintf(line, sizeof(line), "outbound=%u\n", cc->outbound);
+		strlcat(buf, line, sizeof(buf));
+	}
 	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++) {
 		if (!(silent & ROLE_BIT(stats_roles[i])))
 			continue;
@@ -170,7 +175,7 @@ ctl_status(struct ctlconn *cc)
 
 	if (cc->pending)
 		return;		/* the answer to the first comes */
-	cc->sessions = cc->queue = 0;
+	cc->sessions = cc->queue = cc->outbound = 0;
 	mb_init(&mb);
 	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++) {
 		if (chan_send(&env->children[stats_roles[i]].chan, &mb,
@@ -208,6 +213,8 @@ stats_reply(enum proc_role from, uint32_t id, uint32_t count)
 		cc->pending &= ~ROLE_BIT(from);
 		if (from == PROC_QUEUED)
 			cc->queue = count;
+		else if (from == PROC_OUTBOUND)
+			cc->outbound = count;
 		else
 			cc->sessions += count;
 		if (cc->pending == 0)

@@ -208,17 +208,19 @@ lookup_account(const char *name, uid_t *uid, gid_t *gid)
 static void
 make_folders(void)
 {
-	uid_t	quid;
-	gid_t	qgid;
+	uid_t	quid, ouid;
+	gid_t	qgid, ogid;
 	uid_t	own = geteuid() == 0 ? env->uid : (uid_t)-1;
 
 	lookup_account(env->conf.queueuser, &quid, &qgid);
+	/* Not used here: a missing account stops the start with its name. */
+	lookup_account(env->conf.outbounduser, &ouid, &ogid);
 	if (dir_ensure(env->conf.maildir, 0700, own, env->gid) == -1)
 		fatal("cannot create maildir %s", env->conf.maildir);
 	if (dir_ensure(env->conf.spooldir, 0700,
 	    geteuid() == 0 ? quid : (uid_t)-1, qgid) == -1)
 		fatal("cannot create spooldir %s", env->conf.spooldir);
-	/* smtpd, pop3d and mxcache chroot into an empty folder. */
+	/* smtpd, pop3d, mxcache and outbound chroot into an empty folder. */
 	if (geteuid() == 0 && dir_ensure("/var/empty", 0755, 0, 0) == -1)
 		fatal("cannot create /var/empty");
 }
@@ -559,17 +561,27 @@ parent_stop(const char *why)
 		finish();
 }
 
-/* Second stage of a stop: once no session is left, the queue goes. */
+/*
+ * The stages of a stop: once no session is left, the queue goes; once
+ * the queue is gone (it waits for the relaying under way), the outbound
+ * client and the MX cache it asks.
+ */
 static void
 stop_backend(void)
 {
-	static int	sent;
+	static int	sent, relay_sent;
 
-	if (sent || !env->children[PROC_SMTPD].exited ||
+	if (!env->children[PROC_SMTPD].exited ||
 	    !env->children[PROC_POP3D].exited)
 		return;
-	sent = 1;
-	ask_to_stop(PROC_QUEUED);
+	if (!sent) {
+		sent = 1;
+		ask_to_stop(PROC_QUEUED);
+	}
+	if (relay_sent || !env->children[PROC_QUEUED].exited)
+		return;
+	relay_sent = 1;
+	ask_to_stop(PROC_OUTBOUND);
 	ask_to_stop(PROC_MXCACHE);
 }
 
@@ -643,6 +655,7 @@ warn_changed(const struct config *o, const struct config *n)
 	    o->nlisten != n->nlisten ||
 	    strcmp(o->user, n->user) != 0 ||
 	    strcmp(o->queueuser, n->queueuser) != 0 ||
+	    strcmp(o->outbounduser, n->outbounduser) != 0 ||
 	    strcmp(o->maildir, n->maildir) != 0 ||
 	    strcmp(o->spooldir, n->spooldir) != 0 ||
 	    strcmp(o->logfile, n->logfile) != 0;
@@ -712,6 +725,10 @@ check_only(void)
 			fatalx("%s: queueuser '%s' does not exist (needed "
 			    "when run as root)", env->conf.path,
 			    env->conf.queueuser);
+		if (getpwnam(env->conf.outbounduser) == NULL)
+			fatalx("%s: outbounduser '%s' does not exist "
+			    "(needed when run as root)", env->conf.path,
+			    env->conf.outbounduser);
 	}
 	if (userdb_load(env->conf.maildir, &db, err, sizeof(err)) == 0) {
 		if (userdb_find(&db, env->conf.postmaster) == NULL)

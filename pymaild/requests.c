@@ -20,10 +20,11 @@ struct request {
 /* Indexed by type, so a lookup is one bounds check and one load. */
 static const struct request requests[IMSG_TYPE_MAX] = {
 	[IMSG_HELLO] = { ROLE(PROC_SMTPD) | ROLE(PROC_POP3D) |
-	    ROLE(PROC_QUEUED) | ROLE(PROC_MXCACHE), 0, parent_hello },
+	    ROLE(PROC_QUEUED) | ROLE(PROC_MXCACHE) | ROLE(PROC_OUTBOUND), 0,
+	    parent_hello },
 	/* mxcache is never asked (control.c asks the others). */
 	[IMSG_STATS_REPLY] = { ROLE(PROC_SMTPD) | ROLE(PROC_POP3D) |
-	    ROLE(PROC_QUEUED), 0, control_stats },
+	    ROLE(PROC_QUEUED) | ROLE(PROC_OUTBOUND), 0, control_stats },
 	[IMSG_AUTH] = { ROLE(PROC_SMTPD) | ROLE(PROC_POP3D), 0,
 	    store_auth },
 	[IMSG_RCPT_CHECK] = { ROLE(PROC_SMTPD), 0, store_rcpt_check },

@@ -15,7 +15,8 @@
  * Only the event loop uses the pool, and only queued opens its files:
  * smtpd writes into a memfd (spool.c), so the old data of another
  * message that a reused file holds until it is cut is never within its
- * reach. What free/ holds is old data of delivered messages, never read
+ * reach; a file whose descriptor went to outbound never comes back
+ * (fpool_give_data). What free/ holds is old data of delivered messages, never read
  * again; after a crash it is taken back as it is. Large files are not kept, so the pool holds at most
  * FPOOL_MAX * FPOOL_FILE_MAX octets.
  */
@@ -35,7 +36,6 @@
 #include "util.h"
 
 #define FPOOL_MAX	512		/* files kept for reuse */
-#define FPOOL_FILE_MAX	(128 * 1024)	/* larger ones are removed */
 #define FPOOL_DIR	"free"
 
 /* A ring, oldest first: a file freed long ago has no page still being
@@ -113,6 +113,20 @@ fpool_give(const char *path, off_t size)
 		return unlink(path);
 	pool_push(next_name++);
 	return 0;
+}
+
+/*
+ * A message's data file: into the pool, unless a descriptor of it went
+ * to the outbound process. That one may still hold it (a compromised
+ * one would keep it), and would read the next message written into it:
+ * such a file is removed, so the descriptor keeps this message only.
+ */
+int
+fpool_give_data(const char *path, const struct envelope *e)
+{
+	if (e->handed_out)
+		return unlink(path);
+	return fpool_give(path, e->datasize);
 }
 
 /* At start: take back what free/ holds, and name new ones past it. */

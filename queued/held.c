@@ -183,7 +183,7 @@ held_remove(const struct envelope *e)
 	if ((h = held_find(e->id)) == NULL)
 		return 0;
 	snprintf(path, sizeof(path), "incoming/%s", h->id);
-	if (fpool_give(path, e->datasize) == -1 && errno != ENOENT)
+	if (fpool_give_data(path, e) == -1 && errno != ENOENT)
 		log_warn("spool: unlink %s", path);
 	held_free(h);
 	return 1;

@@ -1,19 +1,23 @@
 /*
- * Outbound delivery: for each message, one attempt per destination
- * domain carrying all of that domain's recipients. An attempt asks
- * mxcache for the hosts (or goes straight to the smarthost), tries them
- * in order until one settles the recipients, then falls back to the
- * smarthost when one is set (A6, A7), and reports back to the runner.
+ * Remote recipients: for each message, one attempt per destination
+ * domain, handed to the outbound process (a read-only descriptor of the
+ * message and the domain's recipients) which answers one result per
+ * recipient. The schedule, the retries, the bounces and the hop count
+ * stay here; outbound never sees the spool.
+ *
+ * outbound parses what any server in the world says: what it sends back
+ * is bounded and checked. A result for an attempt not under way, for a
+ * recipient not in it or for one twice, an end before every recipient
+ * has a result: each is a compromised peer, and queued fails closed
+ * (the parent then stops the daemon; the queue is intact on disk and
+ * every attempt under way runs again at the next start).
  */
+#include <sys/mman.h>
 #include <sys/param.h>
-#include <sys/socket.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,11 +26,10 @@
 #include "child.h"
 #include "hops.h"
 #include "log.h"
+#include "outmsg.h"
 #include "queued.h"
 #include "util.h"
 
-#define MAX_ATTEMPTS		64	/* sessions out at once */
-#define MAX_PER_DOMAIN		4
 /* Hop counting reads the header this far at most, a chunk at a time. */
 #define HOPS_READ_MAX		(256 * 1024)
 #define HOPS_READ_CHUNK		(16 * 1024)
@@ -35,17 +38,8 @@ TAILQ_HEAD(attemptlist, attempt);
 
 static struct attemptlist	attempts = TAILQ_HEAD_INITIALIZER(attempts);
 static int			nattempts;
-static uint32_t			next_req = 1;
-
-/*
- * A smarthost given by name is resolved through mxcache like any domain
- * (its MX, else its own addresses) and kept here; lookup 0 is this one.
- */
-#define RELAY_REQ	0
-#define RELAY_TTL	300
-static struct host		relay_hosts[MX_MAX_HOSTS];
-static int			nrelay;
-static time_t			relay_asked;
+static uint32_t			next_id = 1;
+static int			outbound_gone;	/* its channel closed */
 
 static const char *
 domain_of(const char *address)
@@ -64,146 +58,26 @@ domain_busy(const char *domain)
 	TAILQ_FOREACH(at, &attempts, entry)
 		if (strcasecmp(at->domain, domain) == 0)
 			n++;
-	return n >= MAX_PER_DOMAIN;
-}
-
-static void
-add_host(struct attempt *at, const char *host, const char *addr, int port,
-    int pref)
-{
-	struct host	*h;
-
-	if (at->nhosts == MX_MAX_HOSTS + 1)
-		return;
-	h = &at->hosts[at->nhosts++];
-	strlcpy(h->host, host, sizeof(h->host));
-	strlcpy(h->addr, addr, sizeof(h->addr));
-	h->port = port;
-	h->pref = pref;
-}
-
-static int
-is_numeric(const char *s)
-{
-	unsigned char	buf[16];
-
-	return inet_pton(AF_INET, s, buf) == 1 ||
-	    inet_pton(AF_INET6, s, buf) == 1;
-}
-
-static void
-relay_lookup(int force)
-{
-	struct msgbuild	 mb;
-	const char	*relay = proc->conf.relayhost;
-	time_t		 now = time(NULL);
-
-	if (relay == NULL || is_numeric(relay))
-		return;
-	if (!force && now - relay_asked < (nrelay ? RELAY_TTL : 5))
-		return;
-	relay_asked = now;
-	mb_init(&mb);
-	mb_u32(&mb, RELAY_REQ);
-	mb_str(&mb, relay);
-	chan_send(&mxcache_chan, &mb, IMSG_MX_LOOKUP, 0, -1);
-}
-
-/* The smarthost goes last: through it all, or as the fallback. */
-static void
-add_relay(struct attempt *at)
-{
-	const char	*relay = proc->conf.relayhost;
-	int		 i;
-
-	if (relay == NULL)
-		return;
-	if (is_numeric(relay)) {
-		add_host(at, relay, relay, proc->conf.relayport, HOST_RELAY);
-		return;
-	}
-	relay_lookup(0);
-	if (nrelay == 0)
-		snprintf(at->lasterror, sizeof(at->lasterror),
-		    "smtprelay %.200s: no address known yet", relay);
-	for (i = 0; i < nrelay; i++)
-		add_host(at, relay, relay_hosts[i].addr,
-		    proc->conf.relayport, HOST_RELAY);
-}
-
-/* The answer to lookup 0: the smarthost's addresses. */
-static int
-relay_reply(struct msgread *mr, uint32_t status, uint32_t n)
-{
-	char		host[256], addr[64];
-	uint32_t	i;
-
-	nrelay = 0;
-	for (i = 0; i < n; i++) {
-		(void)mr_u32(mr);
-		mr_str(mr, host, sizeof(host));
-		mr_str(mr, addr, sizeof(addr));
-		if (mr->err || !is_numeric(addr))
-			return -1;
-		strlcpy(relay_hosts[nrelay].addr, addr,
-		    sizeof(relay_hosts[nrelay].addr));
-		nrelay++;
-	}
-	if (mr_end(mr) == -1)
-		return -1;
-	if (status != MX_OK || nrelay == 0)
-		log_warnx("outbound: smtprelay %s does not resolve (status "
-		    "%u)", proc->conf.relayhost, status);
-	return 0;
-}
-
-/* After a reload: the smarthost may have changed. */
-void
-outbound_reloaded(void)
-{
-	nrelay = 0;
-	relay_lookup(1);
+	return n >= OUT_PER_DOMAIN_MAX;
 }
 
 static void
 attempt_free(struct attempt *at)
 {
 	free(at->rcpts);
-	free(at->result);
-	free(at->reason);
+	free(at->answered);
 	free(at);
 }
 
-/* Everything settled or tried: write the outcome into the envelope. */
+/* Every recipient answered: the runner decides what comes next. */
 static void
 attempt_finish(struct attempt *at)
 {
 	struct envelope	*e = at->env;
-	struct envrcpt	*r;
 	size_t		 i;
 
-	for (i = 0; i < at->nrcpts; i++) {
-		r = &e->rcpts[at->rcpts[i]];
-		r->inflight = 0;
-		switch (at->result[i]) {
-		case AR_DELIVERED:
-			r->status = RS_DONE;
-			log_info("outbound id=%s to=<%s> result=sent "
-			    "reply=\"%s\"", e->id, r->address, at->reason[i]);
-			break;
-		case AR_FINAL:
-			r->status = RS_FAILED;
-			strlcpy(r->reason, at->reason[i], sizeof(r->reason));
-			break;
-		default:
-			strlcpy(e->lasterror, at->reason[i][0] ?
-			    at->reason[i] : at->lasterror,
-			    sizeof(e->lasterror));
-			log_info("outbound id=%s to=<%s> result=deferred "
-			    "reason=\"%s\"", e->id, r->address, e->lasterror);
-			break;
-		}
-	}
+	for (i = 0; i < at->nrcpts; i++)
+		e->rcpts[at->rcpts[i]].inflight = 0;
 	TAILQ_REMOVE(&attempts, at, entry);
 	nattempts--;
 	attempt_free(at);
@@ -211,309 +85,19 @@ attempt_finish(struct attempt *at)
 	runner_attempt_done(e);
 }
 
-static int
-unsettled(const struct attempt *at)
+/* Settled here, without outbound: every recipient fails for good. */
+static void
+fail_all(struct attempt *at, const char *why)
 {
-	size_t	i;
-
-	for (i = 0; i < at->nrcpts; i++)
-		if (at->result[i] == AR_UNSETTLED ||
-		    at->result[i] == AR_ACCEPTED)
-			return 1;
-	return 0;
-}
-
-void
-attempt_host_failed(struct attempt *at, const char *why)
-{
-	struct host	*h = &at->hosts[at->cur];
-
-	snprintf(at->lasterror, sizeof(at->lasterror), "%.100s[%s]:%d: %.100s",
-	    h->host, h->addr, h->port, why);
-	log_info("outbound id=%s host=%s[%s] error=\"%s\"", at->env->id,
-	    h->host, h->addr, why);
-}
-
-/* A session ended: the next host for what is not settled, or done. */
-void
-attempt_host_done(struct attempt *at)
-{
-	size_t	i;
-
-	for (i = 0; i < at->nrcpts; i++)
-		if (at->result[i] == AR_ACCEPTED)
-			at->result[i] = AR_UNSETTLED;	/* no final dot */
-	if (unsettled(at) && ++at->cur < at->nhosts) {
-		smtpc_start(at);
-		return;
-	}
-	attempt_finish(at);
-}
-
-void
-attempt_rcpt_final(struct attempt *at, size_t idx, const char *why)
-{
-	at->result[idx] = AR_FINAL;
-	strlcpy(at->reason[idx], why, sizeof(at->reason[idx]));
-}
-
-void
-attempt_rcpt_later(struct attempt *at, size_t idx, const char *why)
-{
-	at->result[idx] = AR_LATER;
-	strlcpy(at->reason[idx], why, sizeof(at->reason[idx]));
-}
-
-void
-attempt_all_final(struct attempt *at, const char *why)
-{
-	size_t	i;
-
-	for (i = 0; i < at->nrcpts; i++)
-		if (at->result[i] == AR_UNSETTLED)
-			attempt_rcpt_final(at, i, why);
-}
-
-/* The answer to the final dot (or to DATA) for the accepted ones. */
-void
-attempt_accepted_result(struct attempt *at, int code, const char *why)
-{
-	size_t	i;
+	struct envrcpt	*r;
+	size_t		 i;
 
 	for (i = 0; i < at->nrcpts; i++) {
-		if (at->result[i] != AR_ACCEPTED)
-			continue;
-		if (code / 100 == 2) {
-			at->result[i] = AR_DELIVERED;
-			strlcpy(at->reason[i], why, sizeof(at->reason[i]));
-		} else if (code / 100 == 5)
-			attempt_rcpt_final(at, i, why);
-		else
-			attempt_rcpt_later(at, i, why);
+		r = &at->env->rcpts[at->rcpts[i]];
+		r->status = RS_FAILED;
+		strlcpy(r->reason, why, sizeof(r->reason));
 	}
-}
-
-static void
-fail_all(struct attempt *at, int permanent, const char *why)
-{
-	size_t	i;
-
-	for (i = 0; i < at->nrcpts; i++)
-		if (permanent)
-			attempt_rcpt_final(at, i, why);
-		else
-			attempt_rcpt_later(at, i, why);
-}
-
-/* An address in binary, an IPv4-mapped IPv6 address as IPv4. */
-struct ipaddr {
-	int		af;
-	unsigned char	a[16];
-};
-
-static int
-ipaddr_parse(const char *s, struct ipaddr *ip)
-{
-	memset(ip, 0, sizeof(*ip));
-	if (inet_pton(AF_INET, s, ip->a) == 1) {
-		ip->af = AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, s, ip->a) != 1)
-		return -1;
-	ip->af = AF_INET6;
-	if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)ip->a)) {
-		memmove(ip->a, ip->a + 12, 4);
-		memset(ip->a + 4, 0, 12);
-		ip->af = AF_INET;
-	}
-	return 0;
-}
-
-static int
-ipaddr_equal(const struct ipaddr *a, const struct ipaddr *b)
-{
-	return a->af == b->af && memcmp(a->a, b->a, sizeof(a->a)) == 0;
-}
-
-static int
-ipaddr_unspecified(const struct ipaddr *ip)
-{
-	static const unsigned char	zero[16];
-
-	return memcmp(ip->a, zero, sizeof(zero)) == 0;
-}
-
-static int
-ipaddr_loopback(const struct ipaddr *ip)
-{
-	if (ip->af == AF_INET)
-		return ip->a[0] == 127;
-	return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)ip->a);
-}
-
-static socklen_t
-ipaddr_sockaddr(const struct ipaddr *ip, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (ip->af == AF_INET) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(9);
-		memcpy(&sin->sin_addr, ip->a, 4);
-		return sizeof(*sin);
-	}
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = htons(9);
-	memcpy(&sin6->sin6_addr, ip->a, 16);
-	return sizeof(*sin6);
-}
-
-/*
- * Is ip an address of this host, today? The kernel knows: a datagram
- * socket connected to a local address (nothing is sent) takes that very
- * address as its source, to any other address the outgoing interface's.
- */
-static int
-ipaddr_local(const struct ipaddr *ip)
-{
-	struct sockaddr_storage	 ss, me;
-	struct ipaddr		 src;
-	socklen_t		 len, melen = sizeof(me);
-	int			 s, local = 0;
-
-	if (ipaddr_loopback(ip))
-		return 1;
-	len = ipaddr_sockaddr(ip, &ss);
-	if ((s = socket(ip->af, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return 0;
-	if (connect(s, (struct sockaddr *)&ss, len) == 0 &&
-	    getsockname(s, (struct sockaddr *)&me, &melen) == 0 &&
-	    me.ss_family == ip->af) {
-		src.af = ip->af;
-		memset(src.a, 0, sizeof(src.a));
-		if (ip->af == AF_INET)
-			memcpy(src.a, &((struct sockaddr_in *)&me)->sin_addr, 4);
-		else
-			memcpy(src.a, &((struct sockaddr_in6 *)&me)->sin6_addr,
-			    16);
-		local = ipaddr_equal(ip, &src);
-	}
-	close(s);
-	return local;
-}
-
-/*
- * Would a connection to addr:port reach our own SMTP server? The
- * unspecified address reaches this host (Linux takes it so) whatever
- * the port; on our SMTP port, so does an address we listen on, or any
- * address of this host when we listen on a wildcard.
- */
-static int
-points_to_us(const char *addr, int port)
-{
-	struct ipaddr	ip, l;
-	size_t		i;
-	int		wildcard = 0;
-
-	if (ipaddr_parse(addr, &ip) == -1)
-		return 0;	/* smtpc refuses it as a bad address */
-	if (ipaddr_unspecified(&ip))
-		return 1;
-	if (port != proc->conf.smtpserverport)
-		return 0;
-	for (i = 0; i < proc->conf.nlisten; i++) {
-		if (ipaddr_parse(proc->conf.listen[i], &l) == -1)
-			continue;
-		if (ipaddr_unspecified(&l))
-			wildcard = 1;
-		else if (ipaddr_equal(&ip, &l))
-			return 1;
-	}
-	return wildcard && ipaddr_local(&ip);
-}
-
-/*
- * A host that leads back to us is never tried, and neither are those
- * at its preference or worse, nor the smarthost after them: they would
- * hand the mail back to us, the better MX (Postfix does the same). The
- * host that loops, or NULL.
- */
-static const struct host *
-drop_loops(struct attempt *at, struct host *loop)
-{
-	int	i, cut;
-
-	for (cut = 0; cut < at->nhosts; cut++)
-		if (points_to_us(at->hosts[cut].addr, at->hosts[cut].port))
-			break;
-	if (cut == at->nhosts)
-		return NULL;
-	*loop = at->hosts[cut];
-	for (i = 0; i < cut; i++)
-		if (at->hosts[i].pref >= loop->pref)
-			break;
-	at->nhosts = i;
-	log_info("outbound id=%s host=%s[%s]:%d error=\"points back to us\"",
-	    at->env->id, loop->host, loop->addr, loop->port);
-	return loop;
-}
-
-static void
-run_hosts(struct attempt *at)
-{
-	struct host	loop;
-	char		why[256];
-
-	at->cur = 0;
-	if (drop_loops(at, &loop) != NULL && at->nhosts == 0) {
-		snprintf(why, sizeof(why), "554 5.4.6 mail for %.60s loops "
-		    "back to us: %.60s[%.46s] points back to us", at->domain,
-		    loop.host, loop.addr);
-		fail_all(at, 1, why);
-		attempt_finish(at);
-		return;
-	}
-	if (at->nhosts == 0) {
-		attempt_finish(at);
-		return;
-	}
-	smtpc_start(at);
-}
-
-static void
-ask_mxcache(struct attempt *at)
-{
-	struct msgbuild	mb;
-
-	at->req = next_req++;
-	mb_init(&mb);
-	mb_u32(&mb, at->req);
-	mb_str(&mb, at->domain);
-	if (chan_send(&mxcache_chan, &mb, IMSG_MX_LOOKUP, 0, -1) == -1) {
-		fail_all(at, 0, "451 4.4.3 MX lookup unavailable");
-		attempt_finish(at);
-	}
-}
-
-/* "[192.0.2.1]" or "[IPv6:2001:db8::1]" */
-static int
-literal_host(struct attempt *at)
-{
-	char	addr[64];
-	size_t	len = strlen(at->domain);
-
-	if (at->domain[0] != '[' || len < 3 || len - 2 >= sizeof(addr))
-		return 0;
-	snprintf(addr, sizeof(addr), "%.*s", (int)len - 2, at->domain + 1);
-	if (strncasecmp(addr, "ipv6:", 5) == 0)
-		memmove(addr, addr + 5, strlen(addr + 5) + 1);
-	if (!is_numeric(addr))
-		return 0;
-	add_host(at, at->domain, addr, proc->conf.outboundport, 0);
-	return 1;
+	attempt_finish(at);
 }
 
 /* The Received: lines of e's queued header (the first HOPS_READ_MAX
@@ -527,7 +111,7 @@ message_hops(const struct envelope *e)
 	int		 fd, hops = 0, complete = 0;
 
 	if ((fd = spool_open_data(e)) == -1)
-		return 0;	/* the session finds out, and defers */
+		return 0;	/* the hand-over finds out, and defers */
 	while (len < HOPS_READ_MAX && !complete && hops <= HOPS_MAX) {
 		n = read(fd, buf + len, MIN(HOPS_READ_CHUNK,
 		    HOPS_READ_MAX - len));
@@ -558,27 +142,90 @@ hop_limit(struct attempt *at)
 	    "lines), a mail loop", hops);
 	log_info("outbound id=%s domain=%s error=\"%s\"", at->env->id,
 	    at->domain, why);
-	fail_all(at, 1, why);
-	attempt_finish(at);
+	fail_all(at, why);
 	return 1;
 }
 
+/* Defer every recipient of an attempt that could not be handed over. */
 static void
-attempt_begin(struct attempt *at)
+defer_all(struct attempt *at, const char *why)
 {
-	if (hop_limit(at))
-		return;
-	if (proc->conf.usesmtprelay) {
-		add_relay(at);
-		run_hosts(at);
+	strlcpy(at->env->lasterror, why, sizeof(at->env->lasterror));
+	log_info("outbound id=%s domain=%s result=deferred reason=\"%s\"",
+	    at->env->id, at->domain, why);
+	attempt_finish(at);
+}
+
+/* A sealed copy of the message in memory, or -1. */
+static int
+message_copy(int fd, off_t size)
+{
+	static char	 buf[FPOOL_FILE_MAX];	/* the event loop's only */
+	int		 mfd;
+
+	if (pread(fd, buf, size, 0) != size)
+		return -1;
+	if ((mfd = memfd_create("pymaild-out", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING)) == -1)
+		return -1;
+	if (write(mfd, buf, size) != size || fcntl(mfd, F_ADD_SEALS,
+	    F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) == -1) {
+		close(mfd);
+		return -1;
+	}
+	return mfd;
+}
+
+/*
+ * What outbound gets of the message: never a descriptor that could one
+ * day show another message. A small message (the spool reuses its
+ * files) goes as a sealed copy in memory, which nothing else shares; a
+ * larger one as its spool file, read-only, and that file is removed
+ * when the message is done instead of going back to the pool.
+ */
+static int
+message_for_outbound(struct envelope *e)
+{
+	int	fd, mfd;
+
+	if ((fd = spool_open_data(e)) == -1)
+		return -1;
+	if (e->datasize <= 0 || e->datasize > FPOOL_FILE_MAX) {
+		e->handed_out = 1;
+		return fd;
+	}
+	mfd = message_copy(fd, e->datasize);
+	close(fd);
+	return mfd;
+}
+
+static void
+hand_over(struct attempt *at)
+{
+	struct envelope		*e = at->env;
+	struct out_attempt	 oa;
+	size_t			 i;
+	int			 fd;
+
+	if ((fd = message_for_outbound(e)) == -1) {
+		log_warn("outbound: cannot read the data of %s", e->id);
+		defer_all(at, "451 4.3.0 queued message unreadable");
 		return;
 	}
-	if (literal_host(at)) {
-		add_relay(at);
-		run_hosts(at);
+	memset(&oa, 0, sizeof(oa));
+	oa.id = at->id;
+	strlcpy(oa.qid, e->id, sizeof(oa.qid));
+	strlcpy(oa.sender, e->sender, sizeof(oa.sender));
+	strlcpy(oa.domain, at->domain, sizeof(oa.domain));
+	oa.size = e->datasize > 0 ? e->datasize : e->size;
+	oa.nrcpts = at->nrcpts;
+	if (out_send_attempt(&outbound_chan, &oa, fd) == -1) {
+		defer_all(at, "451 4.3.0 outbound client unavailable");
 		return;
 	}
-	ask_mxcache(at);
+	for (i = 0; i < at->nrcpts; i++)
+		out_send_rcpt(&outbound_chan, at->id,
+		    e->rcpts[at->rcpts[i]].address);
 }
 
 static struct attempt *
@@ -589,10 +236,12 @@ attempt_new(struct envelope *e, const char *domain)
 	size_t		 i;
 
 	at->env = e;
+	at->id = next_id++;
+	if (next_id == 0)
+		next_id = 1;
 	strlcpy(at->domain, domain, sizeof(at->domain));
 	at->rcpts = xcalloc(e->nrcpts, sizeof(*at->rcpts));
-	at->result = xcalloc(e->nrcpts, sizeof(*at->result));
-	at->reason = xcalloc(e->nrcpts, sizeof(*at->reason));
+	at->answered = xcalloc(e->nrcpts, sizeof(*at->answered));
 	for (i = 0; i < e->nrcpts; i++) {
 		r = &e->rcpts[i];
 		if (r->status != RS_PENDING || r->user[0] || r->inflight ||
@@ -616,7 +265,7 @@ outbound_start(struct envelope *e)
 		r = &e->rcpts[i];
 		if (r->status != RS_PENDING || r->user[0] || r->inflight)
 			continue;
-		if (nattempts >= MAX_ATTEMPTS)
+		if (nattempts >= OUT_ATTEMPTS_MAX || outbound_gone)
 			return 0;
 		if (domain_busy(domain_of(r->address))) {
 			blocked = 1;	/* waits for that domain's slot */
@@ -626,107 +275,116 @@ outbound_start(struct envelope *e)
 		TAILQ_INSERT_TAIL(&attempts, at, entry);
 		nattempts++;
 		e->inflight++;
-		attempt_begin(at);
+		if (!hop_limit(at))
+			hand_over(at);
 	}
 	return blocked ? 2 : 1;
 }
 
 static struct attempt *
-attempt_by_req(uint32_t req)
+attempt_by_id(uint32_t id)
 {
 	struct attempt	*at;
 
 	TAILQ_FOREACH(at, &attempts, entry)
-		if (at->req == req)
+		if (at->id == id)
 			return at;
 	return NULL;
 }
 
-static void
-mx_failed(struct attempt *at, uint32_t status, const char *dnsreason)
+static int
+take_result(struct imsg *im)
 {
-	char	why[256], reason[64];
+	struct out_result	 or;
+	struct attempt		*at;
+	struct envelope		*e;
+	struct envrcpt		*r;
 
-	/* mxcache's words may quote what a DNS server said. */
-	text_printable(reason, sizeof(reason), dnsreason, strlen(dnsreason));
-
-	if (status == MX_TEMPFAIL && proc->conf.relayhost != NULL) {
-		/* DNS trouble is what the fallback is for. */
-		add_relay(at);
-		run_hosts(at);
-		return;
+	if (out_read_result(im->data, im->datalen, &or) == -1) {
+		log_warnx("outbound sent a malformed result");
+		return -1;
 	}
-	switch (status) {
-	case MX_NULLMX:
-		snprintf(why, sizeof(why), "556 5.1.10 %.200s does not accept "
-		    "mail (null MX)", at->domain);
+	if ((at = attempt_by_id(or.id)) == NULL || or.index >= at->nrcpts ||
+	    at->answered[or.index]) {
+		log_warnx("outbound sent a result for attempt %u recipient "
+		    "%u, which is not waiting for one", or.id, or.index);
+		return -1;
+	}
+	at->answered[or.index] = 1;
+	at->nanswered++;
+	e = at->env;
+	r = &e->rcpts[at->rcpts[or.index]];
+	switch (or.result) {
+	case OUT_DELIVERED:
+		r->status = RS_DONE;
 		break;
-	case MX_NXDOMAIN:
-		snprintf(why, sizeof(why), "550 5.1.2 %.200s: no such domain",
-		    at->domain);
-		break;
-	case MX_NOHOSTS:
-		snprintf(why, sizeof(why), "550 5.4.4 %.200s: no address for its "
-		    "mail servers", at->domain);
+	case OUT_FAILED:
+		r->status = RS_FAILED;
+		strlcpy(r->reason, or.text, sizeof(r->reason));
 		break;
 	default:
-		snprintf(why, sizeof(why), "451 4.4.3 %.150s: DNS lookup failed%s%.60s",
-		    at->domain, reason[0] ? ": " : "", reason);
+		strlcpy(e->lasterror, or.text, sizeof(e->lasterror));
 		break;
 	}
-	fail_all(at, status != MX_TEMPFAIL, why);
+	return 0;
+}
+
+static int
+take_done(struct imsg *im)
+{
+	struct out_done	 od;
+	struct attempt	*at;
+
+	if (out_read_done(im->data, im->datalen, &od) == -1) {
+		log_warnx("outbound sent a malformed end of attempt");
+		return -1;
+	}
+	if ((at = attempt_by_id(od.id)) == NULL ||
+	    at->nanswered != at->nrcpts) {
+		log_warnx("outbound ended attempt %u, which is not under way "
+		    "or has recipients without a result", od.id);
+		return -1;
+	}
 	attempt_finish(at);
+	return 0;
 }
 
 int
-outbound_mx_reply(struct imsg *im)
+outbound_dispatch(struct chan *c, struct imsg *im)
 {
-	struct msgread	 mr;
-	struct attempt	*at;
-	char		 reason[256], host[256], addr[64];
-	uint32_t	 req, status, n, i, pref;
+	if (im->fd != -1)
+		return -1;	/* outbound never sends us descriptors */
+	switch (im->hdr.type) {
+	case IMSG_OUT_RESULT:
+		return take_result(im);
+	case IMSG_OUT_DONE:
+		return take_done(im);
+	default:
+		log_warnx("outbound sent a message of type %u",
+		    im->hdr.type);
+		return -1;
+	}
+}
 
-	mr_init(&mr, im);
-	req = mr_u32(&mr);
-	status = mr_u32(&mr);
-	mr_str(&mr, reason, sizeof(reason));
-	n = mr_u32(&mr);
-	if (mr.err || n > MX_MAX_HOSTS || status > MX_NOHOSTS)
-		return -1;
-	if (req == RELAY_REQ)
-		return relay_reply(&mr, status, n);
-	if ((at = attempt_by_req(req)) == NULL)
-		return -1;
-	for (i = 0; i < n; i++) {
-		pref = mr_u32(&mr);
-		mr_str(&mr, host, sizeof(host));
-		mr_str(&mr, addr, sizeof(addr));
-		if (mr.err || !is_numeric(addr))
-			return -1;
-		/* mxcache sends them in the order to try */
-		add_host(at, host, addr, proc->conf.outboundport,
-		    pref > INT_MAX - 1 ? INT_MAX - 1 : (int)pref);
-	}
-	if (mr_end(&mr) == -1)
-		return -1;
-	if (status != MX_OK || n == 0) {
-		mx_failed(at, status == MX_OK ? MX_NOHOSTS : status, reason);
-		return 0;
-	}
-	add_relay(at);
-	run_hosts(at);
-	return 0;
+/*
+ * A peer that broke the rules is not ours any more: exit non-zero, so
+ * the parent stops the daemon. A plain close is outbound going away (the
+ * parent stops us too): the attempts under way stay unsettled, queued
+ * on disk, and run again at the next start.
+ */
+void
+outbound_closed(struct chan *c)
+{
+	if (c->failure != NULL)
+		fatalx("outbound: %s; failing closed", c->failure);
+	log_warnx("outbound: its channel closed with %d attempts under way",
+	    nattempts);
+	outbound_gone = 1;
+	runner_outbound_gone();
 }
 
 int
 outbound_busy(void)
 {
-	return nattempts > 0;
-}
-
-void
-outbound_init(void)
-{
-	TAILQ_INIT(&attempts);
-	relay_lookup(1);
+	return nattempts > 0 && !outbound_gone;
 }

@@ -1,6 +1,6 @@
 /*
  * queued: the process. Channels to smtpd (the spool), the parent (local
- * delivery) and mxcache (outbound, later).
+ * delivery) and outbound (remote recipients).
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include "sandbox.h"
 #include "queued.h"
 
-struct chan	smtpd_chan, mxcache_chan;
+struct chan	smtpd_chan, outbound_chan;
 
 void
 queued_send_parent(uint32_t type, struct msgbuild *mb, int fd)
@@ -26,14 +26,6 @@ smtpd_dispatch(struct chan *c, struct imsg *im)
 	if (im->fd != -1)
 		return -1;	/* smtpd never sends us descriptors */
 	return spool_dispatch(im);
-}
-
-static int
-mxcache_dispatch(struct chan *c, struct imsg *im)
-{
-	if (im->hdr.type != IMSG_MX_REPLY || im->fd != -1)
-		return -1;
-	return outbound_mx_reply(im);
 }
 
 static int
@@ -68,15 +60,15 @@ main(int argc, char *argv[])
 	child_start(argc, argv, PROC_QUEUED);
 	proc->stats = queued_stats;
 	proc->shutdown = runner_shutdown;
-	proc->reloaded = outbound_reloaded;
 	/* Every spool path is relative: the chroot, or the folder. */
 	if (chdir(proc->conf.spooldir) == -1)
 		fatal("chdir %s", proc->conf.spooldir);
 	proc_drop_privs(proc->conf.queueuser, proc->conf.spooldir);
 	child_peer(&smtpd_chan, PROC_SMTPD, smtpd_dispatch);
-	child_peer(&mxcache_chan, PROC_MXCACHE, mxcache_dispatch);
+	chan_init(&outbound_chan, proc->base, proc_peer_fd(PROC_QUEUED,
+	    PROC_OUTBOUND), "outbound", outbound_dispatch, outbound_closed,
+	    NULL);
 	runner_init();
-	outbound_init();
 	spool_init();
 	child_ready(parent_dispatch);
 	sandbox_enter(PROC_QUEUED);

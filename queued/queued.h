@@ -12,54 +12,31 @@
 #ifndef PYMAILD_QUEUED_H
 #define PYMAILD_QUEUED_H
 
-#include <limits.h>
-
 #include "chan.h"
 #include "envelope.h"
 #include "proto.h"
 
-/* One address to try: an MX host, a domain's own address, the relay. */
-struct host {
-	char	host[256];
-	char	addr[64];
-	int	port;
-	int	pref;		/* MX preference; HOST_RELAY: the smarthost */
-};
-#define HOST_RELAY	INT_MAX
-
-/* Per recipient of an attempt, while it runs. */
-enum attempt_result {
-	AR_UNSETTLED,	/* not answered yet, or the host failed */
-	AR_ACCEPTED,	/* 2xx to RCPT, waiting for the end of DATA */
-	AR_DELIVERED,	/* 2xx after the final dot */
-	AR_FINAL,	/* 5xx: failed for good */
-	AR_LATER	/* 4xx: try again later */
-};
-
-/* Delivering one domain's recipients of one message. */
+/* One message's recipients of one domain, handed to outbound. */
 struct attempt {
 	TAILQ_ENTRY(attempt)	 entry;
-	uint32_t		 req;		/* the MX lookup */
+	uint32_t		 id;
 	struct envelope		*env;
 	char			 domain[256];
 	size_t			*rcpts;		/* indexes into env->rcpts */
-	enum attempt_result	*result;
-	char			(*reason)[256];
-	size_t			 nrcpts;
-	struct host		 hosts[MX_MAX_HOSTS + 1];
-	int			 nhosts;
-	int			 cur;
-	char			 lasterror[256];
+	uint8_t			*answered;	/* per rcpts[] entry */
+	size_t			 nrcpts, nanswered;
 };
 
 /* queued.c */
-extern struct chan	smtpd_chan, mxcache_chan;
+extern struct chan	smtpd_chan, outbound_chan;
 void	queued_send_parent(uint32_t type, struct msgbuild *, int fd);
 
 /* fpool.c */
+#define FPOOL_FILE_MAX	(128 * 1024)	/* larger ones are removed */
 void	fpool_init(void);
 int	fpool_take(const char *path);
 int	fpool_give(const char *path, off_t size);
+int	fpool_give_data(const char *path, const struct envelope *);
 
 /* journal.c */
 #define JNL_INLINE_MAX	(1024 * 1024)	/* larger messages: syncfs */
@@ -112,56 +89,16 @@ void	runner_shutdown(void);
 void	runner_flush(void);
 
 /* outbound.c */
-void	outbound_init(void);
 /* Start delivering e's pending remote recipients: 0 out of slots, 1 all
  * under way, 2 some wait for a busy domain. */
 int	outbound_start(struct envelope *e);
-int	outbound_mx_reply(struct imsg *);
 int	outbound_busy(void);
-void	outbound_reloaded(void);
-void	attempt_host_failed(struct attempt *, const char *why);
-void	attempt_host_done(struct attempt *);
-void	attempt_rcpt_final(struct attempt *, size_t idx, const char *why);
-void	attempt_rcpt_later(struct attempt *, size_t idx, const char *why);
-void	attempt_all_final(struct attempt *, const char *why);
-void	attempt_accepted_result(struct attempt *, int code, const char *why);
-
-/* smtpc.c */
-void	smtpc_start(struct attempt *);
-
-/* smtpreply.c: the reply parser of smtpc.c, pure */
-#define SMTP_REPLY_LINE_MAX	4096	/* octets of a line, CRLF aside */
-#define SMTP_REPLY_LINES_MAX	100	/* lines of a reply */
-#define SMTP_EXT_PIPELINING	0x01	/* EHLO keywords */
-#define SMTP_EXT_SIZE		0x02
-
-enum smtp_reply_status {
-	SMTP_REPLY_MORE,	/* every whole line used; more octets wanted */
-	SMTP_REPLY_DONE,	/* a reply ended: its code, text and ext */
-	SMTP_REPLY_GARBLED,	/* not a reply line, or too many lines */
-	SMTP_REPLY_TOOLONG	/* a line over SMTP_REPLY_LINE_MAX */
-};
-
-/* Kept from call to call while a reply comes in pieces. */
-struct smtp_reply {
-	int	ehlo;		/* the caller's: this answers EHLO */
-	int	nlines;		/* lines of this reply so far */
-	int	code;		/* the last line's */
-	int	ext;		/* EHLO: the SMTP_EXT_ keywords listed */
-	char	text[SMTP_REPLY_LINE_MAX];	/* the last line, printable */
-};
-
-/*
- * Read reply lines (CRLF or LF ended) from in[0..len), up to the end of
- * a reply: returns the octets used (whole lines only), *status says what
- * stopped it. The caller keeps the octets not used and calls again with
- * them and more.
- */
-size_t	smtp_reply_parse(struct smtp_reply *, const char *in, size_t len,
-	    enum smtp_reply_status *status);
+int	outbound_dispatch(struct chan *, struct imsg *);
+void	outbound_closed(struct chan *);
 
 /* runner.c, for outbound */
 void	runner_attempt_done(struct envelope *);
+void	runner_outbound_gone(void);
 
 /* bounce.c */
 void	bounce_failed(struct envelope *);

@@ -3,8 +3,8 @@
  * retries temporary failures with growing intervals, bounces what failed
  * for good, and removes a message once nothing is left to do.
  *
- * Remote recipients wait for the outbound runner (issue 5): they stay
- * pending until then, and expire after maxqueuetime like any deferral.
+ * Remote recipients go to the outbound process (outbound.c); deferred
+ * ones expire after maxqueuetime like any deferral.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,6 +311,14 @@ runner_deliver_reply(struct imsg *im)
 		spool_exit();
 	schedule();
 	return 0;
+}
+
+/* outbound went away: nothing under way there will answer. */
+void
+runner_outbound_gone(void)
+{
+	if (stopping && ninflight == 0)
+		spool_exit();
 }
 
 /* An outbound attempt of e is over. */

@@ -784,7 +784,7 @@ spool_unlink(struct envelope *e)
 	if (fpool_give(path, 0) == -1 && errno != ENOENT)
 		log_warn("spool: unlink %s", path);
 	snprintf(path, sizeof(path), "msg/%s", e->id);
-	if (fpool_give(path, e->datasize) == -1 && errno != ENOENT)
+	if (fpool_give_data(path, e) == -1 && errno != ENOENT)
 		log_warn("spool: unlink %s", path);
 }
 

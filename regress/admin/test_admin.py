@@ -833,9 +833,10 @@ class Daemon(AdminCase):
         self.assertEqual(sorted(roles), sorted(ROLES), 'helpers found')
         uid = pmtest.uid_of(pmtest.DAEMON_USER)
         quid = pmtest.uid_of(pmtest.QUEUE_USER)
+        ouid = pmtest.uid_of(pmtest.OUTBOUND_USER)
         for role in ROLES:
             p = roles[role]
-            want = quid if role == 'queued' else uid
+            want = {'queued': quid, 'outbound': ouid}.get(role, uid)
             with self.subTest(role=role):
                 self.assertEqual(pmtest.proc_uids(p), (want,) * 4)
                 gids = pmtest.proc_gids(p)

@@ -1,5 +1,5 @@
 /*
- * The outbound client's reply parser (queued/smtpreply.c): what a remote
+ * The outbound client's reply parser (outbound/smtpreply.c): what a remote
  * server sends, read whole and again in the pieces the first byte sizes
  * (as smtpc.c gets it from the network, keeping what was not used).
  * Checked: the pieces change nothing (replies, codes, keywords, text,
@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "queued.h"
+#include "smtpreply.h"
 #include "fuzz.h"
 
 struct seen {

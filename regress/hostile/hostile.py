@@ -22,7 +22,8 @@ STUB = os.path.join(HERE, 'stub.py')
 HDR = struct.Struct('<IHHII')     # type, len, flags, peerid, pid
 HASFD = 0x0001
 IMSG_MAX = 16384
-ROLE_NUM = {'smtpd': 1, 'pop3d': 2, 'queued': 3, 'mxcache': 4}
+ROLE_NUM = {'smtpd': 1, 'pop3d': 2, 'queued': 3, 'mxcache': 4,
+            'outbound': 5}
 
 
 def _imsg_types():
@@ -169,10 +170,16 @@ class HostileCase(pmtest.TestCase):
                       % (role, inst.log_tail()))
         self.addCleanup(conn.close)
         conn.settimeout(15)
-        _, fds, _, _ = socket.recv_fds(conn, 64, 1)
-        self.assertEqual(len(fds), 1)
+        _, fds, _, _ = socket.recv_fds(conn, 64, 16)
+        self.assertGreaterEqual(len(fds), 1)
         chan = socket.socket(fileno=fds[0])
         self.addCleanup(chan.close)
+        # The stub's channels to other helpers, in proto.h's order.
+        self.peer_chans = []
+        for fd in fds[1:]:
+            sock = socket.socket(fileno=fd)
+            self.addCleanup(sock.close)
+            self.peer_chans.append(Peer(sock))
         peer = Peer(chan)
         t, _, fd = peer.recv()
         self.assertEqual(t, T['IMSG_CONF'])
@@ -283,6 +290,7 @@ ALLOWED = {
               'IMSG_POP3_RELEASE'},
     'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER'},
     'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},
+    'outbound': {'IMSG_HELLO', 'IMSG_STATS_REPLY'},
 }
 # Every helper confirms a log reopen (test_hostile_logreopen.py).
 for _role in ALLOWED:

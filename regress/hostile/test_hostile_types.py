@@ -59,6 +59,9 @@ class WrongRole(hostile.HostileCase):
     def test_mxcache(self):
         self.each('mxcache')
 
+    def test_outbound(self):
+        self.each('outbound')
+
 
 if __name__ == '__main__':
     import unittest

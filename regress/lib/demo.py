@@ -41,6 +41,7 @@ controlsocket  = "pymaild.sock";
 loglevel       = 2;          # pymaild -d logs to stderr
 user           = "{user}";
 queueuser      = "{quser}";
+outbounduser   = "{ouser}";
 # Outbound mail is not part of the demo: DNS goes to a loopback port
 # where nothing answers, so mail for other domains just stays queued and
 # nothing leaves this machine.
@@ -95,13 +96,14 @@ def setup():
     os.makedirs(RUN, exist_ok=True)
     os.chmod(RUN, 0o755)        # the daemon's accounts must traverse it
     if os.geteuid() == 0:
-        user, quser = '_pymaild', '_pymailq'
+        user, quser, ouser = '_pymaild', '_pymailq', '_pymailout'
     else:
-        user = quser = pwd.getpwuid(os.geteuid()).pw_name
+        user = quser = ouser = pwd.getpwuid(os.geteuid()).pw_name
     make_certificate()
     text = CONFIG.format(domain=DOMAIN, smtp=SMTP_PORT, pop3=POP3_PORT,
-                         user=user, quser=quser, submission=SUBMISSION_PORT,
-                         smtps=SMTPS_PORT, pop3s=POP3S_PORT)
+                         user=user, quser=quser, ouser=ouser,
+                         submission=SUBMISSION_PORT, smtps=SMTPS_PORT,
+                         pop3s=POP3S_PORT)
     with open(CONF + '.tmp', 'w') as f:
         f.write(text)
     os.chmod(CONF + '.tmp', 0o644)

@@ -35,12 +35,14 @@ HELPERS = {
     'pop3d': os.path.join(ROOT, 'pop3d', 'pop3d'),
     'queued': os.path.join(ROOT, 'queued', 'queued'),
     'mxcache': os.path.join(ROOT, 'mxcache', 'mxcache'),
+    'outbound': os.path.join(ROOT, 'outbound', 'outbound'),
 }
-ROLES = ('smtpd', 'pop3d', 'queued', 'mxcache')
+ROLES = ('smtpd', 'pop3d', 'queued', 'mxcache', 'outbound')
 
 IS_ROOT = os.geteuid() == 0
 DAEMON_USER = '_pymaild'
 QUEUE_USER = '_pymailq'
+OUTBOUND_USER = '_pymailout'
 
 # Seconds.  Generous: a SANITIZE=1 build is several times slower.
 ADM_TIMEOUT = 30
@@ -66,11 +68,12 @@ def require_built(*paths):
 
 
 def require_accounts():
-    """As root the daemon drops to _pymaild/_pymailq; they must exist."""
+    """As root the daemon drops to _pymaild/_pymailq/_pymailout; they
+    must exist."""
     if not IS_ROOT:
         return
     missing = []
-    for u in (DAEMON_USER, QUEUE_USER):
+    for u in (DAEMON_USER, QUEUE_USER, OUTBOUND_USER):
         try:
             pwd.getpwnam(u)
         except KeyError:
@@ -596,6 +599,7 @@ class Instance:
         self.outbound_port = free_port()
         user = DAEMON_USER if IS_ROOT else current_user()
         quser = QUEUE_USER if IS_ROOT else current_user()
+        ouser = OUTBOUND_USER if IS_ROOT else current_user()
         self.config = {
             'serverhostname': 'mail.test.example',
             'localdomains': ['test.example'],
@@ -609,6 +613,7 @@ class Instance:
             'loglevel': 3,
             'user': user,
             'queueuser': quser,
+            'outbounduser': ouser,
             # Tests never use the real resolv.conf (it points off-host).
             'resolver': '127.0.0.1:%d' % self.resolver_port,
             'outboundport': self.outbound_port,

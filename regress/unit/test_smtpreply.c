@@ -1,5 +1,5 @@
 /*
- * The outbound client's reply parser (queued/smtpreply.c): one-line and
+ * The outbound client's reply parser (outbound/smtpreply.c): one-line and
  * multi-line replies, their codes, the EHLO keywords we act on, the line
  * length and line count limits, replies cut anywhere, printable text.
  *
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "queued.h"
+#include "smtpreply.h"
 #include "unit.h"
 
 static struct smtp_reply	r;

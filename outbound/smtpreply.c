@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "queued.h"
+#include "smtpreply.h"
 #include "util.h"
 
 static int

@@ -26,7 +26,8 @@
 
 #include "child.h"
 #include "log.h"
-#include "queued.h"
+#include "outbound.h"
+#include "smtpreply.h"
 #include "util.h"
 
 #define SMTPC_OUT_HIGH	(64 * 1024)
@@ -45,7 +46,7 @@ struct smtpc {
 	int			 size_ok;
 	size_t			 rcpt_replied;
 	size_t			 accepted;
-	int			 datafd;
+	off_t			 dataoff;	/* how far the body was read */
 	int			 bol;		/* at a line start in the body */
 	struct smtp_reply	 reply;		/* the one coming in */
 	int			 finished;
@@ -115,8 +116,6 @@ smtpc_finish(struct smtpc *c, const char *why)
 	c->finished = 1;
 	if (why != NULL)
 		attempt_host_failed(at, why);
-	if (c->datafd != -1)
-		close(c->datafd);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
@@ -158,21 +157,19 @@ send_rcpts(struct smtpc *c)
 	size_t		 i;
 
 	for (i = 0; i < at->nrcpts; i++)
-		sendf(c, "RCPT TO:<%s>",
-		    at->env->rcpts[at->rcpts[i]].address);
+		sendf(c, "RCPT TO:<%s>", at->rcpt[i]);
 }
 
 static void
 send_mail(struct smtpc *c)
 {
-	struct envelope	*e = c->at->env;
+	struct attempt	*at = c->at;
 
 	/* The spool file's size: the message plus our Received: line. */
 	if (c->size_ok)
-		sendf(c, "MAIL FROM:<%s> SIZE=%lld", e->sender,
-		    e->datasize > 0 ? e->datasize : e->size);
+		sendf(c, "MAIL FROM:<%s> SIZE=%lld", at->sender, at->size);
 	else
-		sendf(c, "MAIL FROM:<%s>", e->sender);
+		sendf(c, "MAIL FROM:<%s>", at->sender);
 	set_state(c, SC_MAIL);
 	if (c->pipelining) {
 		/* RFC 2920: MAIL and the RCPTs go in one write. */
@@ -180,7 +177,10 @@ send_mail(struct smtpc *c)
 	}
 }
 
-/* Stream the spool file, dot-stuffed, while the socket takes it. */
+/*
+ * Stream the message, dot-stuffed, while the socket takes it. pread: the
+ * one descriptor serves every host of the attempt from the start.
+ */
 static void
 send_body(struct smtpc *c)
 {
@@ -189,7 +189,7 @@ send_body(struct smtpc *c)
 	ssize_t		 n, i, start;
 
 	while (evbuffer_get_length(out) < SMTPC_OUT_HIGH) {
-		n = read(c->datafd, in, sizeof(in));
+		n = pread(c->at->datafd, in, sizeof(in), c->dataoff);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
@@ -197,14 +197,13 @@ send_body(struct smtpc *c)
 			return;
 		}
 		if (n == 0) {
-			close(c->datafd);
-			c->datafd = -1;
 			/* The spool ends with CRLF: just the dot line. */
 			evbuffer_add(out, c->bol ? ".\r\n" : "\r\n.\r\n",
 			    c->bol ? 3 : 5);
 			set_state(c, SC_DOT);
 			return;
 		}
+		c->dataoff += n;
 		for (i = start = 0; i < n; i++) {
 			if (c->bol && in[i] == '.') {
 				evbuffer_add(out, in + start, i - start);
@@ -279,10 +278,7 @@ start_body(struct smtpc *c, int code, const char *said)
 	}
 	set_state(c, SC_BODY);
 	c->bol = 1;
-	if ((c->datafd = spool_open_data(c->at->env)) == -1) {
-		smtpc_finish(c, "cannot open the queued message");
-		return;
-	}
+	c->dataoff = 0;
 	send_body(c);
 }
 
@@ -468,7 +464,6 @@ smtpc_start(struct attempt *at)
 
 	c = xcalloc(1, sizeof(*c));
 	c->at = at;
-	c->datafd = -1;
 	if (make_sockaddr(h->addr, h->port, &ss, &len) == -1) {
 		fail_soon(c, 0);
 		return;
@@ -480,7 +475,7 @@ smtpc_start(struct attempt *at)
 	bufferevent_setcb(c->bev, smtpc_read, smtpc_write, smtpc_event, c);
 	set_state(c, SC_CONNECT);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	log_debug("outbound id=%s connecting to %s[%s]:%d", at->env->id,
+	log_debug("outbound id=%s connecting to %s[%s]:%d", at->qid,
 	    h->host, h->addr, h->port);
 	c->connecting = 1;
 	errno = 0;

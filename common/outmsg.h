@@ -1,0 +1,61 @@
+/*
+ * The messages between queued and the outbound SMTP client (proto.h,
+ * IMSG_OUT_*): builders for the sender, pure readers for the receiver.
+ * A reader takes the payload's bytes and fills a struct, 0 when the
+ * payload has exactly its type's shape and every field is in range, -1
+ * when not. They keep no state: whether an attempt id is known, or an
+ * index is one of its recipients, is the caller's to check.
+ */
+#ifndef PYMAILD_OUTMSG_H
+#define PYMAILD_OUTMSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "chan.h"
+#include "proto.h"
+
+#define OUT_DOMAIN_MAX	ADDR_DOMAIN_MAX
+#define OUT_TEXT_MAX	255	/* a result's text, a last error */
+
+struct out_attempt {
+	uint32_t	id;
+	char		qid[QUEUE_ID_LEN + 1];
+	char		sender[ADDR_PATH_MAX];		/* "" = <> */
+	char		domain[OUT_DOMAIN_MAX + 1];	/* never "" */
+	uint64_t	size;
+	uint32_t	nrcpts;				/* 1..ENV_MAX_RCPTS */
+};
+
+struct out_rcpt {
+	uint32_t	id;
+	char		address[ADDR_PATH_MAX];		/* never "" */
+};
+
+struct out_result {
+	uint32_t	id;
+	uint32_t	index;
+	uint32_t	result;				/* OUT_* */
+	char		text[OUT_TEXT_MAX + 1];		/* printable */
+};
+
+struct out_done {
+	uint32_t	id;
+	char		lasterror[OUT_TEXT_MAX + 1];	/* printable */
+};
+
+int	out_read_attempt(const void *, size_t, struct out_attempt *);
+int	out_read_rcpt(const void *, size_t, struct out_rcpt *);
+int	out_read_result(const void *, size_t, struct out_result *);
+int	out_read_done(const void *, size_t, struct out_done *);
+
+/* Queue one on c (chan_send: fail closed when it cannot be queued);
+ * -1 when the channel is closed already (fd is closed then). */
+int	out_send_attempt(struct chan *, const struct out_attempt *, int fd);
+int	out_send_rcpt(struct chan *, uint32_t id, const char *address);
+int	out_send_result(struct chan *, uint32_t id, uint32_t index,
+	    uint32_t result, const char *text);
+int	out_send_done(struct chan *, uint32_t id, const char *lasterror);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * The readers of what queued and outbound send each other
+ * (common/outmsg.c): the first byte picks the message (0 ATTEMPT, 1 RCPT,
+ * 2 RESULT, 3 DONE), the rest is its payload. Checked for a payload a
+ * reader takes: every string ends within its buffer and holds no control
+ * character (it goes into SMTP commands, envelopes and logs), every
+ * number is in its range, and the fields re-encode to exactly the
+ * payload (nothing skipped, nothing read past).
+ */
+#include <string.h>
+
+#include "envelope.h"
+#include "imsg.h"
+#include "outmsg.h"
+#include "fuzz.h"
+
+static void
+printable(const char *s, size_t size)
+{
+	size_t	i;
+
+	FUZZ_ASSERT(memchr(s, '\0', size) != NULL);
+	for (i = 0; s[i]; i++)
+		FUZZ_ASSERT((unsigned char)s[i] >= 0x20 && s[i] != 0x7f);
+}
+
+static void
+check(uint8_t kind, const uint8_t *p, size_t len, struct msgbuild *mb)
+{
+	union {
+		struct out_attempt	a;
+		struct out_rcpt		r;
+		struct out_result	res;
+		struct out_done		d;
+	} m;
+
+	mb_init(mb);
+	switch (kind) {
+	case 0:
+		if (out_read_attempt(p, len, &m.a) == -1)
+			return;
+		FUZZ_ASSERT(strlen(m.a.qid) == QUEUE_ID_LEN);
+		FUZZ_ASSERT(strspn(m.a.qid, "0123456789abcdef") ==
+		    QUEUE_ID_LEN);
+		printable(m.a.sender, sizeof(m.a.sender));
+		printable(m.a.domain, sizeof(m.a.domain));
+		FUZZ_ASSERT(m.a.domain[0] != '\0');
+		FUZZ_ASSERT(m.a.nrcpts >= 1 && m.a.nrcpts <= ENV_MAX_RCPTS);
+		mb_u32(mb, m.a.id);
+		mb_str(mb, m.a.qid);
+		mb_str(mb, m.a.sender);
+		mb_str(mb, m.a.domain);
+		mb_u64(mb, m.a.size);
+		mb_u32(mb, m.a.nrcpts);
+		break;
+	case 1:
+		if (out_read_rcpt(p, len, &m.r) == -1)
+			return;
+		printable(m.r.address, sizeof(m.r.address));
+		FUZZ_ASSERT(m.r.address[0] != '\0');
+		mb_u32(mb, m.r.id);
+		mb_str(mb, m.r.address);
+		break;
+	case 2:
+		if (out_read_result(p, len, &m.res) == -1)
+			return;
+		FUZZ_ASSERT(m.res.result <= OUT_FAILED);
+		printable(m.res.text, sizeof(m.res.text));
+		mb_u32(mb, m.res.id);
+		mb_u32(mb, m.res.index);
+		mb_u32(mb, m.res.result);
+		mb_str(mb, m.res.text);
+		break;
+	case 3:
+		if (out_read_done(p, len, &m.d) == -1)
+			return;
+		printable(m.d.lasterror, sizeof(m.d.lasterror));
+		mb_u32(mb, m.d.id);
+		mb_str(mb, m.d.lasterror);
+		break;
+	default:
+		return;
+	}
+	FUZZ_ASSERT(!mb->overflow && mb->len == len);
+	FUZZ_ASSERT(memcmp(mb->buf, p, len) == 0);
+}
+
+FUZZ_ENTRY(outmsg)
+{
+	static struct msgbuild	mb;
+
+	/* The input itself, not a copy: reading past it is caught. */
+	if (size < 1 || size - 1 > IMSG_DATA_MAX)
+		return 0;
+	check(data[0], data + 1, size - 1, &mb);
+	return 0;
+}
