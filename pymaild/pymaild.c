@@ -452,6 +452,19 @@ child_dispatch(struct chan *ch, struct imsg *im)
 	return 0;
 }
 
+/*
+ * In a stop, outbound and mxcache follow queued out: seeing its channel
+ * close, they may leave before our request to do so reaches them.
+ */
+static int
+expected_to_leave(const struct child *c)
+{
+	if (c->asked)
+		return 1;
+	return env->stopping && env->children[PROC_QUEUED].asked &&
+	    (c->role == PROC_OUTBOUND || c->role == PROC_MXCACHE);
+}
+
 static void
 child_closed(struct chan *ch)
 {
@@ -459,7 +472,7 @@ child_closed(struct chan *ch)
 
 	if (ch->failure != NULL)
 		parent_fail(c, ch->failure);
-	else if (!c->asked)
+	else if (!expected_to_leave(c))
 		parent_fail(c, "closed its channel without being asked to");
 }
 
@@ -609,8 +622,8 @@ on_sigchld(int sig, short ev, void *arg)
 				continue;
 			env->children[r].exited = 1;
 			describe_exit(what, sizeof(what), status);
-			if (env->children[r].asked && WIFEXITED(status) &&
-			    WEXITSTATUS(status) == 0)
+			if (expected_to_leave(&env->children[r]) &&
+			    WIFEXITED(status) && WEXITSTATUS(status) == 0)
 				log_debug("%s exited (%s)", proc_names[r],
 				    what);
 			else {

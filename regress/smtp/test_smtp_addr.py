@@ -19,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smtputil import (SmtpCase, make_message, queue_id,  # noqa: E402
                       subject_of, wait_for, wait_mail, mailbox_files)
+import pmtest                                            # noqa: E402
 
 # Sender as sent in MAIL FROM -> the canonical form the server keeps
 # (Return-Path of the stored copy).
@@ -184,7 +185,7 @@ class QueuedRefusals(SmtpCase):
         root = os.path.dirname(os.path.dirname(os.path.dirname(
             os.path.abspath(__file__))))
         tree = os.path.join(inst.dir, 'tree')
-        for role in ('pymaild', 'pop3d', 'queued', 'mxcache', 'smtpd'):
+        for role in ('pymaild',) + pmtest.ROLES:
             os.makedirs(os.path.join(tree, role), 0o755)
             src = os.path.join(root, role, role)
             if role == 'smtpd':
