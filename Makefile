@@ -27,8 +27,9 @@ DEBS	 = libbsd-dev libldns-dev libconfig-dev libevent-dev libcrypt-dev \
 TESTDEBS = ldnsutils iproute2 util-linux mpop
 # regress/ops: the administrator's own tools run against the daemon.
 TESTDEBS += logrotate fail2ban
-# regress/package: make deb, and systemd-analyze for the unit.
-TESTDEBS += debhelper dpkg-dev fakeroot lintian systemd
+# regress/package: make deb, systemd-analyze for the unit, and
+# systemd-nspawn to start it under systemd.
+TESTDEBS += debhelper dpkg-dev fakeroot lintian systemd systemd-container
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -141,7 +142,7 @@ deps:
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing=1; done; \
 	command -v pkg-config >/dev/null || missing=1; \
 	for b in ldns-testns unshare ip mpop logrotate fail2ban-regex \
-	    dh dpkg-buildpackage fakeroot lintian systemd-analyze; do command -v $$b >/dev/null || missing=1; done; \
+	    dh dpkg-buildpackage fakeroot lintian systemd-analyze systemd-nspawn; do command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \

@@ -284,6 +284,11 @@ class PackagedDaemon(PackageCase):
         self.assertTrue(pmtest.wait_for(lambda: inst.messages('alice'), 15),
                         'no mail for alice; log:\n' + inst.log_tail())
         self.assertIn(b'Subject: packaged', inst.messages('alice')[0])
+        # The packaged file leaves serverhostname to its default, which
+        # each helper works out again at a reload.
+        r = inst.adm('reload')
+        self.assertEqual(r.returncode, 0, r.stderr + inst.log_tail())
+        self.assertEqual(inst.wait_roles(), roles, inst.log_tail())
         r = inst.stop()
         self.assertEqual(r.returncode, 0, r.stderr)
 
@@ -405,6 +410,128 @@ class Installed(PackageCase):
             'install', 'user_made', 'maildir_made', 'check', 'start', 'stop',
             'purge', 'conf_gone', 'user_kept', 'maildir_gone'))
 
+
+
+# The package installed and its unit started by systemd as PID 1: a
+# container (systemd-nspawn) booting a copy of this system (an overlay
+# of / in a mount namespace of its own, nothing written to the real
+# one), with a network of its own (loopback only). systemd starts the
+# one unit below instead of a default target; it runs BOOT_TEST and
+# powers the container off. Each step prints "STEP name rc".
+BOOT_UNIT = """[Unit]
+Description=pymaild package test
+After=basic.target
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /pmtest/boot-test.sh
+StandardOutput=file:/pmtest/out
+StandardError=inherit
+FailureAction=poweroff-force
+"""
+
+BOOT_TEST = r"""
+step() { name=$1; shift; "$@" >/tmp/step 2>&1; rc=$?; \
+    echo "STEP $name $rc"; sed 's/^/    /' /tmp/step; }
+mainpid() { systemctl show -p MainPID --value pymaild; }
+helpers() { ps -o pid= --ppid "$(mainpid)" | tr -d ' ' | sort | tr '\n' ' '; }
+# Until the unit is active with a main PID other than $1, at most 20 s.
+wait_active() {
+	i=0
+	while [ $i -lt 200 ]; do
+		p=$(mainpid)
+		[ "$p" != 0 ] && [ "$p" != "$1" ] &&
+		    systemctl -q is-active pymaild && return 0
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+step install dpkg -i /pmtest/pymaild.deb
+step verify systemd-analyze verify pymaild.service
+# policy-rc.d may keep postinst from starting it in a container image.
+step start systemctl start pymaild
+step active systemctl is-active pymaild
+step parent_user sh -c '[ "$(ps -o user= -p "$(systemctl show -p MainPID \
+    --value pymaild)")" = _pymaild ]'
+step adduser pymailadm adduser alice secret
+step send /usr/bin/python3 -c 'import smtplib, socket
+with smtplib.SMTP("127.0.0.1", 25, timeout=30) as s:
+    s.sendmail("bob@client.example", ["alice@" + socket.gethostname()],
+               "Subject: unit\r\n\r\nhello\r\n")'
+step delivered sh -c 'for i in $(seq 100); do
+	ls /var/pymaild/alice/Maildir/new/* && exit 0; sleep 0.1; done; exit 1'
+step security sh -c 'systemd-analyze security pymaild.service | tail -1'
+first=$(mainpid)
+before=$(helpers)
+step reload systemctl reload pymaild
+sleep 1
+step same_after_reload sh -c "[ '$first' = \"\$(systemctl show -p MainPID \
+    --value pymaild)\" ] && [ '$before' = '$(helpers)' ]"
+step kill_helper sh -c "kill -KILL \$(ps -o pid= --ppid $first | head -1)"
+step restarted wait_active "$first"
+step stop systemctl stop pymaild
+step inactive sh -c '! systemctl -q is-active pymaild'
+journalctl -u pymaild --no-pager | tail -40
+echo DONE
+systemctl --no-block poweroff
+"""
+
+BOOT_SCRIPT = r"""
+set -e
+W=$1
+mount -t tmpfs pmdeb "$W"
+mkdir "$W/upper" "$W/work" "$W/root"
+mount -t overlay pmdeb -o lowerdir=/,upperdir=$W/upper,workdir=$W/work \
+    "$W/root"
+exec timeout -k 5 90 systemd-nspawn -q -D "$W/root" --private-network \
+    --register=no --link-journal=no --keep-unit --bind="$2:/pmtest" \
+    --bind-ro="$2/pmtest.service:/etc/systemd/system/pmtest.service" \
+    -b systemd.unit=pmtest.service
+"""
+
+
+class UnderSystemd(PackageCase):
+
+    def setUp(self):
+        super().setUp()
+        self.require_root()
+        for tool in ('unshare', 'systemd-nspawn'):
+            if shutil.which(tool) is None:
+                self.fail('%s is missing: make deps installs it' % tool)
+
+    def test_unit_starts_reloads_restarts_and_stops(self):
+        d = tempfile.mkdtemp(prefix='pmboot-', dir=pmtest.TMPBASE)
+        self.addCleanup(shutil.rmtree, d, True)
+        w = os.path.join(d, 'overlay')
+        os.mkdir(w)
+        shutil.copy(Built.deb, os.path.join(d, 'pymaild.deb'))
+        for name, text in (('pmtest.service', BOOT_UNIT),
+                           ('boot-test.sh', BOOT_TEST)):
+            with open(os.path.join(d, name), 'w') as f:
+                f.write(text)
+        r = subprocess.run(['unshare', '--mount', '--propagation', 'private',
+                            'sh', '-c', BOOT_SCRIPT, 'boot', w, d],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=110)
+        try:
+            with open(os.path.join(d, 'out')) as f:
+                out = f.read()
+        except FileNotFoundError:
+            out = ''
+        self.assertIn('DONE', out, 'no end of the test in the container:\n'
+                      + out[-3000:] + '\nconsole:\n' + r.stdout[-3000:])
+        steps = dict(re.findall(r'(?m)^STEP (\w+) (\d+)$', out))
+        names = ('install', 'verify', 'start', 'active', 'parent_user',
+                 'adduser', 'send', 'delivered', 'security', 'reload',
+                 'same_after_reload', 'kill_helper', 'restarted', 'stop',
+                 'inactive')
+        self.assertEqual([n for n in names if steps.get(n) != '0'], [],
+                         out[-4000:])
+        m = re.search(r'Overall exposure level for pymaild\.service: '
+                      r'(\d+\.\d+)', out)
+        self.assertTrue(m, out[-2000:])
+        self.assertLessEqual(float(m.group(1)), 3.0)
+        # Restarted by Restart=on-failure after the helper's failure.
+        self.assertIn('Scheduled restart job', out)
 
 if __name__ == '__main__':
     unittest.main()
