@@ -7,6 +7,7 @@
 #   make bench      benchmarks (figures, not pass/fail)
 #   make fuzz       each libFuzzer harness of regress/fuzz for FUZZ_S seconds
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        the Debian package, in build/deb/
 
 # The one place the version is written; the programs print it (--version).
 VERSION	 = 0.3.0
@@ -27,6 +28,9 @@ DEBS	 = libbsd-dev libldns-dev libconfig-dev libevent-dev libcrypt-dev \
 TESTDEBS = ldnsutils iproute2 util-linux mpop openssl
 # regress/ops: the administrator's own tools run against the daemon.
 TESTDEBS += logrotate fail2ban
+# regress/package: make deb, systemd-analyze for the unit, and
+# systemd-nspawn to start it under systemd.
+TESTDEBS += debhelper dpkg-dev fakeroot lintian systemd systemd-container
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -63,10 +67,11 @@ CFLAGS	 += -std=gnu11 -O2 -g $(WARN) $(SANFLAGS) $(PKG_CFLAGS)
 LDFLAGS	 += $(SANFLAGS)
 LDLIBS	 += -lmd $(PKG_LIBS) -lpthread
 
-PROGS	 = pymaild/pymaild admin/pymailadm smtpd/smtpd pop3d/pop3d \
-	   queued/queued mxcache/mxcache outbound/outbound
+# The programs pymaild execs: the one list `make install` and the Debian
+# package take them from (installed into LIBEXEC).
 HELPERS	 = smtpd/smtpd pop3d/pop3d queued/queued mxcache/mxcache \
 	   outbound/outbound
+PROGS	 = pymaild/pymaild admin/pymailadm $(HELPERS)
 
 COMMON_SRC = $(wildcard common/*.c)
 COMMON_OBJ = $(COMMON_SRC:.c=.o)
@@ -102,9 +107,13 @@ $(FLAGSTAMP):
 	@printf '%s' '$(FLAGS_NOW)' > $@
 
 .PHONY: all deps accounts run regress bench install clean fuzz fuzzdeps fuzz-build
+.PHONY: progs deb debdeps
 .DEFAULT_GOAL := all
 
 all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
+
+# The programs alone, what `make install` and the package need.
+progs: $(PROGS)
 
 common/libcommon.a: $(COMMON_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -134,7 +143,8 @@ deps:
 	@missing=""; \
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing=1; done; \
 	command -v pkg-config >/dev/null || missing=1; \
-	for b in ldns-testns unshare ip mpop openssl logrotate fail2ban-regex; do command -v $$b >/dev/null || missing=1; done; \
+	for b in ldns-testns unshare ip mpop openssl logrotate fail2ban-regex \
+	    dh dpkg-buildpackage fakeroot lintian systemd-analyze systemd-nspawn; do command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
@@ -168,7 +178,7 @@ bench: deps accounts
 	@$(MAKE) --no-print-directory all
 	@$(PYTHON) regress/bench/run.py
 
-install: all
+install: progs
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXEC) \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 pymaild/pymaild admin/pymailadm $(DESTDIR)$(BINDIR)
@@ -180,6 +190,7 @@ clean:
 	rm -f */*.o common/libcommon.a $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FLAGSTAMP)
 	rm -rf $(FUZZ_BUILD) $(FUZZ_REPLAY)
 	rm -rf regress/__pycache__ regress/*/__pycache__
+	rm -rf build
 
 # ---- Fuzzing --------------------------------------------------------
 # The corpus replay (a normal, SANITIZE-able build, run by make regress):
@@ -251,3 +262,46 @@ fuzz-build: $(FUZZ_BINS)
 fuzz: deps fuzzdeps
 	@$(MAKE) --no-print-directory fuzz-build
 	@$(PYTHON) regress/fuzz/run.py -t $(FUZZ_S) -j $(FUZZ_J) $(FUZZ_NAMES)
+
+# ---- Debian package -------------------------------------------------
+# make deb: DEBBUILD/pymaild_VERSION_ARCH.deb, built by dpkg-buildpackage
+# from debian/ in a copy of the tree (it writes beside the folder it
+# builds and cleans that folder first: neither is for the checkout),
+# then checked by lintian, which fails the build on an error.
+DEBBUILD ?= $(CURDIR)/build/deb
+DEBSRC	  = $(DEBBUILD)/pymaild-$(VERSION)
+DEBARCH	  = $(shell dpkg --print-architecture)
+# The tools; the build needs DEBS too (debian/control, Build-Depends).
+DEBTOOLS  = debhelper dpkg-dev fakeroot lintian
+
+debdeps:
+	@missing=""; \
+	for p in $(DEBS) $(DEBTOOLS); do \
+		dpkg-query -W -f '$${db:Status-Status}' $$p 2>/dev/null | \
+		    grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "debdeps: installing$$missing"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		    $$missing >/dev/null || exit 1; \
+	else \
+		echo "debdeps: missing; run: sudo apt-get install$$missing"; \
+		exit 1; \
+	fi
+
+deb: debdeps
+	@v=$$(dpkg-parsechangelog -l debian/changelog -S Version); \
+	if [ "$$v" != "$(VERSION)" ]; then \
+		echo "deb: debian/changelog is at $$v, the Makefile at" \
+		    "$(VERSION): add an entry for $(VERSION) to the changelog" >&2; \
+		exit 1; \
+	fi
+	rm -rf $(DEBBUILD)
+	mkdir -p $(DEBSRC)
+	tar -cf - --exclude-vcs --exclude=./build --exclude=./run \
+	    --exclude=./$(FUZZ_BUILD) . | tar -xf - -C $(DEBSRC)
+	cd $(DEBSRC) && dpkg-buildpackage -b -us -uc -Jauto
+	lintian --fail-on error $(DEBBUILD)/pymaild_$(VERSION)_$(DEBARCH).deb
+	@echo "deb: $(DEBBUILD)/pymaild_$(VERSION)_$(DEBARCH).deb"

@@ -42,6 +42,8 @@ static const int base_calls[] = {
 	SCMP_SYS(shutdown), SCMP_SYS(dup),
 	SCMP_SYS(dup2), SCMP_SYS(dup3), SCMP_SYS(getsockopt),
 	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+	/* gethostname(): serverhostname's default, read again at a reload */
+	SCMP_SYS(uname),
 };
 
 /* smtpd and pop3d: accept connections, nothing on disk. */

@@ -52,6 +52,18 @@ class Sandbox(SmtpCase):
                                  '%s pid %d thread %d: NoNewPrivs %r'
                                  % (role, pid, tid, st.get('NoNewPrivs')))
 
+    def test_reload_without_serverhostname(self):
+        # The shipped pymaild.conf leaves serverhostname out: each helper
+        # then reads the system's host name (gethostname, uname(2)) when
+        # it parses the configuration, at a reload under its filter too.
+        inst = self.smtp_instance(serverhostname=None)
+        before = inst.wait_roles()
+        r = inst.adm('reload')
+        self.assertEqual(r.returncode, 0, r.stderr + inst.log_tail())
+        self.send_mail(inst, 'after the reload')
+        wait_mail(inst, 'alice', 1)
+        self.assertEqual(inst.wait_roles(), before, inst.log_tail())
+
 
 if __name__ == '__main__':
     import unittest
