@@ -19,10 +19,6 @@ queued_dispatch(struct chan *c, struct imsg *im)
 	switch (im->hdr.type) {
 	case IMSG_OUT_ATTEMPT:
 		return attempt_new(im);
-	case IMSG_OUT_RCPT:
-		if (im->fd != -1)
-			return -1;
-		return attempt_rcpt(im);
 	default:
 		return -1;
 	}

@@ -47,8 +47,7 @@ struct attempt {
 	long long		 size;
 	int			 datafd;	/* the message, read-only */
 	char			(*rcpt)[ADDR_PATH_MAX];
-	size_t			 nrcpts;	/* announced */
-	size_t			 nknown;	/* arrived so far */
+	size_t			 nrcpts;
 	enum attempt_result	*result;
 	char			(*reason)[OUT_TEXT_MAX + 1];
 	struct host		 hosts[MX_MAX_HOSTS + 1];
@@ -65,7 +64,6 @@ void	attempt_init(void);
 void	attempt_reloaded(void);
 uint32_t attempt_count(void);
 int	attempt_new(struct imsg *);		/* IMSG_OUT_ATTEMPT */
-int	attempt_rcpt(struct imsg *);		/* IMSG_OUT_RCPT */
 int	attempt_mx_reply(struct imsg *);	/* IMSG_MX_REPLY */
 void	attempt_host_failed(struct attempt *, const char *why);
 void	attempt_host_done(struct attempt *);
