@@ -185,8 +185,9 @@ rcpt_outcome(const struct attempt *at, size_t i, const char **text)
 	switch (at->result[i]) {
 	case AR_DELIVERED:
 		*text = at->reason[i];
-		log_info("outbound id=%s to=<%s> result=sent reply=\"%s\"",
-		    at->qid, at->rcpt[i], at->reason[i]);
+		log_info("outbound id=%s to=<%s> result=sent tls=%s "
+		    "reply=\"%s\"", at->qid, at->rcpt[i],
+		    at->tls[0] ? at->tls : "no", at->reason[i]);
 		return OUT_DELIVERED;
 	case AR_FINAL:
 		*text = at->reason[i];
@@ -240,8 +241,12 @@ attempt_host_failed(struct attempt *at, const char *why)
 {
 	struct host	*h = &at->hosts[at->cur];
 
-	snprintf(at->lasterror, sizeof(at->lasterror), "%.100s[%s]:%d: %.100s",
-	    h->host, h->addr, h->port, why);
+	snprintf(at->lasterror, sizeof(at->lasterror), "%.100s[%s]:%d: %.100s"
+	    "%s%.80s", h->host, h->addr, h->port, why,
+	    h->notls ? " (in plaintext after TLS failed: " : "",
+	    h->notls ? h->tlserror : "");
+	if (h->notls)
+		strlcat(at->lasterror, ")", sizeof(at->lasterror));
 	log_info("outbound id=%s host=%s[%s] error=\"%s\"", at->qid,
 	    h->host, h->addr, why);
 }
@@ -260,6 +265,18 @@ attempt_host_done(struct attempt *at)
 		return;
 	}
 	attempt_finish(at);
+}
+
+/* The same host again: its TLS handshake failed, now in plaintext. */
+void
+attempt_host_again(struct attempt *at)
+{
+	size_t	i;
+
+	for (i = 0; i < at->nrcpts; i++)
+		if (at->result[i] == AR_ACCEPTED)
+			at->result[i] = AR_UNSETTLED;
+	smtpc_start(at);
 }
 
 void

@@ -24,6 +24,8 @@ struct host {
 	char	addr[64];
 	int	port;
 	int	pref;		/* MX preference; HOST_RELAY: the smarthost */
+	int	notls;		/* its handshake failed: plaintext now */
+	char	tlserror[96];	/* why, for the last error */
 };
 #define HOST_RELAY	INT_MAX
 
@@ -54,6 +56,9 @@ struct attempt {
 	int			 nhosts;
 	int			 cur;
 	char			 lasterror[OUT_TEXT_MAX + 1];
+	char			 tls[80];	/* how the settling session
+						   went: "no", or version
+						   and cipher */
 };
 
 /* outbound.c */
@@ -67,6 +72,7 @@ int	attempt_new(struct imsg *);		/* IMSG_OUT_ATTEMPT */
 int	attempt_mx_reply(struct imsg *);	/* IMSG_MX_REPLY */
 void	attempt_host_failed(struct attempt *, const char *why);
 void	attempt_host_done(struct attempt *);
+void	attempt_host_again(struct attempt *);
 void	attempt_rcpt_final(struct attempt *, size_t idx, const char *why);
 void	attempt_rcpt_later(struct attempt *, size_t idx, const char *why);
 void	attempt_all_final(struct attempt *, const char *why);
