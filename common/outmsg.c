@@ -4,11 +4,13 @@
  * refuse control characters outright rather than clean them, since a
  * peer that sends one is not the program we wrote.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "envelope.h"
 #include "imsg.h"
 #include "outmsg.h"
+#include "util.h"
 
 static void
 out_begin(struct msgread *mr, const void *payload, size_t len)
@@ -38,38 +40,56 @@ text_ok(const char *s, size_t size)
 	return envelope_field_ok(s, size);
 }
 
+/* The recipients run to the end of the payload, one at least. */
+static int
+read_rcpts(struct msgread *mr, struct out_attempt *a)
+{
+	char	addr[ADDR_PATH_MAX];
+	size_t	room = 0;
+
+	while (!mr->err && mr->off < mr->len) {
+		mr_str(mr, addr, sizeof(addr));
+		if (mr->err || addr[0] == '\0' || !text_ok(addr, sizeof(addr)) ||
+		    a->nrcpts == ENV_MAX_RCPTS)
+			return -1;
+		if (a->nrcpts == room) {
+			room = room ? room * 2 : 4;
+			a->rcpt = xreallocarray(a->rcpt, room, sizeof(*a->rcpt));
+		}
+		memcpy(a->rcpt[a->nrcpts++], addr, sizeof(addr));
+	}
+	return a->nrcpts == 0 ? -1 : 0;
+}
+
 int
 out_read_attempt(const void *payload, size_t len, struct out_attempt *a)
 {
 	struct msgread	mr;
 
 	out_begin(&mr, payload, len);
+	a->rcpt = NULL;
+	a->nrcpts = 0;
 	a->id = mr_u32(&mr);
 	mr_str(&mr, a->qid, sizeof(a->qid));
 	mr_str(&mr, a->sender, sizeof(a->sender));
 	mr_str(&mr, a->domain, sizeof(a->domain));
 	a->size = mr_u64(&mr);
-	a->nrcpts = mr_u32(&mr);
-	if (mr_end(&mr) == -1 || !is_queue_id(a->qid) ||
+	if (mr.err || !is_queue_id(a->qid) ||
 	    !text_ok(a->sender, sizeof(a->sender)) ||
 	    a->domain[0] == '\0' || !text_ok(a->domain, sizeof(a->domain)) ||
-	    a->nrcpts == 0 || a->nrcpts > ENV_MAX_RCPTS)
+	    read_rcpts(&mr, a) == -1 || mr_end(&mr) == -1) {
+		out_attempt_clear(a);
 		return -1;
+	}
 	return 0;
 }
 
-int
-out_read_rcpt(const void *payload, size_t len, struct out_rcpt *r)
+void
+out_attempt_clear(struct out_attempt *a)
 {
-	struct msgread	mr;
-
-	out_begin(&mr, payload, len);
-	r->id = mr_u32(&mr);
-	mr_str(&mr, r->address, sizeof(r->address));
-	if (mr_end(&mr) == -1 || r->address[0] == '\0' ||
-	    !text_ok(r->address, sizeof(r->address)))
-		return -1;
-	return 0;
+	free(a->rcpt);
+	a->rcpt = NULL;
+	a->nrcpts = 0;
 }
 
 int
@@ -81,55 +101,50 @@ out_read_result(const void *payload, size_t len, struct out_result *r)
 	r->id = mr_u32(&mr);
 	r->index = mr_u32(&mr);
 	r->result = mr_u32(&mr);
+	r->last = mr_u32(&mr);
 	mr_str(&mr, r->text, sizeof(r->text));
-	if (mr_end(&mr) == -1 || r->result > OUT_FAILED ||
+	if (mr_end(&mr) == -1 || r->result > OUT_FAILED || r->last > 1 ||
 	    !text_ok(r->text, sizeof(r->text)))
 		return -1;
 	return 0;
 }
 
-int
-out_read_done(const void *payload, size_t len, struct out_done *d)
+void
+out_attempt_begin(struct out_attempt_build *b, const struct out_attempt *a)
 {
-	struct msgread	mr;
+	mb_init(&b->mb);
+	mb_u32(&b->mb, a->id);
+	mb_str(&b->mb, a->qid);
+	mb_str(&b->mb, a->sender);
+	mb_str(&b->mb, a->domain);
+	mb_u64(&b->mb, a->size);
+	b->nrcpts = 0;
+}
 
-	out_begin(&mr, payload, len);
-	d->id = mr_u32(&mr);
-	mr_str(&mr, d->lasterror, sizeof(d->lasterror));
-	if (mr_end(&mr) == -1 || !text_ok(d->lasterror, sizeof(d->lasterror)))
-		return -1;
-	return 0;
+/* Does one more recipient fit in the message? */
+int
+out_attempt_fits(const struct out_attempt_build *b, const char *address)
+{
+	return !b->mb.overflow && b->nrcpts < ENV_MAX_RCPTS &&
+	    sizeof(uint32_t) + strlen(address) <= sizeof(b->mb.buf) - b->mb.len;
+}
+
+void
+out_attempt_add(struct out_attempt_build *b, const char *address)
+{
+	mb_str(&b->mb, address);
+	b->nrcpts++;
 }
 
 int
-out_send_attempt(struct chan *c, const struct out_attempt *a, int fd)
+out_send_attempt(struct chan *c, struct out_attempt_build *b, int fd)
 {
-	struct msgbuild	mb;
-
-	mb_init(&mb);
-	mb_u32(&mb, a->id);
-	mb_str(&mb, a->qid);
-	mb_str(&mb, a->sender);
-	mb_str(&mb, a->domain);
-	mb_u64(&mb, a->size);
-	mb_u32(&mb, a->nrcpts);
-	return chan_send(c, &mb, IMSG_OUT_ATTEMPT, 0, fd);
-}
-
-int
-out_send_rcpt(struct chan *c, uint32_t id, const char *address)
-{
-	struct msgbuild	mb;
-
-	mb_init(&mb);
-	mb_u32(&mb, id);
-	mb_str(&mb, address);
-	return chan_send(c, &mb, IMSG_OUT_RCPT, 0, -1);
+	return chan_send(c, &b->mb, IMSG_OUT_ATTEMPT, 0, fd);
 }
 
 int
 out_send_result(struct chan *c, uint32_t id, uint32_t index,
-    uint32_t result, const char *text)
+    uint32_t result, uint32_t last, const char *text)
 {
 	struct msgbuild	mb;
 
@@ -137,17 +152,7 @@ out_send_result(struct chan *c, uint32_t id, uint32_t index,
 	mb_u32(&mb, id);
 	mb_u32(&mb, index);
 	mb_u32(&mb, result);
+	mb_u32(&mb, last);
 	mb_str(&mb, text);
 	return chan_send(c, &mb, IMSG_OUT_RESULT, 0, -1);
-}
-
-int
-out_send_done(struct chan *c, uint32_t id, const char *lasterror)
-{
-	struct msgbuild	mb;
-
-	mb_init(&mb);
-	mb_u32(&mb, id);
-	mb_str(&mb, lasterror);
-	return chan_send(c, &mb, IMSG_OUT_DONE, 0, -1);
 }

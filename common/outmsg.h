@@ -26,36 +26,44 @@ struct out_attempt {
 	char		domain[OUT_DOMAIN_MAX + 1];	/* never "" */
 	uint64_t	size;
 	uint32_t	nrcpts;				/* 1..ENV_MAX_RCPTS */
-};
-
-struct out_rcpt {
-	uint32_t	id;
-	char		address[ADDR_PATH_MAX];		/* never "" */
+	char		(*rcpt)[ADDR_PATH_MAX];		/* nrcpts, never "" */
 };
 
 struct out_result {
 	uint32_t	id;
 	uint32_t	index;
 	uint32_t	result;				/* OUT_* */
+	uint32_t	last;				/* 0, or 1: the end */
 	char		text[OUT_TEXT_MAX + 1];		/* printable */
 };
 
-struct out_done {
-	uint32_t	id;
-	char		lasterror[OUT_TEXT_MAX + 1];	/* printable */
-};
-
+/*
+ * out_read_attempt allocates a->rcpt (free it with out_attempt_clear);
+ * on failure nothing stays allocated.
+ */
 int	out_read_attempt(const void *, size_t, struct out_attempt *);
-int	out_read_rcpt(const void *, size_t, struct out_rcpt *);
+void	out_attempt_clear(struct out_attempt *);
 int	out_read_result(const void *, size_t, struct out_result *);
-int	out_read_done(const void *, size_t, struct out_done *);
+
+/*
+ * An attempt travels in one message: the sender fills one only as far
+ * as it holds (out_attempt_fits), and leaves the other recipients of the
+ * domain to another attempt. One recipient at least: outbound refuses
+ * an attempt without any.
+ */
+struct out_attempt_build {
+	struct msgbuild	mb;
+	uint32_t	nrcpts;
+};
+void	out_attempt_begin(struct out_attempt_build *,
+	    const struct out_attempt *);
+int	out_attempt_fits(const struct out_attempt_build *, const char *);
+void	out_attempt_add(struct out_attempt_build *, const char *address);
 
 /* Queue one on c (chan_send: fail closed when it cannot be queued);
  * -1 when the channel is closed already (fd is closed then). */
-int	out_send_attempt(struct chan *, const struct out_attempt *, int fd);
-int	out_send_rcpt(struct chan *, uint32_t id, const char *address);
+int	out_send_attempt(struct chan *, struct out_attempt_build *, int fd);
 int	out_send_result(struct chan *, uint32_t id, uint32_t index,
-	    uint32_t result, const char *text);
-int	out_send_done(struct chan *, uint32_t id, const char *lasterror);
+	    uint32_t result, uint32_t last, const char *text);
 
 #endif

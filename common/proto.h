@@ -207,20 +207,19 @@ enum imsg_type {
 	 * result per recipient (common/outmsg.h reads and writes these).
 	 *  OUT_ATTEMPT  queued->outbound  u32 attempt, str queue id, str
 	 *               sender ("" = <>), str domain, u64 size (for SIZE=),
-	 *               u32 nrcpts (1..ENV_MAX_RCPTS) + fd: the message,
-	 *               its spool file O_RDONLY or a copy in a memfd sealed
-	 *               against writes (a small one: the spool reuses those)
-	 *  OUT_RCPT     queued->outbound  u32 attempt, str address; exactly
-	 *               nrcpts follow their ATTEMPT, in order (index 0..)
+	 *               then the recipients to the end of the payload (str
+	 *               address, 1..ENV_MAX_RCPTS of them; index 0.. in this
+	 *               order) + fd: the message, its spool file O_RDONLY or
+	 *               a copy in a memfd sealed against writes (a small one:
+	 *               the spool reuses those). One message an attempt: the
+	 *               recipients that do not fit go in another attempt.
 	 *  OUT_RESULT   outbound->queued  u32 attempt, u32 index (< nrcpts,
-	 *               once each), u32 result (OUT_*), str text (printable)
-	 *  OUT_DONE     outbound->queued  u32 attempt, str last error; only
-	 *               after a result for every recipient
+	 *               once each), u32 result (OUT_*), u32 last (1 on the
+	 *               result that completes the attempt, and only there:
+	 *               it ends it), str text (printable)
 	 */
 	IMSG_OUT_ATTEMPT,
-	IMSG_OUT_RCPT,
 	IMSG_OUT_RESULT,
-	IMSG_OUT_DONE,
 
 	IMSG_TYPE_MAX
 };

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <string.h>
 #include <stdlib.h>
@@ -267,6 +268,53 @@ tls_describe(SSL *ssl, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s %s", SSL_get_version(ssl),
 	    SSL_get_cipher_name(ssl));
+}
+
+static SSL_CTX *
+client_ctx_new(void)
+{
+	SSL_CTX	*c;
+
+	if ((c = SSL_CTX_new(TLS_client_method())) == NULL)
+		return NULL;
+	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_cipher_list(c, TLS12_CIPHERS) ||
+	    !SSL_CTX_set1_groups_list(c, TLS_GROUPS)) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
+	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
+	return c;
+}
+
+SSL *
+tls_client_session(const char *servername)
+{
+	static SSL_CTX	*cctx;
+	unsigned char	 addr[16];
+	SSL		*ssl;
+
+	if (cctx == NULL && (cctx = client_ctx_new()) == NULL) {
+		note_error();
+		return NULL;
+	}
+	if ((ssl = SSL_new(cctx)) == NULL) {
+		note_error();
+		return NULL;
+	}
+	/* SNI carries host names only (RFC 6066 3) */
+	if (inet_pton(AF_INET, servername, addr) != 1 &&
+	    inet_pton(AF_INET6, servername, addr) != 1 &&
+	    strchr(servername, '[') == NULL &&
+	    !SSL_set_tlsext_host_name(ssl, servername)) {
+		note_error();
+		SSL_free(ssl);
+		return NULL;
+	}
+	SSL_set_connect_state(ssl);
+	return ssl;
 }
 
 const char *

@@ -46,6 +46,13 @@ const char *tls_error(void);
 int	tls_auth_allowed(int intls, int submission,
 	    const struct sockaddr_storage *peer);
 
+/*
+ * The client side (outbound): a session to a mail server, opportunistic
+ * (RFC 7435: any certificate, since the alternative is plaintext), its
+ * SNI the server's host name unless that is an address; NULL on failure.
+ */
+SSL	*tls_client_session(const char *servername);
+
 /* tlsremote.c: keys whose private half is the parent's */
 void	tls_remote_signer(int fd);
 /* The key of this leaf certificate, its signatures asked of the parent

@@ -1,15 +1,15 @@
 /*
- * Attempts: one message to one domain, all of that domain's recipients,
- * as queued hands it over (IMSG_OUT_ATTEMPT, then its IMSG_OUT_RCPTs).
+ * Attempts: one message to one domain, that domain's recipients, as
+ * queued hands it over (one IMSG_OUT_ATTEMPT, recipients included).
  * An attempt asks mxcache for the hosts (or goes straight to the
  * smarthost), tries them in order until one settles the recipients,
  * then falls back to the smarthost when one is set (A6, A7), and answers
- * queued with one result per recipient.
+ * queued with one result per recipient, the last marked as the end.
  *
  * What queued sends is checked as hostile input would be: an attempt id
  * in use, one attempt too many (queued keeps to the same limits), a
- * descriptor that is not a read-only regular file, a recipient beyond
- * the announced count or of another domain: each closes the channel.
+ * descriptor that is not a read-only regular file, a recipient of
+ * another domain: each closes the channel.
  */
 #include <sys/param.h>
 #include <sys/socket.h>
@@ -185,8 +185,9 @@ rcpt_outcome(const struct attempt *at, size_t i, const char **text)
 	switch (at->result[i]) {
 	case AR_DELIVERED:
 		*text = at->reason[i];
-		log_info("outbound id=%s to=<%s> result=sent reply=\"%s\"",
-		    at->qid, at->rcpt[i], at->reason[i]);
+		log_info("outbound id=%s to=<%s> result=sent tls=%s "
+		    "reply=\"%s\"", at->qid, at->rcpt[i],
+		    at->tls[0] ? at->tls : "no", at->reason[i]);
 		return OUT_DELIVERED;
 	case AR_FINAL:
 		*text = at->reason[i];
@@ -215,9 +216,9 @@ attempt_finish(struct attempt *at)
 	at->datafd = -1;
 	for (i = 0; i < at->nrcpts; i++) {
 		result = rcpt_outcome(at, i, &text);
-		out_send_result(&queued_chan, at->id, i, result, text);
+		out_send_result(&queued_chan, at->id, i, result,
+		    i + 1 == at->nrcpts, text);
 	}
-	out_send_done(&queued_chan, at->id, at->lasterror);
 	TAILQ_REMOVE(&attempts, at, entry);
 	nattempts--;
 	attempt_free(at);
@@ -240,8 +241,12 @@ attempt_host_failed(struct attempt *at, const char *why)
 {
 	struct host	*h = &at->hosts[at->cur];
 
-	snprintf(at->lasterror, sizeof(at->lasterror), "%.100s[%s]:%d: %.100s",
-	    h->host, h->addr, h->port, why);
+	snprintf(at->lasterror, sizeof(at->lasterror), "%.100s[%s]:%d: %.100s"
+	    "%s%.80s", h->host, h->addr, h->port, why,
+	    h->notls ? " (in plaintext after TLS failed: " : "",
+	    h->notls ? h->tlserror : "");
+	if (h->notls)
+		strlcat(at->lasterror, ")", sizeof(at->lasterror));
 	log_info("outbound id=%s host=%s[%s] error=\"%s\"", at->qid,
 	    h->host, h->addr, why);
 }
@@ -260,6 +265,18 @@ attempt_host_done(struct attempt *at)
 		return;
 	}
 	attempt_finish(at);
+}
+
+/* The same host again: its TLS handshake failed, now in plaintext. */
+void
+attempt_host_again(struct attempt *at)
+{
+	size_t	i;
+
+	for (i = 0; i < at->nrcpts; i++)
+		if (at->result[i] == AR_ACCEPTED)
+			at->result[i] = AR_UNSETTLED;
+	smtpc_start(at);
 }
 
 void
@@ -575,17 +592,33 @@ message_fd_ok(int fd)
 	return seals != -1 && (seals & F_SEAL_WRITE) && (seals & F_SEAL_SEAL);
 }
 
-/* IMSG_OUT_ATTEMPT: its recipients follow. */
+/* Every recipient is of the attempt's domain. */
+static int
+rcpts_ok(const struct out_attempt *oa)
+{
+	uint32_t	i;
+
+	for (i = 0; i < oa->nrcpts; i++)
+		if (strcasecmp(domain_of(oa->rcpt[i]), oa->domain) != 0)
+			return 0;
+	return 1;
+}
+
+/* IMSG_OUT_ATTEMPT: a message, its recipients of one domain. */
 int
 attempt_new(struct imsg *im)
 {
 	struct out_attempt	 oa;
 	struct attempt		*at;
 
-	if (out_read_attempt(im->data, im->datalen, &oa) == -1 ||
-	    !message_fd_ok(im->fd) || attempt_by_id(oa.id) != NULL ||
-	    nattempts >= OUT_ATTEMPTS_MAX || domain_busy(oa.domain) ||
-	    oa.size > LLONG_MAX) {
+	if (out_read_attempt(im->data, im->datalen, &oa) == -1) {
+		log_warnx("outbound: queued sent a malformed attempt");
+		return -1;
+	}
+	if (!rcpts_ok(&oa) || !message_fd_ok(im->fd) ||
+	    attempt_by_id(oa.id) != NULL || nattempts >= OUT_ATTEMPTS_MAX ||
+	    domain_busy(oa.domain) || oa.size > LLONG_MAX) {
+		out_attempt_clear(&oa);
 		log_warnx("outbound: queued sent a bad attempt");
 		return -1;
 	}
@@ -597,30 +630,12 @@ attempt_new(struct imsg *im)
 	at->size = (long long)oa.size;
 	at->datafd = im->fd;
 	at->nrcpts = oa.nrcpts;
-	at->rcpt = xcalloc(oa.nrcpts, sizeof(*at->rcpt));
+	at->rcpt = oa.rcpt;		/* ours now */
 	at->result = xcalloc(oa.nrcpts, sizeof(*at->result));
 	at->reason = xcalloc(oa.nrcpts, sizeof(*at->reason));
 	TAILQ_INSERT_TAIL(&attempts, at, entry);
 	nattempts++;
-	return 0;
-}
-
-/* IMSG_OUT_RCPT: the last one announced starts the attempt. */
-int
-attempt_rcpt(struct imsg *im)
-{
-	struct out_rcpt	 or;
-	struct attempt	*at;
-
-	if (out_read_rcpt(im->data, im->datalen, &or) == -1 ||
-	    (at = attempt_by_id(or.id)) == NULL || at->nknown == at->nrcpts ||
-	    strcasecmp(domain_of(or.address), at->domain) != 0) {
-		log_warnx("outbound: queued sent a bad recipient");
-		return -1;
-	}
-	strlcpy(at->rcpt[at->nknown++], or.address, sizeof(at->rcpt[0]));
-	if (at->nknown == at->nrcpts)
-		attempt_begin(at);
+	attempt_begin(at);
 	return 0;
 }
 
@@ -694,7 +709,7 @@ attempt_mx_reply(struct imsg *im)
 		return -1;
 	if (req == RELAY_REQ)
 		return relay_reply(&mr, status, n);
-	if ((at = attempt_by_req(req)) == NULL || at->nknown < at->nrcpts)
+	if ((at = attempt_by_req(req)) == NULL)
 		return -1;
 	for (i = 0; i < n; i++) {
 		pref = mr_u32(&mr);

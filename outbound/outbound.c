@@ -10,6 +10,7 @@
 #include "outbound.h"
 #include "proc.h"
 #include "sandbox.h"
+#include "tls.h"
 
 struct chan	queued_chan, mxcache_chan;
 
@@ -19,10 +20,6 @@ queued_dispatch(struct chan *c, struct imsg *im)
 	switch (im->hdr.type) {
 	case IMSG_OUT_ATTEMPT:
 		return attempt_new(im);
-	case IMSG_OUT_RCPT:
-		if (im->fd != -1)
-			return -1;
-		return attempt_rcpt(im);
 	default:
 		return -1;
 	}
@@ -63,6 +60,7 @@ int
 main(int argc, char *argv[])
 {
 	child_start(argc, argv, PROC_OUTBOUND);
+	tls_init();	/* OpenSSL reads its files before the chroot */
 	proc->stats = attempt_count;
 	proc->reloaded = attempt_reloaded;
 	/* Nothing on disk at all: an empty root, an account of its own. */

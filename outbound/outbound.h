@@ -24,6 +24,8 @@ struct host {
 	char	addr[64];
 	int	port;
 	int	pref;		/* MX preference; HOST_RELAY: the smarthost */
+	int	notls;		/* its handshake failed: plaintext now */
+	char	tlserror[96];	/* why, for the last error */
 };
 #define HOST_RELAY	INT_MAX
 
@@ -47,14 +49,16 @@ struct attempt {
 	long long		 size;
 	int			 datafd;	/* the message, read-only */
 	char			(*rcpt)[ADDR_PATH_MAX];
-	size_t			 nrcpts;	/* announced */
-	size_t			 nknown;	/* arrived so far */
+	size_t			 nrcpts;
 	enum attempt_result	*result;
 	char			(*reason)[OUT_TEXT_MAX + 1];
 	struct host		 hosts[MX_MAX_HOSTS + 1];
 	int			 nhosts;
 	int			 cur;
 	char			 lasterror[OUT_TEXT_MAX + 1];
+	char			 tls[80];	/* how the settling session
+						   went: "no", or version
+						   and cipher */
 };
 
 /* outbound.c */
@@ -65,10 +69,10 @@ void	attempt_init(void);
 void	attempt_reloaded(void);
 uint32_t attempt_count(void);
 int	attempt_new(struct imsg *);		/* IMSG_OUT_ATTEMPT */
-int	attempt_rcpt(struct imsg *);		/* IMSG_OUT_RCPT */
 int	attempt_mx_reply(struct imsg *);	/* IMSG_MX_REPLY */
 void	attempt_host_failed(struct attempt *, const char *why);
 void	attempt_host_done(struct attempt *);
+void	attempt_host_again(struct attempt *);
 void	attempt_rcpt_final(struct attempt *, size_t idx, const char *why);
 void	attempt_rcpt_later(struct attempt *, size_t idx, const char *why);
 void	attempt_all_final(struct attempt *, const char *why);

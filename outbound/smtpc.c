@@ -4,6 +4,13 @@
  * accepted (2xx after the final dot), failed for good (5xx), or not
  * settled (anything else: the next host, or a later attempt, will try).
  *
+ * TLS is opportunistic (RFC 3207, RFC 7435): STARTTLS whenever the
+ * server offers it, any certificate; a handshake that fails (before any
+ * mail data, by construction) makes the same host be tried again at
+ * once in plaintext, and the log and the last error say so. A server
+ * that refuses the STARTTLS command gets the mail in plaintext on the
+ * same connection.
+ *
  * Everything from the remote side is bounded: smtpreply.c reads its
  * replies (a line is at most SMTP_REPLY_LINE_MAX octets, a reply at most
  * SMTP_REPLY_LINES_MAX lines), and every wait ends after the config's
@@ -23,11 +30,15 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+
+#include <openssl/err.h>
 
 #include "child.h"
 #include "log.h"
 #include "outbound.h"
 #include "smtpreply.h"
+#include "tls.h"
 #include "util.h"
 
 #define SMTPC_OUT_HIGH	(64 * 1024)
@@ -35,7 +46,7 @@
 
 enum smtpc_state {
 	SC_CONNECT, SC_BANNER, SC_EHLO, SC_HELO, SC_MAIL, SC_RCPT, SC_DATA,
-	SC_BODY, SC_DOT, SC_QUIT
+	SC_BODY, SC_DOT, SC_QUIT, SC_STARTTLS, SC_TLS
 };
 
 struct smtpc {
@@ -52,6 +63,9 @@ struct smtpc {
 	int			 finished;
 	int			 connecting;	/* inside socket_connect */
 	int			 early_errno;	/* it failed in there */
+	int			 tls;		/* the handshake is done */
+	int			 again;		/* same host, plaintext */
+	char			 tlsdesc[80];
 };
 
 static void	smtpc_read(struct bufferevent *, void *);
@@ -122,7 +136,10 @@ smtpc_finish(struct smtpc *c, const char *why)
 	if (event_base_once(proc->base, -1, EV_TIMEOUT, smtpc_free, c,
 	    &now) == -1)
 		fatalx("event_base_once");
-	attempt_host_done(at);
+	if (c->again)
+		attempt_host_again(at);
+	else
+		attempt_host_done(at);
 }
 
 static void
@@ -282,6 +299,82 @@ start_body(struct smtpc *c, int code, const char *said)
 	send_body(c);
 }
 
+/*
+ * The handshake failed: the same host again, in plaintext, at once
+ * (nothing of the mail went out yet).
+ */
+static void
+tls_failed(struct smtpc *c, const char *why)
+{
+	struct host	*h = &c->at->hosts[c->at->cur];
+
+	h->notls = 1;
+	snprintf(h->tlserror, sizeof(h->tlserror), "%s", why);
+	log_info("outbound id=%s host=%s[%s] tls=failed error=\"%s\" "
+	    "retrying in plaintext", c->at->qid, h->host, h->addr, why);
+	c->again = 1;
+	smtpc_finish(c, NULL);
+}
+
+/*
+ * 220 to STARTTLS: the same socket under TLS. Whatever the server sent
+ * behind its 220 was sent in plaintext and is dropped, never read as a
+ * reply inside TLS.
+ */
+static void
+start_tls(struct smtpc *c)
+{
+	struct host		*h = &c->at->hosts[c->at->cur];
+	struct bufferevent	*tb;
+	SSL			*ssl;
+
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	if ((ssl = tls_client_session(h->host)) == NULL) {
+		tls_failed(c, tls_error());
+		return;
+	}
+	tb = bufferevent_openssl_filter_new(proc->base, c->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		tls_failed(c, "cannot start TLS");
+		return;
+	}
+	/* A server that closes without close_notify after QUIT is common. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	c->bev = tb;
+	bufferevent_setcb(tb, smtpc_read, smtpc_write, smtpc_event, c);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
+	set_state(c, SC_TLS);
+}
+
+/* In TLS: what EHLO said in plaintext counts no more (RFC 3207 4.2). */
+static void
+tls_established(struct smtpc *c)
+{
+	SSL	*ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	c->tls = 1;
+	c->pipelining = c->size_ok = 0;
+	tls_describe(ssl, c->tlsdesc, sizeof(c->tlsdesc));
+	log_debug("outbound id=%s tls=\"%s\"", c->at->qid, c->tlsdesc);
+	sendf(c, "EHLO %s", proc->conf.serverhostname);
+	set_state(c, SC_EHLO);
+}
+
+static void
+ehlo_done(struct smtpc *c)
+{
+	if (!c->tls && (c->reply.ext & SMTP_EXT_STARTTLS) &&
+	    !c->at->hosts[c->at->cur].notls) {
+		sendf(c, "STARTTLS");
+		set_state(c, SC_STARTTLS);
+		return;
+	}
+	send_mail(c);
+}
+
 static void
 reply_done(struct smtpc *c, int code)
 {
@@ -299,7 +392,7 @@ reply_done(struct smtpc *c, int code)
 		break;
 	case SC_EHLO:
 		if (code / 100 == 2) {
-			send_mail(c);
+			ehlo_done(c);
 			break;
 		}
 		/* An old server: try HELO. */
@@ -321,6 +414,17 @@ reply_done(struct smtpc *c, int code)
 			send_rcpts(c);
 		set_state(c, SC_RCPT);
 		break;
+	case SC_STARTTLS:
+		if (code == 220) {
+			start_tls(c);
+			break;
+		}
+		/* refused: this session goes on in plaintext */
+		log_info("outbound id=%s host=%s[%s] tls=refused reply=\"%s\"",
+		    c->at->qid, c->at->hosts[c->at->cur].host,
+		    c->at->hosts[c->at->cur].addr, c->reply.text);
+		send_mail(c);
+		break;
 	case SC_RCPT:
 		rcpt_reply(c, code);
 		break;
@@ -328,6 +432,8 @@ reply_done(struct smtpc *c, int code)
 		start_body(c, code, said);
 		break;
 	case SC_DOT:
+		strlcpy(c->at->tls, c->tls ? c->tlsdesc : "no",
+		    sizeof(c->at->tls));
 		attempt_accepted_result(c->at, code, said);
 		sendf(c, "QUIT");
 		set_state(c, SC_QUIT);
@@ -377,6 +483,23 @@ smtpc_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* One short line: OpenSSL's reason, else what the socket did. */
+static const char *
+handshake_error(struct bufferevent *bev, short what)
+{
+	static char	buf[96];
+	unsigned long	e = bufferevent_get_openssl_error(bev);
+
+	if (e != 0) {
+		snprintf(buf, sizeof(buf), "TLS handshake failed: %s",
+		    ERR_reason_error_string(e) ? ERR_reason_error_string(e) :
+		    "unknown");
+		return buf;
+	}
+	return what & BEV_EVENT_TIMEOUT ? "TLS handshake timed out" :
+	    "TLS handshake failed: connection closed";
+}
+
 static void
 smtpc_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -387,8 +510,16 @@ smtpc_event(struct bufferevent *bev, short what, void *arg)
 		c->early_errno = errno ? errno : EIO;
 		return;
 	}
+	if ((what & BEV_EVENT_CONNECTED) && c->state == SC_TLS) {
+		tls_established(c);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		set_state(c, SC_BANNER);
+		return;
+	}
+	if (c->state == SC_TLS) {
+		tls_failed(c, handshake_error(bev, what));
 		return;
 	}
 	if (c->state == SC_QUIT && (what & BEV_EVENT_EOF)) {

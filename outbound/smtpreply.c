@@ -40,6 +40,8 @@ ehlo_keyword(struct smtp_reply *r, const char *kw, size_t len)
 		r->ext |= SMTP_EXT_PIPELINING;
 	if (keyword_is(kw, len, "SIZE"))
 		r->ext |= SMTP_EXT_SIZE;
+	if (keyword_is(kw, len, "STARTTLS"))
+		r->ext |= SMTP_EXT_STARTTLS;
 }
 
 /* One reply line without its line end. */

@@ -11,6 +11,7 @@
 #define SMTP_REPLY_LINES_MAX	100	/* lines of a reply */
 #define SMTP_EXT_PIPELINING	0x01	/* EHLO keywords */
 #define SMTP_EXT_SIZE		0x02
+#define SMTP_EXT_STARTTLS	0x04
 
 enum smtp_reply_status {
 	SMTP_REPLY_MORE,	/* every whole line used; more octets wanted */

@@ -100,52 +100,6 @@ fail_all(struct attempt *at, const char *why)
 	attempt_finish(at);
 }
 
-/* The Received: lines of e's queued header (the first HOPS_READ_MAX
- * octets of it: a loop adds lines, not length). */
-static int
-message_hops(const struct envelope *e)
-{
-	static char	 buf[HOPS_READ_MAX];	/* the event loop's only */
-	size_t		 len = 0;
-	ssize_t		 n;
-	int		 fd, hops = 0, complete = 0;
-
-	if ((fd = spool_open_data(e)) == -1)
-		return 0;	/* the hand-over finds out, and defers */
-	while (len < HOPS_READ_MAX && !complete && hops <= HOPS_MAX) {
-		n = read(fd, buf + len, MIN(HOPS_READ_CHUNK,
-		    HOPS_READ_MAX - len));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += n;
-		hops = header_hops(buf, len, &complete);
-	}
-	close(fd);
-	return hops;
-}
-
-/*
- * A message that went round too often is in a loop: relaying it once
- * more would feed the loop, so it fails here (RFC 5321 6.3).
- */
-static int
-hop_limit(struct attempt *at)
-{
-	char	why[128];
-	int	hops;
-
-	if ((hops = message_hops(at->env)) <= HOPS_MAX)
-		return 0;
-	snprintf(why, sizeof(why), "554 5.4.6 too many hops (%d Received: "
-	    "lines), a mail loop", hops);
-	log_info("outbound id=%s domain=%s error=\"%s\"", at->env->id,
-	    at->domain, why);
-	fail_all(at, why);
-	return 1;
-}
-
 /* Defer every recipient of an attempt that could not be handed over. */
 static void
 defer_all(struct attempt *at, const char *why)
@@ -156,20 +110,43 @@ defer_all(struct attempt *at, const char *why)
 	attempt_finish(at);
 }
 
-/* A sealed copy of the message in memory, or -1. */
+/*
+ * The Received: lines of the header in fd, read from its start a chunk
+ * at a time, HOPS_READ_MAX octets at most (a loop adds lines, not
+ * length). buf keeps what was read: a small message whole.
+ */
 static int
-message_copy(int fd, off_t size)
+read_hops(int fd, char *buf, size_t size, size_t *got)
 {
-	static char	 buf[FPOOL_FILE_MAX];	/* the event loop's only */
-	int		 mfd;
+	size_t	 len = 0;
+	ssize_t	 n;
+	int	 hops = 0, complete = 0;
 
-	if (pread(fd, buf, size, 0) != size)
-		return -1;
+	while (len < size && !complete && hops <= HOPS_MAX) {
+		n = pread(fd, buf + len, MIN(HOPS_READ_CHUNK, size - len), len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += n;
+		hops = header_hops(buf, len, &complete);
+	}
+	*got = len;
+	return hops;
+}
+
+/* A sealed copy in memory of the size octets of buf, or -1. */
+static int
+message_copy(const char *buf, size_t size)
+{
+	int	mfd;
+
 	if ((mfd = memfd_create("pymaild-out", MFD_CLOEXEC |
 	    MFD_ALLOW_SEALING)) == -1)
 		return -1;
-	if (write(mfd, buf, size) != size || fcntl(mfd, F_ADD_SEALS,
-	    F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) == -1) {
+	if (write(mfd, buf, size) != (ssize_t)size ||
+	    fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
+	    F_SEAL_SHRINK | F_SEAL_SEAL) == -1) {
 		close(mfd);
 		return -1;
 	}
@@ -177,37 +154,74 @@ message_copy(int fd, off_t size)
 }
 
 /*
- * What outbound gets of the message: never a descriptor that could one
- * day show another message. A small message (the spool reuses its
- * files) goes as a sealed copy in memory, which nothing else shares; a
- * larger one as its spool file, read-only, and that file is removed
- * when the message is done instead of going back to the pool.
+ * What outbound gets of the message, read once for both jobs: its hop
+ * count first, then the descriptor. Never a descriptor that could one
+ * day show another message: a small message (the spool reuses its
+ * files) goes as a sealed copy in memory, which nothing else shares,
+ * made from the octets the hop count read; a larger one as its spool
+ * file, read-only, and that file is removed when the message is done
+ * instead of going back to the pool. -1: unreadable.
  */
 static int
-message_for_outbound(struct envelope *e)
+message_for_outbound(struct envelope *e, int *hops)
 {
-	int	fd, mfd;
+	static char	 buf[MAX(HOPS_READ_MAX, FPOOL_FILE_MAX)];
+	size_t		 got;
+	int		 fd, complete;
 
+	*hops = 0;
 	if ((fd = spool_open_data(e)) == -1)
 		return -1;
-	if (e->datasize <= 0 || e->datasize > FPOOL_FILE_MAX) {
-		e->handed_out = 1;
-		return fd;
+	if (e->datasize > 0 && e->datasize <= FPOOL_FILE_MAX) {
+		/* the whole of it: the copy needs every octet anyway */
+		got = pread(fd, buf, e->datasize, 0);
+		close(fd);
+		if (got != (size_t)e->datasize)
+			return -1;
+		*hops = header_hops(buf, got, &complete);
+		if (*hops > HOPS_MAX)
+			return -1;
+		return message_copy(buf, got);
 	}
-	mfd = message_copy(fd, e->datasize);
-	close(fd);
-	return mfd;
+	*hops = read_hops(fd, buf, HOPS_READ_MAX, &got);
+	if (*hops > HOPS_MAX) {
+		close(fd);
+		return -1;
+	}
+	e->handed_out = 1;
+	return fd;
+}
+
+/*
+ * A message that went round too often is in a loop: relaying it once
+ * more would feed the loop, so it fails here (RFC 5321 6.3).
+ */
+static void
+hop_limit(struct attempt *at, int hops)
+{
+	char	why[128];
+
+	snprintf(why, sizeof(why), "554 5.4.6 too many hops (%d Received: "
+	    "lines), a mail loop", hops);
+	log_info("outbound id=%s domain=%s error=\"%s\"", at->env->id,
+	    at->domain, why);
+	fail_all(at, why);
 }
 
 static void
 hand_over(struct attempt *at)
 {
-	struct envelope		*e = at->env;
-	struct out_attempt	 oa;
-	size_t			 i;
-	int			 fd;
+	struct envelope			*e = at->env;
+	struct out_attempt		 oa;
+	struct out_attempt_build	 b;
+	size_t				 i;
+	int				 fd, hops;
 
-	if ((fd = message_for_outbound(e)) == -1) {
+	if ((fd = message_for_outbound(e, &hops)) == -1) {
+		if (hops > HOPS_MAX) {
+			hop_limit(at, hops);
+			return;
+		}
 		log_warn("outbound: cannot read the data of %s", e->id);
 		defer_all(at, "451 4.3.0 queued message unreadable");
 		return;
@@ -218,23 +232,32 @@ hand_over(struct attempt *at)
 	strlcpy(oa.sender, e->sender, sizeof(oa.sender));
 	strlcpy(oa.domain, at->domain, sizeof(oa.domain));
 	oa.size = e->datasize > 0 ? e->datasize : e->size;
-	oa.nrcpts = at->nrcpts;
-	if (out_send_attempt(&outbound_chan, &oa, fd) == -1) {
-		defer_all(at, "451 4.3.0 outbound client unavailable");
-		return;
-	}
+	out_attempt_begin(&b, &oa);
 	for (i = 0; i < at->nrcpts; i++)
-		out_send_rcpt(&outbound_chan, at->id,
-		    e->rcpts[at->rcpts[i]].address);
+		out_attempt_add(&b, e->rcpts[at->rcpts[i]].address);
+	if (out_send_attempt(&outbound_chan, &b, fd) == -1)
+		defer_all(at, "451 4.3.0 outbound client unavailable");
 }
 
+/*
+ * The pending recipients of domain, as many as one OUT_ATTEMPT holds;
+ * the others wait for another attempt.
+ */
 static struct attempt *
 attempt_new(struct envelope *e, const char *domain)
 {
-	struct attempt	*at = xcalloc(1, sizeof(*at));
-	struct envrcpt	*r;
-	size_t		 i;
+	struct attempt			*at = xcalloc(1, sizeof(*at));
+	struct out_attempt_build	 b;
+	struct out_attempt		 oa;
+	struct envrcpt			*r;
+	size_t				 i;
 
+	/* only the size counts here: the same fields as hand_over's */
+	memset(&oa, 0, sizeof(oa));
+	strlcpy(oa.qid, e->id, sizeof(oa.qid));
+	strlcpy(oa.sender, e->sender, sizeof(oa.sender));
+	strlcpy(oa.domain, domain, sizeof(oa.domain));
+	out_attempt_begin(&b, &oa);
 	at->env = e;
 	at->id = next_id++;
 	if (next_id == 0)
@@ -247,6 +270,9 @@ attempt_new(struct envelope *e, const char *domain)
 		if (r->status != RS_PENDING || r->user[0] || r->inflight ||
 		    strcasecmp(domain_of(r->address), domain) != 0)
 			continue;
+		if (!out_attempt_fits(&b, r->address))
+			break;
+		out_attempt_add(&b, r->address);
 		r->inflight = 1;
 		at->rcpts[at->nrcpts++] = i;
 	}
@@ -275,8 +301,7 @@ outbound_start(struct envelope *e)
 		TAILQ_INSERT_TAIL(&attempts, at, entry);
 		nattempts++;
 		e->inflight++;
-		if (!hop_limit(at))
-			hand_over(at);
+		hand_over(at);
 	}
 	return blocked ? 2 : 1;
 }
@@ -310,6 +335,11 @@ take_result(struct imsg *im)
 		    "%u, which is not waiting for one", or.id, or.index);
 		return -1;
 	}
+	if (or.last != (at->nanswered + 1 == at->nrcpts)) {
+		log_warnx("outbound %s attempt %u at recipient %u", or.last ?
+		    "ended" : "did not end", or.id, or.index);
+		return -1;
+	}
 	at->answered[or.index] = 1;
 	at->nanswered++;
 	e = at->env;
@@ -326,26 +356,8 @@ take_result(struct imsg *im)
 		strlcpy(e->lasterror, or.text, sizeof(e->lasterror));
 		break;
 	}
-	return 0;
-}
-
-static int
-take_done(struct imsg *im)
-{
-	struct out_done	 od;
-	struct attempt	*at;
-
-	if (out_read_done(im->data, im->datalen, &od) == -1) {
-		log_warnx("outbound sent a malformed end of attempt");
-		return -1;
-	}
-	if ((at = attempt_by_id(od.id)) == NULL ||
-	    at->nanswered != at->nrcpts) {
-		log_warnx("outbound ended attempt %u, which is not under way "
-		    "or has recipients without a result", od.id);
-		return -1;
-	}
-	attempt_finish(at);
+	if (or.last)
+		attempt_finish(at);
 	return 0;
 }
 
@@ -357,8 +369,6 @@ outbound_dispatch(struct chan *c, struct imsg *im)
 	switch (im->hdr.type) {
 	case IMSG_OUT_RESULT:
 		return take_result(im);
-	case IMSG_OUT_DONE:
-		return take_done(im);
 	default:
 		log_warnx("outbound sent a message of type %u",
 		    im->hdr.type);

@@ -1,7 +1,8 @@
 /*
  * The readers of what queued and outbound send each other
- * (common/outmsg.c): the first byte picks the message (0 ATTEMPT, 1 RCPT,
- * 2 RESULT, 3 DONE), the rest is its payload. Checked for a payload a
+ * (common/outmsg.c): the first byte picks the message (0 ATTEMPT,
+ * 2 RESULT; 1 and 3 were messages since folded into these), the rest is
+ * its payload. Checked for a payload a
  * reader takes: every string ends within its buffer and holds no control
  * character (it goes into SMTP commands, envelopes and logs), every
  * number is in its range, and the fields re-encode to exactly the
@@ -29,10 +30,9 @@ check(uint8_t kind, const uint8_t *p, size_t len, struct msgbuild *mb)
 {
 	union {
 		struct out_attempt	a;
-		struct out_rcpt		r;
 		struct out_result	res;
-		struct out_done		d;
 	} m;
+	uint32_t	i;
 
 	mb_init(mb);
 	switch (kind) {
@@ -51,32 +51,23 @@ check(uint8_t kind, const uint8_t *p, size_t len, struct msgbuild *mb)
 		mb_str(mb, m.a.sender);
 		mb_str(mb, m.a.domain);
 		mb_u64(mb, m.a.size);
-		mb_u32(mb, m.a.nrcpts);
-		break;
-	case 1:
-		if (out_read_rcpt(p, len, &m.r) == -1)
-			return;
-		printable(m.r.address, sizeof(m.r.address));
-		FUZZ_ASSERT(m.r.address[0] != '\0');
-		mb_u32(mb, m.r.id);
-		mb_str(mb, m.r.address);
+		for (i = 0; i < m.a.nrcpts; i++) {
+			printable(m.a.rcpt[i], sizeof(m.a.rcpt[i]));
+			FUZZ_ASSERT(m.a.rcpt[i][0] != '\0');
+			mb_str(mb, m.a.rcpt[i]);
+		}
+		out_attempt_clear(&m.a);
 		break;
 	case 2:
 		if (out_read_result(p, len, &m.res) == -1)
 			return;
-		FUZZ_ASSERT(m.res.result <= OUT_FAILED);
+		FUZZ_ASSERT(m.res.result <= OUT_FAILED && m.res.last <= 1);
 		printable(m.res.text, sizeof(m.res.text));
 		mb_u32(mb, m.res.id);
 		mb_u32(mb, m.res.index);
 		mb_u32(mb, m.res.result);
+		mb_u32(mb, m.res.last);
 		mb_str(mb, m.res.text);
-		break;
-	case 3:
-		if (out_read_done(p, len, &m.d) == -1)
-			return;
-		printable(m.d.lasterror, sizeof(m.d.lasterror));
-		mb_u32(mb, m.d.id);
-		mb_str(mb, m.d.lasterror);
 		break;
 	default:
 		return;

@@ -9,13 +9,13 @@ queued checks everything it answers.  The test stands in for outbound
   else.
 - The descriptor it kept reads that message and no later one: a file
   that was handed out never returns to the spool's pool.
-- A well-behaved answer (one result per recipient, then the end) settles
-  the message: the stand-in proves the protocol, so the refusals below
+- A well-behaved answer (one result per recipient, the last one marked
+  as the end) settles the message: the stand-in proves the protocol, so the refusals below
   are refusals of what is wrong, not of everything.
 - A result for an attempt queued never started, a result for a
   recipient that is not in the attempt, a second result for the same
-  recipient, an end before every recipient has a result, a descriptor
-  sent to queued: queued exits non-zero (logged), the parent fails
+  recipient, an end before every recipient has a result, a last result
+  not marked as the end, a descriptor sent to queued: queued exits non-zero (logged), the parent fails
   closed (exit 1), and the message is still in the queue, intact.
 
 Run alone (needs a REGRESS=1 build):
@@ -49,13 +49,18 @@ def parse_attempt(p):
     qid, off = read_str(p, 4)
     sender, off = read_str(p, off)
     domain, off = read_str(p, off)
-    size, nrcpts = struct.unpack_from('<QI', p, off)
+    size, = struct.unpack_from('<Q', p, off)
+    off += 8
+    rcpts = []
+    while off < len(p):
+        r, off = read_str(p, off)
+        rcpts.append(r)
     return dict(id=aid, qid=qid, sender=sender, domain=domain, size=size,
-                nrcpts=nrcpts)
+                rcpts=rcpts)
 
 
-def result(aid, index, code, text):
-    return u32(aid) + u32(index) + u32(code) + s(text)
+def result(aid, index, code, text, last=1):
+    return u32(aid) + u32(index) + u32(code) + u32(last) + s(text)
 
 
 class HostileOutbound(hostile.HostileCase):
@@ -81,14 +86,8 @@ class HostileOutbound(hostile.HostileCase):
         self.assertIsNotNone(fd, 'an attempt without the message')
         self.addCleanup(os.close, fd)
         a = parse_attempt(payload)
-        self.assertEqual(a['nrcpts'], n, a)
-        rcpts = []
-        for i in range(n):
-            p = q.expect(T['IMSG_OUT_RCPT'])
-            aid, = struct.unpack_from('<I', p, 0)
-            self.assertEqual(aid, a['id'])
-            rcpts.append(read_str(p, 4)[0])
-        return a, fd, rcpts
+        self.assertEqual(len(a['rcpts']), n, a)
+        return a, fd, a['rcpts']
 
     def exit_when_asked(self, inst, p):
         """What outbound does at IMSG_SHUTDOWN: exit (the stand-in waits
@@ -155,7 +154,6 @@ class HostileOutbound(hostile.HostileCase):
         a, fd, _ = self.attempt(q)
         q.send(T['IMSG_OUT_RESULT'], result(a['id'], 0, OUT_DELIVERED,
                                             'mx[192.0.2.1] said: 250 ok'))
-        q.send(T['IMSG_OUT_DONE'], u32(a['id']) + s(''))
         self.assertTrue(pmtest.wait_for(
             lambda: a['qid'] not in inst.adm('--json', 'queue').stdout, 10),
             inst.log_tail())
@@ -172,7 +170,6 @@ class HostileOutbound(hostile.HostileCase):
         first = os.pread(fd, 1 << 20, 0)
         q.send(T['IMSG_OUT_RESULT'], result(a['id'], 0, OUT_DELIVERED,
                                             '250 ok'))
-        q.send(T['IMSG_OUT_DONE'], u32(a['id']) + s(''))
         self.assertTrue(pmtest.wait_for(
             lambda: a['qid'] not in inst.adm('--json', 'queue').stdout, 10),
             inst.log_tail())
@@ -202,10 +199,10 @@ class HostileOutbound(hostile.HostileCase):
 
     def test_second_result_for_one_recipient(self):
         inst, p, q = self.start()
-        self.submit(inst)
-        a, fd, _ = self.attempt(q)
+        self.submit(inst, ['x@remote.example', 'y@remote.example'])
+        a, fd, _ = self.attempt(q, 2)
         q.send(T['IMSG_OUT_RESULT'], result(a['id'], 0, OUT_DEFERRED,
-                                            '451 later'))
+                                            '451 later', last=0))
         q.send(T['IMSG_OUT_RESULT'], result(a['id'], 0, OUT_DELIVERED,
                                             '250'))
         self.assertQueuedFailsClosed(inst, p, r'attempt %d recipient 0'
@@ -215,11 +212,22 @@ class HostileOutbound(hostile.HostileCase):
         inst, p, q = self.start()
         self.submit(inst, ['x@remote.example', 'y@remote.example'])
         a, fd, _ = self.attempt(q, 2)
+        q.send(T['IMSG_OUT_RESULT'], result(a['id'], 1, OUT_DELIVERED,
+                                            '250', last=1))
+        self.assertQueuedFailsClosed(inst, p, r'outbound ended attempt %d '
+                                     r'at recipient 1' % a['id'], a['qid'])
+
+    def test_last_result_without_the_end(self):
+        inst, p, q = self.start()
+        self.submit(inst, ['x@remote.example', 'y@remote.example'])
+        a, fd, _ = self.attempt(q, 2)
+        q.send(T['IMSG_OUT_RESULT'], result(a['id'], 1, OUT_DELIVERED,
+                                            '250', last=0))
         q.send(T['IMSG_OUT_RESULT'], result(a['id'], 0, OUT_DELIVERED,
-                                            '250'))
-        q.send(T['IMSG_OUT_DONE'], u32(a['id']) + s(''))
-        self.assertQueuedFailsClosed(inst, p, r'recipients without a '
-                                     r'result', a['qid'])
+                                            '250', last=0))
+        self.assertQueuedFailsClosed(inst, p, r'outbound did not end '
+                                     r'attempt %d at recipient 0' % a['id'],
+                                     a['qid'])
 
     def test_malformed_result_and_descriptor(self):
         for what, send in (
@@ -229,9 +237,12 @@ class HostileOutbound(hostile.HostileCase):
                 ('result out of range',
                  lambda q, a: q.send(T['IMSG_OUT_RESULT'], result(
                      a['id'], 0, 3, '550'))),
+                ('end mark out of range',
+                 lambda q, a: q.send(T['IMSG_OUT_RESULT'], result(
+                     a['id'], 0, OUT_FAILED, '550', last=2))),
                 ('a descriptor',
-                 lambda q, a: q.send(T['IMSG_OUT_DONE'], u32(a['id']) +
-                                     s(''), fd=0)),
+                 lambda q, a: q.send(T['IMSG_OUT_RESULT'], result(
+                     a['id'], 0, OUT_DELIVERED, '250'), fd=0)),
                 ('a type of the parent',
                  lambda q, a: q.send(T['IMSG_DELIVER_REPLY'],
                                      u32(0) + u32(0) + s('')))):

@@ -21,6 +21,11 @@ What it can be told (configure(); reset() goes back to "accept all"):
   with '\\n' make a multi-line reply), or a function (session,
   transaction, argument) -> reply text or None (None: the normal reply).
   rcpt_replies={address: reply} overrides per recipient (lower-case).
+- tls=ssl.SSLContext (server side; tls_context() makes one): STARTTLS
+  is offered before TLS and answered 220, then the session goes on in
+  TLS (the client must EHLO again; what it sent behind STARTTLS is
+  dropped); tls_fail=True: 220, then bytes that are no TLS record and
+  the connection closed, so the handshake fails.
 - misbehave=(stage, kind): at stage 'greeting', 'ehlo', 'mail', 'rcpt',
   'data' or 'dot', instead of the reply, do one of
     'garbage'   lines that are not SMTP (binary bytes, no reply code), then
@@ -47,8 +52,11 @@ Standard library only; runs under Debian's /usr/bin/python3.
 """
 
 import contextlib
+import os
 import re
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -86,6 +94,7 @@ class Transaction:
         self.code = None            # reply code at the end of DATA
         self.reply = None           # reply text at the end of DATA
         self.time = None            # time.monotonic() at the end of DATA
+        self.tls = None             # its session's TLS, at MAIL
 
     @property
     def accepted(self):
@@ -109,6 +118,7 @@ class Session:
         self.started = time.monotonic()
         self.ended = None           # time.monotonic() when it ended
         self.sent = 0               # octets the sink sent
+        self.tls = None             # 'TLSv1.3 TLS_AES_...' once in TLS
 
     def __repr__(self):
         return '<Session %s:%d %d commands %d transactions%s>' % (
@@ -143,6 +153,23 @@ def _parse_path(line):
         k, eq, v = p.partition('=')
         params[k.upper()] = v if eq else True
     return addr, params
+
+
+def tls_context(folder, cn='sink.test'):
+    """A server SSLContext with a fresh self-signed P-256 certificate for
+    cn, written into folder as sink-cert.pem / sink-key.pem (also kept
+    as ctx.cert_path, the file a client may pin or a TLSA record hash)."""
+    cert = os.path.join(folder, 'sink-cert.pem')
+    key = os.path.join(folder, 'sink-key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                    'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+                    '-subj', '/CN=%s' % cn, '-keyout', key, '-out', cert],
+                   check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=30)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.cert_path = cert
+    return ctx
 
 
 class _Conn:
@@ -251,6 +278,8 @@ class Sink:
             self.replies = {}
             self.rcpt_replies = {}
             self.misbehave = None
+            self.tls = None
+            self.tls_fail = False
 
     def accept_all(self):
         """Replies and misbehaviour back to normal (keeps EHLO/SIZE)."""
@@ -280,7 +309,7 @@ class Sink:
                                          '%r, kind in %r' % (STAGES, KINDS))
                     self.misbehave = v
                 elif k in ('ehlo', 'size', 'pipelining', 'extensions',
-                           'hostname', 'greeting'):
+                           'hostname', 'greeting', 'tls', 'tls_fail'):
                     setattr(self, k, v)
                 else:
                     raise TypeError('sink: unknown setting %r' % k)
@@ -386,8 +415,11 @@ class Sink:
             with self.lock:
                 sess.ended = time.monotonic()
                 self._socks.discard(sock)
+                self._socks.discard(conn.sock)
             with contextlib.suppress(OSError):
                 sock.close()
+            with contextlib.suppress(OSError):
+                conn.sock.close()      # the TLS socket, after STARTTLS
 
     def _setting(self, name):
         with self.lock:
@@ -448,9 +480,11 @@ class Sink:
         elif b'\r' in line[:-2]:
             sess.errors.append('bare CR in %s: %r' % (what, line[:100]))
 
-    def _ehlo_lines(self):
+    def _ehlo_lines(self, sess=None):
         with self.lock:
             ext = []
+            if self.tls is not None and sess is not None and not sess.tls:
+                ext.append('STARTTLS')
             if self.pipelining:
                 ext.append('PIPELINING')
             if self.size is not None:
@@ -484,7 +518,7 @@ class Sink:
                     continue
                 sess.helo = ('EHLO', arg)
                 txn = None
-                self._say(conn, sess, self._ehlo_lines())
+                self._say(conn, sess, self._ehlo_lines(sess))
             elif verb == 'HELO':
                 sess.helo = ('HELO', arg)
                 txn = None
@@ -502,6 +536,7 @@ class Sink:
                     continue
                 t = Transaction(sess)
                 t.mail_line = line
+                t.tls = sess.tls
                 t.mail_from, t.mail_params = p
                 self._misbehave(conn, sess, 'mail')
                 r = self._reply_for('mail', sess, t, t.mail_from,
@@ -551,6 +586,10 @@ class Sink:
                     sess.transactions.append(txn)
                 txn = None
                 self._say(conn, sess, r)
+            elif verb == 'STARTTLS' and self._setting('tls') is not None \
+                    and not sess.tls:
+                self._starttls(conn, sess)
+                txn = None
             elif verb == 'RSET':
                 txn = None
                 self._say(conn, sess, '250 2.0.0 Ok')
@@ -561,6 +600,27 @@ class Sink:
                 raise _Stop()
             else:
                 self._say(conn, sess, '500 5.5.1 command unrecognized')
+
+    def _starttls(self, conn, sess):
+        self._say(conn, sess, '220 2.0.0 Ready to start TLS')
+        if self._setting('tls_fail'):
+            conn.send(b'this is no TLS record\r\n' * 4)
+            raise _Stop()
+        conn.buf = b''              # sent in plaintext: never a command
+        conn.sock.settimeout(10)
+        try:
+            conn.sock = self._setting('tls').wrap_socket(conn.sock,
+                                                         server_side=True)
+        except (OSError, ssl.SSLError) as e:
+            with self.lock:
+                sess.errors.append('TLS handshake: %s' % e)
+            raise _Stop()
+        conn.sock.settimeout(POLL)
+        with self.lock:
+            self._socks.add(conn.sock)
+            sess.tls = '%s %s' % (conn.sock.version(),
+                                  conn.sock.cipher()[0])
+            sess.helo = None
 
     def _read_data(self, conn, sess, txn):
         raw, out, bare, total = [], [], [], 0

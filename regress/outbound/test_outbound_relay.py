@@ -123,6 +123,25 @@ class Smarthost(OutCase):
         self.check_exact(inst, txn, msg)
         self.assert_no_protocol_errors(self.relay, inst)
 
+    def test_recipients_over_one_message_split(self):
+        """queued hands a domain's recipients to outbound in one message
+        an attempt: 100 recipients of ~200 octets (more than the 16 KiB a
+        message holds) go as two attempts, so two transactions; every
+        recipient reaches the relay exactly once and the queue empties."""
+        inst = self.out_instance(relay=self.relay)
+        domain = '.'.join(c * 60 for c in 'abc') + '.example'
+        rcpts = ['r%03d@%s' % (i, domain) for i in range(100)]
+        msg = make_message('a hundred long recipients')
+        submit(inst, ALICE, rcpts, msg)
+        wait_queue_empty(inst)
+        self.assert_quiet(self.relay, SETTLE)
+        txns = self.relay.delivered
+        seen = sorted(r for t in txns for r in t.rcpts)
+        self.assertEqual(seen, sorted(rcpts), self.context(inst, self.relay))
+        self.assertEqual(len(txns), 2, self.context(inst, self.relay))
+        for t in txns:
+            self.check_exact(inst, t, msg)
+
     def test_each_recipient_once_over_domains(self):
         """Two recipients in each of two domains, one local: every remote
         recipient reaches the relay exactly once, the domains' recipients

@@ -6,7 +6,8 @@
  * character (CR LF would split an SMTP command, an envelope line, a log
  * line), a queue id that is not 16 hex digits, no recipients or more
  * than an envelope may hold, an empty domain or address, a result code
- * out of range.
+ * or an end mark out of range. The builder fills an attempt only as far
+ * as one message holds.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,27 +20,38 @@
 
 static struct msgbuild	mb;
 
+/* An attempt with n recipients "r<i>@remote.example" (or rcpt, if set). */
 static void
 attempt_payload(uint32_t id, const char *qid, const char *sender,
-    const char *domain, uint64_t size, uint32_t n)
+    const char *domain, uint64_t size, uint32_t n, const char *rcpt)
 {
+	char		addr[64];
+	uint32_t	i;
+
 	mb_init(&mb);
 	mb_u32(&mb, id);
 	mb_str(&mb, qid);
 	mb_str(&mb, sender);
 	mb_str(&mb, domain);
 	mb_u64(&mb, size);
-	mb_u32(&mb, n);
+	for (i = 0; i < n; i++) {
+		snprintf(addr, sizeof(addr), "r%u@remote.example", i);
+		mb_str(&mb, rcpt ? rcpt : addr);
+	}
 }
 
 static int
 attempt_ok(const char *qid, const char *sender, const char *domain,
-    uint32_t n)
+    uint32_t n, const char *rcpt)
 {
 	struct out_attempt	a;
+	int			ok;
 
-	attempt_payload(1, qid, sender, domain, 10, n);
-	return out_read_attempt(mb.buf, mb.len, &a) == 0;
+	attempt_payload(1, qid, sender, domain, 10, n, rcpt);
+	ok = out_read_attempt(mb.buf, mb.len, &a) == 0;
+	CHECK("no recipient list left on failure", ok || a.rcpt == NULL);
+	out_attempt_clear(&a);
+	return ok;
 }
 
 static void
@@ -47,76 +59,96 @@ test_attempt(void)
 {
 	struct out_attempt	a;
 	const char		*qid = "0123456789abcdef";
+	char			 big[ADDR_PATH_MAX + 1];
+	uint8_t			 nul[] = { 3, 0, 0, 0, 'a', 0, 'b' };
 
-	attempt_payload(42, qid, "a@b.example", "remote.example", 4096, 3);
+	attempt_payload(42, qid, "a@b.example", "remote.example", 4096, 3,
+	    NULL);
 	CHECK("attempt reads", out_read_attempt(mb.buf, mb.len, &a) == 0);
 	CHECK("attempt fields", a.id == 42 && strcmp(a.qid, qid) == 0 &&
 	    strcmp(a.sender, "a@b.example") == 0 &&
 	    strcmp(a.domain, "remote.example") == 0 && a.size == 4096 &&
-	    a.nrcpts == 3);
+	    a.nrcpts == 3 && strcmp(a.rcpt[0], "r0@remote.example") == 0 &&
+	    strcmp(a.rcpt[2], "r2@remote.example") == 0);
+	out_attempt_clear(&a);
 	CHECK("attempt one octet short",
 	    out_read_attempt(mb.buf, mb.len - 1, &a) == -1);
 	mb_u32(&mb, 0);
 	CHECK("attempt with leftovers",
 	    out_read_attempt(mb.buf, mb.len, &a) == -1);
-	CHECK("null sender", attempt_ok(qid, "", "remote.example", 1));
-	CHECK("no recipients", !attempt_ok(qid, "a@b", "remote.example", 0));
+	CHECK("null sender", attempt_ok(qid, "", "remote.example", 1, NULL));
+	CHECK("no recipients",
+	    !attempt_ok(qid, "a@b", "remote.example", 0, NULL));
 	CHECK("as many recipients as an envelope",
-	    attempt_ok(qid, "a@b", "remote.example", ENV_MAX_RCPTS));
+	    attempt_ok(qid, "a@b", "r.example", ENV_MAX_RCPTS, "a@r"));
 	CHECK("more recipients than an envelope",
-	    !attempt_ok(qid, "a@b", "remote.example", ENV_MAX_RCPTS + 1));
-	CHECK("empty domain", !attempt_ok(qid, "a@b", "", 1));
-	CHECK("short queue id", !attempt_ok("0123", "a@b", "r.example", 1));
+	    !attempt_ok(qid, "a@b", "r.example", ENV_MAX_RCPTS + 1, "a@r"));
+	CHECK("empty domain", !attempt_ok(qid, "a@b", "", 1, NULL));
+	CHECK("short queue id",
+	    !attempt_ok("0123", "a@b", "r.example", 1, NULL));
 	CHECK("upper-case queue id",
-	    !attempt_ok("0123456789ABCDEF", "a@b", "r.example", 1));
+	    !attempt_ok("0123456789ABCDEF", "a@b", "r.example", 1, NULL));
 	CHECK("queue id with a slash",
-	    !attempt_ok("0123456789abcde/", "a@b", "r.example", 1));
+	    !attempt_ok("0123456789abcde/", "a@b", "r.example", 1, NULL));
 	CHECK("sender with CR LF",
-	    !attempt_ok(qid, "a@b\r\nRCPT TO:<x@y>", "r.example", 1));
-	CHECK("domain with a tab", !attempt_ok(qid, "a@b", "r\texample", 1));
-	CHECK("UTF-8 domain", attempt_ok(qid, "a@b", "r\xc3\xa9.example", 1));
-}
+	    !attempt_ok(qid, "a@b\r\nRCPT TO:<x@y>", "r.example", 1, NULL));
+	CHECK("domain with a tab",
+	    !attempt_ok(qid, "a@b", "r\texample", 1, NULL));
+	CHECK("UTF-8 domain",
+	    attempt_ok(qid, "a@b", "r\xc3\xa9.example", 1, NULL));
+	CHECK("empty address", !attempt_ok(qid, "a@b", "r.example", 2, ""));
+	CHECK("address with CR LF", !attempt_ok(qid, "a@b", "r.example", 1,
+	    "x@r.example>\r\nDATA"));
 
-static void
-test_rcpt(void)
-{
-	struct out_rcpt	r;
-	char		big[ADDR_PATH_MAX + 1];
-	uint8_t		nul[] = { 1, 0, 0, 0, 3, 0, 0, 0, 'a', 0, 'b' };
-
-	mb_init(&mb);
-	mb_u32(&mb, 9);
-	mb_str(&mb, "x@remote.example");
-	CHECK("rcpt reads", out_read_rcpt(mb.buf, mb.len, &r) == 0 &&
-	    r.id == 9 && strcmp(r.address, "x@remote.example") == 0);
-	mb_init(&mb);
-	mb_u32(&mb, 9);
-	mb_str(&mb, "");
-	CHECK("empty address", out_read_rcpt(mb.buf, mb.len, &r) == -1);
-	mb_init(&mb);
-	mb_u32(&mb, 9);
-	mb_str(&mb, "x@r.example>\r\nDATA");
-	CHECK("address with CR LF", out_read_rcpt(mb.buf, mb.len, &r) == -1);
+	attempt_payload(1, qid, "a@b", "r.example", 10, 1, NULL);
+	mb_data(&mb, nul, sizeof(nul));
 	CHECK("address with a NUL",
-	    out_read_rcpt(nul, sizeof(nul), &r) == -1);
+	    out_read_attempt(mb.buf, mb.len, &a) == -1 && a.rcpt == NULL);
 	memset(big, 'a', sizeof(big));
 	big[ADDR_PATH_MAX - 1] = '\0';		/* the longest that fits */
-	mb_init(&mb);
-	mb_u32(&mb, 9);
-	mb_str(&mb, big);
 	CHECK("address at ADDR_PATH_MAX - 1",
-	    out_read_rcpt(mb.buf, mb.len, &r) == 0);
+	    attempt_ok(qid, "a@b", "r.example", 1, big));
 	big[ADDR_PATH_MAX - 1] = 'a';
 	big[ADDR_PATH_MAX] = '\0';
-	mb_init(&mb);
-	mb_u32(&mb, 9);
-	mb_str(&mb, big);
 	CHECK("address over ADDR_PATH_MAX",
-	    out_read_rcpt(mb.buf, mb.len, &r) == -1);
+	    !attempt_ok(qid, "a@b", "r.example", 1, big));
+}
+
+/* The builder stops where the message is full, and reads back. */
+static void
+test_attempt_build(void)
+{
+	struct out_attempt_build	 b;
+	struct out_attempt		 oa, back;
+	char				 addr[ADDR_PATH_MAX];
+	uint32_t			 n = 0;
+
+	memset(&oa, 0, sizeof(oa));
+	oa.id = 7;
+	strlcpy(oa.qid, "0123456789abcdef", sizeof(oa.qid));
+	strlcpy(oa.domain, "r.example", sizeof(oa.domain));
+	out_attempt_begin(&b, &oa);
+	memset(addr, 'x', sizeof(addr));
+	addr[ADDR_PATH_MAX - 1] = '\0';
+	memcpy(addr + ADDR_PATH_MAX - 11, "@r.example", 10);
+	while (out_attempt_fits(&b, addr) && n < ENV_MAX_RCPTS + 1) {
+		out_attempt_add(&b, addr);
+		n++;
+	}
+	CHECK("a full attempt holds 63 of the longest addresses",
+	    n == 63 && b.nrcpts == n && !b.mb.overflow);
+	CHECK("a full attempt reads back", out_read_attempt(b.mb.buf,
+	    b.mb.len, &back) == 0 && back.nrcpts == n &&
+	    strcmp(back.rcpt[n - 1], addr) == 0);
+	out_attempt_clear(&back);
+	out_attempt_begin(&b, &oa);
+	for (n = 0; n < ENV_MAX_RCPTS + 5 && out_attempt_fits(&b, "a@r"); n++)
+		out_attempt_add(&b, "a@r");
+	CHECK("short addresses stop at ENV_MAX_RCPTS", n == ENV_MAX_RCPTS);
 }
 
 static int
-result_ok(uint32_t result, const char *text)
+result_ok(uint32_t result, uint32_t last, const char *text)
 {
 	struct out_result	r;
 
@@ -124,47 +156,43 @@ result_ok(uint32_t result, const char *text)
 	mb_u32(&mb, 5);
 	mb_u32(&mb, 2);
 	mb_u32(&mb, result);
+	mb_u32(&mb, last);
 	mb_str(&mb, text);
 	return out_read_result(mb.buf, mb.len, &r) == 0 && r.id == 5 &&
-	    r.index == 2 && r.result == result && strcmp(r.text, text) == 0;
+	    r.index == 2 && r.result == result && r.last == last &&
+	    strcmp(r.text, text) == 0;
 }
 
 static void
-test_result_done(void)
+test_result(void)
 {
-	struct out_done	d;
-	char		long_text[OUT_TEXT_MAX + 2];
+	struct out_result	r;
+	char			long_text[OUT_TEXT_MAX + 2];
 
-	CHECK("delivered", result_ok(OUT_DELIVERED, "250 2.0.0 ok"));
-	CHECK("deferred", result_ok(OUT_DEFERRED, "451 4.3.0 later"));
-	CHECK("failed", result_ok(OUT_FAILED, "550 5.1.1 no"));
-	CHECK("result out of range", !result_ok(OUT_FAILED + 1, "550"));
-	CHECK("result text with LF", !result_ok(OUT_FAILED, "550\nX: y"));
-	CHECK("result text with DEL", !result_ok(OUT_FAILED, "550 \x7f"));
+	CHECK("delivered", result_ok(OUT_DELIVERED, 0, "250 2.0.0 ok"));
+	CHECK("deferred, the last",
+	    result_ok(OUT_DEFERRED, 1, "451 4.3.0 later"));
+	CHECK("failed", result_ok(OUT_FAILED, 0, "550 5.1.1 no"));
+	CHECK("last neither 0 nor 1", !result_ok(OUT_FAILED, 2, "550"));
+	CHECK("result out of range", !result_ok(OUT_FAILED + 1, 0, "550"));
+	CHECK("result text with LF",
+	    !result_ok(OUT_FAILED, 0, "550\nX: y"));
+	CHECK("result text with DEL",
+	    !result_ok(OUT_FAILED, 0, "550 \x7f"));
+	CHECK("result short", out_read_result(mb.buf, 3, &r) == -1);
 	memset(long_text, 'x', sizeof(long_text) - 1);
 	long_text[sizeof(long_text) - 1] = '\0';
-	CHECK("result text too long", !result_ok(OUT_FAILED, long_text));
+	CHECK("result text too long", !result_ok(OUT_FAILED, 0, long_text));
 	long_text[OUT_TEXT_MAX] = '\0';
-	CHECK("result text at the limit", result_ok(OUT_FAILED, long_text));
-
-	mb_init(&mb);
-	mb_u32(&mb, 77);
-	mb_str(&mb, "mx[192.0.2.1]:25: timed out");
-	CHECK("done reads", out_read_done(mb.buf, mb.len, &d) == 0 &&
-	    d.id == 77 && strcmp(d.lasterror, "mx[192.0.2.1]:25: timed "
-	    "out") == 0);
-	CHECK("done short", out_read_done(mb.buf, 3, &d) == -1);
-	mb_init(&mb);
-	mb_u32(&mb, 77);
-	mb_str(&mb, "a\rb");
-	CHECK("done with CR", out_read_done(mb.buf, mb.len, &d) == -1);
+	CHECK("result text at the limit",
+	    result_ok(OUT_FAILED, 1, long_text));
 }
 
 int
 main(void)
 {
 	test_attempt();
-	test_rcpt();
-	test_result_done();
+	test_attempt_build();
+	test_result();
 	UNIT_EXIT();
 }

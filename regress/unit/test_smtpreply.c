@@ -155,6 +155,10 @@ test_ehlo(void)
 	CHECK("SIZE with its number, PIPELINING with a word",
 	    FEED("250-x\r\n250-SIZE 1\r\n250 PIPELINING x\r\n", 1) &&
 	    r.ext == (SMTP_EXT_PIPELINING | SMTP_EXT_SIZE));
+	CHECK("STARTTLS", FEED("250-x\r\n250-STARTTLS\r\n250 SIZE\r\n", 1) &&
+	    r.ext == (SMTP_EXT_STARTTLS | SMTP_EXT_SIZE));
+	CHECK("STARTTLS a whole word", FEED("250-x\r\n250 STARTTLSX\r\n",
+	    1) && r.ext == 0);
 	CHECK("no keyword in a short line", FEED("250-x\r\n250\r\n", 1) &&
 	    st == SMTP_REPLY_DONE && r.ext == 0);
 	CHECK("keywords of a refused EHLO too",
