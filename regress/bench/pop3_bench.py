@@ -178,8 +178,7 @@ class Pymaild:
                                     maxsessions=1000)
         if tree:
             self.name = 'baseline'
-            self.inst.pymailadm = os.path.join(tree, 'admin', 'pymailadm')
-            self.inst.pymaild_bin = os.path.join(tree, 'pymaild', 'pymaild')
+            self.inst.use_tree(tree)
         for u, p in USERS.items():
             r = self.inst.adm('adduser', u, p)
             if r.returncode != 0:

@@ -643,6 +643,20 @@ class Instance:
         os.rename(tmp, self.conf)
         return text
 
+    def use_tree(self, tree):
+        """Run pymailadm and pymaild of another build tree (a benchmark's
+        baseline), leaving out the config keys that build does not know
+        yet (its `pymaild -n` names them)."""
+        self.pymailadm = os.path.join(tree, 'admin', 'pymailadm')
+        self.pymaild_bin = os.path.join(tree, 'pymaild', 'pymaild')
+        for _ in range(len(self.config)):
+            r = self.check_config()
+            m = re.search(r"unknown key '([^']+)'", r.stderr + r.stdout)
+            if not m or m.group(1) not in self.config:
+                return
+            del self.config[m.group(1)]
+            self.write_config()
+
     def path(self, key):
         """Absolute path of a config path setting (relative ones are
         relative to the config file's folder)."""
