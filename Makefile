@@ -27,6 +27,8 @@ DEBS	 = libbsd-dev libldns-dev libconfig-dev libevent-dev libcrypt-dev \
 TESTDEBS = ldnsutils iproute2 util-linux mpop openssl
 # regress/ops: the administrator's own tools run against the daemon.
 TESTDEBS += logrotate fail2ban
+# regress/tls: mail clients and a TLS scanner we did not write.
+TESTDEBS += swaks libnet-ssleay-perl testssl.sh
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -135,6 +137,8 @@ deps:
 	command -v pkg-config >/dev/null || missing=1; \
 	for b in ldns-testns unshare ip mpop openssl logrotate fail2ban-regex; do command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
+	for b in swaks testssl; do command -v $$b >/dev/null || missing=1; done; \
+	perl -MNet::SSLeay -e 1 2>/dev/null || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		echo "deps: installing $(DEBS) $(TESTDEBS)"; \
