@@ -1,9 +1,10 @@
 """TLS with mail clients we did not write (Debian's swaks, Perl's
 Net::SSLeay over OpenSSL; Debian's mpop, over GnuTLS): swaks --tls
 (STARTTLS) on port 25 and on submission with AUTH, swaks --tlsc on the
-smtps port; mpop over STLS and over pop3s, each checking the server's
-certificate against a trust file, and refusing a server whose certificate
-is not the trusted one.
+smtps port; mpop over STLS and over pop3s, checking the server's
+certificate against a trust file (the self-signed certificate, or the
+test CA that signed it), and refusing a server whose certificate is not
+the trusted one.
 
 The clients connect from 10.77.0.1 (an address of the test's private
 network namespace, as test_tls_auth.py), so the server offers AUTH and
@@ -41,8 +42,9 @@ class Clients(TlsCase):
                           'Makefile TESTDEBS)' % name)
         return path
 
-    def remote_instance(self, kinds):
-        return self.tls_instance(kinds=kinds, listen=['127.0.0.1', REMOTE])
+    def remote_instance(self, kinds, **cfg):
+        return self.tls_instance(kinds=kinds, listen=['127.0.0.1', REMOTE],
+                                 **cfg)
 
     def run_tool(self, argv, inst):
         # HOME: neither client reads a configuration file of ours.
@@ -177,11 +179,10 @@ class Clients(TlsCase):
             lambda: 'user=alice closed retr=1 dele=1 tls=TLSv1.3'
             in inst.log(), 5), inst.log_tail())
 
-    def test_mpop_pop3s(self):
-        inst = self.remote_instance(('rsa',))
+    def test_mpop_pop3s_trusting_a_ca(self):
+        inst = self.remote_instance(('rsa',), ca=True)
         self.deliver(inst, 'over pop3s')
-        rc, text, got = self.mpop(inst, inst.pop3s_port, False,
-                                  self.pairs['rsa'][0])
+        rc, text, got = self.mpop(inst, inst.pop3s_port, False, self.ca[0])
         self.assertEqual(rc, 0, text)
         self.assertEqual(len(got), 1)
         self.assertIn(b'Subject: over pop3s', got[0])
