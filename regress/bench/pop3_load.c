@@ -150,6 +150,13 @@ conn_open(struct conn *c)
 }
 
 static void
+conn_free(struct conn *c)
+{
+	free(c->buf);
+	c->buf = NULL;
+}
+
+static void
 conn_close(struct conn *c)
 {
 	if (c->ssl != NULL) {
@@ -332,6 +339,7 @@ mode_retr(int depth)
 	status(&c, "QUIT");
 	t2 = now();
 	conn_close(&c);
+	conn_free(&c);
 	printf("mode=retr depth=%d messages=%ld bytes=%lld seconds=%.4f "
 	    "msgs_per_s=%.1f mb_per_s=%.2f quit_s=%.4f\n", depth, n, c.bytes,
 	    t1 - t0, n / (t1 - t0), c.bytes / (t1 - t0) / 1e6, t2 - t1);
@@ -371,6 +379,7 @@ mode_list(int runs)
 	command(&c, "QUIT\r\n");
 	status(&c, "QUIT");
 	conn_close(&c);
+	conn_free(&c);
 	qsort(t, runs, sizeof(t[0]), dcmp);
 	printf("mode=list messages=%ld runs=%d best_ms=%.3f median_ms=%.3f\n",
 	    n, runs, t[0] * 1e3, t[runs / 2] * 1e3);
@@ -401,6 +410,7 @@ mode_login(int count, int get)
 		conn_close(&c);
 	}
 	t = now() - t0;
+	conn_free(&c);
 	printf("mode=login logins=%d seconds=%.4f logins_per_s=%.1f "
 	    "retr_bytes=%lld tls=%d handshakes=%d resumed=%d "
 	    "handshake_ms=%.3f\n", count, t, count / t, c.bytes,

@@ -1322,7 +1322,8 @@ main(int argc, char *argv[])
 	    nlat ? lat[nlat - 1] * 1e3 : 0, pct(sesslat, nlat, 50) * 1e3,
 	    pct(sesslat, nlat, 99) * 1e3, nlat ? sesslat[nlat - 1] * 1e3 : 0,
 	    timelimit_hit, t_first_connect_wall);
-	qsort(hslat, nhs, sizeof(*hslat), cmp_double);
+	if (nhs > 0)
+		qsort(hslat, nhs, sizeof(*hslat), cmp_double);
 	printf(" tls=%d handshakes=%d offered=%d resumed=%d hs_p50_ms=%.3f "
 	    "hs_p99_ms=%.3f\n", use_tls, tls_done, tls_offered, tls_resumed,
 	    pct(hslat, nhs, 50) * 1e3, pct(hslat, nhs, 99) * 1e3);
