@@ -31,6 +31,8 @@ TESTDEBS += logrotate fail2ban
 # regress/package: make deb, systemd-analyze for the unit, and
 # systemd-nspawn to start it under systemd.
 TESTDEBS += debhelper dpkg-dev fakeroot lintian systemd systemd-container
+# regress/tls: mail clients and a TLS scanner we did not write.
+TESTDEBS += swaks libnet-ssleay-perl testssl.sh
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -146,6 +148,8 @@ deps:
 	for b in ldns-testns unshare ip mpop openssl logrotate fail2ban-regex \
 	    dh dpkg-buildpackage fakeroot lintian systemd-analyze systemd-nspawn; do command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
+	for b in swaks testssl; do command -v $$b >/dev/null || missing=1; done; \
+	perl -MNet::SSLeay -e 1 2>/dev/null || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		echo "deps: installing $(DEBS) $(TESTDEBS)"; \

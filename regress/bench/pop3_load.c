@@ -2,14 +2,20 @@
  * pop3_load: a POP3 load client for the benchmarks (regress/bench/
  * pop3_bench.py runs it against pymaild and against Dovecot alike).
  *
- *   pop3_load [-p port] [-u user] [-w password] [-d depth] [-n count] mode
+ *   pop3_load [-t [-k]] [-p port] [-u user] [-w password] [-d depth]
+ *	[-n count] [-g count] mode
  *
  * modes:
  *   retr	log in, RETR 1..N (N from STAT), -d commands in flight
  *		(1: one at a time), QUIT; times the RETRs only
  *   list	log in, then STAT+LIST+UIDL -n times; the best and the median
  *   login	-n logins one after another: connect, greeting, USER, PASS,
- *		QUIT, close
+ *		(with -g N: RETR 1..N), QUIT, close
+ *
+ * -t: implicit TLS (the pop3s port), a full handshake for each
+ * connection; -k: offer the session the previous connection was handed
+ * (a TLS 1.3 ticket), as a polling mail client does. The server's
+ * certificate is not checked: a load client measures cost.
  *
  * Prints one line of key=value figures. Exits 1 on any protocol error.
  */
@@ -29,11 +35,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define RBUF	(256 * 1024)
 #define MAXRUNS	1000
 
 struct conn {
 	int	 fd;
+	SSL	*ssl;
 	char	*buf;
 	size_t	 len, off;
 	/* Reading a multi-line body: the last 4 octets before buf+off. */
@@ -45,6 +55,11 @@ static const char	*host = "127.0.0.1";
 static int		 port = 110;
 static const char	*user = "bench";
 static const char	*pass = "bench";
+static SSL_CTX		*tls_ctx;	/* -t */
+static int		 resume;	/* -k */
+static SSL_SESSION	*tls_saved;	/* handed out last time */
+static int		 tls_done, tls_resumed;
+static double		 tls_seconds;	/* in handshakes */
 
 static double
 now(void)
@@ -53,6 +68,62 @@ now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Keep the session a connection is handed, for the next one (-k). */
+static int
+tls_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	if (tls_saved != NULL)
+		SSL_SESSION_free(tls_saved);
+	tls_saved = sess;
+	return 1;
+}
+
+static void
+tls_setup(void)
+{
+	if ((tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    !SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION))
+		errx(1, "cannot make a TLS context");
+	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (resume) {
+		SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_CLIENT |
+		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(tls_ctx, tls_new_session);
+	}
+}
+
+static void
+tls_fatal(const char *what)
+{
+	unsigned long	e = ERR_get_error();
+
+	errx(1, "%s: %s", what, e ? ERR_error_string(e, NULL) :
+	    "connection closed");
+}
+
+static void
+tls_connect(struct conn *c)
+{
+	double	t0 = now();
+
+	if ((c->ssl = SSL_new(tls_ctx)) == NULL || !SSL_set_fd(c->ssl, c->fd))
+		errx(1, "cannot make a TLS session");
+	if (resume && tls_saved != NULL) {
+		/* Once: the server hands out a new one. */
+		if (!SSL_set_session(c->ssl, tls_saved))
+			errx(1, "cannot offer the saved TLS session");
+		SSL_SESSION_free(tls_saved);
+		tls_saved = NULL;
+	}
+	if (SSL_connect(c->ssl) != 1)
+		tls_fatal("TLS handshake");
+	tls_seconds += now() - t0;
+	tls_done++;
+	if (SSL_session_reused(c->ssl))
+		tls_resumed++;
 }
 
 static void
@@ -74,11 +145,25 @@ conn_open(struct conn *c)
 	if (c->buf == NULL && (c->buf = malloc(RBUF)) == NULL)
 		err(1, "malloc");
 	c->len = c->off = 0;
+	if (tls_ctx != NULL)
+		tls_connect(c);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	free(c->buf);
+	c->buf = NULL;
 }
 
 static void
 conn_close(struct conn *c)
 {
+	if (c->ssl != NULL) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
 	close(c->fd);
 	c->fd = -1;
 }
@@ -96,9 +181,17 @@ fill(struct conn *c)
 	}
 	if (c->len == RBUF)
 		errx(1, "line longer than %d octets", RBUF);
-	do {
-		n = read(c->fd, c->buf + c->len, RBUF - c->len);
-	} while (n == -1 && errno == EINTR);
+	if (c->ssl != NULL) {
+		if ((n = SSL_read(c->ssl, c->buf + c->len, RBUF - c->len)) <= 0 &&
+		    SSL_get_error(c->ssl, n) != SSL_ERROR_ZERO_RETURN)
+			tls_fatal("read");
+		if (n < 0)
+			n = 0;
+	} else {
+		do {
+			n = read(c->fd, c->buf + c->len, RBUF - c->len);
+		} while (n == -1 && errno == EINTR);
+	}
 	if (n == -1)
 		err(1, "read");
 	if (n == 0)
@@ -112,7 +205,10 @@ send_all(struct conn *c, const char *p, size_t len)
 	ssize_t	n;
 
 	while (len > 0) {
-		if ((n = write(c->fd, p, len)) == -1) {
+		if (c->ssl != NULL) {
+			if ((n = SSL_write(c->ssl, p, len)) <= 0)
+				tls_fatal("write");
+		} else if ((n = write(c->fd, p, len)) == -1) {
 			if (errno == EINTR)
 				continue;
 			err(1, "write");
@@ -243,6 +339,7 @@ mode_retr(int depth)
 	status(&c, "QUIT");
 	t2 = now();
 	conn_close(&c);
+	conn_free(&c);
 	printf("mode=retr depth=%d messages=%ld bytes=%lld seconds=%.4f "
 	    "msgs_per_s=%.1f mb_per_s=%.2f quit_s=%.4f\n", depth, n, c.bytes,
 	    t1 - t0, n / (t1 - t0), c.bytes / (t1 - t0) / 1e6, t2 - t1);
@@ -282,29 +379,43 @@ mode_list(int runs)
 	command(&c, "QUIT\r\n");
 	status(&c, "QUIT");
 	conn_close(&c);
+	conn_free(&c);
 	qsort(t, runs, sizeof(t[0]), dcmp);
 	printf("mode=list messages=%ld runs=%d best_ms=%.3f median_ms=%.3f\n",
 	    n, runs, t[0] * 1e3, t[runs / 2] * 1e3);
 }
 
 static void
-mode_login(int count)
+mode_login(int count, int get)
 {
 	struct conn	c = { .fd = -1 };
+	char		cmd[64];
 	double		t0, t;
-	int		i;
+	long		n;
+	int		i, j;
 
 	t0 = now();
 	for (i = 0; i < count; i++) {
 		conn_open(&c);
 		login(&c);
+		n = get ? stat_count(&c) : 0;
+		for (j = 1; j <= get && j <= n; j++) {
+			snprintf(cmd, sizeof(cmd), "RETR %d\r\n", j);
+			command(&c, cmd);
+			status(&c, "RETR");
+			body(&c);
+		}
 		command(&c, "QUIT\r\n");
 		status(&c, "QUIT");
 		conn_close(&c);
 	}
 	t = now() - t0;
-	printf("mode=login logins=%d seconds=%.4f logins_per_s=%.1f\n",
-	    count, t, count / t);
+	conn_free(&c);
+	printf("mode=login logins=%d seconds=%.4f logins_per_s=%.1f "
+	    "retr_bytes=%lld tls=%d handshakes=%d resumed=%d "
+	    "handshake_ms=%.3f\n", count, t, count / t, c.bytes,
+	    tls_ctx != NULL, tls_done, tls_resumed,
+	    tls_done ? tls_seconds / tls_done * 1e3 : 0.0);
 }
 
 static int
@@ -322,18 +433,28 @@ number(const char *s, int max)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: pop3_load [-p port] [-u user] [-w password] "
-	    "[-d depth] [-n count] retr|list|login\n");
+	fprintf(stderr, "usage: pop3_load [-t [-k]] [-p port] [-u user] "
+	    "[-w password] [-d depth]\n"
+	    "                 [-n count] [-g count] retr|list|login\n");
 	exit(2);
 }
 
 int
 main(int argc, char *argv[])
 {
-	int	ch, depth = 1, count = 10;
+	int	ch, depth = 1, count = 10, get = 0, tls = 0;
 
-	while ((ch = getopt(argc, argv, "d:h:n:p:u:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "d:g:h:kn:p:tu:w:")) != -1) {
 		switch (ch) {
+		case 'g':
+			get = number(optarg, 1000000);
+			break;
+		case 'k':
+			resume = 1;
+			break;
+		case 't':
+			tls = 1;
+			break;
 		case 'd':
 			depth = number(optarg, 100000);
 			break;
@@ -356,14 +477,16 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
-	if (optind + 1 != argc)
+	if (optind + 1 != argc || (resume && !tls))
 		usage();
+	if (tls)
+		tls_setup();
 	if (strcmp(argv[optind], "retr") == 0)
 		mode_retr(depth);
 	else if (strcmp(argv[optind], "list") == 0)
 		mode_list(count);
 	else if (strcmp(argv[optind], "login") == 0)
-		mode_login(count);
+		mode_login(count, get);
 	else
 		usage();
 	return 0;

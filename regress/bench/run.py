@@ -2,9 +2,11 @@
 """`make bench`: pymaild's benchmarks, one after the other.
 
     /usr/bin/python3 regress/bench/run.py [ARGS for smtp_bench.py...]
+    /usr/bin/python3 regress/bench/run.py --tls-only [ARGS for tls_bench.py]
 
 Runs regress/bench/smtp_bench.py, then regress/bench/pop3_bench.py when
-it exists, each as its own process (each one sets up its private network
+it exists, then outbound_bench.py and tls_bench.py (--tls-only: the TLS
+one alone), each as its own process (each one sets up its private network
 namespace and daemons, and cleans them up), streams their output, and
 ends with a summary table of every figure they printed.
 
@@ -27,7 +29,7 @@ PYTHON = '/usr/bin/python3'
 
 # Seconds each benchmark may take before it is stopped (the whole of
 # `make bench` should stay under ~10 minutes).
-LIMITS = {'smtp_bench.py': 540, 'pop3_bench.py': 420}
+LIMITS = {'smtp_bench.py': 540, 'pop3_bench.py': 420, 'tls_bench.py': 300}
 
 
 def run_one(name, args):
@@ -95,6 +97,10 @@ def main():
         benches.append(('pop3_bench.py', []))
     if os.path.isfile(os.path.join(HERE, 'outbound_bench.py')):
         benches.append(('outbound_bench.py', []))
+    benches.append(('tls_bench.py', []))
+    if '--tls-only' in args:
+        args.remove('--tls-only')
+        benches = [('tls_bench.py', args)]
     rows, statuses, bad = [], [], 0
     for name, a in benches:
         figs, status, secs = run_one(name, a)
@@ -106,7 +112,8 @@ def main():
         for f in figs:
             rows.append([label] + f)
         print(flush=True)
-    if not os.path.isfile(os.path.join(HERE, 'pop3_bench.py')):
+    if not os.path.isfile(os.path.join(HERE, 'pop3_bench.py')) and \
+            len(benches) > 1:
         statuses.append('pop3_bench.py: not present, skipped')
     print('#### summary')
     if rows:

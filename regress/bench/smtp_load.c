@@ -17,9 +17,19 @@
  * all K are established (or failed) so a driver can measure the server
  * meanwhile, then a summary including how many the server closed.
  *
+ * TLS (-e): every session says STARTTLS after its EHLO, makes a TLS
+ * handshake and says EHLO again inside TLS before its transaction.  -k:
+ * each of the C session slots keeps the TLS session the server handed it
+ * (a TLS 1.3 ticket, or a TLS 1.2 session) and offers it in its next
+ * handshake, as a mail client polling one server does, so a server that
+ * resumes skips its signature; each ticket is offered once.  Without -k
+ * every handshake is a full one.  -N: sessions without a transaction (connect, EHLO, STARTTLS,
+ * EHLO, QUIT); -n then counts sessions and the rate is sessions/s.  The
+ * server's certificate is not checked: a load generator measures cost.
+ *
  * The last line of output is always "RESULT key=value ..." for scripts.
- * Linux only (epoll); libc only.  Bounded: -t limits the whole load run
- * (and the connecting phase of idle mode); -R limits each reply.
+ * Linux only (epoll); libc and OpenSSL.  Bounded: -t limits the whole load
+ * run (and the connecting phase of idle mode); -R limits each reply.
  */
 
 #include <sys/epoll.h>
@@ -44,6 +54,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define INBUF		8192
 #define MAXERRKINDS	64
 
@@ -57,12 +70,14 @@ enum state {
 	S_BODY,			/* writing the message */
 	S_DOT,			/* waiting for the 250 after the data */
 	S_QUIT,			/* waiting for 221 or EOF */
+	S_STARTTLS,		/* waiting for the 220 to STARTTLS */
+	S_HANDSHAKE,		/* TLS handshake under way */
 	S_IDLE,			/* idle mode: established, holding */
 };
 
 static const char *state_names[] = {
 	"free", "greeting", "EHLO", "MAIL", "RCPT", "DATA", "data",
-	"end of data", "QUIT", "idle",
+	"end of data", "QUIT", "STARTTLS", "TLS handshake", "idle",
 };
 
 struct sess {
@@ -82,6 +97,9 @@ struct sess {
 	double		 t_eod;		/* end of data written */
 	double		 t_state;	/* when the current wait began */
 	char		*msgbuf;	/* this session's message buffer */
+	SSL		*ssl;		/* inside TLS (-e) */
+	SSL_SESSION	*saved;		/* -k: to offer next time */
+	int		 wr_wants_rd;	/* SSL_write waits for input */
 };
 
 struct errkind {
@@ -104,6 +122,9 @@ static double	 replytimeout = 30;
 static int	 idle_k;		/* idle mode when > 0 */
 static double	 hold = 10;
 static int	 quiet;
+static int	 use_tls;		/* -e: STARTTLS */
+static int	 resume;		/* -k: offer the last session */
+static int	 sessions_only;		/* -N: no transaction */
 
 /* State. */
 static struct sockaddr_storage dst;
@@ -131,6 +152,12 @@ static double	*conn_t0;		/* connect time per session slot */
 /* Time spent waiting for each reply, summed over all sessions. */
 static double	 wait_sum[S_IDLE + 1];
 static int	 wait_n[S_IDLE + 1];
+/* TLS. */
+static SSL_CTX	*tls_ctx;
+static int	 tls_done, tls_offered, tls_resumed;
+static double	*hslat;			/* handshake times */
+static int	 nhs;
+static char	 tls_err[160];		/* the last TLS error */
 
 static double
 now(void)
@@ -171,7 +198,8 @@ usage(void)
 	    "[-n messages]\n"
 	    "           [-s size] [-r rcpt,rcpt,...] [-f from] [-H helo] "
 	    "[-t seconds]\n"
-	    "           [-R reply-timeout] [-i idle-sessions [-T hold]]\n");
+	    "           [-R reply-timeout] [-i idle-sessions [-T hold]] "
+	    "[-e [-k]] [-N]\n");
 	exit(2);
 }
 
@@ -293,9 +321,121 @@ ep_mod(struct sess *s, int wantout)
 	s->wantout = wantout;
 }
 
+/* ---------------------------------------------------------------------- */
+/* TLS */
+
+/* The slot keeps the newest session the server handed it (-k). */
+static int
+tls_new_session(SSL *ssl, SSL_SESSION *ss)
+{
+	struct sess *s = SSL_get_app_data(ssl);
+
+	if (s->saved != NULL)
+		SSL_SESSION_free(s->saved);
+	s->saved = ss;
+	return 1;			/* the reference is ours now */
+}
+
+static void
+tls_setup(void)
+{
+	if ((tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    !SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION))
+		die("cannot make a TLS context");
+	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* A server that closes after 221 without close_notify is fine. */
+	SSL_CTX_set_options(tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if (resume) {
+		SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_CLIENT |
+		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(tls_ctx, tls_new_session);
+	}
+}
+
+/* Keep the reason of a TLS failure for the error summary. */
+static void
+tls_note_error(int syserr)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	if (e != 0)
+		ERR_error_string_n(e, tls_err, sizeof(tls_err));
+	else
+		strlcpy(tls_err, syserr ? strerror(syserr) :
+		    "connection closed", sizeof(tls_err));
+	ERR_clear_error();
+}
+
+/* What a failed read or write was about (errno as it left). */
+static const char *
+io_error(int e)
+{
+	return e == EPROTO && tls_err[0] ? tls_err : strerror(e);
+}
+
+/* SSL_read/SSL_write's answer n as recv/send would give it. */
+static ssize_t
+tls_result(struct sess *s, int n, int writing)
+{
+	int syserr = errno;
+
+	switch (SSL_get_error(s->ssl, n)) {
+	case SSL_ERROR_WANT_READ:
+		s->wr_wants_rd = writing;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		tls_note_error(syserr);
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+static ssize_t
+sess_recv(struct sess *s, void *buf, size_t len)
+{
+	int n;
+
+	if (s->ssl == NULL)
+		return recv(s->fd, buf, len, 0);
+	ERR_clear_error();
+	if ((n = SSL_read(s->ssl, buf, len > INT_MAX ? INT_MAX : len)) > 0)
+		return n;
+	return tls_result(s, n, 0);
+}
+
+static ssize_t
+sess_send(struct sess *s, const void *buf, size_t len)
+{
+	int n;
+
+	if (s->ssl == NULL)
+		return send(s->fd, buf, len, MSG_NOSIGNAL);
+	s->wr_wants_rd = 0;
+	ERR_clear_error();
+	if ((n = SSL_write(s->ssl, buf, len > INT_MAX ? INT_MAX : len)) > 0)
+		return n;
+	return tls_result(s, n, 1);
+}
+
 static void
 sess_close(struct sess *s)
 {
+	if (s->ssl != NULL) {
+		/* close_notify, best effort: the socket goes next. */
+		if (SSL_is_init_finished(s->ssl))
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+		ERR_clear_error();
+	}
 	if (s->fd != -1) {
 		epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
 		close(s->fd);
@@ -328,17 +468,16 @@ flush_out(struct sess *s)
 	ssize_t n;
 
 	while (s->outoff < s->outlen) {
-		n = send(s->fd, s->out + s->outoff, s->outlen - s->outoff,
-		    MSG_NOSIGNAL);
+		n = sess_send(s, s->out + s->outoff, s->outlen - s->outoff);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				ep_mod(s, 1);
+				ep_mod(s, !s->wr_wants_rd);
 				return 0;
 			}
 			error_note("write in state %s: %s", state_names[s->st],
-			    strerror(errno));
+			    io_error(errno));
 			sess_fail(s);
 			return -1;
 		}
@@ -424,6 +563,83 @@ sess_start(struct sess *s, int msgno)
 		die("epoll_ctl: %s", strerror(errno));
 }
 
+/* Drive the handshake one step; returns -1 when the session failed. */
+static int
+tls_step(struct sess *s)
+{
+	double t;
+	int r;
+
+	ERR_clear_error();
+	if ((r = SSL_do_handshake(s->ssl)) == 1) {
+		t = now();
+		wait_sum[S_HANDSHAKE] += t - s->t_state;
+		wait_n[S_HANDSHAKE]++;
+		if (nhs < nmsgs)
+			hslat[nhs++] = t - s->t_state;
+		tls_done++;
+		if (SSL_session_reused(s->ssl))
+			tls_resumed++;
+		/* RFC 3207: the session starts again inside TLS. */
+		return send_cmd(s, S_EHLO, "EHLO %s\r\n", helo);
+	}
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		ep_mod(s, 0);
+		return 0;
+	case SSL_ERROR_WANT_WRITE:
+		ep_mod(s, 1);
+		return 0;
+	default:
+		tls_note_error(errno);
+		error_note("TLS handshake: %s", tls_err);
+		sess_fail(s);
+		return -1;
+	}
+}
+
+/* The 220 to STARTTLS came: nothing may follow it in plaintext. */
+static int
+tls_start(struct sess *s)
+{
+	if (s->inlen != 0) {
+		error_note("STARTTLS: plaintext after the 220");
+		sess_fail(s);
+		return -1;
+	}
+	if ((s->ssl = SSL_new(tls_ctx)) == NULL ||
+	    !SSL_set_fd(s->ssl, s->fd))
+		die("cannot make a TLS session");
+	SSL_set_app_data(s->ssl, s);
+	if (resume && s->saved != NULL) {
+		if (!SSL_set_session(s->ssl, s->saved))
+			die("cannot offer the saved TLS session");
+		/* Once: the server hands out a new one. */
+		SSL_SESSION_free(s->saved);
+		s->saved = NULL;
+		tls_offered++;
+	}
+	SSL_set_connect_state(s->ssl);
+	s->st = S_HANDSHAKE;
+	s->t_state = now();
+	s->deadline = s->t_state + replytimeout;
+	return tls_step(s);
+}
+
+/* -N: the session is complete once EHLO is answered (inside TLS). */
+static int
+session_done(struct sess *s)
+{
+	double t = now();
+
+	s->accepted = 1;
+	lat[nlat] = sesslat[nlat] = t - conn_t0[s - sess];
+	nlat++;
+	accepted++;
+	t_last_250 = t;
+	return send_cmd(s, S_QUIT, "QUIT\r\n");
+}
+
 static void
 reply_error(struct sess *s)
 {
@@ -455,7 +671,15 @@ on_reply(struct sess *s)
 			idle_established++;
 			return 0;
 		}
+		if (use_tls && s->ssl == NULL)
+			return send_cmd(s, S_STARTTLS, "STARTTLS\r\n");
+		if (sessions_only)
+			return session_done(s);
 		return send_cmd(s, S_MAIL, "MAIL FROM:<%s>\r\n", from);
+	case S_STARTTLS:
+		if (code != 220)
+			goto bad;
+		return tls_start(s);
 	case S_MAIL:
 		if (code != 250)
 			goto bad;
@@ -590,7 +814,7 @@ on_readable(struct sess *s)
 	ssize_t n;
 
 	for (;;) {
-		n = recv(s->fd, s->in + s->inlen, sizeof(s->in) - s->inlen, 0);
+		n = sess_recv(s, s->in + s->inlen, sizeof(s->in) - s->inlen);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -601,7 +825,7 @@ on_readable(struct sess *s)
 				return;
 			}
 			error_note("%s: read: %s", state_names[s->st],
-			    strerror(errno));
+			    io_error(errno));
 			sess_fail(s);
 			return;
 		}
@@ -618,7 +842,12 @@ on_readable(struct sess *s)
 		s->inlen += (size_t)n;
 		if (parse_replies(s) == -1)
 			return;
-		if ((size_t)n < sizeof(s->in))
+		/* The handshake reads for itself (tls_step). */
+		if (s->st == S_HANDSHAKE)
+			return;
+		/* OpenSSL may hold decrypted octets epoll cannot see. */
+		if ((size_t)n < sizeof(s->in) &&
+		    (s->ssl == NULL || SSL_pending(s->ssl) == 0))
 			return;		/* drained, most likely */
 	}
 }
@@ -638,7 +867,12 @@ on_event(struct sess *s, uint32_t events)
 		sess_fail(s);
 		return;
 	}
-	if (events & EPOLLOUT) {
+	if (s->st == S_HANDSHAKE) {
+		tls_step(s);
+		return;
+	}
+	if ((events & EPOLLOUT) || ((events & EPOLLIN) && s->wr_wants_rd &&
+	    s->outoff < s->outlen)) {
 		if (flush_out(s) == -1)
 			return;
 	}
@@ -896,11 +1130,36 @@ print_waits(void)
 	int	st;
 
 	printf("mean wait per reply (ms):");
-	for (st = S_GREETING; st <= S_QUIT; st++)
+	for (st = S_GREETING; st < S_IDLE; st++)
 		if (wait_n[st] > 0)
 			printf(" %s %.2f", state_names[st],
 			    wait_sum[st] / wait_n[st] * 1e3);
 	printf("\n");
+}
+
+static void
+print_sessions(double wall)
+{
+	printf("%d sessions without a transaction%s, %d at a time, %s:%d\n",
+	    nmsgs, use_tls ? " (STARTTLS, EHLO inside TLS)" : "", conc,
+	    host, port);
+	printf("complete %d, failed %d, not attempted %d in %.3f s: "
+	    "%.1f sessions/s\n", accepted, failed, nmsgs - started, wall,
+	    wall > 0 ? accepted / wall : 0.0);
+	printf("connect to the last EHLO reply: p50 %.2f ms, p99 %.2f ms, "
+	    "max %.2f ms\n", pct(sesslat, nlat, 50) * 1e3,
+	    pct(sesslat, nlat, 99) * 1e3, nlat ? sesslat[nlat - 1] * 1e3 : 0);
+	print_waits();
+}
+
+static void
+print_tls(void)
+{
+	qsort(hslat, nhs, sizeof(*hslat), cmp_double);
+	printf("TLS: %d handshakes, %d resumed of %d offered a session; "
+	    "handshake p50 %.2f ms, p99 %.2f ms\n", tls_done, tls_resumed,
+	    tls_offered,
+	    pct(hslat, nhs, 50) * 1e3, pct(hslat, nhs, 99) * 1e3);
 }
 
 int
@@ -911,8 +1170,17 @@ main(int argc, char *argv[])
 	double wall;
 	int ch, i;
 
-	while ((ch = getopt(argc, argv, "c:f:H:h:i:n:p:qR:r:s:T:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:ef:H:h:i:kNn:p:qR:r:s:T:t:")) != -1) {
 		switch (ch) {
+		case 'e':
+			use_tls = 1;
+			break;
+		case 'k':
+			resume = 1;
+			break;
+		case 'N':
+			sessions_only = 1;
+			break;
 		case 'c':
 			conc = (int)num(optarg, "-c", 1, 100000);
 			break;
@@ -958,8 +1226,12 @@ main(int argc, char *argv[])
 	}
 	if (optind != argc)
 		usage();
-	if (rlist == NULL && idle_k == 0)
+	if (rlist == NULL && idle_k == 0 && !sessions_only)
 		die("-r: recipients needed");
+	if (resume && !use_tls)
+		die("-k needs -e");
+	if (idle_k && (use_tls || sessions_only))
+		die("-i goes with neither -e nor -N");
 	if (rlist)
 		parse_rcpts(rlist);
 	resolve();
@@ -987,6 +1259,11 @@ main(int argc, char *argv[])
 			if ((sess[i].msgbuf = malloc(2048 + bodylen)) == NULL)
 				die("out of memory");
 	}
+	if (use_tls) {
+		tls_setup();
+		if ((hslat = calloc(nmsgs, sizeof(*hslat))) == NULL)
+			die("out of memory");
+	}
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
 		die("epoll_create1: %s", strerror(errno));
 
@@ -1012,7 +1289,9 @@ main(int argc, char *argv[])
 	qsort(sesslat, nlat, sizeof(*sesslat), cmp_double);
 	wall = (t_first_connect >= 0 && t_last_250 > t_first_connect) ?
 	    t_last_250 - t_first_connect : 0;
-	if (!quiet) {
+	if (!quiet && sessions_only)
+		print_sessions(wall);
+	else if (!quiet) {
 		printf("%d messages of %zu octets, %d sessions, %s:%d\n",
 		    nmsgs, msgsize, conc, host, port);
 		printf("accepted %d, failed %d, not attempted %d in %.3f s: "
@@ -1027,6 +1306,8 @@ main(int argc, char *argv[])
 		    nlat ? sesslat[nlat - 1] * 1e3 : 0);
 		print_waits();
 	}
+	if (!quiet && use_tls)
+		print_tls();
 	if (timelimit_hit)
 		printf("stopped by the time limit of %.0f s\n", tlimit);
 	if (stop_signal)
@@ -1035,11 +1316,16 @@ main(int argc, char *argv[])
 	printf("RESULT mode=load messages=%d accepted=%d failed=%d "
 	    "notstarted=%d errors=%d seconds=%.6f rate=%.2f p50_ms=%.3f "
 	    "p99_ms=%.3f max_ms=%.3f sess_p50_ms=%.3f sess_p99_ms=%.3f "
-	    "sess_max_ms=%.3f timelimit=%d first_connect_wall=%.6f\n",
+	    "sess_max_ms=%.3f timelimit=%d first_connect_wall=%.6f",
 	    nmsgs, accepted, failed, nmsgs - started, nerrors, wall, wall > 0 ? accepted / wall : 0.0,
 	    pct(lat, nlat, 50) * 1e3, pct(lat, nlat, 99) * 1e3,
 	    nlat ? lat[nlat - 1] * 1e3 : 0, pct(sesslat, nlat, 50) * 1e3,
 	    pct(sesslat, nlat, 99) * 1e3, nlat ? sesslat[nlat - 1] * 1e3 : 0,
 	    timelimit_hit, t_first_connect_wall);
+	if (nhs > 0)
+		qsort(hslat, nhs, sizeof(*hslat), cmp_double);
+	printf(" tls=%d handshakes=%d offered=%d resumed=%d hs_p50_ms=%.3f "
+	    "hs_p99_ms=%.3f\n", use_tls, tls_done, tls_offered, tls_resumed,
+	    pct(hslat, nhs, 50) * 1e3, pct(hslat, nhs, 99) * 1e3);
 	return (failed || accepted < nmsgs) ? 1 : 0;
 }

@@ -4,6 +4,9 @@ regress/smtp/smtputil.py.
 - make_pair(): a self-signed certificate and its key, made with Debian's
   openssl command in the test's folder: ECDSA P-256 or RSA 2048, valid
   or already expired.
+- make_ca(), make_signed_pair(): a test CA and a server certificate it
+  signs, with the extensions a public CA's would have (for the clients
+  and scanners that judge the certificate as well as the server).
 - key_secrets(): the private numbers of a key file (the EC scalar, the
   RSA primes), read from `openssl pkey -text -noout`, for the memory
   scans of the key-isolation test.
@@ -93,6 +96,53 @@ def make_pair(folder, name, kind='ec', days=30, expired=False,
     return cert, key
 
 
+def make_ca(folder, name='ca'):
+    """(cert path, key path) of a new ECDSA P-256 test CA."""
+    key = os.path.join(folder, name + '.key')
+    cert = os.path.join(folder, name + '.pem')
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt',
+            'ec_paramgen_curve:P-256', '-out', key)
+    openssl('req', '-new', '-x509', '-key', key, '-out', cert,
+            '-subj', '/CN=pymaild test CA ' + name, '-days', '3650',
+            '-addext', 'basicConstraints=critical,CA:TRUE',
+            '-addext', 'keyUsage=critical,keyCertSign,cRLSign')
+    return cert, key
+
+
+LEAF_EXT = """basicConstraints = critical,CA:FALSE
+keyUsage = critical,{usage}
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:{cn}
+crlDistributionPoints = URI:http://ca.test.example/test.crl
+"""
+
+
+def make_signed_pair(folder, name, kind, ca, days=365,
+                     cn='mail.test.example'):
+    """(cert path, key path) of a server pair signed by ca (make_ca's
+    answer): ECDSA P-256 or RSA 2048, a leaf as public CAs issue them."""
+    key = os.path.join(folder, name + '.key')
+    cert = os.path.join(folder, name + '.pem')
+    if kind == 'ec':
+        openssl('genpkey', '-algorithm', 'EC', '-pkeyopt',
+                'ec_paramgen_curve:P-256', '-out', key)
+        usage = 'digitalSignature'
+    else:
+        openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt',
+                'rsa_keygen_bits:2048', '-out', key)
+        usage = 'digitalSignature,keyEncipherment'
+    os.chmod(key, 0o644)
+    csr = os.path.join(folder, name + '.csr')
+    ext = os.path.join(folder, name + '.ext')
+    with open(ext, 'w') as f:
+        f.write(LEAF_EXT.format(usage=usage, cn=cn))
+    openssl('req', '-new', '-key', key, '-out', csr, '-subj', '/CN=' + cn)
+    openssl('x509', '-req', '-in', csr, '-CA', ca[0], '-CAkey', ca[1],
+            '-CAcreateserial', '-out', cert, '-days', str(days),
+            '-sha256', '-extfile', ext)
+    return cert, key
+
+
 def _hex_block(text, label):
     """The hex octets printed under `label:` by openssl pkey -text."""
     m = re.search(r'^%s:\s*\n((?:\s+[0-9a-f:]+\n)+)' % re.escape(label),
@@ -134,14 +184,20 @@ def client_context(*certs):
 
 class TlsCase(SmtpCase):
     """SMTP and POP3 with tls set: tls_instance() makes the pairs in the
-    instance's folder (self.pairs: kind -> (cert, key)) and gives every
-    TLS port a free port of its own (inst.submission_port and so on)."""
+    instance's folder (self.pairs: kind -> (cert, key)), self-signed or,
+    with ca=True, signed by a test CA of its own (self.ca), and gives
+    every TLS port a free port of its own (inst.submission_port and so
+    on)."""
 
-    def tls_instance(self, kinds=('ec',), start=True, **cfg):
+    def tls_instance(self, kinds=('ec',), start=True, ca=False, **cfg):
         inst = self.smtp_instance(start=False, **cfg)
         self.pairs = {}
+        self.ca = make_ca(inst.dir) if ca else None
         for k in kinds:
-            self.pairs[k] = make_pair(inst.dir, k, k)
+            if ca:
+                self.pairs[k] = make_signed_pair(inst.dir, k, k, self.ca)
+            else:
+                self.pairs[k] = make_pair(inst.dir, k, k)
         inst.submission_port = pmtest.free_port()
         inst.smtps_port = pmtest.free_port()
         inst.pop3s_port = pmtest.free_port()
