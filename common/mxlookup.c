@@ -497,10 +497,13 @@ dnsq_send(struct dnsq *q)
 	dnsq_wait(q, EV_READ);
 }
 
-/* Ask the resolver; done runs later, never from in here. */
+/*
+ * Ask the resolver; done runs later, never from in here. dnssec sets
+ * the DO bit, without which a validating resolver never sets AD.
+ */
 static void
-dnsq_start(struct mxresolver *res, const char *name, ldns_rr_type type,
-    dnsq_done done, void *arg)
+dnsq_start_flags(struct mxresolver *res, const char *name,
+    ldns_rr_type type, int dnssec, dnsq_done done, void *arg)
 {
 	struct dnsq	*q = xcalloc(1, sizeof(*q));
 	ldns_pkt	*p;
@@ -519,6 +522,11 @@ dnsq_start(struct mxresolver *res, const char *name, ldns_rr_type type,
 	if (p == NULL)
 		fatalx("ldns: cannot make a query");
 	ldns_pkt_set_id(p, q->id);
+	if (dnssec) {
+		/* The size RFC 9715 advises against fragmentation. */
+		ldns_pkt_set_edns_udp_size(p, 1232);
+		ldns_pkt_set_edns_do(p, 1);
+	}
 	if (ldns_pkt2wire(&wire, p, &q->wirelen) != LDNS_STATUS_OK ||
 	    q->wirelen > 65535)
 		fatalx("ldns: cannot encode a query for %s", name);
@@ -534,6 +542,13 @@ dnsq_start(struct mxresolver *res, const char *name, ldns_rr_type type,
 		event_active(&res->pump, EV_TIMEOUT, 1);
 		res->pumpset = 1;
 	}
+}
+
+static void
+dnsq_start(struct mxresolver *res, const char *name, ldns_rr_type type,
+    dnsq_done done, void *arg)
+{
+	dnsq_start_flags(res, name, type, 0, done, arg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1022,4 +1037,144 @@ mxrefresh_summary(char *buf, size_t len, unsigned ndomains,
 		snprintf(buf, len, "updatemx: %u of %u domains not refreshed: "
 		    "%s", nfailed, ndomains, reason);
 	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/*
+ * The TLSA lookup of an MX host (RFC 7672 2.2): _PORT._tcp.HOST with the
+ * DO bit. When it fails, the host's address is asked too, again with DO:
+ * an authentic address means a signed zone, where a failed TLSA lookup
+ * may be an attacker hiding the records, so outbound must not downgrade.
+ */
+struct tlsalookup {
+	struct mxresolver	*res;
+	char			 host[MX_NAME_MAX + 1];
+	struct tlsa_reply	 r;
+	tlsalookup_done		 done;
+	void			*arg;
+};
+
+static void
+tlsa_rr_take(const ldns_rr *rr, struct tlsa_reply *r)
+{
+	const ldns_rdf	*data;
+	struct tlsa_rr	*t;
+
+	if (ldns_rr_rd_count(rr) != 4 || r->n == TLSA_RECORDS_MAX)
+		return;
+	data = ldns_rr_rdf(rr, 3);
+	if (ldns_rdf_size(ldns_rr_rdf(rr, 0)) != 1 ||
+	    ldns_rdf_size(ldns_rr_rdf(rr, 1)) != 1 ||
+	    ldns_rdf_size(ldns_rr_rdf(rr, 2)) != 1 ||
+	    ldns_rdf_size(data) == 0 || ldns_rdf_size(data) > TLSA_DATA_MAX)
+		return;
+	t = &r->rr[r->n++];
+	t->usage = ldns_rdf2native_int8(ldns_rr_rdf(rr, 0));
+	t->selector = ldns_rdf2native_int8(ldns_rr_rdf(rr, 1));
+	t->mtype = ldns_rdf2native_int8(ldns_rr_rdf(rr, 2));
+	t->len = ldns_rdf_size(data);
+	memcpy(t->data, ldns_rdf_data(data), t->len);
+}
+
+size_t
+tlsanswer_records(const ldns_pkt *p, struct tlsa_reply *r)
+{
+	ldns_rr_list	*an = ldns_pkt_answer(p);
+	const ldns_rdf	*name;
+	uint32_t	 ttl = UINT32_MAX;
+	size_t		 i, ntlsa = 0;
+
+	r->n = 0;
+	name = follow_cnames(an, ldns_rr_owner(ldns_rr_list_rr(
+	    ldns_pkt_question(p), 0)), &ttl);
+	for (i = 0; i < ldns_rr_list_rr_count(an); i++) {
+		if (!answer_rr(ldns_rr_list_rr(an, i), name,
+		    LDNS_RR_TYPE_TLSA))
+			continue;
+		ntlsa++;
+		tlsa_rr_take(ldns_rr_list_rr(an, i), r);
+	}
+	return ntlsa;
+}
+
+static void
+tlsa_finish(struct tlsalookup *tl)
+{
+	tl->done(&tl->r, tl->arg);
+	free(tl);
+}
+
+static void
+tlsa_host_answer(void *arg, ldns_pkt *p, const char *err)
+{
+	struct tlsalookup	*tl = arg;
+
+	tl->r.authentic = p != NULL && ldns_pkt_ad(p) &&
+	    ldns_pkt_get_rcode(p) == LDNS_RCODE_NOERROR;
+	if (p != NULL)
+		ldns_pkt_free(p);
+	tlsa_finish(tl);
+}
+
+static void
+tlsa_failed(struct tlsalookup *tl, const char *why)
+{
+	tl->r.status = TLSA_TEMPFAIL;
+	tl->r.n = 0;
+	text_printable(tl->r.reason, sizeof(tl->r.reason), why, strlen(why));
+	dnsq_start_flags(tl->res, tl->host, LDNS_RR_TYPE_A, 1,
+	    tlsa_host_answer, tl);
+}
+
+static void
+tlsa_answer(void *arg, ldns_pkt *p, const char *err)
+{
+	struct tlsalookup	*tl = arg;
+	char			 why[MX_REASON_MAX];
+
+	if (p == NULL) {
+		tlsa_failed(tl, err);
+		return;
+	}
+	switch (ldns_pkt_get_rcode(p)) {
+	case LDNS_RCODE_NOERROR:
+		tl->r.status = tlsanswer_records(p, &tl->r) > 0 ?
+		    TLSA_FOUND : TLSA_NONE;
+		break;
+	case LDNS_RCODE_NXDOMAIN:
+		tl->r.status = TLSA_NONE;
+		break;
+	default:
+		rcode_reason(why, sizeof(why), tl->res, p, tl->host, "TLSA");
+		ldns_pkt_free(p);
+		tlsa_failed(tl, why);
+		return;
+	}
+	tl->r.authentic = ldns_pkt_ad(p) ? 1 : 0;
+	ldns_pkt_free(p);
+	tlsa_finish(tl);
+}
+
+int
+tlsalookup_start(struct mxresolver *res, uint32_t req, const char *host,
+    int port, tlsalookup_done done, void *arg)
+{
+	struct tlsalookup	*tl;
+	char			 norm[MX_NAME_MAX + 1], name[MX_NAME_MAX + 1];
+	int			 len;
+
+	if (port < 1 || port > 65535 || mx_domain_normalize(host, norm) == -1)
+		return -1;
+	len = snprintf(name, sizeof(name), "_%d._tcp.%s", port, norm);
+	/* 253: the longest name DNS holds, written without the root dot */
+	if (len < 0 || len > 253)
+		return -1;
+	tl = xcalloc(1, sizeof(*tl));
+	tl->res = res;
+	tl->done = done;
+	tl->arg = arg;
+	tl->r.req = req;
+	strlcpy(tl->host, norm, sizeof(tl->host));
+	dnsq_start_flags(res, name, LDNS_RR_TYPE_TLSA, 1, tlsa_answer, tl);
+	return 0;
 }

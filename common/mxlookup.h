@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "mxfile.h"
+#include "tlsamsg.h"
 
 #define MX_TTL_MIN	60
 #define MX_TTL_MAX	86400
@@ -91,6 +92,19 @@ size_t	mxanswer_hosts(const ldns_pkt *p, struct mxname *best, size_t *n,
  * lowers *ttl to the smallest seen. */
 size_t	mxanswer_addresses(const ldns_pkt *p, int v6,
 	    char (*addr)[INET6_ADDRSTRLEN], size_t max, uint32_t *ttl);
+
+/*
+ * DANE: the TLSA records of _PORT._tcp.HOST (see tlsamsg.h for what the
+ * reply says). -1 at once when host or port cannot name any record (no
+ * TLSA can exist then); else done runs later with r->req = req.
+ */
+typedef void	(*tlsalookup_done)(const struct tlsa_reply *r, void *arg);
+
+int	tlsalookup_start(struct mxresolver *, uint32_t req, const char *host,
+	    int port, tlsalookup_done done, void *arg);
+/* The TLSA records of an answer (after CNAMEs), at most
+ * TLSA_RECORDS_MAX kept in r; returns how many there were at all. */
+size_t	tlsanswer_records(const ldns_pkt *p, struct tlsa_reply *r);
 
 /* What `updatemx` prints, in the daemon and in pymailadm:
  * "MX cache refreshed: N domains." or the failure. 0 ok, -1 failed. */

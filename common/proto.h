@@ -221,6 +221,20 @@ enum imsg_type {
 	IMSG_OUT_ATTEMPT,
 	IMSG_OUT_RESULT,
 
+	/*
+	 * outbound <-> mxcache: an MX host's TLSA records (DANE, RFC 7672),
+	 * asked before each connection to an MX, never cached.
+	 *  TLSA_LOOKUP  outbound->mxcache  u32 req, u32 port, str host
+	 *  TLSA_REPLY   mxcache->outbound  u32 req, u32 status (TLSA_*),
+	 *               u32 authentic (0/1: the resolver's AD bit), str
+	 *               reason (printable), u32 n (<= TLSA_RECORDS_MAX),
+	 *               then n x (u32 usage, u32 selector, u32 matching
+	 *               type, each <= 255, u32 len (1..TLSA_DATA_MAX), len
+	 *               octets); common/tlsamsg.h reads and builds it
+	 */
+	IMSG_TLSA_LOOKUP,
+	IMSG_TLSA_REPLY,
+
 	IMSG_TYPE_MAX
 };
 

@@ -295,6 +295,11 @@ client_ctx_new(void)
 	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION |
 	    SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
+	/* Only a session given TLSA records checks them (tls_client_dane) */
+	if (SSL_CTX_dane_enable(c) <= 0) {
+		SSL_CTX_free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -324,6 +329,48 @@ tls_client_session(const char *servername)
 	}
 	SSL_set_connect_state(ssl);
 	return ssl;
+}
+
+/*
+ * DANE (RFC 7672): only DANE-TA(2) and DANE-EE(3) count for SMTP (3.1.3
+ * makes PKIX-TA and PKIX-EE unusable: no CA list to check them against);
+ * for DANE-EE the name is not checked (3.1.1), for DANE-TA it is the MX
+ * host's. The handshake goes on whatever the outcome (the verify mode is
+ * NONE), so that tls_client_dane_check can say why it failed.
+ */
+int
+tls_client_dane(SSL *ssl, const char *host, const struct tlsa_reply *r)
+{
+	uint32_t	i;
+	int		usable = 0;
+
+	if (SSL_dane_enable(ssl, host) <= 0) {
+		note_error();
+		return -1;
+	}
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	for (i = 0; i < r->n; i++) {
+		if (r->rr[i].usage != 2 && r->rr[i].usage != 3)
+			continue;
+		/* 0: a kind we cannot use; -1: malformed (wrong length) */
+		if (SSL_dane_tlsa_add(ssl, r->rr[i].usage, r->rr[i].selector,
+		    r->rr[i].mtype, r->rr[i].data, r->rr[i].len) > 0)
+			usable++;
+	}
+	ERR_clear_error();
+	return usable;
+}
+
+int
+tls_client_dane_check(SSL *ssl, char *why, size_t len)
+{
+	long	v = SSL_get_verify_result(ssl);
+
+	if (v == X509_V_OK && SSL_get0_dane_authority(ssl, NULL, NULL) >= 0)
+		return 0;
+	snprintf(why, len, "%s", v == X509_V_OK ? "no TLSA record matched" :
+	    X509_verify_cert_error_string(v));
+	return -1;
 }
 
 const char *

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "imsg.h"
+#include "tlsamsg.h"
 
 /* What an operation needs before it can go on. */
 enum tls_io {
@@ -52,6 +53,15 @@ int	tls_auth_allowed(int intls, int submission,
  * SNI the server's host name unless that is an address; NULL on failure.
  */
 SSL	*tls_client_session(const char *servername);
+/*
+ * DANE on a client session, before its handshake: the certificate must
+ * match one of r's usable records (DANE-TA, DANE-EE). Returns how many
+ * were usable (0: TLS without authentication, RFC 7672 2.2), -1 on
+ * failure. After the handshake, tls_client_dane_check: 0 when it
+ * matched, else -1 with why.
+ */
+int	tls_client_dane(SSL *, const char *host, const struct tlsa_reply *r);
+int	tls_client_dane_check(SSL *, char *why, size_t len);
 
 /* tlsremote.c: keys whose private half is the parent's */
 void	tls_remote_signer(int fd);

@@ -12,6 +12,7 @@
 #include "mxcache.h"
 #include "proc.h"
 #include "sandbox.h"
+#include "tlsamsg.h"
 
 static struct chan		 outbound;
 static struct mxresolver	*resolver;
@@ -59,6 +60,45 @@ send_save(int fd)
 	chan_compose(&proc->parent, IMSG_MX_SAVE, 0, fd, NULL, 0);
 }
 
+static void
+tlsa_reply(const struct tlsa_reply *r, void *arg)
+{
+	struct msgbuild	mb;
+
+	if (r->status != TLSA_NONE)
+		log_debug("tlsa req=%u status=%u authentic=%u records=%u "
+		    "reason=\"%s\"", r->req, r->status, r->authentic, r->n,
+		    r->reason);
+	tlsa_build_reply(&mb, r);
+	if (chan_send(&outbound, &mb, IMSG_TLSA_REPLY, 0, -1) == -1)
+		log_warnx("tlsa reply req=%u not sent", r->req);
+}
+
+/* Not cached: a validating resolver, which DANE needs anyway, caches. */
+static int
+tlsa_lookup(struct imsg *im)
+{
+	struct msgread		mr;
+	struct tlsa_reply	r;
+	char			host[1024];
+	uint32_t		req, port;
+
+	mr_init(&mr, im);
+	req = mr_u32(&mr);
+	port = mr_u32(&mr);
+	mr_str(&mr, host, sizeof(host));
+	if (mr_end(&mr) == -1)
+		return -1;
+	if (tlsalookup_start(resolver, req, host, port > 65535 ? 0 : port,
+	    tlsa_reply, NULL) == 0)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	r.req = req;
+	r.status = TLSA_NONE;
+	tlsa_reply(&r, NULL);
+	return 0;
+}
+
 static int
 outbound_dispatch(struct chan *c, struct imsg *im)
 {
@@ -66,6 +106,8 @@ outbound_dispatch(struct chan *c, struct imsg *im)
 	char		domain[1024];
 	uint32_t	req;
 
+	if (im->hdr.type == IMSG_TLSA_LOOKUP && im->fd == -1)
+		return tlsa_lookup(im);
 	if (im->hdr.type != IMSG_MX_LOOKUP || im->fd != -1)
 		return -1;
 	mr_init(&mr, im);

@@ -82,6 +82,11 @@ add_host(struct attempt *at, const char *host, const char *addr, int port,
 	strlcpy(h->addr, addr, sizeof(h->addr));
 	h->port = port;
 	h->pref = pref;
+	/* DANE is for MX hosts (and a domain's own name), not for the
+	 * smarthost nor an address literal, which DNS does not name. */
+	h->dane = pref == HOST_RELAY || host[0] == '[' ? DANE_OFF :
+	    DANE_UNASKED;
+	h->tlsa = NULL;
 }
 
 static int
@@ -170,6 +175,10 @@ attempt_reloaded(void)
 static void
 attempt_free(struct attempt *at)
 {
+	size_t	i;
+
+	for (i = 0; i < sizeof(at->hosts) / sizeof(at->hosts[0]); i++)
+		free(at->hosts[i].tlsa);
 	if (at->datafd != -1)
 		close(at->datafd);
 	free(at->rcpt);
@@ -185,9 +194,10 @@ rcpt_outcome(const struct attempt *at, size_t i, const char **text)
 	switch (at->result[i]) {
 	case AR_DELIVERED:
 		*text = at->reason[i];
-		log_info("outbound id=%s to=<%s> result=sent tls=%s "
+		log_info("outbound id=%s to=<%s> result=sent tls=%s%s%s "
 		    "reply=\"%s\"", at->qid, at->rcpt[i],
-		    at->tls[0] ? at->tls : "no", at->reason[i]);
+		    at->tls[0] ? at->tls : "no", at->dane ? " dane=" : "",
+		    at->dane ? at->dane : "", at->reason[i]);
 		return OUT_DELIVERED;
 	case AR_FINAL:
 		*text = at->reason[i];
@@ -251,6 +261,33 @@ attempt_host_failed(struct attempt *at, const char *why)
 	    h->host, h->addr, why);
 }
 
+/*
+ * The current host: its TLSA records first (RFC 7672), from mxcache,
+ * once per address tried; then the session.
+ */
+static void
+host_connect(struct attempt *at)
+{
+	struct host	*h = &at->hosts[at->cur];
+	struct msgbuild	 mb;
+
+	if (h->dane != DANE_UNASKED) {
+		smtpc_start(at);
+		return;
+	}
+	if (next_req == RELAY_REQ)
+		next_req++;
+	at->tlsareq = next_req++;
+	mb_init(&mb);
+	mb_u32(&mb, at->tlsareq);
+	mb_u32(&mb, h->port);
+	mb_str(&mb, h->host);
+	if (chan_send(&mxcache_chan, &mb, IMSG_TLSA_LOOKUP, 0, -1) == -1) {
+		attempt_host_failed(at, "DANE: TLSA lookup unavailable");
+		attempt_host_done(at);
+	}
+}
+
 /* A session ended: the next host for what is not settled, or done. */
 void
 attempt_host_done(struct attempt *at)
@@ -261,7 +298,7 @@ attempt_host_done(struct attempt *at)
 		if (at->result[i] == AR_ACCEPTED)
 			at->result[i] = AR_UNSETTLED;	/* no final dot */
 	if (unsettled(at) && ++at->cur < at->nhosts) {
-		smtpc_start(at);
+		host_connect(at);
 		return;
 	}
 	attempt_finish(at);
@@ -509,7 +546,7 @@ run_hosts(struct attempt *at)
 		attempt_finish(at);
 		return;
 	}
-	smtpc_start(at);
+	host_connect(at);
 }
 
 static void
@@ -729,6 +766,62 @@ attempt_mx_reply(struct imsg *im)
 	}
 	add_relay(at);
 	run_hosts(at);
+	return 0;
+}
+
+static struct attempt *
+attempt_by_tlsareq(uint32_t req)
+{
+	struct attempt	*at;
+
+	TAILQ_FOREACH(at, &attempts, entry)
+		if (at->tlsareq == req && at->cur < at->nhosts &&
+		    at->hosts[at->cur].dane == DANE_UNASKED)
+			return at;
+	return NULL;
+}
+
+/*
+ * What the TLSA answer means for the host (RFC 7672 2.2): authentic
+ * records make TLS and a matching certificate mandatory; a failed lookup
+ * in a signed zone makes the host unusable for now (an attacker may be
+ * hiding the records); anything else leaves TLS opportunistic.
+ */
+int
+attempt_tlsa_reply(struct imsg *im)
+{
+	struct tlsa_reply	 r;
+	struct attempt		*at;
+	struct host		*h;
+	char			 why[OUT_TEXT_MAX + 1];
+
+	if (tlsa_read_reply(im->data, im->datalen, &r) == -1 ||
+	    (at = attempt_by_tlsareq(r.req)) == NULL) {
+		log_warnx("outbound: mxcache sent a bad TLSA reply");
+		return -1;
+	}
+	h = &at->hosts[at->cur];
+	at->tlsareq = 0;
+	if (r.authentic && r.status == TLSA_TEMPFAIL) {
+		h->dane = DANE_OFF;
+		snprintf(why, sizeof(why), "DANE: TLSA lookup failed in a "
+		    "signed zone: %.150s", r.reason);
+		attempt_host_failed(at, why);
+		attempt_host_done(at);
+		return 0;
+	}
+	if (r.authentic && r.status == TLSA_FOUND) {
+		h->dane = DANE_REQUIRED;
+		h->tlsa = xmalloc(sizeof(*h->tlsa));
+		*h->tlsa = r;
+	} else {
+		h->dane = DANE_OFF;
+		if (r.status == TLSA_FOUND)
+			log_info("outbound id=%s host=%s[%s] dane=insecure "
+			    "(TLSA records without AD): opportunistic TLS",
+			    at->qid, h->host, h->addr);
+	}
+	smtpc_start(at);
 	return 0;
 }
 

@@ -28,7 +28,11 @@ queued_dispatch(struct chan *c, struct imsg *im)
 static int
 mxcache_dispatch(struct chan *c, struct imsg *im)
 {
-	if (im->hdr.type != IMSG_MX_REPLY || im->fd != -1)
+	if (im->fd != -1)
+		return -1;
+	if (im->hdr.type == IMSG_TLSA_REPLY)
+		return attempt_tlsa_reply(im);
+	if (im->hdr.type != IMSG_MX_REPLY)
 		return -1;
 	return attempt_mx_reply(im);
 }

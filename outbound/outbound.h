@@ -17,6 +17,7 @@
 #include "chan.h"
 #include "outmsg.h"
 #include "proto.h"
+#include "tlsamsg.h"
 
 /* One address to try: an MX host, a domain's own address, the relay. */
 struct host {
@@ -26,7 +27,14 @@ struct host {
 	int	pref;		/* MX preference; HOST_RELAY: the smarthost */
 	int	notls;		/* its handshake failed: plaintext now */
 	char	tlserror[96];	/* why, for the last error */
+	int	dane;		/* DANE_* */
+	struct tlsa_reply *tlsa;	/* DANE_REQUIRED: the records */
 };
+
+/* What DNSSEC says of a host's TLS (RFC 7672) */
+#define DANE_UNASKED	0	/* its TLSA records not asked yet */
+#define DANE_OFF	1	/* no authentic TLSA: opportunistic TLS */
+#define DANE_REQUIRED	2	/* TLS, and a certificate matching them */
 #define HOST_RELAY	INT_MAX
 
 /* Per recipient of an attempt, while it runs. */
@@ -59,6 +67,9 @@ struct attempt {
 	char			 tls[80];	/* how the settling session
 						   went: "no", or version
 						   and cipher */
+	const char		*dane;		/* and DANE: NULL, or
+						   "verified", "unusable" */
+	uint32_t		 tlsareq;	/* the TLSA lookup */
 };
 
 /* outbound.c */
@@ -70,6 +81,7 @@ void	attempt_reloaded(void);
 uint32_t attempt_count(void);
 int	attempt_new(struct imsg *);		/* IMSG_OUT_ATTEMPT */
 int	attempt_mx_reply(struct imsg *);	/* IMSG_MX_REPLY */
+int	attempt_tlsa_reply(struct imsg *);	/* IMSG_TLSA_REPLY */
 void	attempt_host_failed(struct attempt *, const char *why);
 void	attempt_host_done(struct attempt *);
 void	attempt_host_again(struct attempt *);

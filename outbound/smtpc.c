@@ -66,6 +66,8 @@ struct smtpc {
 	int			 tls;		/* the handshake is done */
 	int			 again;		/* same host, plaintext */
 	char			 tlsdesc[80];
+	int			 dane_usable;	/* TLSA records it checks */
+	int			 dane_ok;	/* and one matched */
 };
 
 static void	smtpc_read(struct bufferevent *, void *);
@@ -299,14 +301,48 @@ start_body(struct smtpc *c, int code, const char *said)
 	send_body(c);
 }
 
+static int
+dane_required(const struct smtpc *c)
+{
+	return c->at->hosts[c->at->cur].dane == DANE_REQUIRED;
+}
+
+/*
+ * A host whose TLSA records are authentic gets no mail without TLS and
+ * (when a record is usable) a certificate matching one: the host failed,
+ * the next one or a later attempt tries again. Polite when it can be.
+ */
+static void
+dane_failed(struct smtpc *c, const char *why)
+{
+	char	buf[192];
+
+	snprintf(buf, sizeof(buf), "DANE: %s", why);
+	log_info("outbound id=%s host=%s[%s] dane=failed error=\"%s\"",
+	    c->at->qid, c->at->hosts[c->at->cur].host,
+	    c->at->hosts[c->at->cur].addr, why);
+	if (c->state == SC_TLS || c->state == SC_STARTTLS) {
+		smtpc_finish(c, buf);
+		return;
+	}
+	attempt_host_failed(c->at, buf);
+	sendf(c, "QUIT");
+	set_state(c, SC_QUIT);
+}
+
 /*
  * The handshake failed: the same host again, in plaintext, at once
- * (nothing of the mail went out yet).
+ * (nothing of the mail went out yet); never under DANE.
  */
 static void
 tls_failed(struct smtpc *c, const char *why)
 {
 	struct host	*h = &c->at->hosts[c->at->cur];
+
+	if (dane_required(c)) {
+		dane_failed(c, why);
+		return;
+	}
 
 	h->notls = 1;
 	snprintf(h->tlserror, sizeof(h->tlserror), "%s", why);
@@ -334,6 +370,12 @@ start_tls(struct smtpc *c)
 		tls_failed(c, tls_error());
 		return;
 	}
+	if (h->dane == DANE_REQUIRED &&
+	    (c->dane_usable = tls_client_dane(ssl, h->host, h->tlsa)) == -1) {
+		SSL_free(ssl);
+		tls_failed(c, tls_error());
+		return;
+	}
 	tb = bufferevent_openssl_filter_new(proc->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
@@ -354,11 +396,22 @@ static void
 tls_established(struct smtpc *c)
 {
 	SSL	*ssl = bufferevent_openssl_get_ssl(c->bev);
+	char	 why[96], buf[160];
 
 	c->tls = 1;
 	c->pipelining = c->size_ok = 0;
 	tls_describe(ssl, c->tlsdesc, sizeof(c->tlsdesc));
 	log_debug("outbound id=%s tls=\"%s\"", c->at->qid, c->tlsdesc);
+	if (dane_required(c) && c->dane_usable > 0) {
+		if (tls_client_dane_check(ssl, why, sizeof(why)) == -1) {
+			set_state(c, SC_EHLO);	/* QUIT inside TLS */
+			snprintf(buf, sizeof(buf), "certificate does not "
+			    "match the TLSA records: %s", why);
+			dane_failed(c, buf);
+			return;
+		}
+		c->dane_ok = 1;
+	}
 	sendf(c, "EHLO %s", proc->conf.serverhostname);
 	set_state(c, SC_EHLO);
 }
@@ -370,6 +423,11 @@ ehlo_done(struct smtpc *c)
 	    !c->at->hosts[c->at->cur].notls) {
 		sendf(c, "STARTTLS");
 		set_state(c, SC_STARTTLS);
+		return;
+	}
+	if (!c->tls && dane_required(c)) {
+		dane_failed(c, "TLSA records published but STARTTLS not "
+		    "offered");
 		return;
 	}
 	send_mail(c);
@@ -419,6 +477,10 @@ reply_done(struct smtpc *c, int code)
 			start_tls(c);
 			break;
 		}
+		if (dane_required(c)) {
+			dane_failed(c, "STARTTLS refused");
+			break;
+		}
 		/* refused: this session goes on in plaintext */
 		log_info("outbound id=%s host=%s[%s] tls=refused reply=\"%s\"",
 		    c->at->qid, c->at->hosts[c->at->cur].host,
@@ -434,6 +496,8 @@ reply_done(struct smtpc *c, int code)
 	case SC_DOT:
 		strlcpy(c->at->tls, c->tls ? c->tlsdesc : "no",
 		    sizeof(c->at->tls));
+		c->at->dane = !dane_required(c) ? NULL : c->dane_ok ?
+		    "verified" : "unusable";
 		attempt_accepted_result(c->at, code, said);
 		sendf(c, "QUIT");
 		set_state(c, SC_QUIT);

@@ -20,6 +20,12 @@ servfail=[names] answers SERVFAIL, truncate=[names] sets TC over UDP (so
 the client must retry over TCP), garbage=[names] sends bytes that are no
 DNS message.  Blackhole(port) takes the port and never answers.
 
+DNSSEC as a validating resolver reports it: authentic=[names] sets the AD
+bit on every answer for those names (SERVFAIL included), as a resolver
+does for data it validated; the others go without AD.  TLSA records are
+written as in a zone file (`_25._tcp.mx TLSA 3 1 1 <hex>`); tlsa_hash()
+gives the data of a `3 1 1` or `2 0 1` record for a PEM certificate.
+
 Standard library only.
 """
 
@@ -113,8 +119,35 @@ def _entry(match, reply, question, answer=(), authority=(), adjust='copy_id',
     return '\n'.join(lines) + '\n'
 
 
-def datafile(records, servfail=(), truncate=(), garbage=()):
+def _flags(flags, name, authentic):
+    """REPLY flags, with AD for a name the resolver vouches for."""
+    if name not in authentic:
+        return flags
+    words = flags.split()
+    return ' '.join(words[:-1] + ['AD', words[-1]])
+
+
+def tlsa_hash(cert_pem_path, selector=1):
+    """SHA-256 (hex) of the certificate's public key (selector 1) or of
+    the whole certificate (selector 0), in DER: a TLSA record's data."""
+    import hashlib
+    der = subprocess.run(['openssl', 'x509', '-in', cert_pem_path,
+                          '-outform', 'DER'], check=True,
+                         capture_output=True, timeout=30).stdout
+    if selector == 1:
+        pem = subprocess.run(['openssl', 'x509', '-in', cert_pem_path,
+                              '-noout', '-pubkey'], check=True,
+                             capture_output=True, timeout=30).stdout
+        der = subprocess.run(['openssl', 'pkey', '-pubin', '-outform',
+                              'DER'], input=pem, check=True,
+                             capture_output=True, timeout=30).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def datafile(records, servfail=(), truncate=(), garbage=(), authentic=()):
     """The ldns-testns data file for these records and misbehaviours."""
+    norm = lambda n: n.lower() if n.endswith('.') else n.lower() + '.'
+    authentic = set(map(norm, authentic))
     by_name = {}
     for owner, ttl, rtype, rdata in records:
         by_name.setdefault(owner, {}).setdefault(rtype, []).append(
@@ -122,13 +155,14 @@ def datafile(records, servfail=(), truncate=(), garbage=()):
     soa = _rr('.', 300, 'SOA', '%s hostmaster.fixture.invalid. 1 3600 600 '
               '86400 300' % SOA_NAME)
     out = []
-    norm = lambda n: n.lower() if n.endswith('.') else n.lower() + '.'
     for name in map(norm, garbage):
         # No DNS message at all: a header cut short.
         out.append(_entry('opcode qname', 'QR NOERROR', '%s IN A' % name,
                           adjust='copy_query', hex_answer='00 01 02'))
     for name in map(norm, servfail):
-        out.append(_entry('opcode qname', 'QR SERVFAIL', '%s IN A' % name,
+        out.append(_entry('opcode qname',
+                          _flags('QR SERVFAIL', name, authentic),
+                          '%s IN A' % name,
                           adjust='copy_id copy_query'))
     for name in map(norm, truncate):
         out.append(_entry('opcode qname UDP', 'QR AA TC NOERROR',
@@ -136,16 +170,17 @@ def datafile(records, servfail=(), truncate=(), garbage=()):
     for name, types in by_name.items():
         cname = types.get('CNAME')
         target = by_name.get(cname[0].split()[-1], {}) if cname else {}
+        ok = _flags('QR AA NOERROR', name, authentic)
         for rtype, rrs in types.items():
-            out.append(_entry('opcode qtype qname', 'QR AA NOERROR',
+            out.append(_entry('opcode qtype qname', ok,
                               '%s IN %s' % (name, rtype), answer=rrs))
         for rtype, rrs in target.items():
             if rtype not in types:
-                out.append(_entry('opcode qtype qname', 'QR AA NOERROR',
+                out.append(_entry('opcode qtype qname', ok,
                                   '%s IN %s' % (name, rtype),
                                   answer=cname + rrs))
         # The name exists: any other type is NODATA.
-        out.append(_entry('opcode qname', 'QR AA NOERROR', '%s IN A' % name,
+        out.append(_entry('opcode qname', ok, '%s IN A' % name,
                           answer=cname or (), authority=() if cname else
                           (soa,), adjust='copy_id copy_query'))
     out.append(_entry('opcode', 'QR AA NXDOMAIN', 'invalid. IN A',
