@@ -16,7 +16,9 @@ sets it) and real TLS sinks (regress/lib/sink.py) at the instance's
   although the record matches nothing;
 - no TLSA at all: opportunistic as before;
 - a TLSA lookup that fails (SERVFAIL) for a host whose address is
-  authentic (a signed zone): deferred; in an unsigned zone: delivered.
+  authentic (a signed zone): deferred; in an unsigned zone: delivered;
+- a message that keeps failing DANE until maxqueuetime bounces, and the
+  DSN says DANE.
 
     /usr/bin/python3 regress/run.py regress/outbound/test_outbound_dane.py
 """
@@ -32,7 +34,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'tls'))
 from oututil import (OutCase, lasterror, log_lines, make_message,  # noqa
-                     submit, wait_deferred, wait_queue_empty)
+                     parse_dsn, submit, wait_deferred, wait_mail,
+                     wait_queue_empty)
 from sink import tls_context                                     # noqa
 import dnsfixture                                                # noqa
 import ssl                                                       # noqa
@@ -179,6 +182,21 @@ class Dane(OutCase):
         sink = self.mx(tls=self.ctx)
         qid, msg = self.send('TLSA SERVFAIL, unsigned')
         self.delivered(sink, qid, msg, 'tls=TLSv1.')
+
+    def test_dsn_says_dane(self):
+        self.inst.stop()
+        self.inst = self.out_instance(maxqueuetime=3, retrymin=1,
+                                      retrymax=1)
+        self.dns(self.zone(['3 1 1 ' + WRONG]), authentic=self.secure())
+        sink = self.mx(tls=self.ctx)
+        self.send('DANE mismatch until it expires')
+        [raw] = wait_mail(self.inst, 'alice', 1, timeout=20,
+                          extra=sink.describe())
+        msg, per_msg, fields = parse_dsn(raw)
+        self.assertEqual(fields[0].get('action', '').lower(), 'failed')
+        self.assertIn('DANE', fields[0].get('diagnostic-code', '') +
+                      raw.decode('utf-8', 'replace'))
+        self.assertEqual(sink.transactions, [])
 
 
 if __name__ == '__main__':
