@@ -37,6 +37,7 @@
 
 #include "impparse.h"
 #include "imsg.h"
+#include "mboxlock.h"
 #include "proc.h"
 #include "pymailadm.h"
 #include "util.h"
@@ -1010,6 +1011,38 @@ import_mail(struct olduser *u)
 	uids_free(u);
 }
 
+/*
+ * A POP3 session (on this host or another serving the store) lists and
+ * deletes as a whole: a user's mail comes in between sessions, never
+ * under one. A user whose session outlasts the wait is reported and left
+ * for the next run, which resumes where this one stopped.
+ */
+static int
+lock_mailbox(struct olduser *u)
+{
+	int	fd;
+
+	switch (mboxlock_wait(adm.conf.maildir, u->name, MBOXLOCK_TOOL_WAIT_MS,
+	    &fd)) {
+	case MBOXLOCK_OK:
+		return fd;
+	case MBOXLOCK_BUSY:
+		imp_error("the mailbox of %s is in use by a POP3 session: no "
+		    "message of %s imported; run the import again later",
+		    u->name, u->name);
+		return -1;
+	case MBOXLOCK_NOTFILE:
+		imp_error("%s/%s/%s is not a regular file: no message of %s "
+		    "imported", adm.conf.maildir, u->name, MBOXLOCK_NAME,
+		    u->name);
+		return -1;
+	default:
+		imp_error("cannot lock the mailbox of %s (%s): no message of "
+		    "%s imported", u->name, strerror(errno), u->name);
+		return -1;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* The command */
 
@@ -1097,7 +1130,7 @@ cmd_import(int argc, char **argv)
 {
 	struct olduser	*u;
 	char		 path[PATH_MAX];
-	int		 lockfd;
+	int		 lockfd, mboxfd;
 
 	if (argc != 1)
 		usage_error("usage: import DIR");
@@ -1111,7 +1144,10 @@ cmd_import(int argc, char **argv)
 	scan_top();
 	import_users();
 	for (u = imp.users; u < imp.users + imp.nusers; u++) {
+		if ((mboxfd = lock_mailbox(u)) == -1)
+			continue;
 		import_mail(u);
+		close(mboxfd);
 		imp.msgs += u->msgs;
 		imp.bytes += u->bytes;
 		imp.already += u->already;

@@ -20,6 +20,7 @@
 #define LIBBSD_OPENBSD_VIS
 #include <vis.h>
 
+#include "mboxlock.h"
 #include "proc.h"
 #include "pymailadm.h"
 #include "util.h"
@@ -230,17 +231,46 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	return 0;
 }
 
+/*
+ * A mailbox is not removed under a POP3 session, on this host or another
+ * serving the same store: wait a little for it to end, else give up with
+ * nothing changed. -1 when the folder is missing (nothing to hold), or
+ * when the lock file is not a file: then no session can hold it either.
+ */
+static int
+lock_mailbox(const char *name)
+{
+	int	fd;
+
+	switch (mboxlock_wait(adm.conf.maildir, name, MBOXLOCK_TOOL_WAIT_MS,
+	    &fd)) {
+	case MBOXLOCK_OK:
+		return fd;
+	case MBOXLOCK_BUSY:
+		die("the mailbox of %s is in use by a POP3 session; try again "
+		    "later", name);
+	case MBOXLOCK_NOTFILE:
+		return -1;
+	default:
+		if (errno == ENOENT)
+			return -1;
+		die("cannot lock the mailbox of %s: %s", name, strerror(errno));
+	}
+}
+
 int
 cmd_rmuser(int argc, char **argv)
 {
 	struct userdb	db;
 	char		name[USER_NAME_MAX + 1], path[PATH_MAX];
-	int		lockfd;
+	int		lockfd, mboxfd;
 
 	if (argc != 1)
 		usage_error("usage: rmuser user");
 	normalize(argv[0], name);
 	become_owner();
+	/* Before MAILDIR/.lock: the wait must not stall other commands. */
+	mboxfd = lock_mailbox(name);
 	lockfd = take_lock();
 	load_users(&db);
 	if (userdb_remove(&db, name) == -1)
@@ -250,6 +280,8 @@ cmd_rmuser(int argc, char **argv)
 	user_path(path, sizeof(path), name, NULL);
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	close(lockfd);
+	if (mboxfd != -1)
+		close(mboxfd);
 	userdb_free(&db);
 	puts("User deleted.");
 	return 0;

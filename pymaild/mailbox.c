@@ -1,10 +1,13 @@
 /*
- * The mailbox store's side of POP3 (issue 4). pop3d touches no file: it
- * asks here to log a user in, which verifies the password off the loop,
- * takes the in-memory lock of the mailbox and lists it; to open message n,
+ * The mailbox store's side of POP3. pop3d touches no file: it asks here
+ * to log a user in, which verifies the password off the loop, takes the
+ * lock of the mailbox and lists it; to open message n,
  * which passes back a read-only descriptor; and at QUIT to delete what
  * the session marked. The lock lives as long as the session and no
- * longer: UPDATE and RELEASE both end it.
+ * longer: UPDATE and RELEASE both end it. The lock is the file lock of
+ * common/mboxlock.c, since other hosts may serve the same store; the
+ * tree of this parent's sessions only answers its own [IN-USE] without
+ * a system call.
  *
  * The payloads of the IMSG_POP3_* messages are documented in
  * common/proto.h, next to their types.
@@ -30,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mboxlock.h"
 #include "pymaild.h"
 #include "util.h"
 
@@ -56,6 +60,7 @@ struct mbox {
 	int		 locked;	/* else checking the password */
 	int		 released;	/* pop3d left before the answer */
 	int		 known;
+	int		 lockfd;	/* MAILDIR/USER/.pop3.lock, held */
 	char		 user[USER_NAME_MAX + 1];
 	char		 addr[64];
 	struct mmsg	*msgs;
@@ -104,11 +109,21 @@ mbox_find(uint32_t sid)
 }
 
 static void
+mbox_unlock(struct mbox *mb)
+{
+	if (mb->locked)
+		RB_REMOVE(mbox_users, &locks, mb);
+	mb->locked = 0;
+	if (mb->lockfd != -1)
+		close(mb->lockfd);
+	mb->lockfd = -1;
+}
+
+static void
 mbox_free(struct mbox *mb)
 {
 	RB_REMOVE(mbox_sids, &sids, mb);
-	if (mb->locked)
-		RB_REMOVE(mbox_users, &locks, mb);
+	mbox_unlock(mb);
 	free(mb->msgs);
 	free(mb->names);
 	free(mb);
@@ -560,10 +575,32 @@ login_failed(struct mbox *mb)
 	mbox_free(mb);
 }
 
+/* The lock on the store, which every host and pymailadm honour. */
+static uint32_t
+lock_store(struct mbox *mb)
+{
+	switch (mboxlock_take(env->conf.maildir, mb->user, &mb->lockfd)) {
+	case MBOXLOCK_OK:
+		return POP3_LOGIN_OK;
+	case MBOXLOCK_BUSY:
+		return POP3_LOGIN_INUSE;
+	case MBOXLOCK_NOTFILE:
+		log_warnx("pop3 user=%s: %s/%s/%s is not a regular file: "
+		    "session refused", mb->user, env->conf.maildir, mb->user,
+		    MBOXLOCK_NAME);
+		return POP3_LOGIN_TEMPFAIL;
+	default:
+		log_warn("pop3 user=%s: cannot lock %s/%s/%s", mb->user,
+		    env->conf.maildir, mb->user, MBOXLOCK_NAME);
+		return POP3_LOGIN_TEMPFAIL;
+	}
+}
+
 static void
 login_done(void *arg, int ok, const char *newhash)
 {
 	struct mbox	*mb = arg;
+	uint32_t	 result;
 
 	child_request_done(PROC_POP3D);
 	if (mb->released) {
@@ -577,10 +614,13 @@ login_done(void *arg, int ok, const char *newhash)
 	if (newhash)
 		store_upgrade_hash(mb->user, newhash);
 	/* [IN-USE] only now, so it tells nothing without the password. */
-	if (RB_FIND(mbox_users, &locks, mb) != NULL) {
+	result = RB_FIND(mbox_users, &locks, mb) != NULL ? POP3_LOGIN_INUSE :
+	    lock_store(mb);
+	if (result == POP3_LOGIN_INUSE)
 		log_info("pop3 login user=%s from=%s result=in-use",
 		    mb->user, mb->addr);
-		login_reply(mb->sid, POP3_LOGIN_INUSE, 0, 0);
+	if (result != POP3_LOGIN_OK) {
+		login_reply(mb->sid, result, 0, 0);
 		mbox_free(mb);
 		return;
 	}
@@ -610,6 +650,7 @@ login_begin(const struct req_pop3_login *rq)
 		return -1;
 	mb = xcalloc(1, sizeof(*mb));
 	mb->sid = rq->sid;
+	mb->lockfd = -1;
 	strlcpy(mb->addr, rq->addr, sizeof(mb->addr));
 	if (auth_blocked(mb->addr)) {
 		log_info("pop3 login from=%s result=blocked", mb->addr);
@@ -840,6 +881,9 @@ apply_update(struct mbox *mb)
 	mark_seen(mb);
 	log_info("pop3 update user=%s deleted=%u failed=%u left=%u",
 	    mb->user, gone, failed, mb->n - gone);
+	/* Free before the client hears +OK: its next login, on any host,
+	 * must find the mailbox unlocked. */
+	mbox_unlock(mb);
 	mb_init(&b);
 	mb_u32(&b, mb->sid);
 	mb_u32(&b, failed ? 1 : 0);
