@@ -79,8 +79,8 @@ bad(struct session *s, const char *answer)
 	session_printf(s, "-ERR %s\r\n", answer);
 	if (++s->nbad < POP3_BAD_MAX)
 		return;
-	log_info("pop3 session=%08x from=%s: too many bad commands",
-	    s->id, s->addr);
+	log_info("pop3 session=%08x from=%s result=closed reason=\"too many "
+	    "bad commands\"", s->id, s->addr);
 	session_printf(s, "-ERR too many bad commands, bye\r\n");
 	s->state = ST_CLOSING;
 }
@@ -107,8 +107,8 @@ command_timeout(struct session *s)
 		s->dead = 1;
 		return;
 	}
-	log_info("pop3 session=%08x from=%s: idle for %d s, closing",
-	    s->id, s->addr, pop3_timeout());
+	log_info("pop3 session=%08x from=%s result=closed reason=idle "
+	    "seconds=%d", s->id, s->addr, pop3_timeout());
 	if (session_room(s) >= POP3_LINE_ROOM)
 		session_printf(s, "-ERR autologout: idle for too long\r\n");
 	s->state = ST_CLOSING;
@@ -365,8 +365,8 @@ login_failed(struct session *s)
 {
 	if (++s->nauthfail < POP3_AUTHFAIL_MAX)
 		return;
-	log_info("pop3 session=%08x from=%s: too many failed logins",
-	    s->id, s->addr);
+	log_info("pop3 session=%08x from=%s result=closed reason=\"too many "
+	    "failed logins\"", s->id, s->addr);
 	s->state = ST_CLOSING;
 }
 

@@ -138,8 +138,8 @@ tls_begin(struct session *s)
 	s->discard = 0;
 	s->wait = WAIT_TLS;
 	if ((s->ssl = tls_session(s->fd)) == NULL) {
-		log_warnx("pop3 session=%08x: no TLS session: %s", s->id,
-		    tls_error());
+		log_warnx("pop3 session=%08x tls=failed reason=\"no TLS "
+		    "session: %s\"", s->id, tls_error());
 		s->dead = 1;
 		return;
 	}
@@ -159,7 +159,7 @@ tls_step(struct session *s)
 		s->tls_want_write = 1;
 		return;
 	default:
-		log_info("pop3 session=%08x from=%s tls handshake failed: %s",
+		log_info("pop3 session=%08x from=%s tls=failed reason=\"%s\"",
 		    s->id, s->addr, tls_error());
 		s->dead = 1;
 		return;
@@ -194,8 +194,9 @@ session_free(struct session *s)
 	SSL_free(s->ssl);
 	close(s->fd);
 	log_info("pop3 session=%08x from=%s user=%s closed retr=%u dele=%u "
-	    "tls=%s%s%s", s->id, s->addr, s->locked || s->state >= ST_LISTING ?
-	    s->user : "-", s->nretr, s->ndel, s->tls_version[0] ?
+	    "tls=%s%s%s", s->id, s->addr, (s->locked ||
+	    s->state >= ST_LISTING) && s->user[0] != '\0' ? s->user : "-",
+	    s->nretr, s->ndel, s->tls_version[0] ?
 	    s->tls_version : "no", s->tls_version[0] ? " cipher=" : "",
 	    s->tls_cipher);
 	if (s->obuf != s->sbuf)
@@ -225,8 +226,8 @@ on_timer(int fd, short ev, void *arg)
 	s->timer_on = 0;
 	/* Nothing can be said to a client halfway through a handshake. */
 	if (s->tls_handshake) {
-		log_info("pop3 session=%08x from=%s tls handshake timed out",
-		    s->id, s->addr);
+		log_info("pop3 session=%08x from=%s tls=failed "
+		    "reason=\"handshake timed out\"", s->id, s->addr);
 		s->dead = 1;
 	} else if (s->wait == WAIT_DELAY) {
 		s->wait = WAIT_NONE;
@@ -332,8 +333,8 @@ tls_input(struct session *s, char *buf, size_t len)
 		return -1;
 	}
 	if (st == TLS_IO_FAIL) {
-		log_info("pop3 session=%08x from=%s tls error: %s", s->id,
-		    s->addr, tls_error());
+		log_info("pop3 session=%08x from=%s result=tls-error "
+		    "reason=\"%s\"", s->id, s->addr, tls_error());
 		errno = EPROTO;
 		return -1;
 	}

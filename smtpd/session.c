@@ -336,8 +336,8 @@ tls_input(struct session *s)
 		return -1;
 	}
 	if (st == TLS_IO_FAIL)
-		log_info("smtp-in session=%s tls error: %s", s->sid,
-		    tls_error());
+		log_info("smtp-in session=%s result=tls-error reason=\"%s\"",
+		    s->sid, tls_error());
 	return 0;
 }
 
@@ -1179,8 +1179,9 @@ auth_delay_done(int fd, short ev, void *arg)
 	 * through another delay; a client with a wrong password needs only
 	 * one answer to tell its user. */
 	if (++s->authfails >= SMTP_MAX_AUTHFAIL) {
-		log_info("smtp-in session=%s client=%s: too many failed "
-		    "authentications", s->sid, s->peeraddr);
+		log_info("smtp-in session=%s client=%s result=closed "
+		    "reason=\"too many failed authentications\"", s->sid,
+		    s->peeraddr);
 		session_close_with(s, "421 4.7.0 %s Too many failed "
 		    "authentications", proc->conf.serverhostname);
 		return;
@@ -1270,8 +1271,8 @@ tls_begin(struct session *s)
 	input_drop(s, s->inlen);
 	s->discard = 0;
 	if ((s->ssl = tls_session(s->fd)) == NULL) {
-		log_warnx("smtp-in session=%s: no TLS session: %s", s->sid,
-		    tls_error());
+		log_warnx("smtp-in session=%s tls=failed reason=\"no TLS "
+		    "session: %s\"", s->sid, tls_error());
 		session_end(s);
 		return;
 	}
@@ -1319,7 +1320,7 @@ tls_step(struct session *s)
 		want_write(s);
 		return;
 	default:
-		log_info("smtp-in session=%s tls handshake failed: %s",
+		log_info("smtp-in session=%s tls=failed reason=\"%s\"",
 		    s->sid, tls_error());
 		session_end(s);
 		return;

@@ -57,11 +57,12 @@ refuse(int fd, enum listen_refusal why, const char *addr)
 	int		 len;
 
 	if (why == REFUSE_MAXPERIP) {
-		log_info("smtp-in refused: maxsessionsperip reached for %s",
-		    addr);
+		log_info("smtp-in client=%s result=refused "
+		    "reason=maxsessionsperip", addr);
 		text = "Too many connections from your address";
 	} else
-		log_info("smtp-in refused: maxsessions reached");
+		log_info("smtp-in client=%s result=refused reason=maxsessions",
+		    addr);
 	len = snprintf(buf, sizeof(buf), "421 4.3.2 %s %s\r\n",
 	    proc->conf.serverhostname, text);
 	if (write(fd, buf, len) == -1)

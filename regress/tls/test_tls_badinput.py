@@ -20,7 +20,7 @@ import tlsutil                                           # noqa: E402
 from tlsutil import TlsCase, pmtest                      # noqa: E402
 from smtputil import make_message                        # noqa: E402
 
-FAILED = 'tls handshake failed'
+FAILED = 'tls=failed'
 
 
 def client_hello(ctx):
@@ -143,7 +143,7 @@ class BadInput(TlsCase):
                 break
         self.assertTrue(closed(raw))
         self.assertTrue(pmtest.wait_for(
-            lambda: self.failures(inst) == 1 and 'tls error' in inst.log(),
+            lambda: self.failures(inst) == 1 and 'result=tls-error' in inst.log(),
             5), inst.log_tail())
         self.alive(inst)
         self.good_session(inst)
