@@ -221,6 +221,32 @@ enum imsg_type {
 	IMSG_OUT_ATTEMPT,
 	IMSG_OUT_RESULT,
 
+	/*
+	 * Queue operations: pymailadm remove, hold, release (common/qop.h
+	 * reads and writes the payloads).
+	 *  CTL_QUEUE       pymailadm -> parent, on the control socket: u32 op
+	 *                  (QOP_*), u32 match (QMATCH_*), then for QMATCH_ID
+	 *                  1..QOP_IDS_MAX str queue ids to the end, else one
+	 *                  str pattern (fnmatch, case-insensitive). Answered
+	 *                  CTL_OK or CTL_FAIL with QUEUE_OP_REPLY's text
+	 *  QUEUE_OP        parent -> queued: u32 uid (the control socket's
+	 *                  peer, for the log), then as CTL_QUEUE; peerid: the
+	 *                  control connection's id
+	 *  QUEUE_OP_REPLY  queued -> parent: u32 ok (0: an id unknown, or
+	 *                  nothing matched), str text (lines for the user,
+	 *                  printable); peerid echoed
+	 *  OUT_CANCEL      queued -> outbound: u32 attempt: its message was
+	 *                  removed. outbound ends the session without the
+	 *                  final dot (nothing more reaches the server) and
+	 *                  answers what is not settled yet as OUT_DEFERRED;
+	 *                  an attempt already over is no error (the results
+	 *                  cross)
+	 */
+	IMSG_CTL_QUEUE,
+	IMSG_QUEUE_OP,
+	IMSG_QUEUE_OP_REPLY,
+	IMSG_OUT_CANCEL,
+
 	IMSG_TYPE_MAX
 };
 

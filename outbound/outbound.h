@@ -38,6 +38,8 @@ enum attempt_result {
 	AR_LATER	/* 4xx: try again later */
 };
 
+struct smtpc;
+
 /* Delivering one domain's recipients of one message. */
 struct attempt {
 	TAILQ_ENTRY(attempt)	 entry;
@@ -59,6 +61,9 @@ struct attempt {
 	char			 tls[80];	/* how the settling session
 						   went: "no", or version
 						   and cipher */
+	struct smtpc		*sess;		/* the session, or NULL */
+	int			 cancelled;	/* removed from the queue:
+						   no further host */
 };
 
 /* outbound.c */
@@ -70,6 +75,7 @@ void	attempt_reloaded(void);
 uint32_t attempt_count(void);
 int	attempt_new(struct imsg *);		/* IMSG_OUT_ATTEMPT */
 int	attempt_mx_reply(struct imsg *);	/* IMSG_MX_REPLY */
+int	attempt_cancel(struct imsg *);		/* IMSG_OUT_CANCEL */
 void	attempt_host_failed(struct attempt *, const char *why);
 void	attempt_host_done(struct attempt *);
 void	attempt_host_again(struct attempt *);
@@ -80,5 +86,6 @@ void	attempt_accepted_result(struct attempt *, int code, const char *why);
 
 /* smtpc.c */
 void	smtpc_start(struct attempt *);
+void	smtpc_cancel(struct smtpc *);
 
 #endif

@@ -14,6 +14,8 @@
 
 #include "log.h"
 #include "pymaild.h"
+#include "qop.h"
+#include "reqparse.h"
 #include "util.h"
 
 #define CTL_MAX_CONNS	32
@@ -32,6 +34,7 @@ struct ctlconn {
 	unsigned int	unreachable;	/* roles that could not be asked */
 	uint32_t	sessions, queue, outbound;
 	uint32_t	id;
+	uid_t		uid;		/* the peer, for the log */
 	int		inuse;
 	struct event	ev_stats;	/* STATS_WAIT_SEC after the question */
 	int		timing;		/* ev_stats is armed */
@@ -319,12 +322,52 @@ ctl_reload(struct ctlconn *cc)
 	evtimer_add(&cc->ev_log, &tv);
 }
 
+/* A remove, hold or release: queued answers (control_queue_reply). */
+static int
+ctl_queue(struct ctlconn *cc, struct imsg *im)
+{
+	static struct qop	q;
+	struct msgbuild		mb;
+
+	if (qop_read(im->data, im->datalen, 0, &q) == -1)
+		return -1;
+	q.uid = cc->uid;
+	log_info("control: uid %u asks to %s %s%s", (unsigned)cc->uid,
+	    q.op == QOP_REMOVE ? "remove" : q.op == QOP_HOLD ? "hold" :
+	    "release", q.match == QMATCH_ID ? "queue ids" :
+	    q.match == QMATCH_FROM ? "mail from " : "mail to ",
+	    q.match == QMATCH_ID ? "" : q.pattern);
+	qop_build(&mb, &q, 1);
+	if (chan_send(&env->children[PROC_QUEUED].chan, &mb, IMSG_QUEUE_OP,
+	    cc->id, -1) == -1)
+		ctl_reply(cc, 0, "queued is not reachable");
+	return 0;
+}
+
+int
+control_queue_reply(struct child *from, struct imsg *im)
+{
+	struct req_queue_op_reply	 r;
+	char				*text;
+
+	if (req_read_queue_op_reply(im->data, im->datalen, &r) == -1)
+		return -1;
+	text = xmalloc(r.len + 1);
+	memcpy(text, r.text, r.len);
+	text[r.len] = '\0';
+	control_answer(im->hdr.peerid, r.ok, text);
+	free(text);
+	return 0;
+}
+
 static int
 ctl_dispatch(struct chan *ch, struct imsg *im)
 {
 	struct ctlconn	*cc = ch->arg;
 	struct msgbuild	 mb;
 
+	if (im->hdr.type == IMSG_CTL_QUEUE)
+		return ctl_queue(cc, im);
 	if (im->datalen != 0)
 		return -1;
 	switch (im->hdr.type) {
@@ -400,6 +443,7 @@ ctl_accept(int lfd, short ev, void *arg)
 		return;
 	}
 	cc->inuse = 1;
+	cc->uid = uid;
 	cc->pending = 0;
 	cc->log_wait = 0;
 	cc->id = next_id++;

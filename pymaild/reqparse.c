@@ -218,3 +218,27 @@ req_read_tls_sign(const void *payload, size_t len, struct req_tls_sign *r)
 	r->data = mr_data(&mr, r->len);
 	return mr_end(&mr);
 }
+
+int
+req_read_queue_op_reply(const void *payload, size_t len,
+    struct req_queue_op_reply *r)
+{
+	struct msgread	mr;
+	uint32_t	n;
+	size_t		i;
+
+	req_begin(&mr, payload, len);
+	r->ok = mr_u32(&mr);
+	n = mr_u32(&mr);
+	if (mr.err || r->ok > 1 || n != mr.len - mr.off)
+		return -1;
+	r->text = (const char *)mr_data(&mr, n);
+	r->len = n;
+	if (mr_end(&mr) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((r->text[i] < 0x20 && r->text[i] != '\n') ||
+		    r->text[i] == 0x7f)
+			return -1;
+	return 0;
+}

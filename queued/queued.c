@@ -43,6 +43,8 @@ parent_dispatch(struct chan *c, struct imsg *im)
 			return -1;
 		runner_flush();
 		return 0;
+	case IMSG_QUEUE_OP:
+		return qops_dispatch(im);
 	default:
 		return -1;
 	}
