@@ -32,6 +32,7 @@
 #define JNL_SEG_MAGIC	"pymaild journal segment\n"	/* queued/journal.c */
 
 static int	logfd = -1;	/* the daemon's log file, when not syslog */
+static int	log_errno;	/* why it did not open, told at first use */
 static int	failed;
 static char	*spool_abs;	/* the config's, while "." stands for it */
 
@@ -51,8 +52,13 @@ adm_log(const char *fmt, ...)
 		syslog(LOG_INFO, "%s", msg);
 		return;
 	}
-	if (logfd == -1)
+	if (logfd == -1) {
+		if (log_errno != 0)
+			fprintf(stderr, "warning: cannot write to the log %s: "
+			    "%s\n", adm.conf.logfile, strerror(log_errno));
+		log_errno = 0;
 		return;
+	}
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	dprintf(logfd, "%s pymailadm[%d]: %s\n", stamp, (int)getpid(), msg);
@@ -67,8 +73,7 @@ open_log(void)
 	}
 	logfd = open(adm.conf.logfile, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (logfd == -1)
-		fprintf(stderr, "warning: cannot write to the log %s: %s\n",
-		    adm.conf.logfile, strerror(errno));
+		log_errno = errno;
 }
 
 /*

@@ -11,6 +11,8 @@ server is a real SMTP sink used as the smarthost.
 
 import os
 import signal
+import socket
+import struct
 import sys
 import threading
 
@@ -20,6 +22,21 @@ from oututil import (SETTLE, OutCase, log_lines, mailbox,  # noqa: E402
                      make_message, queue, queue_entry, submit, wait_deferred,
                      wait_for, wait_queue_empty)
 import pmtest                                           # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'hostile'))
+from hostile import T, s as mstr, u32                   # noqa: E402
+
+
+def ctl_send(path, type_, payload):
+    """One frame on the control socket (type, length, flags, peerid,
+    pid, payload); returns the socket."""
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.settimeout(10)
+    c.connect(path)
+    c.sendall(struct.pack('=IHHII', type_, 16 + len(payload), 0, 0, 0) +
+              payload)
+    return c
 
 ALICE = 'alice@test.example'
 BOB = 'bob@test.example'
@@ -210,6 +227,51 @@ class QueueTools(OutCase):
         self.assertTrue(wait_for(lambda: not inst.running(), 10))
         r = inst.adm('remove', qid)
         self.assertOneLineError(r, 'journal')
+        self.assertTrue(os.path.exists(os.path.join(inst.spooldir, 'env',
+                                                    qid)))
+
+    # -- bad input -----------------------------------------------------
+
+    def test_malformed_control_requests_close_that_connection(self):
+        """A control client's malformed remove (bad op, bad id, a
+        pattern with a control character, trailing bytes) loses its
+        connection; the daemon and the queue go on."""
+        self.relay.configure(rcpt=GREYLIST)
+        inst = self.out_instance(relay=self.relay)
+        qid = self.deferred(inst)
+        bad = [u32(9) + u32(1) + mstr(qid),            # no such op
+               u32(1) + u32(7) + mstr(qid),            # no such match
+               u32(1) + u32(1) + mstr(qid.upper()),    # not an id
+               u32(1) + u32(1),                        # no id at all
+               u32(1) + u32(2) + mstr('a\nb'),         # a line end
+               u32(1) + u32(1) + mstr(qid) + b'\0',    # trailing byte
+               u32(1)]                                 # cut short
+        for payload in bad:
+            with self.subTest(payload=payload):
+                c = ctl_send(inst.sockpath, T['IMSG_CTL_QUEUE'], payload)
+                try:
+                    self.assertEqual(c.recv(100), b'', 'answered')
+                finally:
+                    c.close()
+        self.ok(inst.adm('status'))
+        self.assertEqual(self.states(inst), [qid])
+
+    def test_no_rights_to_the_spool(self):
+        """Stopped, as a user who cannot enter the spool: one line,
+        exit 1, nothing changed."""
+        self.require_root()
+        self.relay.configure(rcpt=GREYLIST)
+        inst = self.out_instance(relay=self.relay)
+        qid = self.deferred(inst)
+        inst.stop()
+        adm = pmtest.programs_for(65534, 65534)['pymailadm']
+        pre = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+        for args in (['remove', qid], ['hold', qid], ['show', qid],
+                     ['queue']):
+            with self.subTest(args=args):
+                r = pmtest.run(pre + [adm, '-f', inst.conf] + args,
+                               env=inst.env())
+                self.assertOneLineError(r, 'Permission denied')
         self.assertTrue(os.path.exists(os.path.join(inst.spooldir, 'env',
                                                     qid)))
 
