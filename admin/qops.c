@@ -34,7 +34,6 @@
 static int	logfd = -1;	/* the daemon's log file, when not syslog */
 static int	log_errno;	/* why it did not open, told at first use */
 static int	failed;
-static char	*spool_abs;	/* the config's, while "." stands for it */
 
 /* One line in the daemon's log, in its own format: who did what. */
 static void
@@ -96,7 +95,7 @@ become_queueuser(void)
 	if (chdir(adm.conf.spooldir) == -1)
 		die("cannot enter the queue %s: %s", adm.conf.spooldir,
 		    strerror(errno));
-	spool_abs = adm.conf.spooldir;
+	free(adm.conf.spooldir);
 	adm.conf.spooldir = xstrdup(".");
 	if (setgroups(1, &pw->pw_gid) == -1 ||
 	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
