@@ -32,6 +32,7 @@ static const struct command {
 	    "[--from PATTERN] [--to PATTERN] [--min-age T] [--max-age T]", 1 },
 	{ "flush",	 cmd_flush,	  "",				1 },
 	{ "show",	 cmd_show,	  "ID",				1 },
+	{ "stats",	 cmd_stats,	  "[--json | --prometheus]",	1 },
 	{ "remove",	 cmd_remove,	  "ID... | --from PATTERN | --to PATTERN", 1 },
 	{ "hold",	 cmd_hold,	  "ID... | --from PATTERN | --to PATTERN", 1 },
 	{ "release",	 cmd_release,	  "ID... | --from PATTERN | --to PATTERN", 1 },

@@ -52,6 +52,7 @@ int	cmd_show(int argc, char **argv);
 struct envelope;
 int	queue_load(const char *id, struct envelope *);
 void	queue_ids(char **ids, size_t *n);
+int	cmd_stats(int argc, char **argv);	/* stats.c */
 /* qops.c */
 int	cmd_remove(int argc, char **argv);
 int	cmd_hold(int argc, char **argv);

@@ -247,6 +247,21 @@ enum imsg_type {
 	IMSG_QUEUE_OP_REPLY,
 	IMSG_OUT_CANCEL,
 
+	/*
+	 * pymailadm stats. Figures travel as text, "name value" lines:
+	 * names of [a-z0-9_] (those ending in _total count since start, the
+	 * others are gauges), values in decimal, at most METRICS_TEXT_MAX
+	 * octets in all.
+	 *  CTL_METRICS     pymailadm -> parent, empty; answered CTL_OK with
+	 *                  the parent's lines and queued's, or CTL_FAIL
+	 *  METRICS         parent -> queued, empty; peerid: the control
+	 *                  connection's id
+	 *  METRICS_REPLY   queued -> parent: str the lines; peerid echoed
+	 */
+	IMSG_CTL_METRICS,
+	IMSG_METRICS,
+	IMSG_METRICS_REPLY,
+
 	IMSG_TYPE_MAX
 };
 
@@ -316,6 +331,8 @@ enum imsg_type {
 /* Attempts under way at once, and for one domain (outbound refuses more) */
 #define OUT_ATTEMPTS_MAX	64
 #define OUT_PER_DOMAIN_MAX	4
+
+#define METRICS_TEXT_MAX	4096
 
 /* Queue ids: 16 hex digits. */
 #define QUEUE_ID_LEN	16

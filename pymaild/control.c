@@ -360,6 +360,36 @@ control_queue_reply(struct child *from, struct imsg *im)
 	return 0;
 }
 
+/*
+ * pymailadm stats: queued's figures, behind the parent's own. A metrics
+ * request during a reload is answered like any other: nothing here
+ * waits for the configuration.
+ */
+static void
+ctl_metrics(struct ctlconn *cc)
+{
+	struct msgbuild	mb;
+
+	mb_init(&mb);
+	if (chan_send(&env->children[PROC_QUEUED].chan, &mb, IMSG_METRICS,
+	    cc->id, -1) == -1)
+		ctl_reply(cc, 0, "queued is not reachable");
+}
+
+int
+control_metrics_reply(struct child *from, struct imsg *im)
+{
+	static struct req_metrics_reply	r;
+	char				text[METRICS_TEXT_MAX + 128];
+
+	if (req_read_metrics_reply(im->data, im->datalen, &r) == -1)
+		return -1;
+	snprintf(text, sizeof(text), "uptime_seconds %lld\n%s",
+	    (long long)(time(NULL) - env->started), r.text);
+	control_answer(im->hdr.peerid, 1, text);
+	return 0;
+}
+
 static int
 ctl_dispatch(struct chan *ch, struct imsg *im)
 {
@@ -393,6 +423,9 @@ ctl_dispatch(struct chan *ch, struct imsg *im)
 		return 0;
 	case IMSG_CTL_RELOAD:
 		ctl_reload(cc);
+		return 0;
+	case IMSG_CTL_METRICS:
+		ctl_metrics(cc);
 		return 0;
 	default:
 		return -1;

@@ -242,3 +242,35 @@ req_read_queue_op_reply(const void *payload, size_t len,
 			return -1;
 	return 0;
 }
+
+/* Each line "name value\n": a name of [a-z0-9_], a decimal value. */
+static int
+metrics_lines_ok(const char *t)
+{
+	size_t	name, value;
+
+	while (*t) {
+		name = strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		if (name == 0 || name > 64 || t[name] != ' ')
+			return 0;
+		t += name + 1;
+		value = strspn(t, "0123456789");
+		if (value == 0 || value > 20 || t[value] != '\n')
+			return 0;
+		t += value + 1;
+	}
+	return 1;
+}
+
+int
+req_read_metrics_reply(const void *payload, size_t len,
+    struct req_metrics_reply *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	mr_str(&mr, r->text, sizeof(r->text));
+	if (mr_end(&mr) == -1)
+		return -1;
+	return metrics_lines_ok(r->text) ? 0 : -1;
+}

@@ -347,8 +347,10 @@ take_result(struct imsg *im)
 	switch (or.result) {
 	case OUT_DELIVERED:
 		r->status = RS_DONE;
+		qcount.relayed++;
 		break;
 	case OUT_FAILED:
+		qcount.failed++;
 		r->status = RS_FAILED;
 		strlcpy(r->reason, or.text, sizeof(r->reason));
 		break;

@@ -46,8 +46,8 @@ say(struct answer *a, const char *fmt, ...)
 	strlcat(a->text, "\n", sizeof(a->text));
 }
 
-static int
-by_pointer(const void *a, const void *b)
+int
+envelope_ptr_cmp(const void *a, const void *b)
 {
 	const struct envelope	*x = *(struct envelope *const *)a;
 	const struct envelope	*y = *(struct envelope *const *)b;
@@ -72,7 +72,7 @@ queued_messages(size_t *n)
 	runner_collect(&v, n);
 	if (*n == 0)
 		return v;
-	qsort(v, *n, sizeof(*v), by_pointer);
+	qsort(v, *n, sizeof(*v), envelope_ptr_cmp);
 	for (i = 0; i < *n; i++)
 		if (k == 0 || v[k - 1] != v[i])
 			v[k++] = v[i];
@@ -101,6 +101,7 @@ act(const struct qop *q, struct envelope *e, struct answer *a)
 	switch (q->op) {
 	case QOP_REMOVE:
 		local = runner_remove(e);
+		qcount.removed++;
 		log_info("queue id=%s result=removed by=uid:%u", id, q->uid);
 		if (local > 0)
 			say(a, "%s removed; its delivery to %d local "

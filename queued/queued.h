@@ -112,6 +112,20 @@ void	runner_outbound_gone(void);
 
 /* qops.c */
 int	qops_dispatch(struct imsg *);
+int	envelope_ptr_cmp(const void *, const void *);	/* for qsort */
+
+/* metrics.c: counted since start, where each event happens */
+struct qcounters {
+	uint64_t	accepted;		/* messages, 250 sent */
+	uint64_t	delivered_local;	/* recipients */
+	uint64_t	relayed;		/* recipients, 2xx at the dot */
+	uint64_t	failed;			/* recipients, for good */
+	uint64_t	deferred;		/* attempts that left some */
+	uint64_t	bounced;		/* messages with failures settled */
+	uint64_t	removed;		/* by pymailadm */
+};
+extern struct qcounters	qcount;
+int	metrics_dispatch(struct imsg *);
 
 /* bounce.c */
 void	bounce_failed(struct envelope *);

@@ -205,8 +205,10 @@ settle(struct envelope *e)
 	if (!e->held && has_status(e, RS_PENDING, 0) &&
 	    now - e->created >= proc->conf.maxqueuetime)
 		expire(e);
-	if (has_status(e, RS_FAILED, 0))
+	if (has_status(e, RS_FAILED, 0)) {
+		qcount.bounced++;
 		bounce_failed(e);
+	}
 	if (!has_status(e, RS_PENDING, 0) && !has_status(e, RS_FAILED, 0)) {
 		log_info("queue id=%s result=done", e->id);
 		spool_remove(e);
@@ -214,6 +216,7 @@ settle(struct envelope *e)
 		return 1;
 	}
 	/* Pending recipients, or a bounce that could not be queued. */
+	qcount.deferred++;
 	e->attempts++;
 	delay = retry_delay(e->attempts);
 	/* A flush while this attempt ran: it still counts, so no wait. */
@@ -323,9 +326,11 @@ runner_deliver_reply(struct imsg *im)
 	free(d);
 	r->inflight = 0;
 	e->inflight--;
-	if (result == DELIVER_OK)
+	if (result == DELIVER_OK) {
 		r->status = RS_DONE;
-	else if (result == DELIVER_PERM) {
+		qcount.delivered_local++;
+	} else if (result == DELIVER_PERM) {
+		qcount.failed++;
 		r->status = RS_FAILED;
 		strlcpy(r->reason, reason, sizeof(r->reason));
 	} else

@@ -675,6 +675,7 @@ batch_done(void *arg)
 		else
 			queue_it(in);
 	}
+	qcount.accepted += n;
 	log_debug("spool: committed %zu messages in one batch", n);
 	batch_free(b);
 	batch_running = 0;

@@ -52,6 +52,7 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		struct req_mx_refresh_done	mxdone;
 		struct req_tls_sign		sign;
 		struct req_queue_op_reply	qreply;
+		struct req_metrics_reply	metrics;
 		struct qop			qop;
 	} r;
 
@@ -154,6 +155,13 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		mb_u32(mb, r.qreply.ok);
 		mb_u32(mb, r.qreply.len);
 		mb_data(mb, r.qreply.text, r.qreply.len);
+		break;
+	case IMSG_METRICS_REPLY:
+		if (req_read_metrics_reply(p, len, &r.metrics) == -1)
+			return;
+		FUZZ_ASSERT(strspn(r.metrics.text, "abcdefghijklmnopqrstuvwxyz"
+		    "0123456789_ \n") == strlen(r.metrics.text));
+		mb_str(mb, r.metrics.text);
 		break;
 	case IMSG_CTL_QUEUE:
 	case IMSG_QUEUE_OP:

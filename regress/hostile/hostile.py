@@ -289,7 +289,7 @@ ALLOWED = {
               'IMSG_POP3_LOGIN', 'IMSG_POP3_OPEN', 'IMSG_POP3_UPDATE',
               'IMSG_POP3_RELEASE'},
     'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER',
-               'IMSG_QUEUE_OP_REPLY'},
+               'IMSG_QUEUE_OP_REPLY', 'IMSG_METRICS_REPLY'},
     'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},
     'outbound': {'IMSG_HELLO', 'IMSG_STATS_REPLY'},
 }
@@ -322,6 +322,7 @@ def well_formed(name):
         'IMSG_DELIVER': (deliver(1), True),
         'IMSG_MX_SAVE': (b'', True),
         'IMSG_QUEUE_OP_REPLY': (u32(1) + s('done\n'), False),
+        'IMSG_METRICS_REPLY': (s('queue_messages 0\n'), False),
         'IMSG_MX_REFRESH_DONE': (u32(0) + u32(0) + s(''), False),
     }.get(name, (u32(0), False))
 
