@@ -9,12 +9,14 @@ in: one local delivery, one relayed to a sink, one deferred by it.
 import json
 import os
 import re
+import signal
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'outbound'))
-from oututil import (OutCase, make_message, submit,  # noqa: E402
-                     wait_deferred, wait_mail)
+from oututil import (OutCase, make_message, smtp_connect,  # noqa: E402
+                     submit, wait_deferred, wait_mail)
 
 ALICE = 'alice@test.example'
 PROM_LINE = re.compile(r'^(# TYPE pymaild_[a-z0-9_]+ (counter|gauge)|'
@@ -71,6 +73,36 @@ class Stats(OutCase):
         self.assertIn('# TYPE pymaild_relayed_total counter', lines)
         self.assertIn('# TYPE pymaild_queue_messages gauge', lines)
         self.assertIn('pymaild_relayed_total 1', lines)
+
+    def test_sessions_and_silent_helpers(self):
+        """An open SMTP session counts; a stopped smtpd leaves its figure
+        out after 2 s; a stopped queued fails stats with one line."""
+        inst = self.out_instance()
+        c = smtp_connect(inst.smtp_port)
+        self.addCleanup(c.close)
+        c.ehlo()
+        self.assertGreaterEqual(self.stats(inst)['sessions_open'], 1)
+        roles = inst.wait_roles()
+        for role in ('smtpd', 'queued'):
+            with self.subTest(role=role):
+                os.kill(roles[role], signal.SIGSTOP)
+                try:
+                    t0 = time.monotonic()
+                    r = inst.adm('stats', '--json', timeout=15)
+                    took = time.monotonic() - t0
+                finally:
+                    os.kill(roles[role], signal.SIGCONT)
+                self.assertLess(took, 6)
+                if role == 'queued':
+                    self.assertOneLineError(r, 'queued did not answer')
+                    continue
+                self.assertEqual(r.returncode, 0, r.stderr)
+                s = json.loads(r.stdout)
+                self.assertNotIn('sessions_open', s)
+                self.assertIn('queue_messages', s)
+        s = self.stats(inst)
+        self.assertIn('sessions_open', s)
+        self.assertIn('outbound_attempts', s)
 
     def test_stopped_and_bad_usage(self):
         inst = self.out_instance(start=False)
