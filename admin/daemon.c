@@ -76,14 +76,15 @@ readable_within(int fd, int ms)
 /* Send one request and return the reply's text (static); *ok set.
  * NULL when no answer came within ms (-1: wait for ever). */
 static const char *
-ctl_request_within(int fd, uint32_t type, int *ok, int ms)
+ctl_request_within(int fd, uint32_t type, const void *data, size_t len,
+    int *ok, int ms)
 {
 	static char	 text[IMSG_DATA_MAX + 1];
 	struct imsgbuf	 ib;
 	struct imsg	*im = xmalloc(sizeof(*im));
 
 	imsgbuf_init(&ib, fd);
-	if (imsg_compose(&ib, type, 0, -1, NULL, 0) == -1 ||
+	if (imsg_compose(&ib, type, 0, -1, data, len) == -1 ||
 	    imsgbuf_flush_all(&ib) == -1) {
 		free(im);
 		die("no answer from pymaild on %s", adm.conf.controlsocket);
@@ -110,7 +111,14 @@ ctl_request_within(int fd, uint32_t type, int *ok, int ms)
 const char *
 ctl_request(int fd, uint32_t type, int *ok)
 {
-	return ctl_request_within(fd, type, ok, -1);
+	return ctl_request_within(fd, type, NULL, 0, ok, -1);
+}
+
+const char *
+ctl_request_data(int fd, uint32_t type, const void *data, size_t len,
+    int *ok)
+{
+	return ctl_request_within(fd, type, data, len, ok, -1);
 }
 
 static int
@@ -319,7 +327,8 @@ cmd_stop(int argc, char **argv)
 	if (pid != 0)
 		nkids = helpers_of(pid, kids, HELPERS_MAX);
 	/* A daemon that does not even answer is ended as a stuck one. */
-	reply = ctl_request_within(fd, IMSG_CTL_STOP, &ok, STOP_ANSWER_MS);
+	reply = ctl_request_within(fd, IMSG_CTL_STOP, NULL, 0, &ok,
+	    STOP_ANSWER_MS);
 	if (reply == NULL && pid != 0)
 		kill_stuck_daemon(pid, kids, nkids,
 		    "did not answer the stop request");

@@ -28,8 +28,14 @@ static const struct command {
 	{ "chdefaultopt", cmd_chdefaultopt, "option value",		1 },
 	{ "getinfo",	 cmd_getinfo,	  "user",			1 },
 	{ "users",	 cmd_users,	  "",				1 },
-	{ "queue",	 cmd_queue,	  "",				1 },
+	{ "queue",	 cmd_queue,	  "[--json] [--state new|deferred|held] "
+	    "[--from PATTERN] [--to PATTERN] [--min-age T] [--max-age T]", 1 },
 	{ "flush",	 cmd_flush,	  "",				1 },
+	{ "show",	 cmd_show,	  "ID",				1 },
+	{ "stats",	 cmd_stats,	  "[--json | --prometheus]",	1 },
+	{ "remove",	 cmd_remove,	  "ID... | --from PATTERN | --to PATTERN", 1 },
+	{ "hold",	 cmd_hold,	  "ID... | --from PATTERN | --to PATTERN", 1 },
+	{ "release",	 cmd_release,	  "ID... | --from PATTERN | --to PATTERN", 1 },
 	{ "updatemx",	 cmd_updatemx,	  "",				1 },
 	{ "import",	 cmd_import,	  "DIR",			1 },
 	{ NULL, NULL, NULL, 0 }

@@ -35,6 +35,8 @@ int	cmd_users(int argc, char **argv);
 /* daemon.c */
 int	ctl_connect(void);
 const char *ctl_request(int fd, uint32_t type, int *ok);
+const char *ctl_request_data(int fd, uint32_t type, const void *, size_t,
+	    int *ok);
 int	cmd_start(int argc, char **argv);
 int	cmd_stop(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
@@ -46,6 +48,15 @@ int	cmd_updatemx(int argc, char **argv);
 
 /* queue.c */
 int	cmd_queue(int argc, char **argv);
+int	cmd_show(int argc, char **argv);
+struct envelope;
+int	queue_load(const char *id, struct envelope *);
+void	queue_ids(char **ids, size_t *n);
+int	cmd_stats(int argc, char **argv);	/* stats.c */
+/* qops.c */
+int	cmd_remove(int argc, char **argv);
+int	cmd_hold(int argc, char **argv);
+int	cmd_release(int argc, char **argv);
 int	cmd_import(int argc, char **argv);	/* import.c */
 
 /* json.c */

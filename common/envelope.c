@@ -9,6 +9,7 @@
  *   helo / client / protocol / session / size / attempts
  *   next-attempt: 1764000300
  *   last-error: 451 4.3.0 ...
+ *   held: 1                            (only when held by pymailadm)
  *   rcpt: pending bob bob@test.example
  *   rcpt: failed - carol@other.example 550 5.1.1 ...
  *   rcpt: pending - <"dan smith"@other.example>
@@ -104,6 +105,8 @@ envelope_format(const struct envelope *e)
 	    e->helo, e->client, e->protocol, e->session, e->size,
 	    e->datasize, e->attempts, (long long)e->next_attempt,
 	    e->lasterror);
+	if (e->held && len < cap)
+		len += snprintf(buf + len, cap - len, "held: 1\n");
 	for (i = 0; i < e->nrcpts && len < cap; i++) {
 		r = &e->rcpts[i];
 		bracket = strchr(r->address, ' ') != NULL;
@@ -268,6 +271,8 @@ parse_field(struct envelope *e, const char *key, char *v, const char **why)
 		e->attempts = n;
 	else if (strcmp(key, "next-attempt") == 0)
 		e->next_attempt = n;
+	else if (strcmp(key, "held") == 0 && n <= 1)
+		e->held = n;
 	else {
 		*why = "unknown key";
 		return -1;

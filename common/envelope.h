@@ -54,6 +54,11 @@ struct envelope {
 	int			 ready;		/* on the run list */
 	time_t			 runstart;	/* when it last ran */
 	int			 handed_out;	/* outbound got a descriptor */
+	int			 held;		/* pymailadm hold: no attempt
+						 * until released (kept) */
+	int			 parked;	/* on the runner's hold list */
+	int			 removed;	/* pymailadm remove, while
+						 * something was under way */
 };
 
 TAILQ_HEAD(envlist, envelope);

@@ -235,6 +235,47 @@ enum imsg_type {
 	IMSG_TLSA_LOOKUP,
 	IMSG_TLSA_REPLY,
 
+	/*
+	 * Queue operations: pymailadm remove, hold, release (common/qop.h
+	 * reads and writes the payloads).
+	 *  CTL_QUEUE       pymailadm -> parent, on the control socket: u32 op
+	 *                  (QOP_*), u32 match (QMATCH_*), then for QMATCH_ID
+	 *                  1..QOP_IDS_MAX str queue ids to the end, else one
+	 *                  str pattern (fnmatch, case-insensitive). Answered
+	 *                  CTL_OK or CTL_FAIL with QUEUE_OP_REPLY's text
+	 *  QUEUE_OP        parent -> queued: u32 uid (the control socket's
+	 *                  peer, for the log), then as CTL_QUEUE; peerid: the
+	 *                  control connection's id
+	 *  QUEUE_OP_REPLY  queued -> parent: u32 ok (0: an id unknown, or
+	 *                  nothing matched), str text (lines for the user,
+	 *                  printable); peerid echoed
+	 *  OUT_CANCEL      queued -> outbound: u32 attempt: its message was
+	 *                  removed. outbound ends the session without the
+	 *                  final dot (nothing more reaches the server) and
+	 *                  answers what is not settled yet as OUT_DEFERRED;
+	 *                  an attempt already over is no error (the results
+	 *                  cross)
+	 */
+	IMSG_CTL_QUEUE,
+	IMSG_QUEUE_OP,
+	IMSG_QUEUE_OP_REPLY,
+	IMSG_OUT_CANCEL,
+
+	/*
+	 * pymailadm stats. Figures travel as text, "name value" lines:
+	 * names of [a-z0-9_] (those ending in _total count since start, the
+	 * others are gauges), values in decimal, at most METRICS_TEXT_MAX
+	 * octets in all.
+	 *  CTL_METRICS     pymailadm -> parent, empty; answered CTL_OK with
+	 *                  the parent's lines and queued's, or CTL_FAIL
+	 *  METRICS         parent -> queued, empty; peerid: the control
+	 *                  connection's id
+	 *  METRICS_REPLY   queued -> parent: str the lines; peerid echoed
+	 */
+	IMSG_CTL_METRICS,
+	IMSG_METRICS,
+	IMSG_METRICS_REPLY,
+
 	IMSG_TYPE_MAX
 };
 
@@ -304,6 +345,8 @@ enum imsg_type {
 /* Attempts under way at once, and for one domain (outbound refuses more) */
 #define OUT_ATTEMPTS_MAX	64
 #define OUT_PER_DOMAIN_MAX	4
+
+#define METRICS_TEXT_MAX	4096
 
 /* Queue ids: 16 hex digits. */
 #define QUEUE_ID_LEN	16

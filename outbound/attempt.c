@@ -297,7 +297,7 @@ attempt_host_done(struct attempt *at)
 	for (i = 0; i < at->nrcpts; i++)
 		if (at->result[i] == AR_ACCEPTED)
 			at->result[i] = AR_UNSETTLED;	/* no final dot */
-	if (unsettled(at) && ++at->cur < at->nhosts) {
+	if (unsettled(at) && !at->cancelled && ++at->cur < at->nhosts) {
 		host_connect(at);
 		return;
 	}
@@ -534,6 +534,10 @@ run_hosts(struct attempt *at)
 	char		why[256];
 
 	at->cur = 0;
+	if (at->cancelled) {
+		attempt_finish(at);
+		return;
+	}
 	if (drop_loops(at, &loop) != NULL && at->nhosts == 0) {
 		snprintf(why, sizeof(why), "554 5.4.6 mail for %.60s loops "
 		    "back to us: %.60s[%.46s] points back to us", at->domain,
@@ -802,6 +806,11 @@ attempt_tlsa_reply(struct imsg *im)
 	}
 	h = &at->hosts[at->cur];
 	at->tlsareq = 0;
+	/* Removed from the queue while we asked: no session at all. */
+	if (at->cancelled) {
+		attempt_finish(at);
+		return 0;
+	}
 	if (r.authentic && r.status == TLSA_TEMPFAIL) {
 		h->dane = DANE_OFF;
 		snprintf(why, sizeof(why), "DANE: TLSA lookup failed in a "
@@ -822,6 +831,31 @@ attempt_tlsa_reply(struct imsg *im)
 			    at->qid, h->host, h->addr);
 	}
 	smtpc_start(at);
+	return 0;
+}
+
+/*
+ * IMSG_OUT_CANCEL: queued removed the message. An attempt already over
+ * is no error: its results and this crossed.
+ */
+int
+attempt_cancel(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct attempt	*at;
+	uint32_t	 id;
+
+	mr_init(&mr, im);
+	id = mr_u32(&mr);
+	if (mr_end(&mr) == -1 || im->fd != -1)
+		return -1;
+	if ((at = attempt_by_id(id)) == NULL || at->cancelled)
+		return 0;
+	at->cancelled = 1;
+	log_info("outbound id=%s domain=%s result=cancelled", at->qid,
+	    at->domain);
+	if (at->sess != NULL)
+		smtpc_cancel(at->sess);
 	return 0;
 }
 

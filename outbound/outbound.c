@@ -20,6 +20,8 @@ queued_dispatch(struct chan *c, struct imsg *im)
 	switch (im->hdr.type) {
 	case IMSG_OUT_ATTEMPT:
 		return attempt_new(im);
+	case IMSG_OUT_CANCEL:
+		return attempt_cancel(im);
 	default:
 		return -1;
 	}

@@ -46,6 +46,8 @@ enum attempt_result {
 	AR_LATER	/* 4xx: try again later */
 };
 
+struct smtpc;
+
 /* Delivering one domain's recipients of one message. */
 struct attempt {
 	TAILQ_ENTRY(attempt)	 entry;
@@ -70,6 +72,9 @@ struct attempt {
 	const char		*dane;		/* and DANE: NULL, or
 						   "verified", "unusable" */
 	uint32_t		 tlsareq;	/* the TLSA lookup */
+	struct smtpc		*sess;		/* the session, or NULL */
+	int			 cancelled;	/* removed from the queue:
+						   no further host */
 };
 
 /* outbound.c */
@@ -82,6 +87,7 @@ uint32_t attempt_count(void);
 int	attempt_new(struct imsg *);		/* IMSG_OUT_ATTEMPT */
 int	attempt_mx_reply(struct imsg *);	/* IMSG_MX_REPLY */
 int	attempt_tlsa_reply(struct imsg *);	/* IMSG_TLSA_REPLY */
+int	attempt_cancel(struct imsg *);		/* IMSG_OUT_CANCEL */
 void	attempt_host_failed(struct attempt *, const char *why);
 void	attempt_host_done(struct attempt *);
 void	attempt_host_again(struct attempt *);
@@ -92,5 +98,6 @@ void	attempt_accepted_result(struct attempt *, int code, const char *why);
 
 /* smtpc.c */
 void	smtpc_start(struct attempt *);
+void	smtpc_cancel(struct smtpc *);
 
 #endif

@@ -130,6 +130,8 @@ smtpc_finish(struct smtpc *c, const char *why)
 	if (c->finished)
 		return;
 	c->finished = 1;
+	if (at->sess == c)
+		at->sess = NULL;
 	if (why != NULL)
 		attempt_host_failed(at, why);
 	if (c->bev != NULL)
@@ -659,6 +661,7 @@ smtpc_start(struct attempt *at)
 
 	c = xcalloc(1, sizeof(*c));
 	c->at = at;
+	at->sess = c;
 	if (make_sockaddr(h->addr, h->port, &ss, &len) == -1) {
 		fail_soon(c, 0);
 		return;
@@ -682,4 +685,19 @@ smtpc_start(struct attempt *at)
 		fail_soon(c, c->early_errno ? c->early_errno :
 		    errno ? errno : EIO);
 	}
+}
+
+/*
+ * The message was removed from the queue: the connection closes now,
+ * without QUIT and without the final dot if it was not sent yet, so the
+ * server never takes the message. A session whose connect already failed
+ * ends on its own on the next loop turn.
+ */
+void
+smtpc_cancel(struct smtpc *c)
+{
+	if (c->bev == NULL)
+		return;
+	c->again = 0;
+	smtpc_finish(c, "cancelled: the message was removed from the queue");
 }

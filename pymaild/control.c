@@ -14,6 +14,8 @@
 
 #include "log.h"
 #include "pymaild.h"
+#include "qop.h"
+#include "reqparse.h"
 #include "util.h"
 
 #define CTL_MAX_CONNS	32
@@ -31,7 +33,10 @@ struct ctlconn {
 	unsigned int	pending;	/* roles whose figure is to come */
 	unsigned int	unreachable;	/* roles that could not be asked */
 	uint32_t	sessions, queue, outbound;
+	int		metrics;	/* asked for stats, not status */
+	char		*qtext;		/* queued's metrics lines */
 	uint32_t	id;
+	uid_t		uid;		/* the peer, for the log */
 	int		inuse;
 	struct event	ev_stats;	/* STATS_WAIT_SEC after the question */
 	int		timing;		/* ev_stats is armed */
@@ -108,6 +113,8 @@ ctl_stats_disarm(struct ctlconn *cc)
 	cc->timing = 0;
 }
 
+static void	ctl_metrics_done(struct ctlconn *);
+
 /*
  * Only figures that came: a helper that did not answer is named instead,
  * and no number stands for what it would have said.
@@ -119,6 +126,10 @@ ctl_status_done(struct ctlconn *cc)
 	unsigned int	silent = cc->pending | cc->unreachable;
 	size_t		i;
 
+	if (cc->metrics) {
+		ctl_metrics_done(cc);
+		return;
+	}
 	ctl_stats_disarm(cc);
 	snprintf(buf, sizeof(buf), "pymaild is running.\npid=%d\n"
 	    "uptime=%lld\n", (int)getpid(),
@@ -161,25 +172,31 @@ ctl_status_timeout(int fd, short ev, void *arg)
 	cc->timing = 0;
 	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++)
 		if (cc->pending & ROLE_BIT(stats_roles[i]))
-			log_warnx("status: %s did not answer within %d s",
+			log_warnx("%s: %s did not answer within %d s",
+			    cc->metrics ? "stats" : "status",
 			    proc_names[stats_roles[i]], STATS_WAIT_SEC);
 	ctl_status_done(cc);
 }
 
+/* status, or with metrics set stats (queued gets IMSG_METRICS then). */
 static void
-ctl_status(struct ctlconn *cc)
+ctl_ask(struct ctlconn *cc, int metrics)
 {
 	struct timeval	tv = { STATS_WAIT_SEC, 0 };
 	struct msgbuild	mb;
+	uint32_t	type;
 	size_t		i;
 
 	if (cc->pending)
 		return;		/* the answer to the first comes */
 	cc->sessions = cc->queue = cc->outbound = 0;
+	cc->metrics = metrics;
 	mb_init(&mb);
 	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++) {
+		type = metrics && stats_roles[i] == PROC_QUEUED ?
+		    IMSG_METRICS : IMSG_STATS;
 		if (chan_send(&env->children[stats_roles[i]].chan, &mb,
-		    IMSG_STATS, cc->id, -1) == 0)
+		    type, cc->id, -1) == 0)
 			cc->pending |= ROLE_BIT(stats_roles[i]);
 		else
 			cc->unreachable |= ROLE_BIT(stats_roles[i]);
@@ -319,17 +336,121 @@ ctl_reload(struct ctlconn *cc)
 	evtimer_add(&cc->ev_log, &tv);
 }
 
+/* A remove, hold or release: queued answers (control_queue_reply). */
+static int
+ctl_queue(struct ctlconn *cc, struct imsg *im)
+{
+	static struct qop	q;
+	struct msgbuild		mb;
+
+	if (qop_read(im->data, im->datalen, 0, &q) == -1)
+		return -1;
+	q.uid = cc->uid;
+	log_info("control: uid %u asks to %s %s%s", (unsigned)cc->uid,
+	    q.op == QOP_REMOVE ? "remove" : q.op == QOP_HOLD ? "hold" :
+	    "release", q.match == QMATCH_ID ? "queue ids" :
+	    q.match == QMATCH_FROM ? "mail from " : "mail to ",
+	    q.match == QMATCH_ID ? "" : q.pattern);
+	qop_build(&mb, &q, 1);
+	if (chan_send(&env->children[PROC_QUEUED].chan, &mb, IMSG_QUEUE_OP,
+	    cc->id, -1) == -1)
+		ctl_reply(cc, 0, "queued is not reachable");
+	return 0;
+}
+
+int
+control_queue_reply(struct child *from, struct imsg *im)
+{
+	struct req_queue_op_reply	 r;
+	char				*text;
+
+	if (req_read_queue_op_reply(im->data, im->datalen, &r) == -1)
+		return -1;
+	text = xmalloc(r.len + 1);
+	memcpy(text, r.text, r.len);
+	text[r.len] = '\0';
+	control_answer(im->hdr.peerid, r.ok, text);
+	free(text);
+	return 0;
+}
+
+/*
+ * pymailadm stats: the parent's figures (uptime, and the sessions and
+ * attempts the helpers report as for status), then queued's lines. The
+ * queue is what stats is about: without queued's answer it fails. A
+ * request during a reload is answered like any other: nothing here waits
+ * for the configuration.
+ */
+static void
+ctl_metrics_done(struct ctlconn *cc)
+{
+	char		text[METRICS_TEXT_MAX + 256], line[64];
+	unsigned int	silent = cc->pending | cc->unreachable;
+
+	ctl_stats_disarm(cc);
+	cc->pending = cc->unreachable = 0;
+	cc->metrics = 0;
+	if ((silent & ROLE_BIT(PROC_QUEUED)) || cc->qtext == NULL) {
+		snprintf(text, sizeof(text), "queued did not answer within "
+		    "%d s", STATS_WAIT_SEC);
+		ctl_reply(cc, 0, text);
+		return;
+	}
+	snprintf(text, sizeof(text), "uptime_seconds %lld\n",
+	    (long long)(time(NULL) - env->started));
+	if (!(silent & (ROLE_BIT(PROC_SMTPD) | ROLE_BIT(PROC_POP3D)))) {
+		snprintf(line, sizeof(line), "sessions_open %u\n", cc->sessions);
+		strlcat(text, line, sizeof(text));
+	}
+	if (!(silent & ROLE_BIT(PROC_OUTBOUND))) {
+		snprintf(line, sizeof(line), "outbound_attempts %u\n",
+		    cc->outbound);
+		strlcat(text, line, sizeof(text));
+	}
+	strlcat(text, cc->qtext, sizeof(text));
+	free(cc->qtext);
+	cc->qtext = NULL;
+	ctl_reply(cc, 1, text);
+}
+
+/* Counted once, from queued, for a stats request still waiting for it. */
+int
+control_metrics_reply(struct child *from, struct imsg *im)
+{
+	static struct req_metrics_reply	 r;
+	struct ctlconn			*cc;
+	int				 i;
+
+	if (req_read_metrics_reply(im->data, im->datalen, &r) == -1)
+		return -1;
+	for (i = 0; i < CTL_MAX_CONNS; i++) {
+		cc = &conns[i];
+		if (!cc->inuse || cc->id != im->hdr.peerid || !cc->metrics ||
+		    !(cc->pending & ROLE_BIT(PROC_QUEUED)))
+			continue;
+		cc->pending &= ~ROLE_BIT(PROC_QUEUED);
+		free(cc->qtext);
+		cc->qtext = xstrdup(r.text);
+		if (cc->pending == 0)
+			ctl_status_done(cc);
+		break;
+	}
+	return 0;
+}
+
 static int
 ctl_dispatch(struct chan *ch, struct imsg *im)
 {
 	struct ctlconn	*cc = ch->arg;
 	struct msgbuild	 mb;
 
+	if (im->hdr.type == IMSG_CTL_QUEUE)
+		return ctl_queue(cc, im);
 	if (im->datalen != 0)
 		return -1;
 	switch (im->hdr.type) {
 	case IMSG_CTL_STATUS:
-		ctl_status(cc);
+		ctl_ask(cc, 0);
 		return 0;
 	case IMSG_CTL_STOP:
 		ctl_reply(cc, 1, "pymaild is stopping.\n");
@@ -350,6 +471,9 @@ ctl_dispatch(struct chan *ch, struct imsg *im)
 		return 0;
 	case IMSG_CTL_RELOAD:
 		ctl_reload(cc);
+		return 0;
+	case IMSG_CTL_METRICS:
+		ctl_ask(cc, 1);
 		return 0;
 	default:
 		return -1;
@@ -372,6 +496,9 @@ ctl_closed(struct chan *ch)
 		evtimer_del(&cc->ev_log);
 	cc->log_wait = 0;
 	cc->pending = cc->unreachable = 0;
+	cc->metrics = 0;
+	free(cc->qtext);
+	cc->qtext = NULL;
 	cc->inuse = 0;
 }
 
@@ -400,6 +527,7 @@ ctl_accept(int lfd, short ev, void *arg)
 		return;
 	}
 	cc->inuse = 1;
+	cc->uid = uid;
 	cc->pending = 0;
 	cc->log_wait = 0;
 	cc->id = next_id++;

@@ -66,6 +66,8 @@ int	request_takes_fd(uint32_t type);
 int	control_listen(const char *path, uid_t owner, gid_t group);
 void	control_start(int fd);
 int	control_stats(struct child *, struct imsg *);	/* STATS_REPLY */
+int	control_queue_reply(struct child *, struct imsg *); /* QUEUE_OP_REPLY */
+int	control_metrics_reply(struct child *, struct imsg *); /* METRICS_REPLY */
 /* Answer the control client with this id, if it is still there. */
 void	control_answer(uint32_t id, int ok, const char *text);
 void	control_cleanup(void);

@@ -218,3 +218,59 @@ req_read_tls_sign(const void *payload, size_t len, struct req_tls_sign *r)
 	r->data = mr_data(&mr, r->len);
 	return mr_end(&mr);
 }
+
+int
+req_read_queue_op_reply(const void *payload, size_t len,
+    struct req_queue_op_reply *r)
+{
+	struct msgread	mr;
+	uint32_t	n;
+	size_t		i;
+
+	req_begin(&mr, payload, len);
+	r->ok = mr_u32(&mr);
+	n = mr_u32(&mr);
+	if (mr.err || r->ok > 1 || n != mr.len - mr.off)
+		return -1;
+	r->text = (const char *)mr_data(&mr, n);
+	r->len = n;
+	if (mr_end(&mr) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((r->text[i] < 0x20 && r->text[i] != '\n') ||
+		    r->text[i] == 0x7f)
+			return -1;
+	return 0;
+}
+
+/* Each line "name value\n": a name of [a-z0-9_], a decimal value. */
+static int
+metrics_lines_ok(const char *t)
+{
+	size_t	name, value;
+
+	while (*t) {
+		name = strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		if (name == 0 || name > 64 || t[name] != ' ')
+			return 0;
+		t += name + 1;
+		value = strspn(t, "0123456789");
+		if (value == 0 || value > 20 || t[value] != '\n')
+			return 0;
+		t += value + 1;
+	}
+	return 1;
+}
+
+int
+req_read_metrics_reply(const void *payload, size_t len,
+    struct req_metrics_reply *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	mr_str(&mr, r->text, sizeof(r->text));
+	if (mr_end(&mr) == -1)
+		return -1;
+	return metrics_lines_ok(r->text) ? 0 : -1;
+}

@@ -113,6 +113,23 @@ struct req_tls_sign {
 	const uint8_t	*data;
 };
 
+/* The text points into the payload, len octets: printable, or LF. */
+struct req_queue_op_reply {
+	uint32_t	 ok;
+	const char	*text;
+	size_t		 len;
+};
+
+int	req_read_queue_op_reply(const void *, size_t,
+	    struct req_queue_op_reply *);
+
+/* "name value" lines: [a-z0-9_], a space, digits, LF; NUL-terminated. */
+struct req_metrics_reply {
+	char		text[METRICS_TEXT_MAX + 1];
+};
+
+int	req_read_metrics_reply(const void *, size_t,
+	    struct req_metrics_reply *);
 int	req_read_hello(const void *, size_t, struct req_hello *);
 int	req_read_stats_reply(const void *, size_t, struct req_stats_reply *);
 int	req_read_log_reopened(const void *, size_t, struct req_log_reopened *);

@@ -38,6 +38,10 @@ static const struct request requests[IMSG_TYPE_MAX] = {
 	[IMSG_MX_SAVE] = { ROLE(PROC_MXCACHE), 1, mxstore_save },
 	[IMSG_MX_REFRESH_DONE] = { ROLE(PROC_MXCACHE), 0,
 	    mxstore_refresh_done },
+	/* The answer to a pymailadm remove, hold or release. */
+	[IMSG_QUEUE_OP_REPLY] = { ROLE(PROC_QUEUED), 0, control_queue_reply },
+	/* queued's figures for pymailadm stats. */
+	[IMSG_METRICS_REPLY] = { ROLE(PROC_QUEUED), 0, control_metrics_reply },
 	/* Each helper moved to the new log file. */
 	[IMSG_LOG_REOPENED] = { ROLE_HELPERS, 0, logfile_confirmed },
 	/*

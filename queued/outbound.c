@@ -347,8 +347,10 @@ take_result(struct imsg *im)
 	switch (or.result) {
 	case OUT_DELIVERED:
 		r->status = RS_DONE;
+		qcount.relayed++;
 		break;
 	case OUT_FAILED:
+		qcount.failed++;
 		r->status = RS_FAILED;
 		strlcpy(r->reason, or.text, sizeof(r->reason));
 		break;
@@ -397,4 +399,39 @@ int
 outbound_busy(void)
 {
 	return nattempts > 0 && !outbound_gone;
+}
+
+/* The messages of the attempts under way, for runner_collect. */
+void
+outbound_collect(struct envelope ***v, size_t *n, size_t *cap)
+{
+	struct attempt	*at;
+
+	TAILQ_FOREACH(at, &attempts, entry)
+		runner_collect_one(at->env, v, n, cap);
+}
+
+/*
+ * e was removed: outbound stops relaying it, before the final dot if it
+ * has not sent it yet. Its results still come, and end the attempts as
+ * usual. Returns the attempts told.
+ */
+int
+outbound_cancel(struct envelope *e)
+{
+	struct attempt	*at;
+	struct msgbuild	 mb;
+	int		 n = 0;
+
+	if (outbound_gone)
+		return 0;
+	TAILQ_FOREACH(at, &attempts, entry) {
+		if (at->env != e)
+			continue;
+		mb_init(&mb);
+		mb_u32(&mb, at->id);
+		if (chan_send(&outbound_chan, &mb, IMSG_OUT_CANCEL, 0, -1) == 0)
+			n++;
+	}
+	return n;
 }

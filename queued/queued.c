@@ -43,6 +43,10 @@ parent_dispatch(struct chan *c, struct imsg *im)
 			return -1;
 		runner_flush();
 		return 0;
+	case IMSG_QUEUE_OP:
+		return qops_dispatch(im);
+	case IMSG_METRICS:
+		return metrics_dispatch(im);
 	default:
 		return -1;
 	}

@@ -75,6 +75,8 @@ int	spool_inject(struct envelope *, const char *data, size_t len);
 int	spool_update(struct envelope *);
 /* The message is done: remove it from disk. */
 void	spool_remove(struct envelope *);
+/* Removed by pymailadm while under way: forget it on disk now. */
+void	spool_forget(struct envelope *);
 void	spool_exit(void);
 int	spool_open_data(const struct envelope *);
 void	spool_new_id(char *id);
@@ -87,6 +89,12 @@ void	runner_restore(struct envelope *);
 int	runner_deliver_reply(struct imsg *);
 void	runner_shutdown(void);
 void	runner_flush(void);
+void	runner_collect(struct envelope ***, size_t *);
+void	runner_collect_one(struct envelope *, struct envelope ***, size_t *,
+	    size_t *);
+int	runner_remove(struct envelope *);
+int	runner_hold(struct envelope *);
+int	runner_release(struct envelope *);
 
 /* outbound.c */
 /* Start delivering e's pending remote recipients: 0 out of slots, 1 all
@@ -95,10 +103,29 @@ int	outbound_start(struct envelope *e);
 int	outbound_busy(void);
 int	outbound_dispatch(struct chan *, struct imsg *);
 void	outbound_closed(struct chan *);
+void	outbound_collect(struct envelope ***, size_t *, size_t *);
+int	outbound_cancel(struct envelope *);
 
 /* runner.c, for outbound */
 void	runner_attempt_done(struct envelope *);
 void	runner_outbound_gone(void);
+
+/* qops.c */
+int	qops_dispatch(struct imsg *);
+int	envelope_ptr_cmp(const void *, const void *);	/* for qsort */
+
+/* metrics.c: counted since start, where each event happens */
+struct qcounters {
+	uint64_t	accepted;		/* messages, 250 sent */
+	uint64_t	delivered_local;	/* recipients */
+	uint64_t	relayed;		/* recipients, 2xx at the dot */
+	uint64_t	failed;			/* recipients, for good */
+	uint64_t	deferred;		/* attempts that left some */
+	uint64_t	bounced;		/* messages with failures settled */
+	uint64_t	removed;		/* by pymailadm */
+};
+extern struct qcounters	qcount;
+int	metrics_dispatch(struct imsg *);
 
 /* bounce.c */
 void	bounce_failed(struct envelope *);

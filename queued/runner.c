@@ -29,6 +29,9 @@ static struct envlist	waiting = TAILQ_HEAD_INITIALIZER(waiting);
 /* Mail for a domain whose sessions are all busy: runs again when any
  * outbound attempt ends. */
 static struct envlist	blocked = TAILQ_HEAD_INITIALIZER(blocked);
+/* Held by pymailadm hold: never attempted, never expired, until
+ * released. */
+static struct envlist	onhold = TAILQ_HEAD_INITIALIZER(onhold);
 static struct delivery	*inflight[MAX_INFLIGHT];
 static int		 ninflight;
 /*
@@ -62,10 +65,21 @@ runner_add(struct envelope *e)
 	schedule();
 }
 
+static void
+park(struct envelope *e)
+{
+	e->parked = 1;
+	TAILQ_INSERT_TAIL(&onhold, e, entry);
+}
+
 /* From the spool at start: deferred mail keeps its schedule. */
 void
 runner_restore(struct envelope *e)
 {
+	if (e->held) {
+		park(e);
+		return;
+	}
 	if (e->next_attempt > time(NULL)) {
 		e->waiting = 1;
 		TAILQ_INSERT_TAIL(&waiting, e, entry);
@@ -180,11 +194,21 @@ settle(struct envelope *e)
 	time_t	now = time(NULL);
 	int	delay;
 
-	if (has_status(e, RS_PENDING, 0) &&
+	if (e->removed) {
+		/* Whatever came back, the administrator wants it gone. */
+		log_info("queue id=%s result=removed", e->id);
+		spool_remove(e);
+		envelope_free(e);
+		return 1;
+	}
+	/* Held mail waits for the administrator, not for the clock. */
+	if (!e->held && has_status(e, RS_PENDING, 0) &&
 	    now - e->created >= proc->conf.maxqueuetime)
 		expire(e);
-	if (has_status(e, RS_FAILED, 0))
+	if (has_status(e, RS_FAILED, 0)) {
+		qcount.bounced++;
 		bounce_failed(e);
+	}
 	if (!has_status(e, RS_PENDING, 0) && !has_status(e, RS_FAILED, 0)) {
 		log_info("queue id=%s result=done", e->id);
 		spool_remove(e);
@@ -192,6 +216,7 @@ settle(struct envelope *e)
 		return 1;
 	}
 	/* Pending recipients, or a bounce that could not be queued. */
+	qcount.deferred++;
 	e->attempts++;
 	delay = retry_delay(e->attempts);
 	/* A flush while this attempt ran: it still counts, so no wait. */
@@ -204,7 +229,10 @@ settle(struct envelope *e)
 	log_info("queue id=%s result=deferred attempts=%d retry=%llds "
 	    "error=\"%s\"", e->id, e->attempts,
 	    (long long)(e->next_attempt - now), e->lasterror);
-	wait_retry(e);
+	if (e->held)
+		park(e);
+	else
+		wait_retry(e);
 	return 0;
 }
 
@@ -298,9 +326,11 @@ runner_deliver_reply(struct imsg *im)
 	free(d);
 	r->inflight = 0;
 	e->inflight--;
-	if (result == DELIVER_OK)
+	if (result == DELIVER_OK) {
 		r->status = RS_DONE;
-	else if (result == DELIVER_PERM) {
+		qcount.delivered_local++;
+	} else if (result == DELIVER_PERM) {
+		qcount.failed++;
 		r->status = RS_FAILED;
 		strlcpy(r->reason, reason, sizeof(r->reason));
 	} else
@@ -407,4 +437,146 @@ runner_init(void)
 	evtimer_set(&ev_tick, tick, NULL);
 	event_base_set(proc->base, &ev_tick);
 	evtimer_add(&ev_tick, &tv);
+}
+
+/* ---- pymailadm remove, hold, release (qops.c) ------------------------- */
+
+static int
+on_list(struct envlist *l, const struct envelope *e)
+{
+	struct envelope	*x;
+
+	TAILQ_FOREACH(x, l, entry)
+		if (x == e)
+			return 1;
+	return 0;
+}
+
+/* Take e off whichever list it is on. */
+static void
+unlist(struct envelope *e)
+{
+	if (e->parked)
+		TAILQ_REMOVE(&onhold, e, entry);
+	else if (e->waiting)
+		TAILQ_REMOVE(&waiting, e, entry);
+	else if (e->ready && on_list(&ready, e))
+		TAILQ_REMOVE(&ready, e, entry);
+	else if (e->ready)
+		TAILQ_REMOVE(&blocked, e, entry);
+	e->parked = e->waiting = e->ready = 0;
+}
+
+static void
+collect_list(struct envlist *l, struct envelope ***v, size_t *n,
+    size_t *cap)
+{
+	struct envelope	*e;
+
+	TAILQ_FOREACH(e, l, entry)
+		runner_collect_one(e, v, n, cap);
+}
+
+void
+runner_collect_one(struct envelope *e, struct envelope ***v, size_t *n,
+    size_t *cap)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		*v = xreallocarray(*v, *cap, sizeof(**v));
+	}
+	(*v)[(*n)++] = e;
+}
+
+/*
+ * Every queued message once it has an envelope here: on a list, or
+ * with deliveries under way (then maybe on no list at all). The caller
+ * removes the duplicates; *v is its to free.
+ */
+void
+runner_collect(struct envelope ***v, size_t *n)
+{
+	size_t	cap = 0, i;
+
+	*v = NULL;
+	*n = 0;
+	collect_list(&ready, v, n, &cap);
+	collect_list(&waiting, v, n, &cap);
+	collect_list(&blocked, v, n, &cap);
+	collect_list(&onhold, v, n, &cap);
+	for (i = 0; i < MAX_INFLIGHT; i++)
+		if (inflight[i] != NULL)
+			runner_collect_one(inflight[i]->env, v, n, &cap);
+	outbound_collect(v, n, &cap);
+}
+
+/* Local deliveries of e the parent has now. */
+static int
+local_inflight(const struct envelope *e)
+{
+	size_t	i;
+	int	n = 0;
+
+	for (i = 0; i < e->nrcpts; i++)
+		n += e->rcpts[i].inflight && e->rcpts[i].user[0];
+	return n;
+}
+
+/*
+ * Remove e. Nothing under way: at once. Else its envelope goes now (a
+ * restart does not bring it back), relaying is cancelled, and settle()
+ * drops it when the last result is in, bouncing nothing. Returns the
+ * local deliveries the parent already has (they cannot be called back).
+ */
+int
+runner_remove(struct envelope *e)
+{
+	unlist(e);
+	if (e->inflight == 0) {
+		spool_remove(e);
+		envelope_free(e);
+		return 0;
+	}
+	e->removed = 1;
+	spool_forget(e);
+	outbound_cancel(e);
+	return local_inflight(e);
+}
+
+/* 0 done, 1 it was held already, -1 the envelope could not be kept. */
+int
+runner_hold(struct envelope *e)
+{
+	if (e->held || e->removed)
+		return 1;
+	e->held = 1;
+	if (spool_update(e) == -1) {
+		e->held = 0;
+		return -1;
+	}
+	/* Under way: settle() parks it once the results are in. */
+	if (e->inflight == 0) {
+		unlist(e);
+		park(e);
+	}
+	return 0;
+}
+
+/* 0 done (and due at once), 1 it was not held, -1 as runner_hold. */
+int
+runner_release(struct envelope *e)
+{
+	if (!e->held || e->removed)
+		return 1;
+	e->held = 0;
+	e->next_attempt = 0;
+	if (spool_update(e) == -1) {
+		e->held = 1;
+		return -1;
+	}
+	if (e->parked) {
+		unlist(e);
+		runner_add(e);
+	}
+	return 0;
 }

@@ -675,6 +675,7 @@ batch_done(void *arg)
 		else
 			queue_it(in);
 	}
+	qcount.accepted += n;
 	log_debug("spool: committed %zu messages in one batch", n);
 	batch_free(b);
 	batch_running = 0;
@@ -795,26 +796,51 @@ done_timeout(int fd, short ev, void *arg)
 	commit_schedule();
 }
 
-/* A queued message is done. */
-void
-spool_remove(struct envelope *e)
+/* The journal learns with the next batch that id is gone. */
+static void
+note_done(const char *id)
 {
 	struct timeval	done_wait = { DONE_WAIT, 0 };
 
-	if (!held_remove(e))
-		spool_unlink(e);
-	if (nqueued > 0)
-		nqueued--;
 	if (ndone == ndone_cap) {
 		ndone_cap = ndone_cap ? ndone_cap * 2 : 64;
 		done_ids = xreallocarray(done_ids, ndone_cap,
 		    sizeof(*done_ids));
 	}
-	strlcpy(done_ids[ndone++], e->id, sizeof(*done_ids));
+	strlcpy(done_ids[ndone++], id, sizeof(*done_ids));
 	if (ndone >= DONE_FLUSH)
 		commit_schedule();
 	else if (ndone == 1)
 		evtimer_add(&ev_done, &done_wait);
+}
+
+/* A queued message is done. */
+void
+spool_remove(struct envelope *e)
+{
+	if (!held_remove(e))
+		spool_unlink(e);
+	if (nqueued > 0)
+		nqueued--;
+	note_done(e->id);
+}
+
+/*
+ * The envelope goes at once, so a restart forgets the message (its data
+ * without an envelope is dropped at start), and so does the journal; the
+ * data stays while a delivery still reads it. spool_remove follows.
+ */
+void
+spool_forget(struct envelope *e)
+{
+	char	path[64];
+
+	snprintf(path, sizeof(path), "env/%s", e->id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn("spool: unlink %s", path);
+	else if (fsync(dir_env) == -1)
+		log_warn("spool: fsync env/");
+	note_done(e->id);
 }
 
 int

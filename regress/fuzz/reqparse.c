@@ -9,6 +9,7 @@
 
 #include "imsg.h"
 #include "../../pymaild/reqparse.h"
+#include "qop.h"
 #include "fuzz.h"
 
 #define STR_OK(s)	(memchr((s), '\0', sizeof(s)) != NULL)
@@ -50,6 +51,9 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		struct req_mx_save		mxsave;
 		struct req_mx_refresh_done	mxdone;
 		struct req_tls_sign		sign;
+		struct req_queue_op_reply	qreply;
+		struct req_metrics_reply	metrics;
+		struct qop			qop;
 	} r;
 
 	mb_init(mb);
@@ -142,6 +146,30 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		mb_u32(mb, r.mxdone.domains);
 		mb_u32(mb, r.mxdone.failed);
 		mb_str(mb, r.mxdone.reason);
+		break;
+	case IMSG_QUEUE_OP_REPLY:
+		if (req_read_queue_op_reply(p, len, &r.qreply) == -1)
+			return;
+		FUZZ_ASSERT(r.qreply.ok <= 1 &&
+		    memchr(r.qreply.text, '\0', r.qreply.len) == NULL);
+		mb_u32(mb, r.qreply.ok);
+		mb_u32(mb, r.qreply.len);
+		mb_data(mb, r.qreply.text, r.qreply.len);
+		break;
+	case IMSG_METRICS_REPLY:
+		if (req_read_metrics_reply(p, len, &r.metrics) == -1)
+			return;
+		FUZZ_ASSERT(strspn(r.metrics.text, "abcdefghijklmnopqrstuvwxyz"
+		    "0123456789_ \n") == strlen(r.metrics.text));
+		mb_str(mb, r.metrics.text);
+		break;
+	case IMSG_CTL_QUEUE:
+	case IMSG_QUEUE_OP:
+		if (qop_read(p, len, type == IMSG_QUEUE_OP, &r.qop) == -1)
+			return;
+		FUZZ_ASSERT(r.qop.match != QMATCH_ID || (r.qop.nids >= 1 &&
+		    qop_id_ok(r.qop.ids[r.qop.nids - 1])));
+		qop_build(mb, &r.qop, type == IMSG_QUEUE_OP);
 		break;
 	case IMSG_TLS_SIGN:
 		if (req_read_tls_sign(p, len, &r.sign) == -1)

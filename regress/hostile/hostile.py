@@ -288,7 +288,8 @@ ALLOWED = {
     'pop3d': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_AUTH',
               'IMSG_POP3_LOGIN', 'IMSG_POP3_OPEN', 'IMSG_POP3_UPDATE',
               'IMSG_POP3_RELEASE'},
-    'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER'},
+    'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER',
+               'IMSG_QUEUE_OP_REPLY', 'IMSG_METRICS_REPLY'},
     'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},
     'outbound': {'IMSG_HELLO', 'IMSG_STATS_REPLY'},
 }
@@ -320,6 +321,8 @@ def well_formed(name):
         'IMSG_POP3_RELEASE': (u32(1), False),
         'IMSG_DELIVER': (deliver(1), True),
         'IMSG_MX_SAVE': (b'', True),
+        'IMSG_QUEUE_OP_REPLY': (u32(1) + s('done\n'), False),
+        'IMSG_METRICS_REPLY': (s('queue_messages 0\n'), False),
         'IMSG_MX_REFRESH_DONE': (u32(0) + u32(0) + s(''), False),
     }.get(name, (u32(0), False))
 

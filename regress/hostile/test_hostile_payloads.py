@@ -40,6 +40,9 @@ READERS = [
     ('queued', 'IMSG_DELIVER', deliver(1), False, ()),
     ('queued', 'IMSG_STATS_REPLY', u32(0), False, ()),
     ('mxcache', 'IMSG_MX_REFRESH_DONE', REFRESH, False, ()),
+    ('queued', 'IMSG_QUEUE_OP_REPLY', u32(1) + s('0123456789abcdef '
+                                                 'removed\n'), False, ()),
+    ('queued', 'IMSG_METRICS_REPLY', s('relayed_total 3\n'), False, ()),
 ]
 
 
@@ -129,6 +132,16 @@ class Payloads(hostile.HostileCase):
             # a header in a field
             ('queued', 'IMSG_DELIVER', deliver(1, sender='a@b\r\nX-Evil: 1')),
             ('queued', 'IMSG_DELIVER', deliver(1, rcpt='a@b\nX-Evil: 1')),
+            # what pymailadm prints: no terminal escapes, no NUL, ok 0/1
+            ('queued', 'IMSG_QUEUE_OP_REPLY', u32(1) + s('\x1b[2J gone')),
+            ('queued', 'IMSG_QUEUE_OP_REPLY', u32(0) + s('a\0b')),
+            ('queued', 'IMSG_QUEUE_OP_REPLY', u32(2) + s('removed')),
+            # metrics: a name, a space, digits, a line end; nothing else
+            ('queued', 'IMSG_METRICS_REPLY', s('relayed_total 3')),
+            ('queued', 'IMSG_METRICS_REPLY', s('Relayed 3\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a 1\n# TYPE x\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a -1\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a 1' + '0' * 30 + '\n')),
         ]
         for role, type_, payload in cases:
             with self.subTest(role=role, type=type_, payload=payload[:40]):
