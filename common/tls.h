@@ -62,6 +62,16 @@ SSL	*tls_client_session(const char *servername);
  */
 int	tls_client_dane(SSL *, const char *host, const struct tlsa_reply *r);
 int	tls_client_dane_check(SSL *, char *why, size_t len);
+/*
+ * A smarthost checked the web's way (PKIX): tls_client_load_ca before
+ * the chroot (-1 and tls_error() on failure); tls_client_verify on a
+ * client session before its handshake, the host name (or address) the
+ * certificate must name; after it, tls_client_verify_check: 0 when the
+ * chain ends at a CA of the bundle and names the host, else -1 and why.
+ */
+int	tls_client_load_ca(const char *file);
+int	tls_client_verify(SSL *, const char *host);
+int	tls_client_verify_check(SSL *, char *why, size_t len);
 
 /* tlsremote.c: keys whose private half is the parent's */
 void	tls_remote_signer(int fd);

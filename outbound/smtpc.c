@@ -11,6 +11,11 @@
  * that refuses the STARTTLS command gets the mail in plaintext on the
  * same connection.
  *
+ * The smarthost may be held to more (smtprelaytls = "verify"): STARTTLS
+ * required and a certificate that chains to the CA bundle and names the
+ * smarthost, or the host failed and the mail waits, never in plaintext;
+ * or to less ("none": never STARTTLS, for a relay that breaks it).
+ *
  * Everything from the remote side is bounded: smtpreply.c reads its
  * replies (a line is at most SMTP_REPLY_LINE_MAX octets, a reply at most
  * SMTP_REPLY_LINES_MAX lines), and every wait ends after the config's
@@ -307,10 +312,38 @@ dane_required(const struct smtpc *c)
 	return c->at->hosts[c->at->cur].dane == DANE_REQUIRED;
 }
 
+static int
+relay_tls(const struct smtpc *c, int policy)
+{
+	return c->at->hosts[c->at->cur].pref == HOST_RELAY &&
+	    proc->conf.relaytls == policy;
+}
+
+static int
+verify_required(const struct smtpc *c)
+{
+	return relay_tls(c, RELAYTLS_VERIFY);
+}
+
+/*
+ * The host failed for good in this session (the next one or a later
+ * attempt tries again), with buf as the last error. Polite when it can be.
+ */
+static void
+secure_failed(struct smtpc *c, const char *buf)
+{
+	if (c->state == SC_TLS || c->state == SC_STARTTLS) {
+		smtpc_finish(c, buf);
+		return;
+	}
+	attempt_host_failed(c->at, buf);
+	sendf(c, "QUIT");
+	set_state(c, SC_QUIT);
+}
+
 /*
  * A host whose TLSA records are authentic gets no mail without TLS and
- * (when a record is usable) a certificate matching one: the host failed,
- * the next one or a later attempt tries again. Polite when it can be.
+ * (when a record is usable) a certificate matching one.
  */
 static void
 dane_failed(struct smtpc *c, const char *why)
@@ -321,13 +354,20 @@ dane_failed(struct smtpc *c, const char *why)
 	log_info("outbound id=%s host=%s[%s] dane=failed error=\"%s\"",
 	    c->at->qid, c->at->hosts[c->at->cur].host,
 	    c->at->hosts[c->at->cur].addr, why);
-	if (c->state == SC_TLS || c->state == SC_STARTTLS) {
-		smtpc_finish(c, buf);
-		return;
-	}
-	attempt_host_failed(c->at, buf);
-	sendf(c, "QUIT");
-	set_state(c, SC_QUIT);
+	secure_failed(c, buf);
+}
+
+/* The smarthost under smtprelaytls = "verify": no TLS, no mail. */
+static void
+verify_failed(struct smtpc *c, const char *why)
+{
+	char	buf[256];
+
+	snprintf(buf, sizeof(buf), "TLS verify failed: %s", why);
+	log_info("outbound id=%s host=%s[%s] tls=failed verify=failed "
+	    "error=\"%s\"", c->at->qid, c->at->hosts[c->at->cur].host,
+	    c->at->hosts[c->at->cur].addr, why);
+	secure_failed(c, buf);
 }
 
 /*
@@ -341,6 +381,10 @@ tls_failed(struct smtpc *c, const char *why)
 
 	if (dane_required(c)) {
 		dane_failed(c, why);
+		return;
+	}
+	if (verify_required(c)) {
+		verify_failed(c, why);
 		return;
 	}
 
@@ -376,6 +420,11 @@ start_tls(struct smtpc *c)
 		tls_failed(c, tls_error());
 		return;
 	}
+	if (verify_required(c) && tls_client_verify(ssl, h->host) == -1) {
+		SSL_free(ssl);
+		tls_failed(c, tls_error());
+		return;
+	}
 	tb = bufferevent_openssl_filter_new(proc->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
@@ -396,7 +445,18 @@ static void
 tls_established(struct smtpc *c)
 {
 	SSL	*ssl = bufferevent_openssl_get_ssl(c->bev);
-	char	 why[96], buf[160];
+	char	 why[96], buf[192];
+
+	if (verify_required(c)) {
+		if (tls_client_verify_check(ssl, why, sizeof(why)) == -1) {
+			set_state(c, SC_EHLO);	/* QUIT inside TLS */
+			snprintf(buf, sizeof(buf), "certificate of %.60s "
+			    "not trusted: %s", c->at->hosts[c->at->cur].host,
+			    why);
+			verify_failed(c, buf);
+			return;
+		}
+	}
 
 	c->tls = 1;
 	c->pipelining = c->size_ok = 0;
@@ -420,7 +480,7 @@ static void
 ehlo_done(struct smtpc *c)
 {
 	if (!c->tls && (c->reply.ext & SMTP_EXT_STARTTLS) &&
-	    !c->at->hosts[c->at->cur].notls) {
+	    !c->at->hosts[c->at->cur].notls && !relay_tls(c, RELAYTLS_NONE)) {
 		sendf(c, "STARTTLS");
 		set_state(c, SC_STARTTLS);
 		return;
@@ -428,6 +488,10 @@ ehlo_done(struct smtpc *c)
 	if (!c->tls && dane_required(c)) {
 		dane_failed(c, "TLSA records published but STARTTLS not "
 		    "offered");
+		return;
+	}
+	if (!c->tls && verify_required(c)) {
+		verify_failed(c, "STARTTLS not offered");
 		return;
 	}
 	send_mail(c);
@@ -479,6 +543,10 @@ reply_done(struct smtpc *c, int code)
 		}
 		if (dane_required(c)) {
 			dane_failed(c, "STARTTLS refused");
+			break;
+		}
+		if (verify_required(c)) {
+			verify_failed(c, "STARTTLS refused");
 			break;
 		}
 		/* refused: this session goes on in plaintext */
