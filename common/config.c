@@ -95,6 +95,8 @@ static int	set_tls(struct loader *, const config_setting_t *,
 		    const struct keydef *);
 static int	set_relaytls(struct loader *, const config_setting_t *,
 		    const struct keydef *);
+static int	set_relayauth(struct loader *, const config_setting_t *,
+		    const struct keydef *);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -139,6 +141,7 @@ static const struct keydef keys[] = {
 	{ "pop3sport",		set_int,	OFF(pop3sport), 0, 65535 },
 	{ "smtprelaytls",	set_relaytls,	0, 0, 0 },
 	{ "smtprelaycafile",	set_path,	OFF(relaycafile), 0, 0 },
+	{ "smtprelayauth",	set_relayauth,	0, 0, 0 },
 };
 
 static const char *const default_listen[] = { "127.0.0.1", "::1" };
@@ -666,6 +669,22 @@ set_relaytls(struct loader *ld, const config_setting_t *s,
 	    "\"none\"");
 }
 
+/* "" (no AUTH to the smarthost) or the file of its credentials. */
+static int
+set_relayauth(struct loader *ld, const config_setting_t *s,
+    const struct keydef *k)
+{
+	const char	*v;
+
+	if (get_string(ld, s, k->name, &v) == -1)
+		return -1;
+	free(ld->conf->relayauth);
+	ld->conf->relayauth = NULL;
+	if (*v == '\0')
+		return 0;
+	return get_path(ld, s, k->name, &ld->conf->relayauth);
+}
+
 static int
 set_resolver(struct loader *ld, const config_setting_t *s,
     const struct keydef *k)
@@ -978,6 +997,14 @@ finish(struct loader *ld)
 		return lerr(ld, config_setting_get_member(ld->root,
 		    "usesmtprelay"), "usesmtprelay",
 		    "true needs smtprelay to be set");
+	/* Credentials go only where TLS checked the smarthost, or in
+	 * plaintext to a loopback one: "may" would hand them to anyone in
+	 * the middle. */
+	if (c->relayauth != NULL && c->relaytls == RELAYTLS_MAY)
+		return lerr(ld, config_setting_get_member(ld->root,
+		    "smtprelayauth"), "smtprelayauth", "needs smtprelaytls "
+		    "\"verify\" (or \"none\" for a smarthost on a loopback "
+		    "address)");
 	if (c->retrymax < c->retrymin)
 		return lerr(ld, config_setting_get_member(ld->root,
 		    "retrymax"), "retrymax", "must not be less than retrymin");
@@ -1396,6 +1423,7 @@ config_free(struct config *c)
 		free(c->tls_key[i]);
 	}
 	free(c->relaycafile);
+	free(c->relayauth);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -70,6 +70,7 @@ struct config {
 	 * relaycafile and name relayhost) or _NONE (never STARTTLS). */
 	int		 relaytls;
 	char		*relaycafile;	/* absolute; read by outbound */
+	char		*relayauth;	/* absolute, NULL: no AUTH; parent's */
 };
 
 #define RELAYTLS_MAY	0

@@ -235,6 +235,21 @@ enum imsg_type {
 	IMSG_TLSA_LOOKUP,
 	IMSG_TLSA_REPLY,
 
+	/*
+	 * outbound <-> parent: the smarthost's credentials (smtprelayauth),
+	 * asked for each session to the smarthost once TLS is up (verified),
+	 * or in plaintext to a loopback address under smtprelaytls "none";
+	 * only the parent reads the file. outbound wipes them after use.
+	 *  RELAY_CRED        outbound->parent  u32 req
+	 *  RELAY_CRED_REPLY  parent->outbound  u32 req, u32 status
+	 *                    (RELAY_CRED_*), str user, str password (both ""
+	 *                    unless RELAY_CRED_OK; at most RELAY_CRED_MAX
+	 *                    octets, no control character), str reason
+	 *                    (printable, "" when OK)
+	 */
+	IMSG_RELAY_CRED,
+	IMSG_RELAY_CRED_REPLY,
+
 	IMSG_TYPE_MAX
 };
 
@@ -304,6 +319,12 @@ enum imsg_type {
 /* Attempts under way at once, and for one domain (outbound refuses more) */
 #define OUT_ATTEMPTS_MAX	64
 #define OUT_PER_DOMAIN_MAX	4
+
+/* IMSG_RELAY_CRED_REPLY status */
+#define RELAY_CRED_OK		0
+#define RELAY_CRED_NONE		1	/* no smtprelayauth: no AUTH */
+#define RELAY_CRED_FAIL		2	/* the file went bad: defer */
+#define RELAY_CRED_MAX		255	/* octets of the user, the password */
 
 /* Queue ids: 16 hex digits. */
 #define QUEUE_ID_LEN	16

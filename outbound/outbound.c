@@ -59,6 +59,8 @@ parent_dispatch(struct chan *c, struct imsg *im)
 
 	if ((r = child_common_dispatch(im)) != 0)
 		return r == 1 ? 0 : -1;
+	if (im->hdr.type == IMSG_RELAY_CRED_REPLY && im->fd == -1)
+		return smtpc_cred_reply(im);
 	return -1;
 }
 

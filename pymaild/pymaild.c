@@ -695,7 +695,8 @@ parent_reload(char *err, size_t errlen)
 		free(text);
 		return -1;
 	}
-	if (tlskeys_reload(&nconf, err, errlen) == -1) {
+	if (tlskeys_reload(&nconf, err, errlen) == -1 ||
+	    relayauth_check(&nconf, err, errlen) == -1) {
 		config_free(&nconf);
 		free(text);
 		return -1;
@@ -754,6 +755,10 @@ check_only(void)
 	if (env->conf.ntls > 0 && tlskeys_check(&env->conf, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "pymaild: %s\n", err);
+		exit(1);
+	}
+	if (relayauth_check(&env->conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pymaild: smtprelayauth %s\n", err);
 		exit(1);
 	}
 	printf("%s: configuration OK\n", env->conf.path);
@@ -892,6 +897,7 @@ main(int argc, char *argv[])
 	make_folders();
 	/* As root: a key file is often readable by root only. */
 	tlskeys_init();
+	relayauth_init();
 	raise_fd_limit();
 	bind_all();
 	ctlfd = control_listen(env->conf.controlsocket, env->uid, env->gid);

@@ -218,3 +218,13 @@ req_read_tls_sign(const void *payload, size_t len, struct req_tls_sign *r)
 	r->data = mr_data(&mr, r->len);
 	return mr_end(&mr);
 }
+
+int
+req_read_relay_cred(const void *payload, size_t len, struct req_relay_cred *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->req = mr_u32(&mr);
+	return mr_end(&mr);
+}

@@ -50,6 +50,7 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		struct req_mx_save		mxsave;
 		struct req_mx_refresh_done	mxdone;
 		struct req_tls_sign		sign;
+		struct req_relay_cred		cred;
 	} r;
 
 	mb_init(mb);
@@ -155,6 +156,11 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		mb_u32(mb, r.sign.md);
 		mb_u32(mb, r.sign.len);
 		mb_data(mb, r.sign.data, r.sign.len);
+		break;
+	case IMSG_RELAY_CRED:
+		if (req_read_relay_cred(p, len, &r.cred) == -1)
+			return;
+		mb_u32(mb, r.cred.req);
 		break;
 	default:
 		return;

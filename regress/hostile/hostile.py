@@ -290,7 +290,7 @@ ALLOWED = {
               'IMSG_POP3_RELEASE'},
     'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER'},
     'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},
-    'outbound': {'IMSG_HELLO', 'IMSG_STATS_REPLY'},
+    'outbound': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_RELAY_CRED'},
 }
 # Every helper confirms a log reopen (test_hostile_logreopen.py).
 for _role in ALLOWED:
@@ -321,6 +321,7 @@ def well_formed(name):
         'IMSG_DELIVER': (deliver(1), True),
         'IMSG_MX_SAVE': (b'', True),
         'IMSG_MX_REFRESH_DONE': (u32(0) + u32(0) + s(''), False),
+        'IMSG_RELAY_CRED': (u32(1), False),
     }.get(name, (u32(0), False))
 
 

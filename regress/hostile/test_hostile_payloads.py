@@ -40,6 +40,7 @@ READERS = [
     ('queued', 'IMSG_DELIVER', deliver(1), False, ()),
     ('queued', 'IMSG_STATS_REPLY', u32(0), False, ()),
     ('mxcache', 'IMSG_MX_REFRESH_DONE', REFRESH, False, ()),
+    ('outbound', 'IMSG_RELAY_CRED', u32(1), False, ()),
 ]
 
 

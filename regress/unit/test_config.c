@@ -854,6 +854,23 @@ test_relaytls(void)
 	rv = load("smtprelaytls = \"none\";\n", &c, err, sizeof(err));
 	CHECK("smtprelaytls none", rv == 0 && c.relaytls == RELAYTLS_NONE);
 	config_free(&c);
+	CHECK("default smtprelayauth none", load("", &c, err,
+	    sizeof(err)) == 0 && c.relayauth == NULL);
+	config_free(&c);
+	rv = load("smtprelaytls = \"verify\";\n"
+	    "smtprelayauth = \"/etc/pymaild/relay.auth\";\n",
+	    &c, err, sizeof(err));
+	CHECK("smtprelayauth with verify", rv == 0 && c.relayauth != NULL &&
+	    strcmp(c.relayauth, "/etc/pymaild/relay.auth") == 0);
+	config_free(&c);
+	rv = load("smtprelaytls = \"none\";\nsmtprelayauth = \"\";\n",
+	    &c, err, sizeof(err));
+	CHECK("smtprelayauth empty: none", rv == 0 && c.relayauth == NULL);
+	config_free(&c);
+	check_error("smtprelayauth with may",
+	    "smtprelayauth = \"/etc/pymaild/relay.auth\";\n",
+	    PATH ":1: key 'smtprelayauth': needs smtprelaytls \"verify\" "
+	    "(or \"none\" for a smarthost on a loopback address)");
 	check_error("smtprelaytls unknown",
 	    "smtprelaytls = \"yes\";\n",
 	    PATH ":1: key 'smtprelaytls': must be \"may\", \"verify\" "
