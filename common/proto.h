@@ -250,6 +250,16 @@ enum imsg_type {
 	IMSG_RELAY_CRED,
 	IMSG_RELAY_CRED_REPLY,
 
+	/*
+	 * parent -> smtpd/pop3d: the session ticket keys (RFC 5077), made
+	 * by the parent at start, every TLS_TICKET_ROTATE seconds and at a
+	 * reload, so that a ticket outlives a reload but not two rotations.
+	 *  TLS_TICKET_KEYS  u32 n (1..TLS_TICKET_KEYS_MAX), then n x (16
+	 *                   octets name, 32 AES-256 key, 32 HMAC-SHA256 key);
+	 *                   the first makes new tickets, each opens them
+	 */
+	IMSG_TLS_TICKET_KEYS,
+
 	IMSG_TYPE_MAX
 };
 
@@ -262,6 +272,9 @@ enum imsg_type {
 #define TLS_PAIRS_MAX		2
 #define TLS_CHAIN_MAX		12000	/* PEM octets of one chain */
 #define TLS_SIGN_DATA_MAX	1024	/* RSA 8192 bits */
+#define TLS_TICKET_KEYS_MAX	2	/* the current one and the one before */
+#define TLS_TICKET_KEY_LEN	80	/* name 16, AES key 32, HMAC key 32 */
+#define TLS_TICKET_ROTATE	3600	/* seconds */
 
 /* IMSG_LISTEN kinds */
 #define LISTEN_SMTP	1

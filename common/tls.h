@@ -28,6 +28,8 @@ void	tls_init(void);
 /* IMSG_TLS_SIGNER and IMSG_TLS_CERT from the parent; -1 when malformed. */
 int	tls_on_signer(struct imsg *);
 int	tls_on_cert(struct imsg *);
+/* IMSG_TLS_TICKET_KEYS; -1 when malformed. */
+int	tls_on_ticket_keys(struct imsg *);
 /* A certificate is in place: STARTTLS / STLS may be offered. */
 int	tls_ready(void);
 /* A server session on fd (NULL when not ready). */

@@ -430,6 +430,7 @@ parent_hello(struct child *c, struct imsg *im)
 	c->ready = 1;
 	log_debug("%s ready (pid %d)", proc_names[c->role], (int)c->pid);
 	tlskeys_hello(c);
+	tickets_hello(c);
 	send_listeners(c->role);
 	if (all_ready()) {
 		log_info("pymaild started: pid=%d smtp=%d pop3=%d",
@@ -721,6 +722,7 @@ parent_reload(char *err, size_t errlen)
 		chan_kick(&env->children[r].chan);
 	}
 	store_refresh_users();
+	tickets_rotate();
 	log_info("configuration reloaded from %s", env->confpath);
 	return 0;
 }
@@ -913,6 +915,7 @@ main(int argc, char *argv[])
 	write_pidfile();
 	env->started = time(NULL);
 	env->base = event_base_new();
+	tickets_init(env->base);
 	setup_signals();
 	start_children(logfd);
 	close(logfd);
