@@ -153,6 +153,15 @@ class RelayAuth(OutCase):
         self.assertIn(path, out)
         self.assertIn('group or others', out)
 
+    def test_reload_refuses_a_file_opened_up(self):
+        inst = self.auth_instance()
+        path = inst.config['smtprelayauth']
+        os.chmod(path, 0o640)
+        r = inst.adm('reload')
+        self.assertNotEqual(r.returncode, 0, 'reload took a 0640 file')
+        self.assertIn(path, r.stdout + r.stderr)
+        self.assertTrue(inst.running())
+
     def test_garbled_file_refused(self):
         path = self.auth_file('no colon here\n')
         inst = self.out_instance(relay=self.relay, start=False,
