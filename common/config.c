@@ -93,6 +93,10 @@ static int	set_noauth(struct loader *, const config_setting_t *,
 		    const struct keydef *);
 static int	set_tls(struct loader *, const config_setting_t *,
 		    const struct keydef *);
+static int	set_relaytls(struct loader *, const config_setting_t *,
+		    const struct keydef *);
+static int	set_relayauth(struct loader *, const config_setting_t *,
+		    const struct keydef *);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -135,6 +139,9 @@ static const struct keydef keys[] = {
 	{ "submissionport",	set_int,	OFF(submissionport), 0, 65535 },
 	{ "smtpsport",		set_int,	OFF(smtpsport), 0, 65535 },
 	{ "pop3sport",		set_int,	OFF(pop3sport), 0, 65535 },
+	{ "smtprelaytls",	set_relaytls,	0, 0, 0 },
+	{ "smtprelaycafile",	set_path,	OFF(relaycafile), 0, 0 },
+	{ "smtprelayauth",	set_relayauth,	0, 0, 0 },
 };
 
 static const char *const default_listen[] = { "127.0.0.1", "::1" };
@@ -644,6 +651,41 @@ set_relay(struct loader *ld, const config_setting_t *s, const struct keydef *k)
 }
 
 static int
+set_relaytls(struct loader *ld, const config_setting_t *s,
+    const struct keydef *k)
+{
+	static const char *const names[] = { "may", "verify", "none" };
+	const char	*v;
+	int		 i;
+
+	if (get_string(ld, s, k->name, &v) == -1)
+		return -1;
+	for (i = 0; i < 3; i++)
+		if (strcmp(v, names[i]) == 0) {
+			ld->conf->relaytls = i;	/* RELAYTLS_* in this order */
+			return 0;
+		}
+	return lerr(ld, s, k->name, "must be \"may\", \"verify\" or "
+	    "\"none\"");
+}
+
+/* "" (no AUTH to the smarthost) or the file of its credentials. */
+static int
+set_relayauth(struct loader *ld, const config_setting_t *s,
+    const struct keydef *k)
+{
+	const char	*v;
+
+	if (get_string(ld, s, k->name, &v) == -1)
+		return -1;
+	free(ld->conf->relayauth);
+	ld->conf->relayauth = NULL;
+	if (*v == '\0')
+		return 0;
+	return get_path(ld, s, k->name, &ld->conf->relayauth);
+}
+
+static int
 set_resolver(struct loader *ld, const config_setting_t *s,
     const struct keydef *k)
 {
@@ -899,7 +941,9 @@ set_defaults(struct loader *ld)
 	    store(ld, &c->user, "_pymaild") == -1 ||
 	    store(ld, &c->queueuser, "_pymailq") == -1 ||
 	    store(ld, &c->outbounduser, "_pymailout") == -1 ||
-	    store(ld, &c->resolver, "") == -1)
+	    store(ld, &c->resolver, "") == -1 ||
+	    store(ld, &c->relaycafile,
+	    "/etc/ssl/certs/ca-certificates.crt") == -1)
 		return -1;
 
 	if (strv_copy(default_listen, 2, &c->listen) == -1)
@@ -953,6 +997,14 @@ finish(struct loader *ld)
 		return lerr(ld, config_setting_get_member(ld->root,
 		    "usesmtprelay"), "usesmtprelay",
 		    "true needs smtprelay to be set");
+	/* Credentials go only where TLS checked the smarthost, or in
+	 * plaintext to a loopback one: "may" would hand them to anyone in
+	 * the middle. */
+	if (c->relayauth != NULL && c->relaytls == RELAYTLS_MAY)
+		return lerr(ld, config_setting_get_member(ld->root,
+		    "smtprelayauth"), "smtprelayauth", "needs smtprelaytls "
+		    "\"verify\" (or \"none\" for a smarthost on a loopback "
+		    "address)");
 	if (c->retrymax < c->retrymin)
 		return lerr(ld, config_setting_get_member(ld->root,
 		    "retrymax"), "retrymax", "must not be less than retrymin");
@@ -1370,6 +1422,8 @@ config_free(struct config *c)
 		free(c->tls_cert[i]);
 		free(c->tls_key[i]);
 	}
+	free(c->relaycafile);
+	free(c->relayauth);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -65,7 +65,17 @@ struct config {
 	int		 submissionport;	/* STARTTLS, AUTH needed; 0: off */
 	int		 smtpsport;	/* implicit TLS, AUTH needed; 0: off */
 	int		 pop3sport;	/* implicit TLS; 0: off */
+	/* TLS to the smarthost: RELAYTLS_MAY (opportunistic, as to any
+	 * MX), _VERIFY (STARTTLS required, the certificate must chain to
+	 * relaycafile and name relayhost) or _NONE (never STARTTLS). */
+	int		 relaytls;
+	char		*relaycafile;	/* absolute; read by outbound */
+	char		*relayauth;	/* absolute, NULL: no AUTH; parent's */
 };
+
+#define RELAYTLS_MAY	0
+#define RELAYTLS_VERIFY	1
+#define RELAYTLS_NONE	2
 
 /*
  * Load and validate. On failure return -1 and write one line to err naming

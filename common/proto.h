@@ -276,6 +276,31 @@ enum imsg_type {
 	IMSG_METRICS,
 	IMSG_METRICS_REPLY,
 
+	/*
+	 * outbound <-> parent: the smarthost's credentials (smtprelayauth),
+	 * asked for each session to the smarthost once TLS is up (verified),
+	 * or in plaintext to a loopback address under smtprelaytls "none";
+	 * only the parent reads the file. outbound wipes them after use.
+	 *  RELAY_CRED        outbound->parent  u32 req
+	 *  RELAY_CRED_REPLY  parent->outbound  u32 req, u32 status
+	 *                    (RELAY_CRED_*), str user, str password (both ""
+	 *                    unless RELAY_CRED_OK; at most RELAY_CRED_MAX
+	 *                    octets, no control character), str reason
+	 *                    (printable, "" when OK)
+	 */
+	IMSG_RELAY_CRED,
+	IMSG_RELAY_CRED_REPLY,
+
+	/*
+	 * parent -> smtpd/pop3d: the session ticket keys (RFC 5077), made
+	 * by the parent at start, every TLS_TICKET_ROTATE seconds and at a
+	 * reload, so that a ticket outlives a reload but not two rotations.
+	 *  TLS_TICKET_KEYS  u32 n (1..TLS_TICKET_KEYS_MAX), then n x (16
+	 *                   octets name, 32 AES-256 key, 32 HMAC-SHA256 key);
+	 *                   the first makes new tickets, each opens them
+	 */
+	IMSG_TLS_TICKET_KEYS,
+
 	IMSG_TYPE_MAX
 };
 
@@ -288,6 +313,9 @@ enum imsg_type {
 #define TLS_PAIRS_MAX		2
 #define TLS_CHAIN_MAX		12000	/* PEM octets of one chain */
 #define TLS_SIGN_DATA_MAX	1024	/* RSA 8192 bits */
+#define TLS_TICKET_KEYS_MAX	2	/* the current one and the one before */
+#define TLS_TICKET_KEY_LEN	80	/* name 16, AES key 32, HMAC key 32 */
+#define TLS_TICKET_ROTATE	3600	/* seconds */
 
 /* IMSG_LISTEN kinds */
 #define LISTEN_SMTP	1
@@ -347,6 +375,11 @@ enum imsg_type {
 #define OUT_PER_DOMAIN_MAX	4
 
 #define METRICS_TEXT_MAX	4096
+/* IMSG_RELAY_CRED_REPLY status */
+#define RELAY_CRED_OK		0
+#define RELAY_CRED_NONE		1	/* no smtprelayauth: no AUTH */
+#define RELAY_CRED_FAIL		2	/* the file went bad: defer */
+#define RELAY_CRED_MAX		255	/* octets of the user, the password */
 
 /* Queue ids: 16 hex digits. */
 #define QUEUE_ID_LEN	16

@@ -3,9 +3,10 @@
  *
  * Hygiene: TLS 1.2 and 1.3 only; in 1.2 only forward-secret AEAD suites
  * (Mozilla's "intermediate" list); no compression, no renegotiation.
- * Resumption by stateless tickets, whose keys OpenSSL makes for each
- * context: a returning client skips the signature, and a reload (a new
- * context) starts with new ticket keys.
+ * Resumption by stateless tickets: a returning client skips the
+ * signature. Their keys are the parent's, the same for every context
+ * (a reload makes a new one) and rotated by the parent: the newest makes
+ * tickets, the one before still opens them (and the ticket is renewed).
  *
  * A context is made when the parent has sent every certificate of a
  * generation; sessions already running keep the context they began with.
@@ -19,10 +20,13 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "child.h"
 #include "log.h"
@@ -43,6 +47,14 @@ static SSL_CTX		*building;	/* the one arriving */
 static uint32_t		 building_gen;
 static uint32_t		 building_next;	/* the index expected next */
 static char		 lasterr[160];
+
+struct ticket_key {
+	unsigned char	name[16];
+	unsigned char	aes[32];
+	unsigned char	hmac[32];
+};
+static struct ticket_key ticket_keys[TLS_TICKET_KEYS_MAX];
+static size_t		 nticket_keys;	/* 0: no tickets yet */
 
 void
 tls_init(void)
@@ -70,6 +82,77 @@ tls_ready(void)
 	return ctx != NULL;
 }
 
+/* IMSG_TLS_TICKET_KEYS: the parent's keys replace ours at once. */
+int
+tls_on_ticket_keys(struct imsg *im)
+{
+	struct msgread	 mr;
+	const uint8_t	*p;
+	uint32_t	 n, i;
+
+	mr_init(&mr, im);
+	n = mr_u32(&mr);
+	if (mr.err || n == 0 || n > TLS_TICKET_KEYS_MAX ||
+	    im->datalen != 4 + (size_t)n * TLS_TICKET_KEY_LEN || im->fd != -1)
+		return -1;
+	explicit_bzero(ticket_keys, sizeof(ticket_keys));
+	p = (const uint8_t *)im->data + 4;
+	for (i = 0; i < n; i++, p += TLS_TICKET_KEY_LEN) {
+		memcpy(ticket_keys[i].name, p, 16);
+		memcpy(ticket_keys[i].aes, p + 16, 32);
+		memcpy(ticket_keys[i].hmac, p + 48, 32);
+	}
+	nticket_keys = n;
+	explicit_bzero(im->data, im->datalen);
+	return 0;
+}
+
+static int
+ticket_hmac(EVP_MAC_CTX *hctx, const struct ticket_key *k)
+{
+	OSSL_PARAM	params[3];
+
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    (void *)k->hmac, sizeof(k->hmac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	return EVP_MAC_CTX_set_params(hctx, params);
+}
+
+/*
+ * OpenSSL's ticket callback: enc, seal a new ticket with the newest key
+ * (none before the parent sent one: no ticket); else open one with the
+ * key its name says, 2 (renew it) when that key is not the newest, 0
+ * (a full handshake) when the key is gone.
+ */
+static int
+ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	size_t	i;
+
+	if (enc) {
+		if (nticket_keys == 0)
+			return 0;
+		memcpy(name, ticket_keys[0].name, 16);
+		if (RAND_bytes(iv, 16) != 1 ||
+		    !EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL,
+		    ticket_keys[0].aes, iv) || !ticket_hmac(hctx, &ticket_keys[0]))
+			return -1;
+		return 1;
+	}
+	for (i = 0; i < nticket_keys; i++)
+		if (memcmp(name, ticket_keys[i].name, 16) == 0)
+			break;
+	if (i == nticket_keys)
+		return 0;
+	if (!EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL,
+	    ticket_keys[i].aes, iv) || !ticket_hmac(hctx, &ticket_keys[i]))
+		return -1;
+	return i == 0 ? 1 : 2;
+}
+
 static SSL_CTX *
 ctx_new(void)
 {
@@ -92,6 +175,7 @@ ctx_new(void)
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	/* One ticket is enough for a mail client's next poll. */
 	SSL_CTX_set_num_tickets(c, 1);
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticket_cb);
 	SSL_CTX_set_session_id_context(c, (const unsigned char *)"pymaild",
 	    7);
 	return c;
@@ -369,6 +453,78 @@ tls_client_dane_check(SSL *ssl, char *why, size_t len)
 	if (v == X509_V_OK && SSL_get0_dane_authority(ssl, NULL, NULL) >= 0)
 		return 0;
 	snprintf(why, len, "%s", v == X509_V_OK ? "no TLSA record matched" :
+	    X509_verify_cert_error_string(v));
+	return -1;
+}
+
+/*
+ * The CA bundle for a verified smarthost. outbound reads it before its
+ * chroot (an empty folder): the file is public, and reading it there
+ * keeps a 200 KiB list of certificates off the parent's channel.
+ */
+static X509_STORE	*castore;
+
+int
+tls_client_load_ca(const char *file)
+{
+	X509_STORE	*st;
+
+	lasterr[0] = '\0';
+	if ((st = X509_STORE_new()) == NULL) {
+		note_error();
+		return -1;
+	}
+	if (X509_STORE_load_file(st, file) != 1) {
+		note_error();
+		X509_STORE_free(st);
+		return -1;
+	}
+	X509_STORE_free(castore);
+	castore = st;
+	return 0;
+}
+
+/*
+ * PKIX on a client session, before its handshake: the chain must end at
+ * one of the bundle's CAs and the leaf must name host (a DNS name, or an
+ * address when the smarthost is given as one). As for DANE the handshake
+ * goes on whatever the outcome; tls_client_verify_check tells.
+ */
+int
+tls_client_verify(SSL *ssl, const char *host)
+{
+	X509_VERIFY_PARAM	*param = SSL_get0_param(ssl);
+	unsigned char		 addr[16];
+	int			 ok;
+
+	lasterr[0] = '\0';
+	if (castore == NULL) {
+		snprintf(lasterr, sizeof(lasterr), "no CA bundle loaded");
+		return -1;
+	}
+	if (inet_pton(AF_INET, host, addr) == 1 ||
+	    inet_pton(AF_INET6, host, addr) == 1)
+		ok = X509_VERIFY_PARAM_set1_ip_asc(param, host);
+	else {
+		X509_VERIFY_PARAM_set_hostflags(param,
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		ok = SSL_set1_host(ssl, host);
+	}
+	if (ok != 1 || SSL_set1_verify_cert_store(ssl, castore) != 1) {
+		note_error();
+		return -1;
+	}
+	return 0;
+}
+
+int
+tls_client_verify_check(SSL *ssl, char *why, size_t len)
+{
+	long	v = SSL_get_verify_result(ssl);
+
+	if (v == X509_V_OK && SSL_get0_peer_certificate(ssl) != NULL)
+		return 0;
+	snprintf(why, len, "%s", v == X509_V_OK ? "no certificate" :
 	    X509_verify_cert_error_string(v));
 	return -1;
 }

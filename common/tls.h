@@ -28,6 +28,8 @@ void	tls_init(void);
 /* IMSG_TLS_SIGNER and IMSG_TLS_CERT from the parent; -1 when malformed. */
 int	tls_on_signer(struct imsg *);
 int	tls_on_cert(struct imsg *);
+/* IMSG_TLS_TICKET_KEYS; -1 when malformed. */
+int	tls_on_ticket_keys(struct imsg *);
 /* A certificate is in place: STARTTLS / STLS may be offered. */
 int	tls_ready(void);
 /* A server session on fd (NULL when not ready). */
@@ -62,6 +64,16 @@ SSL	*tls_client_session(const char *servername);
  */
 int	tls_client_dane(SSL *, const char *host, const struct tlsa_reply *r);
 int	tls_client_dane_check(SSL *, char *why, size_t len);
+/*
+ * A smarthost checked the web's way (PKIX): tls_client_load_ca before
+ * the chroot (-1 and tls_error() on failure); tls_client_verify on a
+ * client session before its handshake, the host name (or address) the
+ * certificate must name; after it, tls_client_verify_check: 0 when the
+ * chain ends at a CA of the bundle and names the host, else -1 and why.
+ */
+int	tls_client_load_ca(const char *file);
+int	tls_client_verify(SSL *, const char *host);
+int	tls_client_verify_check(SSL *, char *why, size_t len);
 
 /* tlsremote.c: keys whose private half is the parent's */
 void	tls_remote_signer(int fd);

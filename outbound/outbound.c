@@ -3,6 +3,7 @@
  * queued (attempts in, results out) and mxcache (hosts).
  */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -11,6 +12,7 @@
 #include "proc.h"
 #include "sandbox.h"
 #include "tls.h"
+#include "util.h"
 
 struct chan	queued_chan, mxcache_chan;
 
@@ -59,7 +61,38 @@ parent_dispatch(struct chan *c, struct imsg *im)
 
 	if ((r = child_common_dispatch(im)) != 0)
 		return r == 1 ? 0 : -1;
+	if (im->hdr.type == IMSG_RELAY_CRED_REPLY && im->fd == -1)
+		return smtpc_cred_reply(im);
 	return -1;
+}
+
+/*
+ * The CA bundle that checks the smarthost, read before the chroot (an
+ * empty folder): at a reload that names another file, or turns "verify"
+ * on, the bundle cannot be read any more; the smarthost then fails with
+ * a last error that says so, until a restart.
+ */
+static char	*cafile;
+
+static void
+load_cafile(void)
+{
+	if (proc->conf.relaytls != RELAYTLS_VERIFY)
+		return;
+	if (tls_client_load_ca(proc->conf.relaycafile) == -1)
+		fatalx("smtprelaycafile %s: %s", proc->conf.relaycafile,
+		    tls_error());
+	cafile = xstrdup(proc->conf.relaycafile);
+}
+
+static void
+reloaded(void)
+{
+	if (proc->conf.relaytls == RELAYTLS_VERIFY && (cafile == NULL ||
+	    strcmp(cafile, proc->conf.relaycafile) != 0))
+		log_warnx("outbound: smtprelaycafile %s is read at start "
+		    "only: restart pymaild to use it", proc->conf.relaycafile);
+	attempt_reloaded();
 }
 
 int
@@ -68,7 +101,8 @@ main(int argc, char *argv[])
 	child_start(argc, argv, PROC_OUTBOUND);
 	tls_init();	/* OpenSSL reads its files before the chroot */
 	proc->stats = attempt_count;
-	proc->reloaded = attempt_reloaded;
+	proc->reloaded = reloaded;
+	load_cafile();
 	/* Nothing on disk at all: an empty root, an account of its own. */
 	proc_drop_privs(proc->conf.outbounduser, "/var/empty");
 	chan_init(&queued_chan, proc->base, proc_peer_fd(PROC_OUTBOUND,

@@ -80,6 +80,9 @@ struct attempt {
 /* outbound.c */
 extern struct chan	queued_chan, mxcache_chan;
 
+/* smtpc.c: IMSG_RELAY_CRED_REPLY from the parent; -1 when malformed */
+int	smtpc_cred_reply(struct imsg *);
+
 /* attempt.c */
 void	attempt_init(void);
 void	attempt_reloaded(void);

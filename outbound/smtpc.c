@@ -11,6 +11,16 @@
  * that refuses the STARTTLS command gets the mail in plaintext on the
  * same connection.
  *
+ * The smarthost may be held to more (smtprelaytls = "verify"): STARTTLS
+ * required and a certificate that chains to the CA bundle and names the
+ * smarthost, or the host failed and the mail waits, never in plaintext;
+ * or to less ("none": never STARTTLS, for a relay that breaks it).
+ *
+ * With smtprelayauth, the smarthost gets AUTH PLAIN (or LOGIN) before
+ * MAIL. The credentials are the parent's: asked for each session, and
+ * only once TLS is up and verified, or in plaintext under "none" to a
+ * loopback address; wiped once sent.
+ *
  * Everything from the remote side is bounded: smtpreply.c reads its
  * replies (a line is at most SMTP_REPLY_LINE_MAX octets, a reply at most
  * SMTP_REPLY_LINES_MAX lines), and every wait ends after the config's
@@ -34,6 +44,7 @@
 
 #include <openssl/err.h>
 
+#include "base64.h"
 #include "child.h"
 #include "log.h"
 #include "outbound.h"
@@ -46,7 +57,16 @@
 
 enum smtpc_state {
 	SC_CONNECT, SC_BANNER, SC_EHLO, SC_HELO, SC_MAIL, SC_RCPT, SC_DATA,
-	SC_BODY, SC_DOT, SC_QUIT, SC_STARTTLS, SC_TLS
+	SC_BODY, SC_DOT, SC_QUIT, SC_STARTTLS, SC_TLS,
+	SC_CRED,	/* waiting for the parent's credentials */
+	SC_AUTH_USER,	/* AUTH LOGIN sent: 334 for the user name */
+	SC_AUTH_PASS,	/* the user name sent: 334 for the password */
+	SC_AUTH		/* the credentials sent: 235 or not */
+};
+
+struct cred {
+	char	user[RELAY_CRED_MAX + 1];
+	char	password[RELAY_CRED_MAX + 1];
 };
 
 struct smtpc {
@@ -68,7 +88,15 @@ struct smtpc {
 	char			 tlsdesc[80];
 	int			 dane_usable;	/* TLSA records it checks */
 	int			 dane_ok;	/* and one matched */
+	int			 ehloext;	/* the last EHLO's keywords */
+	int			 authext;	/* its AUTH mechanisms */
+	uint32_t		 credreq;	/* SC_CRED: the request */
+	LIST_ENTRY(smtpc)	 credwait;
+	struct cred		 cred;		/* AUTH LOGIN, between steps */
 };
+
+static LIST_HEAD(, smtpc)	credwaiters = LIST_HEAD_INITIALIZER(credwaiters);
+static uint32_t			next_credreq = 1;
 
 static void	smtpc_read(struct bufferevent *, void *);
 static void	set_state(struct smtpc *, enum smtpc_state);
@@ -132,6 +160,10 @@ smtpc_finish(struct smtpc *c, const char *why)
 	c->finished = 1;
 	if (at->sess == c)
 		at->sess = NULL;
+	explicit_bzero(&c->cred, sizeof(c->cred));
+	if (c->credreq != 0)
+		LIST_REMOVE(c, credwait);
+	c->credreq = 0;
 	if (why != NULL)
 		attempt_host_failed(at, why);
 	if (c->bev != NULL)
@@ -309,10 +341,38 @@ dane_required(const struct smtpc *c)
 	return c->at->hosts[c->at->cur].dane == DANE_REQUIRED;
 }
 
+static int
+relay_tls(const struct smtpc *c, int policy)
+{
+	return c->at->hosts[c->at->cur].pref == HOST_RELAY &&
+	    proc->conf.relaytls == policy;
+}
+
+static int
+verify_required(const struct smtpc *c)
+{
+	return relay_tls(c, RELAYTLS_VERIFY);
+}
+
+/*
+ * The host failed for good in this session (the next one or a later
+ * attempt tries again), with buf as the last error. Polite when it can be.
+ */
+static void
+secure_failed(struct smtpc *c, const char *buf)
+{
+	if (c->state == SC_TLS || c->state == SC_STARTTLS) {
+		smtpc_finish(c, buf);
+		return;
+	}
+	attempt_host_failed(c->at, buf);
+	sendf(c, "QUIT");
+	set_state(c, SC_QUIT);
+}
+
 /*
  * A host whose TLSA records are authentic gets no mail without TLS and
- * (when a record is usable) a certificate matching one: the host failed,
- * the next one or a later attempt tries again. Polite when it can be.
+ * (when a record is usable) a certificate matching one.
  */
 static void
 dane_failed(struct smtpc *c, const char *why)
@@ -323,13 +383,20 @@ dane_failed(struct smtpc *c, const char *why)
 	log_info("outbound id=%s host=%s[%s] dane=failed error=\"%s\"",
 	    c->at->qid, c->at->hosts[c->at->cur].host,
 	    c->at->hosts[c->at->cur].addr, why);
-	if (c->state == SC_TLS || c->state == SC_STARTTLS) {
-		smtpc_finish(c, buf);
-		return;
-	}
-	attempt_host_failed(c->at, buf);
-	sendf(c, "QUIT");
-	set_state(c, SC_QUIT);
+	secure_failed(c, buf);
+}
+
+/* The smarthost under smtprelaytls = "verify": no TLS, no mail. */
+static void
+verify_failed(struct smtpc *c, const char *why)
+{
+	char	buf[256];
+
+	snprintf(buf, sizeof(buf), "TLS verify failed: %s", why);
+	log_info("outbound id=%s host=%s[%s] tls=failed verify=failed "
+	    "error=\"%s\"", c->at->qid, c->at->hosts[c->at->cur].host,
+	    c->at->hosts[c->at->cur].addr, why);
+	secure_failed(c, buf);
 }
 
 /*
@@ -343,6 +410,10 @@ tls_failed(struct smtpc *c, const char *why)
 
 	if (dane_required(c)) {
 		dane_failed(c, why);
+		return;
+	}
+	if (verify_required(c)) {
+		verify_failed(c, why);
 		return;
 	}
 
@@ -378,6 +449,11 @@ start_tls(struct smtpc *c)
 		tls_failed(c, tls_error());
 		return;
 	}
+	if (verify_required(c) && tls_client_verify(ssl, h->host) == -1) {
+		SSL_free(ssl);
+		tls_failed(c, tls_error());
+		return;
+	}
 	tb = bufferevent_openssl_filter_new(proc->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
@@ -398,7 +474,18 @@ static void
 tls_established(struct smtpc *c)
 {
 	SSL	*ssl = bufferevent_openssl_get_ssl(c->bev);
-	char	 why[96], buf[160];
+	char	 why[96], buf[192];
+
+	if (verify_required(c)) {
+		if (tls_client_verify_check(ssl, why, sizeof(why)) == -1) {
+			set_state(c, SC_EHLO);	/* QUIT inside TLS */
+			snprintf(buf, sizeof(buf), "certificate of %.60s "
+			    "not trusted: %s", c->at->hosts[c->at->cur].host,
+			    why);
+			verify_failed(c, buf);
+			return;
+		}
+	}
 
 	c->tls = 1;
 	c->pipelining = c->size_ok = 0;
@@ -418,11 +505,182 @@ tls_established(struct smtpc *c)
 	set_state(c, SC_EHLO);
 }
 
+/* May the smarthost's credentials cross this connection? */
+static int
+cred_allowed(const struct smtpc *c)
+{
+	unsigned char	a[16];
+	const char	*addr = c->at->hosts[c->at->cur].addr;
+
+	if (c->tls)
+		return verify_required(c);
+	if (!relay_tls(c, RELAYTLS_NONE))
+		return 0;
+	if (inet_pton(AF_INET, addr, a) == 1)
+		return a[0] == 127;
+	return inet_pton(AF_INET6, addr, a) == 1 &&
+	    IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a);
+}
+
+static void
+auth_refused(struct smtpc *c, const char *why)
+{
+	log_info("outbound id=%s host=%s[%s] auth=failed error=\"%s\"",
+	    c->at->qid, c->at->hosts[c->at->cur].host,
+	    c->at->hosts[c->at->cur].addr, why);
+	attempt_host_failed(c->at, why);
+	sendf(c, "QUIT");
+	set_state(c, SC_QUIT);
+}
+
+/* The smarthost, and credentials to give it: ask the parent. */
+static int
+want_auth(struct smtpc *c)
+{
+	struct msgbuild	mb;
+
+	if (c->at->hosts[c->at->cur].pref != HOST_RELAY ||
+	    proc->conf.relayauth == NULL)
+		return 0;
+	if (!cred_allowed(c)) {
+		auth_refused(c, "smtprelayauth: no credentials over a "
+		    "connection TLS did not verify");
+		return 1;
+	}
+	c->authext = c->ehloext & (SMTP_EXT_AUTH_PLAIN |
+	    SMTP_EXT_AUTH_LOGIN);
+	if (c->authext == 0) {
+		/* It may know us by address: let it decide on MAIL. */
+		log_info("outbound id=%s host=%s[%s] auth=none: no AUTH PLAIN "
+		    "or LOGIN offered", c->at->qid,
+		    c->at->hosts[c->at->cur].host,
+		    c->at->hosts[c->at->cur].addr);
+		return 0;
+	}
+	if (next_credreq == 0)
+		next_credreq++;
+	mb_init(&mb);
+	mb_u32(&mb, next_credreq);
+	if (chan_send(&proc->parent, &mb, IMSG_RELAY_CRED, 0, -1) == -1) {
+		auth_refused(c, "smtprelayauth: cannot ask the parent");
+		return 1;
+	}
+	c->credreq = next_credreq++;
+	LIST_INSERT_HEAD(&credwaiters, c, credwait);
+	set_state(c, SC_CRED);
+	return 1;
+}
+
+static void
+send_b64(struct smtpc *c, const char *prefix, const void *raw, size_t len)
+{
+	char	b64[((2 * RELAY_CRED_MAX + 2) + 2) / 3 * 4 + 1];
+
+	if (base64_encode(raw, len, b64, sizeof(b64)) == -1)
+		fatalx("smtpc: credentials too long to encode");
+	sendf(c, "%s%s", prefix, b64);
+	explicit_bzero(b64, sizeof(b64));
+}
+
+/* AUTH PLAIN with its initial response (RFC 4954, RFC 4616). */
+static void
+auth_plain(struct smtpc *c, const struct cred *cr)
+{
+	unsigned char	raw[2 * RELAY_CRED_MAX + 2];
+	size_t		ulen = strlen(cr->user), plen = strlen(cr->password);
+
+	raw[0] = '\0';
+	memcpy(raw + 1, cr->user, ulen);
+	raw[1 + ulen] = '\0';
+	memcpy(raw + 2 + ulen, cr->password, plen);
+	send_b64(c, "AUTH PLAIN ", raw, 2 + ulen + plen);
+	explicit_bzero(raw, sizeof(raw));
+	set_state(c, SC_AUTH);
+}
+
+/* The parent's answer: AUTH, or the host failed. */
+int
+smtpc_cred_reply(struct imsg *im)
+{
+	struct msgread	 mr;
+	struct smtpc	*c;
+	struct cred	 cr;
+	char		 reason[256], why[320];
+	uint32_t	 req, status;
+	int		 r = 0;
+
+	mr_init(&mr, im);
+	req = mr_u32(&mr);
+	status = mr_u32(&mr);
+	mr_str(&mr, cr.user, sizeof(cr.user));
+	mr_str(&mr, cr.password, sizeof(cr.password));
+	mr_str(&mr, reason, sizeof(reason));
+	if (mr_end(&mr) == -1 || status > RELAY_CRED_FAIL ||
+	    (status == RELAY_CRED_OK && (cr.user[0] == '\0' ||
+	    cr.password[0] == '\0'))) {
+		r = -1;
+		goto done;
+	}
+	LIST_FOREACH(c, &credwaiters, credwait)
+		if (c->credreq == req)
+			break;
+	if (c == NULL)
+		goto done;	/* that session ended meanwhile */
+	LIST_REMOVE(c, credwait);
+	c->credreq = 0;
+	if (status == RELAY_CRED_NONE) {
+		send_mail(c);
+		goto done;
+	}
+	if (status == RELAY_CRED_FAIL) {
+		text_printable(reason, sizeof(reason), reason,
+		    strlen(reason));
+		snprintf(why, sizeof(why), "smtprelayauth %s", reason);
+		auth_refused(c, why);
+		goto done;
+	}
+	if (c->authext & SMTP_EXT_AUTH_PLAIN)
+		auth_plain(c, &cr);
+	else {
+		c->cred = cr;
+		sendf(c, "AUTH LOGIN");
+		set_state(c, SC_AUTH_USER);
+	}
+done:
+	explicit_bzero(&cr, sizeof(cr));
+	explicit_bzero(im->data, im->datalen);
+	return r;
+}
+
+/* A reply to AUTH: 334 for the next LOGIN step, 235 for done. */
+static void
+auth_reply(struct smtpc *c, int code, const char *said)
+{
+	if (c->state == SC_AUTH && code == 235) {
+		send_mail(c);
+		return;
+	}
+	if (c->state != SC_AUTH && code == 334) {
+		if (c->state == SC_AUTH_USER) {
+			send_b64(c, "", c->cred.user, strlen(c->cred.user));
+			set_state(c, SC_AUTH_PASS);
+			return;
+		}
+		send_b64(c, "", c->cred.password, strlen(c->cred.password));
+		explicit_bzero(&c->cred, sizeof(c->cred));
+		set_state(c, SC_AUTH);
+		return;
+	}
+	explicit_bzero(&c->cred, sizeof(c->cred));
+	auth_refused(c, said);
+}
+
 static void
 ehlo_done(struct smtpc *c)
 {
+	c->ehloext = c->reply.ext;
 	if (!c->tls && (c->reply.ext & SMTP_EXT_STARTTLS) &&
-	    !c->at->hosts[c->at->cur].notls) {
+	    !c->at->hosts[c->at->cur].notls && !relay_tls(c, RELAYTLS_NONE)) {
 		sendf(c, "STARTTLS");
 		set_state(c, SC_STARTTLS);
 		return;
@@ -432,6 +690,12 @@ ehlo_done(struct smtpc *c)
 		    "offered");
 		return;
 	}
+	if (!c->tls && verify_required(c)) {
+		verify_failed(c, "STARTTLS not offered");
+		return;
+	}
+	if (want_auth(c))
+		return;
 	send_mail(c);
 }
 
@@ -483,11 +747,22 @@ reply_done(struct smtpc *c, int code)
 			dane_failed(c, "STARTTLS refused");
 			break;
 		}
+		if (verify_required(c)) {
+			verify_failed(c, "STARTTLS refused");
+			break;
+		}
 		/* refused: this session goes on in plaintext */
 		log_info("outbound id=%s host=%s[%s] tls=refused reply=\"%s\"",
 		    c->at->qid, c->at->hosts[c->at->cur].host,
 		    c->at->hosts[c->at->cur].addr, c->reply.text);
+		if (want_auth(c))
+			break;
 		send_mail(c);
+		break;
+	case SC_AUTH_USER:
+	case SC_AUTH_PASS:
+	case SC_AUTH:
+		auth_reply(c, code, said);
 		break;
 	case SC_RCPT:
 		rcpt_reply(c, code);

@@ -33,9 +33,32 @@ keyword_is(const char *kw, size_t len, const char *name)
 	return len == n || kw[n] == ' ' || kw[n] == '\0';
 }
 
+/* "AUTH PLAIN LOGIN ...": the mechanisms we know, whole words. */
+static void
+auth_mechanisms(struct smtp_reply *r, const char *p, size_t len)
+{
+	size_t	i = 0, start;
+
+	while (i < len) {
+		while (i < len && p[i] == ' ')
+			i++;
+		start = i;
+		while (i < len && p[i] != ' ' && p[i] != '\0')
+			i++;
+		if (keyword_is(p + start, i - start, "PLAIN"))
+			r->ext |= SMTP_EXT_AUTH_PLAIN;
+		if (keyword_is(p + start, i - start, "LOGIN"))
+			r->ext |= SMTP_EXT_AUTH_LOGIN;
+		if (i < len && p[i] == '\0')
+			break;
+	}
+}
+
 static void
 ehlo_keyword(struct smtp_reply *r, const char *kw, size_t len)
 {
+	if (keyword_is(kw, len, "AUTH") && len > 4)
+		auth_mechanisms(r, kw + 5, len - 5);
 	if (keyword_is(kw, len, "PIPELINING"))
 		r->ext |= SMTP_EXT_PIPELINING;
 	if (keyword_is(kw, len, "SIZE"))

@@ -12,6 +12,8 @@
 #define SMTP_EXT_PIPELINING	0x01	/* EHLO keywords */
 #define SMTP_EXT_SIZE		0x02
 #define SMTP_EXT_STARTTLS	0x04
+#define SMTP_EXT_AUTH_PLAIN	0x08	/* AUTH and the mechanisms we use */
+#define SMTP_EXT_AUTH_LOGIN	0x10
 
 enum smtp_reply_status {
 	SMTP_REPLY_MORE,	/* every whole line used; more octets wanted */

@@ -148,6 +148,8 @@ parent_dispatch(struct chan *c, struct imsg *im)
 		return tls_on_signer(im);
 	if (im->hdr.type == IMSG_TLS_CERT)
 		return tls_on_cert(im);
+	if (im->hdr.type == IMSG_TLS_TICKET_KEYS)
+		return tls_on_ticket_keys(im);
 	mr_init(&mr, im);
 	id = mr_u32(&mr);
 	switch (im->hdr.type) {

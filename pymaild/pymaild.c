@@ -430,6 +430,7 @@ parent_hello(struct child *c, struct imsg *im)
 	c->ready = 1;
 	log_debug("%s ready (pid %d)", proc_names[c->role], (int)c->pid);
 	tlskeys_hello(c);
+	tickets_hello(c);
 	send_listeners(c->role);
 	if (all_ready()) {
 		log_info("pymaild started: pid=%d smtp=%d pop3=%d",
@@ -695,7 +696,8 @@ parent_reload(char *err, size_t errlen)
 		free(text);
 		return -1;
 	}
-	if (tlskeys_reload(&nconf, err, errlen) == -1) {
+	if (tlskeys_reload(&nconf, err, errlen) == -1 ||
+	    relayauth_check(&nconf, err, errlen) == -1) {
 		config_free(&nconf);
 		free(text);
 		return -1;
@@ -720,6 +722,7 @@ parent_reload(char *err, size_t errlen)
 		chan_kick(&env->children[r].chan);
 	}
 	store_refresh_users();
+	tickets_rotate();
 	log_info("configuration reloaded from %s", env->confpath);
 	return 0;
 }
@@ -754,6 +757,10 @@ check_only(void)
 	if (env->conf.ntls > 0 && tlskeys_check(&env->conf, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "pymaild: %s\n", err);
+		exit(1);
+	}
+	if (relayauth_check(&env->conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pymaild: smtprelayauth %s\n", err);
 		exit(1);
 	}
 	printf("%s: configuration OK\n", env->conf.path);
@@ -892,6 +899,7 @@ main(int argc, char *argv[])
 	make_folders();
 	/* As root: a key file is often readable by root only. */
 	tlskeys_init();
+	relayauth_init();
 	raise_fd_limit();
 	bind_all();
 	ctlfd = control_listen(env->conf.controlsocket, env->uid, env->gid);
@@ -907,6 +915,7 @@ main(int argc, char *argv[])
 	write_pidfile();
 	env->started = time(NULL);
 	env->base = event_base_new();
+	tickets_init(env->base);
 	setup_signals();
 	start_children(logfd);
 	close(logfd);

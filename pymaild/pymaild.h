@@ -131,6 +131,18 @@ void	tlskeys_start(void);	/* the signing thread, once the loop is */
 void	tlskeys_hello(struct child *);
 int	tlskeys_reload(const struct config *, char *err, size_t errlen);
 
+/* relayauth.c: the smarthost's credentials (smtprelayauth) */
+/* Is the file there, a regular file only its owner may read, holding one
+ * good line? -1 with err naming the file. */
+int	relayauth_check(const struct config *, char *err, size_t errlen);
+int	relayauth_request(struct child *, struct imsg *);
+void	relayauth_init(void);	/* at start: fatal when the file is bad */
+
+/* tickets.c: TLS session ticket keys for smtpd and pop3d */
+void	tickets_init(struct event_base *);
+void	tickets_hello(struct child *);
+void	tickets_rotate(void);	/* at a reload, and every hour */
+
 /* auth.c: password checks off the event loop, and failure throttling */
 typedef void	(*auth_done_fn)(void *arg, int ok, const char *newhash);
 void	auth_init(struct event_base *, int nthreads);

@@ -274,3 +274,13 @@ req_read_metrics_reply(const void *payload, size_t len,
 		return -1;
 	return metrics_lines_ok(r->text) ? 0 : -1;
 }
+
+int
+req_read_relay_cred(const void *payload, size_t len, struct req_relay_cred *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	r->req = mr_u32(&mr);
+	return mr_end(&mr);
+}

@@ -145,6 +145,12 @@ int	req_read_mx_save(const void *, size_t, struct req_mx_save *);
 int	req_read_mx_refresh_done(const void *, size_t,
 	    struct req_mx_refresh_done *);
 
+/* RELAY_CRED: outbound asks for the smarthost's credentials. */
+struct req_relay_cred {
+	uint32_t	req;
+};
+int	req_read_relay_cred(const void *, size_t, struct req_relay_cred *);
+
 int	req_read_tls_sign(const void *, size_t, struct req_tls_sign *);
 
 uint32_t	req_entry(const struct req_list *, size_t i);

@@ -44,6 +44,8 @@ static const struct request requests[IMSG_TYPE_MAX] = {
 	[IMSG_METRICS_REPLY] = { ROLE(PROC_QUEUED), 0, control_metrics_reply },
 	/* Each helper moved to the new log file. */
 	[IMSG_LOG_REOPENED] = { ROLE_HELPERS, 0, logfile_confirmed },
+	/* The smarthost's credentials, for one session. */
+	[IMSG_RELAY_CRED] = { ROLE(PROC_OUTBOUND), 0, relayauth_request },
 	/*
 	 * Not here: IMSG_TLS_SIGN, which smtpd and pop3d send on their
 	 * signing socket only, where pymaild/tlskeys.c takes it and nothing

@@ -159,6 +159,8 @@ parent_dispatch(struct chan *c, struct imsg *im)
 		return tls_on_signer(im);
 	case IMSG_TLS_CERT:
 		return tls_on_cert(im);
+	case IMSG_TLS_TICKET_KEYS:
+		return tls_on_ticket_keys(im);
 	case IMSG_AUTH_REPLY:
 	case IMSG_RCPT_REPLY:
 		return parent_reply(im);

@@ -54,6 +54,7 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		struct req_queue_op_reply	qreply;
 		struct req_metrics_reply	metrics;
 		struct qop			qop;
+		struct req_relay_cred		cred;
 	} r;
 
 	mb_init(mb);
@@ -183,6 +184,11 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		mb_u32(mb, r.sign.md);
 		mb_u32(mb, r.sign.len);
 		mb_data(mb, r.sign.data, r.sign.len);
+		break;
+	case IMSG_RELAY_CRED:
+		if (req_read_relay_cred(p, len, &r.cred) == -1)
+			return;
+		mb_u32(mb, r.cred.req);
 		break;
 	default:
 		return;

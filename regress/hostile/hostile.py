@@ -291,7 +291,7 @@ ALLOWED = {
     'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER',
                'IMSG_QUEUE_OP_REPLY', 'IMSG_METRICS_REPLY'},
     'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},
-    'outbound': {'IMSG_HELLO', 'IMSG_STATS_REPLY'},
+    'outbound': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_RELAY_CRED'},
 }
 # Every helper confirms a log reopen (test_hostile_logreopen.py).
 for _role in ALLOWED:
@@ -324,6 +324,7 @@ def well_formed(name):
         'IMSG_QUEUE_OP_REPLY': (u32(1) + s('done\n'), False),
         'IMSG_METRICS_REPLY': (s('queue_messages 0\n'), False),
         'IMSG_MX_REFRESH_DONE': (u32(0) + u32(0) + s(''), False),
+        'IMSG_RELAY_CRED': (u32(1), False),
     }.get(name, (u32(0), False))
 
 

@@ -254,6 +254,23 @@ class HostileOutbound(hostile.HostileCase):
                 self.assertQueuedFailsClosed(inst, p, r'outbound',
                                              a['qid'])
 
+    def test_relay_cred_without_smtprelayauth(self):
+        # A compromised outbound of a server with no smtprelayauth asks
+        # for the smarthost's credentials, again and again: it gets
+        # "none" and empty strings, and the parent goes on.
+        inst, p, q = self.start()
+        peer = self.parent_peer
+        for req in range(1, 51):
+            peer.send(T['IMSG_RELAY_CRED'], u32(req))
+        for req in range(1, 51):
+            payload = peer.expect(T['IMSG_RELAY_CRED_REPLY'])
+            got, status = struct.unpack_from('<II', payload, 0)
+            user, off = read_str(payload, 8)
+            password, off = read_str(payload, off)
+            self.assertEqual((got, status, user, password),
+                             (req, 1, '', ''))   # RELAY_CRED_NONE
+        self.assertIsNone(p.poll())
+
 
 if __name__ == '__main__':
     import unittest

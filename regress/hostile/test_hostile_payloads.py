@@ -43,6 +43,7 @@ READERS = [
     ('queued', 'IMSG_QUEUE_OP_REPLY', u32(1) + s('0123456789abcdef '
                                                  'removed\n'), False, ()),
     ('queued', 'IMSG_METRICS_REPLY', s('relayed_total 3\n'), False, ()),
+    ('outbound', 'IMSG_RELAY_CRED', u32(1), False, ()),
 ]
 
 

@@ -26,6 +26,11 @@ What it can be told (configure(); reset() goes back to "accept all"):
   TLS (the client must EHLO again; what it sent behind STARTTLS is
   dropped); tls_fail=True: 220, then bytes that are no TLS record and
   the connection closed, so the handshake fails.
+- auth=(user, password): AUTH is offered (auth_mechs, default PLAIN and
+  LOGIN) and required before MAIL (530 otherwise); the right credentials
+  get 235, any other 535 5.7.8.  Each try is kept in the session's
+  auth_tries as (mechanism, user, password, ok, tls); sess.auth and a
+  transaction's auth name the user who logged in.
 - misbehave=(stage, kind): at stage 'greeting', 'ehlo', 'mail', 'rcpt',
   'data' or 'dot', instead of the reply, do one of
     'garbage'   lines that are not SMTP (binary bytes, no reply code), then
@@ -95,6 +100,7 @@ class Transaction:
         self.reply = None           # reply text at the end of DATA
         self.time = None            # time.monotonic() at the end of DATA
         self.tls = None             # its session's TLS, at MAIL
+        self.auth = None            # the user logged in, at MAIL
 
     @property
     def accepted(self):
@@ -119,6 +125,8 @@ class Session:
         self.ended = None           # time.monotonic() when it ended
         self.sent = 0               # octets the sink sent
         self.tls = None             # 'TLSv1.3 TLS_AES_...' once in TLS
+        self.auth = None            # the user once AUTH succeeded
+        self.auth_tries = []        # (mech, user, password, ok, tls)
 
     def __repr__(self):
         return '<Session %s:%d %d commands %d transactions%s>' % (
@@ -280,6 +288,8 @@ class Sink:
             self.misbehave = None
             self.tls = None
             self.tls_fail = False
+            self.auth = None
+            self.auth_mechs = ('PLAIN', 'LOGIN')
 
     def accept_all(self):
         """Replies and misbehaviour back to normal (keeps EHLO/SIZE)."""
@@ -309,7 +319,8 @@ class Sink:
                                          '%r, kind in %r' % (STAGES, KINDS))
                     self.misbehave = v
                 elif k in ('ehlo', 'size', 'pipelining', 'extensions',
-                           'hostname', 'greeting', 'tls', 'tls_fail'):
+                           'hostname', 'greeting', 'tls', 'tls_fail',
+                           'auth', 'auth_mechs'):
                     setattr(self, k, v)
                 else:
                     raise TypeError('sink: unknown setting %r' % k)
@@ -490,6 +501,8 @@ class Sink:
             if self.size is not None:
                 ext.append('SIZE %d' % self.size if self.size else 'SIZE')
             ext.extend(self.extensions)
+            if self.auth is not None and self.auth_mechs:
+                ext.append('AUTH ' + ' '.join(self.auth_mechs))
             lines = [self.hostname + ' greets you'] + ext
         return '\n'.join('250%s%s' % ('-' if i < len(lines) - 1 else ' ', l)
                          for i, l in enumerate(lines))
@@ -534,9 +547,14 @@ class Sink:
                 if p is None:
                     self._say(conn, sess, '501 5.5.4 syntax: MAIL FROM:<a>')
                     continue
+                if self._setting('auth') is not None and sess.auth is None:
+                    self._say(conn, sess, '530 5.7.0 sink: authentication '
+                              'required')
+                    continue
                 t = Transaction(sess)
                 t.mail_line = line
                 t.tls = sess.tls
+                t.auth = sess.auth
                 t.mail_from, t.mail_params = p
                 self._misbehave(conn, sess, 'mail')
                 r = self._reply_for('mail', sess, t, t.mail_from,
@@ -590,6 +608,9 @@ class Sink:
                     and not sess.tls:
                 self._starttls(conn, sess)
                 txn = None
+            elif verb == 'AUTH' and self._setting('auth') is not None \
+                    and sess.auth is None:
+                self._auth(conn, sess, arg)
             elif verb == 'RSET':
                 txn = None
                 self._say(conn, sess, '250 2.0.0 Ok')
@@ -621,6 +642,51 @@ class Sink:
             sess.tls = '%s %s' % (conn.sock.version(),
                                   conn.sock.cipher()[0])
             sess.helo = None
+            sess.auth = None
+
+    def _auth_line(self, conn, sess, prompt):
+        self._say(conn, sess, '334 ' + prompt)
+        line = conn.line(limit=4096)
+        with self.lock:
+            sess.commands.append(line)
+        return line.rstrip(b'\r\n')
+
+    @staticmethod
+    def _b64(data):
+        import base64
+        import binascii
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+    def _auth(self, conn, sess, arg):
+        """AUTH PLAIN (initial response or not) and AUTH LOGIN."""
+        mech, _, initial = arg.partition(' ')
+        mech = mech.upper()
+        if mech not in [m.upper() for m in self._setting('auth_mechs')]:
+            self._say(conn, sess, '504 5.5.4 sink: mechanism not offered')
+            return
+        user = password = None
+        if mech == 'PLAIN':
+            raw = self._b64(initial.encode() if initial else
+                            self._auth_line(conn, sess, ''))
+            parts = raw.split(b'\0') if raw is not None else []
+            if len(parts) == 3:
+                user, password = parts[1], parts[2]
+        else:
+            u = self._b64(self._auth_line(conn, sess, 'VXNlcm5hbWU6'))
+            p = self._b64(self._auth_line(conn, sess, 'UGFzc3dvcmQ6'))
+            user, password = u, p
+        want_user, want_password = self._setting('auth')
+        ok = (user == want_user.encode() and
+              password == want_password.encode())
+        with self.lock:
+            sess.auth_tries.append((mech, user, password, ok, sess.tls))
+            if ok:
+                sess.auth = want_user
+        self._say(conn, sess, '235 2.7.0 sink: authenticated' if ok else
+                  '535 5.7.8 sink: authentication credentials invalid')
 
     def _read_data(self, conn, sess, txn):
         raw, out, bare, total = [], [], [], 0

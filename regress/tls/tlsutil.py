@@ -118,9 +118,10 @@ crlDistributionPoints = URI:http://ca.test.example/test.crl
 
 
 def make_signed_pair(folder, name, kind, ca, days=365,
-                     cn='mail.test.example'):
+                     cn='mail.test.example', san=None):
     """(cert path, key path) of a server pair signed by ca (make_ca's
-    answer): ECDSA P-256 or RSA 2048, a leaf as public CAs issue them."""
+    answer): ECDSA P-256 or RSA 2048, a leaf as public CAs issue them.
+    san: its subjectAltName (default DNS:cn), e.g. 'IP:127.0.0.1'."""
     key = os.path.join(folder, name + '.key')
     cert = os.path.join(folder, name + '.pem')
     if kind == 'ec':
@@ -135,7 +136,9 @@ def make_signed_pair(folder, name, kind, ca, days=365,
     csr = os.path.join(folder, name + '.csr')
     ext = os.path.join(folder, name + '.ext')
     with open(ext, 'w') as f:
-        f.write(LEAF_EXT.format(usage=usage, cn=cn))
+        f.write(LEAF_EXT.format(usage=usage, cn=cn).replace(
+            'subjectAltName = DNS:' + cn,
+            'subjectAltName = ' + (san or 'DNS:' + cn)))
     openssl('req', '-new', '-key', key, '-out', csr, '-subj', '/CN=' + cn)
     openssl('x509', '-req', '-in', csr, '-CA', ca[0], '-CAkey', ca[1],
             '-CAcreateserial', '-out', cert, '-days', str(days),

@@ -830,6 +830,53 @@ test_files(void)
 	CHECK("short error buffer", rv == -1 && strlen(err) == 7);
 }
 
+/* The smarthost's TLS policy and CA bundle. */
+static void
+test_relaytls(void)
+{
+	struct config	 c;
+	char		 err[512];
+	int		 rv;
+
+	rv = load("", &c, err, sizeof(err));
+	CHECK("default smtprelaytls may", rv == 0 &&
+	    c.relaytls == RELAYTLS_MAY);
+	CHECK("default smtprelaycafile", rv == 0 && strcmp(c.relaycafile,
+	    "/etc/ssl/certs/ca-certificates.crt") == 0);
+	config_free(&c);
+	rv = load("smtprelaytls = \"verify\";\n"
+	    "smtprelaycafile = \"/etc/pymaild/ca.pem\";\n",
+	    &c, err, sizeof(err));
+	CHECK("smtprelaytls verify", rv == 0 &&
+	    c.relaytls == RELAYTLS_VERIFY &&
+	    strcmp(c.relaycafile, "/etc/pymaild/ca.pem") == 0);
+	config_free(&c);
+	rv = load("smtprelaytls = \"none\";\n", &c, err, sizeof(err));
+	CHECK("smtprelaytls none", rv == 0 && c.relaytls == RELAYTLS_NONE);
+	config_free(&c);
+	CHECK("default smtprelayauth none", load("", &c, err,
+	    sizeof(err)) == 0 && c.relayauth == NULL);
+	config_free(&c);
+	rv = load("smtprelaytls = \"verify\";\n"
+	    "smtprelayauth = \"/etc/pymaild/relay.auth\";\n",
+	    &c, err, sizeof(err));
+	CHECK("smtprelayauth with verify", rv == 0 && c.relayauth != NULL &&
+	    strcmp(c.relayauth, "/etc/pymaild/relay.auth") == 0);
+	config_free(&c);
+	rv = load("smtprelaytls = \"none\";\nsmtprelayauth = \"\";\n",
+	    &c, err, sizeof(err));
+	CHECK("smtprelayauth empty: none", rv == 0 && c.relayauth == NULL);
+	config_free(&c);
+	check_error("smtprelayauth with may",
+	    "smtprelayauth = \"/etc/pymaild/relay.auth\";\n",
+	    PATH ":1: key 'smtprelayauth': needs smtprelaytls \"verify\" "
+	    "(or \"none\" for a smarthost on a loopback address)");
+	check_error("smtprelaytls unknown",
+	    "smtprelaytls = \"yes\";\n",
+	    PATH ":1: key 'smtprelaytls': must be \"may\", \"verify\" "
+	    "or \"none\"");
+}
+
 int
 main(void)
 {
@@ -843,5 +890,6 @@ main(void)
 	test_netmask();
 	test_localdomain();
 	test_files();
+	test_relaytls();
 	UNIT_EXIT();
 }

@@ -172,6 +172,26 @@ test_ehlo(void)
 	CHECK("keywords start anew", st == SMTP_REPLY_DONE && r.ext == 0);
 }
 
+static void
+test_auth(void)
+{
+	CHECK("AUTH PLAIN LOGIN", FEED("250-x\r\n250 AUTH PLAIN LOGIN\r\n",
+	    1) && r.ext == (SMTP_EXT_AUTH_PLAIN | SMTP_EXT_AUTH_LOGIN));
+	CHECK("AUTH, other mechanisms around", FEED("250-x\r\n"
+	    "250 auth CRAM-MD5 login XOAUTH2\r\n", 1) &&
+	    r.ext == SMTP_EXT_AUTH_LOGIN);
+	CHECK("AUTH mechanisms are whole words",
+	    FEED("250-x\r\n250 AUTH PLAINX LOGINS XPLAIN\r\n", 1) &&
+	    r.ext == 0);
+	CHECK("AUTH= (old style) is not AUTH",
+	    FEED("250-x\r\n250 AUTH=PLAIN LOGIN\r\n", 1) && r.ext == 0);
+	CHECK("AUTH only in EHLO", FEED("250 AUTH PLAIN\r\n", 0) &&
+	    r.ext == 0);
+	CHECK("AUTH mechanisms, several spaces",
+	    FEED("250-x\r\n250 AUTH  PLAIN\r\n", 1) &&
+	    r.ext == SMTP_EXT_AUTH_PLAIN);
+}
+
 /* The same input cut in every possible way gives the same replies. */
 static void
 test_pieces(void)
@@ -223,6 +243,7 @@ main(void)
 	test_lines();
 	test_limits();
 	test_ehlo();
+	test_auth();
 	test_pieces();
 	UNIT_EXIT();
 }
