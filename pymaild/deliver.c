@@ -5,7 +5,9 @@
  * is copied into USER/Maildir/tmp with LF line ends behind Return-Path
  * and Delivered-To lines; one syncfs() makes the whole batch durable, the
  * renames into new/ follow, and a second syncfs() makes those durable
- * before queued hears "delivered" and may forget the message. That disk
+ * before queued hears "delivered" and may forget the message. Each
+ * rename is followed by its line in the mailbox's maildirsize (quota.c),
+ * the figure every host on the store counts against. That disk
  * work runs on a thread of its own, so logins and RCPT checks are not
  * kept waiting behind it.
  */
@@ -24,6 +26,7 @@
 
 #include "bgjob.h"
 #include "log.h"
+#include "maildirsize.h"
 #include "policy.h"
 #include "pymaild.h"
 #include "util.h"
@@ -45,6 +48,7 @@ struct dreq {
 	long long		 wsize;		/* W=: octets with CRLF */
 	int			 result;
 	char			 reason[256];
+	struct stat		 qpre, qpost;	/* maildirsize around our line */
 };
 
 TAILQ_HEAD(dreqlist, dreq);
@@ -220,13 +224,27 @@ static void
 move_to_new(struct dreq *d)
 {
 	char	path[PATH_MAX];
+	int	order;
 
 	if ((size_t)snprintf(path, sizeof(path),
 	    "%s/%s/Maildir/new/%s,S=%lld,W=%lld", batch_maildir, d->user,
-	    d->unique, d->size, d->wsize) >= sizeof(path))
+	    d->unique, d->size, d->wsize) >= sizeof(path)) {
 		errno = ENAMETOOLONG;
-	else if (rename(d->tmp, path) == 0)
-		return;
+		goto fail;
+	}
+	/* A recount sees both the message and its line, or neither. */
+	order = quota_order_begin(batch_maildir, d->user);
+	if (rename(d->tmp, path) == -1) {
+		quota_order_end(order);
+		goto fail;
+	}
+	if (quota_append(batch_maildir, d->user, d->size, 1, &d->qpre,
+	    &d->qpost) == -1)
+		log_warn("delivery id=%s user=%s: append to %s", d->id,
+		    d->user, MDSIZE_NAME);
+	quota_order_end(order);
+	return;
+fail:
 	fail_errno(d, "rename into new/");
 	unlink(d->tmp);
 }
@@ -334,7 +352,8 @@ batch_done(void *arg)
 	while ((d = TAILQ_FIRST(&running)) != NULL) {
 		TAILQ_REMOVE(&running, d, entry);
 		if (d->result == DELIVER_OK)
-			store_usage_add(d->user, d->size);
+			store_usage_add(d->user, d->size, &d->qpre,
+			    &d->qpost);
 		reply(d);
 		free(d);
 	}
