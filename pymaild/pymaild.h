@@ -125,6 +125,8 @@ int	mxstore_refresh(uint32_t ctlid);
 /* quota.c: USER/Maildir/maildirsize, the quota figure on the store */
 int	quota_usage(const char *maildir, const char *user, long long limit,
 	    int age_ok, long long *bytes, struct stat *st);
+int	quota_tail(const char *maildir, const char *user, long long *bytes,
+	    struct stat *st);
 int	quota_append(const char *maildir, const char *user, long long bytes,
 	    long long count, struct stat *pre, struct stat *post);
 /* Held (shared) over a rename or unlink and its line: a recount waits. */

@@ -21,6 +21,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -194,6 +195,85 @@ write_file(const char *maildir, const char *user, long long limit,
 }
 
 /*
+ * The S= figure of a Maildir name ("unique,S=n,W=n:2,flags"), as the
+ * Maildir++ recount takes it: a scan of a large mailbox then costs no
+ * stat per message. -1 when there is none.
+ */
+static long long
+name_size(const char *name)
+{
+	const char	*p, *end = strchr(name, ':');
+	long long	 v;
+	int		 digits;
+
+	if (end == NULL)
+		end = name + strlen(name);
+	for (p = strchr(name, ','); p != NULL && p < end;
+	    p = strchr(p + 1, ',')) {
+		if (p[1] != 'S' || p[2] != '=')
+			continue;
+		v = 0;
+		for (p += 3, digits = 0; *p >= '0' && *p <= '9'; p++) {
+			if (++digits > 15)	/* past MDSIZE_FIGURE_MAX */
+				return -1;
+			v = v * 10 + (*p - '0');
+		}
+		return digits > 0 && (*p == ',' || *p == ':' ||
+		    *p == '\0') ? v : -1;
+	}
+	return -1;
+}
+
+static int
+scan_dir(const char *maildir, const char *user, const char *sub,
+    long long *bytes, long long *count)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 st;
+	char		 path[PATH_MAX];
+	long long	 size;
+	int		 n;
+
+	n = snprintf(path, sizeof(path), "%s/%s/Maildir/%s", maildir, user,
+	    sub);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((d = opendir(path)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' ||
+		    (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
+			continue;
+		if ((size = name_size(de->d_name)) == -1 ||
+		    de->d_type == DT_UNKNOWN) {
+			if (fstatat(dirfd(d), de->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(st.st_mode))
+				continue;
+			if (size == -1)
+				size = st.st_size;
+		}
+		*bytes += size;
+		(*count)++;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int
+scan(const char *maildir, const char *user, long long *bytes,
+    long long *count)
+{
+	*bytes = *count = 0;
+	if (scan_dir(maildir, user, "new", bytes, count) == -1 ||
+	    scan_dir(maildir, user, "cur", bytes, count) == -1)
+		return -1;
+	return 0;
+}
+
+/*
  * The figure of user's mailbox: 0 (read) or 1 (recounted) with *bytes
  * and *st (the stat of the file it came from; zeroed when it came from
  * a scan the file does not hold), -1 on error. age_ok: a file past MDSIZE_RECOUNT_AGE may still
@@ -225,7 +305,7 @@ quota_usage(const char *maildir, const char *user, long long limit,
 		    why);
 	memset(st, 0, sizeof(*st));
 	fd = order_lock(maildir, user, 1, 0);
-	if (maildir_usage(maildir, user, bytes, &count) == -1) {
+	if (scan(maildir, user, bytes, &count) == -1) {
 		quota_order_end(fd);
 		return -1;
 	}
@@ -236,6 +316,52 @@ quota_usage(const char *maildir, const char *user, long long limit,
 	}
 	quota_order_end(fd);
 	return 1;
+}
+
+/*
+ * The lines appended since the file was *st (same file, grown, each of
+ * the new lines whole): 0 with their sums in *bytes and the file's new
+ * stat in *st; -1 when only a full read can tell (the file was replaced,
+ * shrank, or the tail is not a run of usage lines). A busy mailbox's
+ * figure then costs the few new lines, not the whole file, per change.
+ */
+int
+quota_tail(const char *maildir, const char *user, long long *bytes,
+    struct stat *st)
+{
+	struct mdsize	 q;
+	struct stat	 now;
+	char		 path[PATH_MAX], *buf;
+	const char	*why;
+	off_t		 from = st->st_size;
+	ssize_t		 n, len;
+	int		 fd, r = -1;
+
+	if (mdsize_path(path, sizeof(path), maildir, user) == -1 ||
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &now) == -1 || !S_ISREG(now.st_mode) ||
+	    now.st_ino != st->st_ino || now.st_dev != st->st_dev ||
+	    now.st_size <= from || now.st_size > MDSIZE_RECOUNT_BYTES) {
+		close(fd);
+		return -1;
+	}
+	len = now.st_size - from;
+	/* An empty first line: mdsize_parse's "no limit" limit line. */
+	buf = xmalloc(len + 1);
+	buf[0] = '\n';
+	do
+		n = pread(fd, buf + 1, len, from);
+	while (n == -1 && errno == EINTR);
+	close(fd);
+	if (n == len && mdsize_parse(buf, len + 1, &q, &why) == 0) {
+		*bytes = q.bytes;
+		*st = now;
+		r = 0;
+	}
+	free(buf);
+	return r;
 }
 
 /*

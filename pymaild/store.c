@@ -120,20 +120,32 @@ recounted_lately(const struct mbox *m)
 	    mono_now() - m->recounted < MDSIZE_RECOUNT_AGE;
 }
 
+/* Is m's figure the file's (following lines others appended)? */
 static int
-cache_current(const struct mbox *m)
+cache_current(struct mbox *m)
 {
 	struct stat	st;
 	char		path[PATH_MAX];
+	long long	added;
 
 	if (m->bytes < 0 || m->qst.st_ino == 0)
 		return 0;
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s/Maildir/%s",
 	    env->conf.maildir, m->user, MDSIZE_NAME) >= sizeof(path) ||
-	    stat(path, &st) == -1 || !same_file(&st, &m->qst))
+	    stat(path, &st) == -1)
 		return 0;
-	return recounted_lately(m) ||
-	    time(NULL) - st.st_mtim.tv_sec <= MDSIZE_RECOUNT_AGE;
+	if (!recounted_lately(m) &&
+	    time(NULL) - st.st_mtim.tv_sec > MDSIZE_RECOUNT_AGE)
+		return 0;
+	if (same_file(&st, &m->qst))
+		return 1;
+	st = m->qst;
+	if (quota_tail(env->conf.maildir, m->user, &added, &st) == -1 ||
+	    m->bytes + added < 0)
+		return 0;
+	m->bytes += added;
+	m->qst = st;
+	return 1;
 }
 
 long long
@@ -165,6 +177,9 @@ store_usage_add(const char *user, long long bytes, const struct stat *pre,
 	struct mbox	*m;
 
 	if ((m = mbox_find(user)) == NULL || m->bytes < 0)
+		return;
+	/* Read again on the loop after our line: already counted. */
+	if (post->st_ino != 0 && same_file(post, &m->qst))
 		return;
 	if (pre->st_ino == 0 || post->st_ino == 0 ||
 	    !same_file(pre, &m->qst) || m->bytes + bytes < 0) {

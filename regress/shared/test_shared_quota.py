@@ -176,6 +176,8 @@ class Quota(SharedCase):
             'cut': b'10000000S\n123 1\n45',
             'negative': b'10000000S\n-99999999 -5\n',
             'huge': b'10000000S\n999999999999999999 1\n',
+            # well formed but past 5,120 bytes: the Maildir++ rule
+            'large': b'10000000S\n' + b'1 0\n' * 1500,
         }
         for n, (what, text) in enumerate(sorted(cases.items()), 2):
             with self.subTest(what=what):
@@ -185,6 +187,7 @@ class Quota(SharedCase):
                 self.assertTrue(pmtest.wait_for(
                     lambda: self.disk('alice')[1] == n, 20))
                 self.assert_sum_matches_disk('alice')
+                self.assertLess(os.path.getsize(self.mdsize('alice')), 5120)
         log = self.a.log() + self.b.log()
         self.assertIn('mailbox of alice: maildirsize bad usage line, '
                       'recounted', log)
