@@ -683,7 +683,7 @@ parent_reload(char *err, size_t errlen)
 {
 	struct config	 nconf;
 	char		*text;
-	int		 r;
+	int		 r, hostfd;
 
 	if (file_read_all(env->confpath, 1024 * 1024, &text, NULL) == -1) {
 		snprintf(err, errlen, "%s: cannot read: %s", env->confpath,
@@ -695,11 +695,24 @@ parent_reload(char *err, size_t errlen)
 		free(text);
 		return -1;
 	}
-	if (tlskeys_reload(&nconf, err, errlen) == -1) {
+	/* A new name for the Maildir files: only while no host has it. */
+	hostfd = -1;
+	if (strcmp(nconf.serverhostname, env->conf.serverhostname) != 0 &&
+	    (hostfd = hostlock_open(env->conf.maildir, nconf.serverhostname,
+	    env->uid, env->gid, err, errlen)) == -1) {
 		config_free(&nconf);
 		free(text);
 		return -1;
 	}
+	if (tlskeys_reload(&nconf, err, errlen) == -1) {
+		if (hostfd != -1)
+			close(hostfd);
+		config_free(&nconf);
+		free(text);
+		return -1;
+	}
+	if (hostfd != -1)
+		hostlock_keep(hostfd);
 	warn_changed(&env->conf, &nconf);
 	/* Keep what cannot change without a restart. */
 	free(nconf.maildir);
@@ -859,7 +872,8 @@ main(int argc, char *argv[])
 {
 	extern char	**environ;
 	const char	 *confpath = "/etc/pymaild.conf";
-	int		  ch, checkonly = 0, logfd, ctlfd;
+	int		  ch, checkonly = 0, logfd, ctlfd, hostfd;
+	char		  err[1024];
 	pid_t		  other;
 
 	env = xcalloc(1, sizeof(*env));
@@ -890,6 +904,12 @@ main(int argc, char *argv[])
 	    "pymaild");
 	lookup_account(env->conf.user, &env->uid, &env->gid);
 	make_folders();
+	/* Before the fork, so a refusal reaches the starter's terminal. */
+	if ((hostfd = hostlock_open(env->conf.maildir,
+	    env->conf.serverhostname, env->uid, env->gid, err,
+	    sizeof(err))) == -1)
+		fatalx("%s", err);
+	hostlock_keep(hostfd);
 	/* As root: a key file is often readable by root only. */
 	tlskeys_init();
 	raise_fd_limit();

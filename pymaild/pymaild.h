@@ -133,6 +133,11 @@ int	quota_append(const char *maildir, const char *user, long long bytes,
 int	quota_order_begin(const char *maildir, const char *user);
 void	quota_order_end(int fd);
 
+/* hostlock.c: MAILDIR/.hosts/NAME.lock, one host of each name on a store */
+int	hostlock_open(const char *maildir, const char *name, uid_t uid,
+	    gid_t gid, char *err, size_t errlen);
+void	hostlock_keep(int fd);
+
 /* deliver.c */
 void	deliver_init(void);
 int	deliver_request(struct child *, struct imsg *);
