@@ -209,3 +209,24 @@ class Quota(SharedCase):
             data = f.read()
         self.assertRegex(data, rb'\n-\d+ -2\n$')
         self.assert_sum_matches_disk('alice')
+
+    def test_import_through_b_counted_on_a(self):
+        self.deliver_one(self.a, 'alice', 'before')
+        self.assertTrue(pmtest.wait_for(
+            lambda: self.disk('alice')[1] == 1, 20))
+        old = os.path.join(self.a.dir, 'old')
+        os.makedirs(os.path.join(old, 'alice'))
+        msg = b'Subject: imported\r\n\r\n' + b'x' * 5000 + b'\r\n.\r\n'
+        with open(os.path.join(old, 'users'), 'w') as f:
+            f.write('alice:%s\n' % ('0' * 32))
+        with open(os.path.join(old, 'alice', 'u1'), 'wb') as f:
+            f.write(msg)
+        with open(os.path.join(old, 'alice', 'mail'), 'w') as f:
+            f.write('u1:%d\n' % len(msg))
+        os.chmod(old, 0o755)
+        r = self.b.adm('import', old)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.deliver_one(self.a, 'alice', 'after')
+        self.assertTrue(pmtest.wait_for(
+            lambda: self.disk('alice')[1] == 3, 20))
+        self.assert_sum_matches_disk('alice')
