@@ -135,6 +135,8 @@ static const struct keydef keys[] = {
 	{ "submissionport",	set_int,	OFF(submissionport), 0, 65535 },
 	{ "smtpsport",		set_int,	OFF(smtpsport), 0, 65535 },
 	{ "pop3sport",		set_int,	OFF(pop3sport), 0, 65535 },
+	{ "sharedstore",	set_bool,	OFF(sharedstore), 0, 0 },
+	{ "mxcachefile",	set_path,	OFF(mxcachefile), 0, 0 },
 };
 
 static const char *const default_listen[] = { "127.0.0.1", "::1" };
@@ -949,6 +951,14 @@ finish(struct loader *ld)
 		(void)snprintf(c->spooldir, len, "%s/queue", c->maildir);
 		path_clean(c->spooldir);
 	}
+	if (c->mxcachefile == NULL) {
+		len = strlen(c->maildir) + sizeof("/mxservers");
+		if ((c->mxcachefile = malloc(len)) == NULL)
+			return nomem(ld);
+		(void)snprintf(c->mxcachefile, len, "%s/mxservers",
+		    c->maildir);
+		path_clean(c->mxcachefile);
+	}
 	if (c->usesmtprelay && c->relayhost == NULL)
 		return lerr(ld, config_setting_get_member(ld->root,
 		    "usesmtprelay"), "usesmtprelay",
@@ -1366,6 +1376,7 @@ config_free(struct config *c)
 	free(c->outbounduser);
 	free(c->resolver);
 	free(c->resolverhost);
+	free(c->mxcachefile);
 	for (i = 0; i < CONFIG_TLS_PAIRS; i++) {
 		free(c->tls_cert[i]);
 		free(c->tls_key[i]);

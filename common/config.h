@@ -65,6 +65,9 @@ struct config {
 	int		 submissionport;	/* STARTTLS, AUTH needed; 0: off */
 	int		 smtpsport;	/* implicit TLS, AUTH needed; 0: off */
 	int		 pop3sport;	/* implicit TLS; 0: off */
+	/* Several hosts share maildir: -n checks what must stay local. */
+	int		 sharedstore;
+	char		*mxcachefile;	/* absolute; default maildir/mxservers */
 };
 
 /*

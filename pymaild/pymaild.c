@@ -671,6 +671,7 @@ warn_changed(const struct config *o, const struct config *n)
 	    strcmp(o->outbounduser, n->outbounduser) != 0 ||
 	    strcmp(o->maildir, n->maildir) != 0 ||
 	    strcmp(o->spooldir, n->spooldir) != 0 ||
+	    strcmp(o->mxcachefile, n->mxcachefile) != 0 ||
 	    strcmp(o->logfile, n->logfile) != 0;
 
 	if (changed)
@@ -719,6 +720,8 @@ parent_reload(char *err, size_t errlen)
 	nconf.maildir = xstrdup(env->conf.maildir);
 	free(nconf.spooldir);
 	nconf.spooldir = xstrdup(env->conf.spooldir);
+	free(nconf.mxcachefile);
+	nconf.mxcachefile = xstrdup(env->conf.mxcachefile);
 	/* The helpers' log goes where it went (syslog or our file). */
 	free(nconf.logfile);
 	nconf.logfile = xstrdup(env->conf.logfile);
@@ -735,6 +738,35 @@ parent_reload(char *err, size_t errlen)
 	store_refresh_users();
 	log_info("configuration reloaded from %s", env->confpath);
 	return 0;
+}
+
+/* Is path the folder top or inside it? Both absolute and clean. */
+static int
+path_inside(const char *path, const char *top)
+{
+	size_t	len = strlen(top);
+
+	return strncmp(path, top, len) == 0 &&
+	    (path[len] == '\0' || path[len] == '/');
+}
+
+/*
+ * With several hosts on one maildir, what is each host's own must not
+ * live in it: two hosts' queues in one folder would take each other's
+ * messages, and their MX caches would overwrite each other's.
+ */
+static void
+shared_store_warnings(const struct config *c)
+{
+	if (path_inside(c->spooldir, c->maildir))
+		fprintf(stderr, "%s: warning: spooldir %s lies inside the "
+		    "shared maildir %s: each host needs a local spool "
+		    "(set spooldir)\n", c->path, c->spooldir, c->maildir);
+	if (path_inside(c->mxcachefile, c->maildir))
+		fprintf(stderr, "%s: warning: mxcachefile %s lies inside the "
+		    "shared maildir %s: the hosts would overwrite each "
+		    "other's MX cache (set mxcachefile)\n", c->path,
+		    c->mxcachefile, c->maildir);
 }
 
 static void
@@ -764,6 +796,8 @@ check_only(void)
 		userdb_free(&db);
 	} else
 		fprintf(stderr, "warning: %s\n", err);
+	if (env->conf.sharedstore)
+		shared_store_warnings(&env->conf);
 	if (env->conf.ntls > 0 && tlskeys_check(&env->conf, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "pymaild: %s\n", err);
