@@ -37,6 +37,7 @@
 
 #include "impparse.h"
 #include "imsg.h"
+#include "maildirsize.h"
 #include "mboxlock.h"
 #include "proc.h"
 #include "pymailadm.h"
@@ -1046,6 +1047,23 @@ lock_mailbox(struct olduser *u)
 /* ------------------------------------------------------------------ */
 /* The command */
 
+/*
+ * The messages came in without their lines in the mailbox's Maildir++
+ * maildirsize, which every host counts the quota by: without the file,
+ * the next host to need the figure recounts the Maildir.
+ */
+static void
+forget_quota_figure(struct olduser *u)
+{
+	char	path[PATH_MAX];
+
+	path_in_maildir(path, sizeof(path), u->name, "Maildir/" MDSIZE_NAME);
+	if (unlink(path) == -1 && errno != ENOENT)
+		imp_warn("cannot remove %s (%s): the quota figure of %s is "
+		    "low until it is recounted", path, strerror(errno),
+		    u->name);
+}
+
 /* Is path (absolute, resolved) top or below it? */
 static int
 path_under(const char *path, const char *top)
@@ -1147,6 +1165,8 @@ cmd_import(int argc, char **argv)
 		if ((mboxfd = lock_mailbox(u)) == -1)
 			continue;
 		import_mail(u);
+		if (u->msgs > 0)
+			forget_quota_figure(u);
 		close(mboxfd);
 		imp.msgs += u->msgs;
 		imp.bytes += u->bytes;

@@ -131,7 +131,7 @@ refresh_here(void)
 
 	memset(&r, 0, sizeof(r));
 	become_owner();
-	snprintf(path, sizeof(path), "%s/%s", adm.conf.maildir, MXFILE_NAME);
+	strlcpy(path, adm.conf.mxcachefile, sizeof(path));
 	read_cache(path, &r.old);
 	if ((r.base = event_base_new()) == NULL)
 		die("updatemx: event_base_new failed");

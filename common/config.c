@@ -142,6 +142,8 @@ static const struct keydef keys[] = {
 	{ "smtprelaytls",	set_relaytls,	0, 0, 0 },
 	{ "smtprelaycafile",	set_path,	OFF(relaycafile), 0, 0 },
 	{ "smtprelayauth",	set_relayauth,	0, 0, 0 },
+	{ "sharedstore",	set_bool,	OFF(sharedstore), 0, 0 },
+	{ "mxcachefile",	set_path,	OFF(mxcachefile), 0, 0 },
 };
 
 static const char *const default_listen[] = { "127.0.0.1", "::1" };
@@ -993,6 +995,14 @@ finish(struct loader *ld)
 		(void)snprintf(c->spooldir, len, "%s/queue", c->maildir);
 		path_clean(c->spooldir);
 	}
+	if (c->mxcachefile == NULL) {
+		len = strlen(c->maildir) + sizeof("/mxservers");
+		if ((c->mxcachefile = malloc(len)) == NULL)
+			return nomem(ld);
+		(void)snprintf(c->mxcachefile, len, "%s/mxservers",
+		    c->maildir);
+		path_clean(c->mxcachefile);
+	}
 	if (c->usesmtprelay && c->relayhost == NULL)
 		return lerr(ld, config_setting_get_member(ld->root,
 		    "usesmtprelay"), "usesmtprelay",
@@ -1418,6 +1428,7 @@ config_free(struct config *c)
 	free(c->outbounduser);
 	free(c->resolver);
 	free(c->resolverhost);
+	free(c->mxcachefile);
 	for (i = 0; i < CONFIG_TLS_PAIRS; i++) {
 		free(c->tls_cert[i]);
 		free(c->tls_key[i]);

@@ -71,6 +71,9 @@ struct config {
 	int		 relaytls;
 	char		*relaycafile;	/* absolute; read by outbound */
 	char		*relayauth;	/* absolute, NULL: no AUTH; parent's */
+	/* Several hosts share maildir: -n checks what must stay local. */
+	int		 sharedstore;
+	char		*mxcachefile;	/* absolute; default maildir/mxservers */
 };
 
 #define RELAYTLS_MAY	0

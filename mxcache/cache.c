@@ -289,21 +289,21 @@ cache_load(int fd)
 	time_t		 now = time(NULL);
 
 	if (mxfile_read_fd(fd, MXFILE_MAX, &text, &len) == -1) {
-		log_warn("%s/%s: cannot read it; starting with an empty MX "
-		    "cache", proc->conf.maildir, MXFILE_NAME);
+		log_warn("%s: cannot read it; starting with an empty MX "
+		    "cache", proc->conf.mxcachefile);
 		return;
 	}
 	if (mxfile_parse(text, len, &set, err, sizeof(err)) == -1) {
-		log_warnx("%s/%s: corrupt, %s; starting with an empty MX "
-		    "cache", proc->conf.maildir, MXFILE_NAME, err);
+		log_warnx("%s: corrupt, %s; starting with an empty MX "
+		    "cache", proc->conf.mxcachefile, err);
 		free(text);
 		return;
 	}
 	free(text);
 	if ((i = mxset_clamp(&set, now, MX_TTL_MAX)) > 0)
-		log_warnx("%s/%s: %zu entries expired more than %d s from "
-		    "now; they expire then", proc->conf.maildir, MXFILE_NAME,
-		    i, MX_TTL_MAX);
+		log_warnx("%s: %zu entries expired more than %d s from "
+		    "now; they expire then", proc->conf.mxcachefile, i,
+		    MX_TTL_MAX);
 	for (i = 0; i < set.n && ncache < CACHE_MAX_DOMAINS; i++) {
 		/* What was looked up meanwhile is newer. */
 		if (set.v[i].expires <= now || node_find(set.v[i].domain))

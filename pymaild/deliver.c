@@ -5,7 +5,9 @@
  * is copied into USER/Maildir/tmp with LF line ends behind Return-Path
  * and Delivered-To lines; one syncfs() makes the whole batch durable, the
  * renames into new/ follow, and a second syncfs() makes those durable
- * before queued hears "delivered" and may forget the message. That disk
+ * before queued hears "delivered" and may forget the message. Each
+ * mailbox's renames are followed by one line in its maildirsize (quota.c),
+ * the figure every host on the store counts against. That disk
  * work runs on a thread of its own, so logins and RCPT checks are not
  * kept waiting behind it.
  */
@@ -24,6 +26,7 @@
 
 #include "bgjob.h"
 #include "log.h"
+#include "maildirsize.h"
 #include "policy.h"
 #include "pymaild.h"
 #include "util.h"
@@ -45,6 +48,9 @@ struct dreq {
 	long long		 wsize;		/* W=: octets with CRLF */
 	int			 result;
 	char			 reason[256];
+	/* The first of its mailbox in a batch: the mailbox's one line. */
+	long long		 qbytes, qcount;
+	struct stat		 qpre, qpost;	/* maildirsize around it */
 };
 
 TAILQ_HEAD(dreqlist, dreq);
@@ -216,7 +222,7 @@ write_tmp(struct dreq *d)
 	return 0;
 }
 
-static void
+static int
 move_to_new(struct dreq *d)
 {
 	char	path[PATH_MAX];
@@ -226,9 +232,10 @@ move_to_new(struct dreq *d)
 	    d->unique, d->size, d->wsize) >= sizeof(path))
 		errno = ENAMETOOLONG;
 	else if (rename(d->tmp, path) == 0)
-		return;
+		return 0;
 	fail_errno(d, "rename into new/");
 	unlink(d->tmp);
+	return -1;
 }
 
 static void
@@ -269,6 +276,32 @@ first_of_mailbox(struct dreq *d)
 		if (e->result == DELIVER_OK && strcmp(e->user, d->user) == 0)
 			return 0;
 	return d->result == DELIVER_OK;
+}
+
+/*
+ * The batch's messages for first's mailbox into new/, and one line for
+ * all of them in its maildirsize. A recount, on any host, sees both the
+ * messages and the line, or neither.
+ */
+static void
+move_mailbox(struct dreq *first)
+{
+	struct dreq	*d;
+	int		 order;
+
+	order = quota_order_begin(batch_maildir, first->user);
+	for (d = first; d != NULL; d = TAILQ_NEXT(d, entry)) {
+		if (d->result != DELIVER_OK || strcmp(d->user, first->user) ||
+		    move_to_new(d) == -1)
+			continue;
+		first->qbytes += d->size;
+		first->qcount++;
+	}
+	if (first->qcount > 0 && quota_append(batch_maildir, first->user,
+	    first->qbytes, first->qcount, &first->qpre, &first->qpost) == -1)
+		log_warn("delivery user=%s: append to %s", first->user,
+		    MDSIZE_NAME);
+	quota_order_end(order);
 }
 
 static int
@@ -319,8 +352,8 @@ batch_work(void *arg)
 			}
 	}
 	TAILQ_FOREACH(d, &running, entry)
-		if (d->result == DELIVER_OK)
-			move_to_new(d);
+		if (first_of_mailbox(d))
+			move_mailbox(d);
 	if (sync_new_dirs() == -1)
 		log_warn("delivery: sync after the renames");
 }
@@ -333,8 +366,9 @@ batch_done(void *arg)
 
 	while ((d = TAILQ_FIRST(&running)) != NULL) {
 		TAILQ_REMOVE(&running, d, entry);
-		if (d->result == DELIVER_OK)
-			store_usage_add(d->user, d->size);
+		if (d->qcount > 0)
+			store_usage_add(d->user, d->qbytes, &d->qpre,
+			    &d->qpost);
 		reply(d);
 		free(d);
 	}

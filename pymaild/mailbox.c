@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "maildirsize.h"
 #include "mboxlock.h"
 #include "pymaild.h"
 #include "util.h"
@@ -852,32 +853,50 @@ sync_dirs(const struct mbox *mb)
 /*
  * UPDATE: each unlink removes one whole message or nothing, so a crash
  * half-way leaves every message there or gone. The folders are synced
- * before the client hears +OK.
+ * before the client hears +OK. One maildirsize line takes off what the
+ * unlinks freed, as every host on the store counts it (quota.c).
  */
 static void
 apply_update(struct mbox *mb)
 {
 	struct msgbuild	 b;
 	struct mmsg	*m;
+	struct stat	 st, pre, post;
 	char		 path[PATH_MAX];
 	uint32_t	 i, gone = 0, failed = 0;
+	long long	 freed = 0, unlinked = 0;
+	int		 order;
 
+	order = quota_order_begin(env->conf.maildir, mb->user);
 	for (i = 0; i < mb->n; i++) {
 		m = &mb->msgs[i];
 		if (!(m->flags & MSGF_DELETE))
 			continue;
 		if (msg_path(mb, m, path, sizeof(path)) == 0 &&
-		    (unlink(path) == 0 || errno == ENOENT)) {
+		    lstat(path, &st) == 0 && unlink(path) == 0) {
+			gone++;
+			unlinked++;
+			freed += S_ISREG(st.st_mode) ? st.st_size : 0;
+			continue;
+		}
+		/* Gone already: whoever removed it counted it. */
+		if (errno == ENOENT) {
 			gone++;
 			continue;
 		}
 		log_warn("pop3 user=%s: cannot delete %s", mb->user, path);
 		failed++;
 	}
-	if (gone > 0) {
-		sync_dirs(mb);
-		store_usage_changed(mb->user);
+	if (unlinked > 0) {
+		if (quota_append(env->conf.maildir, mb->user, -freed,
+		    -unlinked, &pre, &post) == -1)
+			log_warn("pop3 user=%s: append to %s", mb->user,
+			    MDSIZE_NAME);
+		store_usage_add(mb->user, -freed, &pre, &post);
 	}
+	quota_order_end(order);
+	if (gone > 0)
+		sync_dirs(mb);
 	mark_seen(mb);
 	log_info("pop3 update user=%s deleted=%u failed=%u left=%u",
 	    mb->user, gone, failed, mb->n - gone);

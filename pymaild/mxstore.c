@@ -25,7 +25,7 @@
 static void
 mxstore_path(char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s", env->conf.maildir, MXFILE_NAME);
+	strlcpy(buf, env->conf.mxcachefile, len);
 }
 
 void

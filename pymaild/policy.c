@@ -29,7 +29,7 @@ store_mbox_verdict(const char *user, long long size)
 		return mbox_policy(NULL, -1, size, 1);
 	}
 	/* Counted once, then kept up to date: a cheap look-up after. */
-	if ((used = store_usage(user)) < 0)
+	if ((used = store_usage(user, o.mailboxsize)) < 0)
 		log_warn("mailbox of %s: size", user);
 	return mbox_policy(&o, used, size, 1);
 }

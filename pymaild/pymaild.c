@@ -672,6 +672,7 @@ warn_changed(const struct config *o, const struct config *n)
 	    strcmp(o->outbounduser, n->outbounduser) != 0 ||
 	    strcmp(o->maildir, n->maildir) != 0 ||
 	    strcmp(o->spooldir, n->spooldir) != 0 ||
+	    strcmp(o->mxcachefile, n->mxcachefile) != 0 ||
 	    strcmp(o->logfile, n->logfile) != 0;
 
 	if (changed)
@@ -684,7 +685,7 @@ parent_reload(char *err, size_t errlen)
 {
 	struct config	 nconf;
 	char		*text;
-	int		 r;
+	int		 r, hostfd;
 
 	if (file_read_all(env->confpath, 1024 * 1024, &text, NULL) == -1) {
 		snprintf(err, errlen, "%s: cannot read: %s", env->confpath,
@@ -696,18 +697,33 @@ parent_reload(char *err, size_t errlen)
 		free(text);
 		return -1;
 	}
-	if (tlskeys_reload(&nconf, err, errlen) == -1 ||
-	    relayauth_check(&nconf, err, errlen) == -1) {
+	/* A new name for the Maildir files: only while no host has it. */
+	hostfd = -1;
+	if (strcmp(nconf.serverhostname, env->conf.serverhostname) != 0 &&
+	    (hostfd = hostlock_open(env->conf.maildir, nconf.serverhostname,
+	    env->uid, env->gid, err, errlen)) == -1) {
 		config_free(&nconf);
 		free(text);
 		return -1;
 	}
+	if (tlskeys_reload(&nconf, err, errlen) == -1 ||
+	    relayauth_check(&nconf, err, errlen) == -1) {
+		if (hostfd != -1)
+			close(hostfd);
+		config_free(&nconf);
+		free(text);
+		return -1;
+	}
+	if (hostfd != -1)
+		hostlock_keep(hostfd);
 	warn_changed(&env->conf, &nconf);
 	/* Keep what cannot change without a restart. */
 	free(nconf.maildir);
 	nconf.maildir = xstrdup(env->conf.maildir);
 	free(nconf.spooldir);
 	nconf.spooldir = xstrdup(env->conf.spooldir);
+	free(nconf.mxcachefile);
+	nconf.mxcachefile = xstrdup(env->conf.mxcachefile);
 	/* The helpers' log goes where it went (syslog or our file). */
 	free(nconf.logfile);
 	nconf.logfile = xstrdup(env->conf.logfile);
@@ -725,6 +741,35 @@ parent_reload(char *err, size_t errlen)
 	tickets_rotate();
 	log_info("configuration reloaded from %s", env->confpath);
 	return 0;
+}
+
+/* Is path the folder top or inside it? Both absolute and clean. */
+static int
+path_inside(const char *path, const char *top)
+{
+	size_t	len = strlen(top);
+
+	return strncmp(path, top, len) == 0 &&
+	    (path[len] == '\0' || path[len] == '/');
+}
+
+/*
+ * With several hosts on one maildir, what is each host's own must not
+ * live in it: two hosts' queues in one folder would take each other's
+ * messages, and their MX caches would overwrite each other's.
+ */
+static void
+shared_store_warnings(const struct config *c)
+{
+	if (path_inside(c->spooldir, c->maildir))
+		fprintf(stderr, "%s: warning: spooldir %s lies inside the "
+		    "shared maildir %s: each host needs a local spool "
+		    "(set spooldir)\n", c->path, c->spooldir, c->maildir);
+	if (path_inside(c->mxcachefile, c->maildir))
+		fprintf(stderr, "%s: warning: mxcachefile %s lies inside the "
+		    "shared maildir %s: the hosts would overwrite each "
+		    "other's MX cache (set mxcachefile)\n", c->path,
+		    c->mxcachefile, c->maildir);
 }
 
 static void
@@ -754,6 +799,8 @@ check_only(void)
 		userdb_free(&db);
 	} else
 		fprintf(stderr, "warning: %s\n", err);
+	if (env->conf.sharedstore)
+		shared_store_warnings(&env->conf);
 	if (env->conf.ntls > 0 && tlskeys_check(&env->conf, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "pymaild: %s\n", err);
@@ -866,7 +913,8 @@ main(int argc, char *argv[])
 {
 	extern char	**environ;
 	const char	 *confpath = "/etc/pymaild.conf";
-	int		  ch, checkonly = 0, logfd, ctlfd;
+	int		  ch, checkonly = 0, logfd, ctlfd, hostfd;
+	char		  err[1024];
 	pid_t		  other;
 
 	env = xcalloc(1, sizeof(*env));
@@ -897,6 +945,12 @@ main(int argc, char *argv[])
 	    "pymaild");
 	lookup_account(env->conf.user, &env->uid, &env->gid);
 	make_folders();
+	/* Before the fork, so a refusal reaches the starter's terminal. */
+	if ((hostfd = hostlock_open(env->conf.maildir,
+	    env->conf.serverhostname, env->uid, env->gid, err,
+	    sizeof(err))) == -1)
+		fatalx("%s", err);
+	hostlock_keep(hostfd);
 	/* As root: a key file is often readable by root only. */
 	tlskeys_init();
 	relayauth_init();

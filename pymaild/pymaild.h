@@ -13,6 +13,8 @@
 #include "reqparse.h"
 #include "userdb.h"
 
+struct stat;
+
 struct child {
 	enum proc_role	 role;
 	pid_t		 pid;
@@ -91,9 +93,13 @@ void	store_refresh_users(void);
 int	store_user_exists(const char *user);
 int	store_mboxopts(const char *user, struct mboxopts *o, char *err,
 	    size_t errlen);
-/* The bytes a mailbox holds, the figure quotas compare against. */
-long long store_usage(const char *user);
-void	store_usage_add(const char *user, long long bytes);
+/* The bytes a mailbox holds, the figure quotas compare against (limit:
+ * its mailboxsize, for the file's limit line when it is rewritten). */
+long long store_usage(const char *user, long long limit);
+/* bytes appended to maildirsize, which was *pre before and *post after
+ * (quota_append): the cached figure follows, or is read again. */
+void	store_usage_add(const char *user, long long bytes,
+	    const struct stat *pre, const struct stat *post);
 /* Forget the figure (messages removed): the next use scans again. */
 void	store_usage_changed(const char *user);
 /* policy.c: may user's mailbox take size octets? RCPT_* of proto.h */
@@ -117,6 +123,22 @@ int	mxstore_save(struct child *, struct imsg *);
 int	mxstore_refresh_done(struct child *, struct imsg *);
 /* Forward `pymailadm updatemx`; -1 when mxcache is not reachable. */
 int	mxstore_refresh(uint32_t ctlid);
+
+/* quota.c: USER/Maildir/maildirsize, the quota figure on the store */
+int	quota_usage(const char *maildir, const char *user, long long limit,
+	    int age_ok, long long *bytes, struct stat *st);
+int	quota_tail(const char *maildir, const char *user, long long *bytes,
+	    struct stat *st);
+int	quota_append(const char *maildir, const char *user, long long bytes,
+	    long long count, struct stat *pre, struct stat *post);
+/* Held (shared) over a rename or unlink and its line: a recount waits. */
+int	quota_order_begin(const char *maildir, const char *user);
+void	quota_order_end(int fd);
+
+/* hostlock.c: MAILDIR/.hosts/NAME.lock, one host of each name on a store */
+int	hostlock_open(const char *maildir, const char *name, uid_t uid,
+	    gid_t gid, char *err, size_t errlen);
+void	hostlock_keep(int fd);
 
 /* deliver.c */
 void	deliver_init(void);

@@ -11,8 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
+#include "maildirsize.h"
 #include "pymaild.h"
 #include "util.h"
 
@@ -23,9 +25,10 @@ static int		 users_bad;	/* warned about a corrupt file */
 /*
  * What the store keeps per mailbox, so that a message does not cost a
  * scan or a parse:
- * - the running quota figure: one scan the first time, then kept up to
- *   date by deliveries; POP3 deletions and outside changes just forget it
- *   so the next use scans again;
+ * - the quota figure, a cache of USER/Maildir/maildirsize (quota.c),
+ *   which every host on the store appends to: used while a stat of the
+ *   file shows what it was read from or what our own appends made of
+ *   it, read again when another writer changed it;
  * - the mailbox options, which every message asks for three times (RCPT,
  *   end of data, delivery): parsed again only when a stat shows that
  *   default_options or USER/options changed.
@@ -34,6 +37,8 @@ struct mbox {
 	RB_ENTRY(mbox)	 entry;
 	char		 user[USER_NAME_MAX + 1];
 	long long	 bytes;		/* -1: not known */
+	struct stat	 qst;		/* maildirsize it matches; 0: none */
+	time_t		 recounted;	/* our last recount, monotonic */
 	struct stat	 optst;		/* of USER/options; zero when absent */
 	uint64_t	 optgen;	/* defaults it was built on; 0: none */
 	struct mboxopts	 o;
@@ -92,26 +97,97 @@ mbox_forget_removed(void)
 		}
 }
 
+static int	same_file(const struct stat *, const struct stat *);
+
+static time_t
+mono_now(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/*
+ * A file past the Maildir++ age is recounted, but by our own clock at
+ * most once in that time: a host whose clock is ahead of the store's
+ * would otherwise rescan on every message.
+ */
+static int
+recounted_lately(const struct mbox *m)
+{
+	return m->recounted != 0 &&
+	    mono_now() - m->recounted < MDSIZE_RECOUNT_AGE;
+}
+
+/* Is m's figure the file's (following lines others appended)? */
+static int
+cache_current(struct mbox *m)
+{
+	struct stat	st;
+	char		path[PATH_MAX];
+	long long	added;
+
+	if (m->bytes < 0 || m->qst.st_ino == 0)
+		return 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s/Maildir/%s",
+	    env->conf.maildir, m->user, MDSIZE_NAME) >= sizeof(path) ||
+	    stat(path, &st) == -1)
+		return 0;
+	if (!recounted_lately(m) &&
+	    time(NULL) - st.st_mtim.tv_sec > MDSIZE_RECOUNT_AGE)
+		return 0;
+	if (same_file(&st, &m->qst))
+		return 1;
+	st = m->qst;
+	if (quota_tail(env->conf.maildir, m->user, &added, &st) == -1 ||
+	    m->bytes + added < 0)
+		return 0;
+	m->bytes += added;
+	m->qst = st;
+	return 1;
+}
+
 long long
-store_usage(const char *user)
+store_usage(const char *user, long long limit)
 {
 	struct mbox	*m = mbox_get(user);
-	long long	 bytes, count;
+	struct stat	 st;
+	long long	 bytes;
+	int		 r;
 
-	if (m->bytes >= 0)
+	if (cache_current(m))
 		return m->bytes;
-	if (maildir_usage(env->conf.maildir, user, &bytes, &count) == -1)
+	r = quota_usage(env->conf.maildir, user, limit, recounted_lately(m),
+	    &bytes, &st);
+	if (r == -1) {
+		m->bytes = -1;
 		return -1;
+	}
+	if (r == 1)
+		m->recounted = mono_now();
+	m->qst = st;
 	return m->bytes = bytes;
 }
 
 void
-store_usage_add(const char *user, long long bytes)
+store_usage_add(const char *user, long long bytes, const struct stat *pre,
+    const struct stat *post)
 {
 	struct mbox	*m;
 
-	if ((m = mbox_find(user)) != NULL && m->bytes >= 0)
-		m->bytes += bytes;
+	if ((m = mbox_find(user)) == NULL || m->bytes < 0)
+		return;
+	/* Read again on the loop after our line: already counted. */
+	if (post->st_ino != 0 && same_file(post, &m->qst))
+		return;
+	if (pre->st_ino == 0 || post->st_ino == 0 ||
+	    !same_file(pre, &m->qst) || m->bytes + bytes < 0) {
+		m->bytes = -1;	/* someone else wrote too: read it */
+		return;
+	}
+	m->bytes += bytes;
+	m->qst = *post;
 }
 
 void

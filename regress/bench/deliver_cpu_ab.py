@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""CPU per locally delivered message, this tree against other builds.
+
+    /usr/bin/python3 regress/bench/deliver_cpu_ab.py [--rounds N]
+        [--messages N] [--size S] [--sessions C] NAME=TREE ...
+
+Not a test (regress/run.py leaves it out); a measuring tool for the cost
+of local delivery.  Each tree (this one is "this") runs its own pymaild
+with the users alice and bob, all at once, so one load on the machine
+weighs on all alike; each round submits N messages (regress/bench/
+smtp_load, recipient alice@test.example) to each instance in turn (the
+order alternates) and waits until alice's Maildir holds them all.  The
+figure is CPU time (schedstat: every thread) of the parent and queued
+per message, smtpd shown apart.  Medians over the rounds.
+
+Runs in a private network namespace (re-execs itself under unshare -n as
+root), stops everything it started by PID.
+"""
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
+sys.path.insert(0, HERE)
+import netns                                                   # noqa: E402
+import pmtest                                                  # noqa: E402
+from pop3_bench import task_cpu_ns                             # noqa: E402
+
+LOAD = os.path.join(HERE, 'smtp_load')
+ROLES = ('parent', 'queued')
+
+
+def role_ns(inst):
+    parent, roles, _ = inst.processes()
+    d = {'parent': task_cpu_ns(parent) if parent else 0}
+    for r, pids in roles.items():
+        d[r] = sum(task_cpu_ns(p) for p in pids)
+    return d
+
+
+class Server:
+    def __init__(self, name, tree):
+        self.name, self.tree = name, tree
+        self.inst = pmtest.Instance(loglevel=1, maxsessions=6000,
+                                    maxsessionsperip=6000, timeout=300)
+        if tree != ROOT:
+            self.inst.pymailadm = os.path.join(tree, 'admin', 'pymailadm')
+            self.inst.pymaild_bin = os.path.join(tree, 'pymaild', 'pymaild')
+        self.inst.adm('adduser', 'alice', 'alicepw')
+        self.inst.adm('chopt', 'alice', 'mailboxsize', str(1 << 40))
+        self.inst.start()
+        self.inst.wait_port()
+        self.rows = []
+
+    def count(self):
+        return len(pmtest.maildir_files(self.inst.maildir, 'alice'))
+
+    def round(self, n, size, sessions):
+        base = self.count()
+        c0 = role_ns(self.inst)
+        argv = [LOAD, '-h', '127.0.0.1', '-p', str(self.inst.smtp_port),
+                '-c', str(sessions), '-n', str(n), '-s', str(size),
+                '-r', 'alice@test.example', '-t', '120', '-R', '30']
+        subprocess.run(argv, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=180)
+        ok = pmtest.wait_for(lambda: self.count() - base >= n, 60,
+                             interval=0.01)
+        time.sleep(0.3)
+        c1 = role_ns(self.inst)
+        got = self.count() - base
+        d = {k: (c1.get(k, 0) - c0.get(k, 0)) / max(got, 1) / 1e6
+             for k in set(c0) | set(c1)}
+        d['deliver'] = sum(d.get(k, 0.0) for k in ROLES)
+        d['ok'] = ok and got >= n
+        self.rows.append(d)
+        return d
+
+    def stop(self):
+        with contextlib.suppress(Exception):
+            self.inst.cleanup()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--rounds', type=int, default=5)
+    ap.add_argument('--messages', type=int, default=1000)
+    ap.add_argument('--size', type=int, default=4096)
+    ap.add_argument('--sessions', type=int, default=16)
+    ap.add_argument('trees', nargs='*', metavar='NAME=TREE')
+    a = ap.parse_args()
+    netns.enter(__file__)
+    pmtest.set_subreaper()
+    trees = [('this', ROOT)] + [tuple(t.split('=', 1)) for t in a.trees]
+    servers = []
+    try:
+        for name, tree in trees:
+            servers.append(Server(name, os.path.abspath(tree)))
+        for s in servers:           # warm-up: first forks, first scan
+            s.round(200, a.size, a.sessions)
+            s.rows.clear()
+        for i in range(a.rounds):
+            order = servers if i % 2 == 0 else servers[::-1]
+            for s in order:
+                time.sleep(1)
+                d = s.round(a.messages, a.size, a.sessions)
+                print('round %d %-6s deliver %.4f ms/msg (parent %.4f '
+                      'queued %.4f) smtpd %.4f%s'
+                      % (i + 1, s.name, d['deliver'], d.get('parent', 0),
+                         d.get('queued', 0), d.get('smtpd', 0.0),
+                         '' if d['ok'] else ' INCOMPLETE'), flush=True)
+        print('median CPU per delivered message (ms), %d rounds of %d:'
+              % (a.rounds, a.messages))
+        for s in servers:
+            med = {k: statistics.median(r.get(k, 0.0) for r in s.rows)
+                   for k in ROLES + ('deliver', 'smtpd')}
+            print('  %-6s deliver %.4f  (parent %.4f queued %.4f)  '
+                  'smtpd %.4f  [%s]' % (s.name, med['deliver'],
+                                        med['parent'], med['queued'],
+                                        med['smtpd'], s.tree))
+    finally:
+        for s in servers:
+            s.stop()
+        pmtest.reap_zombies()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
