@@ -306,6 +306,9 @@ deb: debdeps
 	mkdir -p $(DEBSRC)
 	tar -cf - --exclude-vcs --exclude=./build --exclude=./run \
 	    --exclude=./$(FUZZ_BUILD) . | tar -xf - -C $(DEBSRC)
-	cd $(DEBSRC) && dpkg-buildpackage -b -us -uc -Jauto
+	# A package is never a sanitizer or test build, whatever the caller
+	# exported (make regress SANITIZE=1 exports its variables).
+	cd $(DEBSRC) && env -u SANITIZE -u REGRESS -u MAKEFLAGS \
+	    dpkg-buildpackage -b -us -uc -Jauto
 	lintian --fail-on error $(DEBBUILD)/pymaild_$(VERSION)_$(DEBARCH).deb
 	@echo "deb: $(DEBBUILD)/pymaild_$(VERSION)_$(DEBARCH).deb"
