@@ -593,3 +593,11 @@ addr_stored_ok(const char *s)
 		return 0;
 	return strcmp(s, buf) == 0;
 }
+
+const char *
+addr_stored_domain(const char *s)
+{
+	const char	*at = strrchr(s, '@');
+
+	return at != NULL ? at + 1 : "";
+}

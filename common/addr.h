@@ -60,4 +60,11 @@ int	addr_format(const struct mailaddr *a, char *buf, size_t len);
  */
 int	addr_stored_ok(const char *s);
 
+/*
+ * The domain of a stored address (what follows its last '@'; a quoted
+ * local part may hold '@' but a domain never does), "" for the null
+ * path.
+ */
+const char *addr_stored_domain(const char *s);
+
 #endif

@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "child.h"
 #include "log.h"
 #include "outbound.h"
@@ -48,14 +49,6 @@ static uint32_t			next_req = 1;
 static struct host		relay_hosts[MX_MAX_HOSTS];
 static int			nrelay;
 static time_t			relay_asked;
-
-static const char *
-domain_of(const char *address)
-{
-	const char	*at = strrchr(address, '@');
-
-	return at ? at + 1 : "";
-}
 
 static int
 domain_busy(const char *domain)
@@ -640,7 +633,7 @@ rcpts_ok(const struct out_attempt *oa)
 	uint32_t	i;
 
 	for (i = 0; i < oa->nrcpts; i++)
-		if (strcasecmp(domain_of(oa->rcpt[i]), oa->domain) != 0)
+		if (strcasecmp(addr_stored_domain(oa->rcpt[i]), oa->domain) != 0)
 			return 0;
 	return 1;
 }

@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "child.h"
 #include "hops.h"
 #include "log.h"
@@ -40,14 +41,6 @@ static struct attemptlist	attempts = TAILQ_HEAD_INITIALIZER(attempts);
 static int			nattempts;
 static uint32_t			next_id = 1;
 static int			outbound_gone;	/* its channel closed */
-
-static const char *
-domain_of(const char *address)
-{
-	const char	*at = strrchr(address, '@');
-
-	return at ? at + 1 : "";
-}
 
 static int
 domain_busy(const char *domain)
@@ -268,7 +261,7 @@ attempt_new(struct envelope *e, const char *domain)
 	for (i = 0; i < e->nrcpts; i++) {
 		r = &e->rcpts[i];
 		if (r->status != RS_PENDING || r->user[0] || r->inflight ||
-		    strcasecmp(domain_of(r->address), domain) != 0)
+		    strcasecmp(addr_stored_domain(r->address), domain) != 0)
 			continue;
 		if (!out_attempt_fits(&b, r->address))
 			break;
@@ -293,11 +286,11 @@ outbound_start(struct envelope *e)
 			continue;
 		if (nattempts >= OUT_ATTEMPTS_MAX || outbound_gone)
 			return 0;
-		if (domain_busy(domain_of(r->address))) {
+		if (domain_busy(addr_stored_domain(r->address))) {
 			blocked = 1;	/* waits for that domain's slot */
 			continue;
 		}
-		at = attempt_new(e, domain_of(r->address));
+		at = attempt_new(e, addr_stored_domain(r->address));
 		TAILQ_INSERT_TAIL(&attempts, at, entry);
 		nattempts++;
 		e->inflight++;

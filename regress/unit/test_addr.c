@@ -561,6 +561,18 @@ test_stored(void)
 	CHECK("stored: no domain refused", !addr_stored_ok("postmaster"));
 }
 
+static void
+test_stored_domain(void)
+{
+	CHECK("domain of a stored address",
+	    strcmp(addr_stored_domain("u@Example.org"), "Example.org") == 0);
+	CHECK("domain after an '@' quoted in the local part",
+	    strcmp(addr_stored_domain("\"a@b\"@x.org"), "x.org") == 0);
+	CHECK("null path: no domain", strcmp(addr_stored_domain(""), "") == 0);
+	CHECK("address literal",
+	    strcmp(addr_stored_domain("u@[192.0.2.1]"), "[192.0.2.1]") == 0);
+}
+
 int
 main(void)
 {
@@ -580,5 +592,6 @@ main(void)
 	test_format();
 	test_canonical();
 	test_stored();
+	test_stored_domain();
 	UNIT_EXIT();
 }
