@@ -107,7 +107,10 @@ class Deliver(hostile.HostileCase):
         t = threading.Thread(target=hangups)
         t.start()
         try:
-            got = self.stream_deliveries(inst, peer, n)
+            # A delivery goes only after a SIGHUP of its own went: a
+            # fast machine would otherwise finish them all between two.
+            got = self.stream_deliveries(inst, peer, n,
+                                         pace=lambda: signals[0])
         finally:
             stop.set()
             t.join()
@@ -119,12 +122,17 @@ class Deliver(hostile.HostileCase):
         self.assertRegex(inst.log(), r'configuration reloaded')
         self.assertRunning(inst, p)
 
-    def stream_deliveries(self, inst, peer, n, window=32):
+    def stream_deliveries(self, inst, peer, n, window=32, pace=None):
         """Deliver n messages keeping up to window in flight; their
-        replies, by request number."""
+        replies, by request number. pace: delivery i waits (at most 5 s)
+        until pace() passes i."""
         got, sent = {}, 0
         while len(got) < n:
             while sent < n and sent - len(got) < window:
+                deadline = time.monotonic() + 5
+                while pace and pace() <= sent and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.0005)
                 with tempfile.TemporaryFile(dir=inst.dir) as f:
                     f.write(b'Subject: %d\r\n\r\nbody\r\n' % sent)
                     f.flush()
