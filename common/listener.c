@@ -269,3 +269,19 @@ listener_abort_stop(void)
 {
 	stopping = 0;
 }
+
+int
+listener_take(struct imsg *im, const int *kinds)
+{
+	struct msgread	mr;
+	uint32_t	kind;
+
+	mr_init(&mr, im);
+	kind = mr_u32(&mr);
+	if (mr_end(&mr) == -1)
+		return -1;
+	for (; *kinds != 0; kinds++)
+		if ((uint32_t)*kinds == kind)
+			return listener_add(im->fd, kind);
+	return -1;
+}

@@ -41,6 +41,10 @@ void	listener_init(const struct listener_conf *);
 /* A listening socket from the parent, of a kind (LISTEN_*); -1 when
  * there are too many. */
 int	listener_add(int fd, int kind);
+/* IMSG_LISTEN: its socket, when its kind is one of kinds (ended by 0);
+ * -1 for any other payload, which the caller treats as hostile. */
+struct imsg;
+int	listener_take(struct imsg *, const int *kinds);
 /* Sessions beyond n would run out of descriptors: refuse them. */
 void	listener_set_fdcap(uint32_t n);
 uint32_t listener_sessions(void);

@@ -112,15 +112,9 @@ accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
 static int
 listen_msg(struct imsg *im)
 {
-	struct msgread	mr;
-	uint32_t	kind;
+	static const int	kinds[] = { LISTEN_POP3, LISTEN_POP3S, 0 };
 
-	mr_init(&mr, im);
-	kind = mr_u32(&mr);
-	if (mr_end(&mr) == -1 || (kind != LISTEN_POP3 &&
-	    kind != LISTEN_POP3S))
-		return -1;
-	return listener_add(im->fd, kind);
+	return listener_take(im, kinds);
 }
 
 /* Ids are never reused while the parent may still answer for one. */

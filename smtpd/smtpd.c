@@ -85,15 +85,10 @@ accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
 static int
 listen_msg(struct imsg *im)
 {
-	struct msgread	mr;
-	uint32_t	kind;
+	static const int	kinds[] = { LISTEN_SMTP, LISTEN_SUBMISSION,
+	    LISTEN_SMTPS, 0 };
 
-	mr_init(&mr, im);
-	kind = mr_u32(&mr);
-	if (mr_end(&mr) == -1 || (kind != LISTEN_SMTP &&
-	    kind != LISTEN_SUBMISSION && kind != LISTEN_SMTPS))
-		return -1;
-	return listener_add(im->fd, kind);
+	return listener_take(im, kinds);
 }
 
 /* chan_send fails closed; a closed channel has ended us already. */
