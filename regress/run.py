@@ -17,6 +17,7 @@ import concurrent.futures
 import glob
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -216,6 +217,8 @@ def find_pyfiles():
 
 
 _running = set()
+_port_slots = queue.Queue(1)    # main() sizes it to the job count
+_port_slots.put(0)
 _running_lock = threading.Lock()
 
 
@@ -228,6 +231,8 @@ def run_pyfile(path, pattern, verbose):
     env['PYTHONPATH'] = LIB + (os.pathsep + env['PYTHONPATH']
                                if env.get('PYTHONPATH') else '')
     env['PYTHONDONTWRITEBYTECODE'] = '1'
+    slot = _port_slots.get()
+    env['PYMAILD_PORT_SLOT'] = '%d/%d' % (slot, _port_slots.maxsize)
     argv = [PYTHON, os.path.abspath(__file__), '--worker', path, resfile]
     if pattern:
         argv += ['-k', pattern]
@@ -245,6 +250,7 @@ def run_pyfile(path, pattern, verbose):
     finally:
         with _running_lock:
             _running.discard(p)
+        _port_slots.put(slot)
     elapsed = time.monotonic() - t0
     records, done, termed = [], False, False
     try:
@@ -501,7 +507,14 @@ def main():
         if recs:
             show(os.path.relpath(u, REGRESS), recs, time.monotonic() - t)
 
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, args.jobs))
+    jobs = max(1, args.jobs)
+    # Files running at once pick their ports from separate slices of the
+    # range, so two of them never both find one port free and both bind it.
+    global _port_slots
+    _port_slots = queue.Queue(jobs)
+    for i in range(jobs):
+        _port_slots.put(i)
+    pool = concurrent.futures.ThreadPoolExecutor(jobs)
     try:
         futs = [pool.submit(run_pyfile, f, args.pattern, args.verbose)
                 for f in pyfiles]

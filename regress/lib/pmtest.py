@@ -23,6 +23,7 @@ import random
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -101,9 +102,41 @@ def uid_of(name):
 PORT_LOW, PORT_HIGH = 10000, 32000
 
 
+def _port_slice():
+    """The ports this process may hand out.  run.py gives each test file
+    running at the same time a slice of its own (PYMAILD_PORT_SLOT=i/n),
+    so two files cannot both find a port free a moment apart and both
+    listen on it."""
+    try:
+        i, n = (int(x) for x in
+                os.environ.get('PYMAILD_PORT_SLOT', '0/1').split('/'))
+    except ValueError:
+        i, n = 0, 1
+    if n < 1 or not 0 <= i < n:
+        i, n = 0, 1
+    width = (PORT_HIGH - PORT_LOW + 1) // n
+    return PORT_LOW + i * width, width
+
+
+_port_lo, _port_width = _port_slice()
+# Ports are handed out in turn from a random start, never twice in one
+# process until the slice wraps: an instance's SMTP and submission ports
+# were once picked at random, both free, and equal.
+_port_next = random.randrange(_port_width)
+_port_lock = threading.Lock()
+
+
+def _next_port():
+    global _port_next
+    with _port_lock:
+        port = _port_lo + _port_next % _port_width
+        _port_next += 1
+    return port
+
+
 def _free(kind):
     for _ in range(200):
-        port = random.randint(PORT_LOW, PORT_HIGH)
+        port = _next_port()
         with socket.socket(socket.AF_INET, kind) as s:
             try:
                 s.bind(('127.0.0.1', port))
@@ -111,7 +144,7 @@ def _free(kind):
                 continue
             return port
     raise AssertionError('no free port between %d and %d'
-                         % (PORT_LOW, PORT_HIGH))
+                         % (_port_lo, _port_lo + _port_width - 1))
 
 
 def free_port():
