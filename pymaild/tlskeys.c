@@ -58,6 +58,15 @@ struct tlsset {
 static pthread_mutex_t	 keylock = PTHREAD_MUTEX_INITIALIZER;
 static struct tlsset	 current;
 static uint32_t		 generation;
+/*
+ * The set a reload replaced, generation - 1, kept a short while: a
+ * handshake that began just before the reload asks for a signature by
+ * the key of the certificate it has already shown. Not for longer: a key
+ * an administrator replaced because it leaked must stop signing soon.
+ */
+#define PREVIOUS_GRACE	60	/* seconds */
+static struct tlsset	 previous;
+static struct event	 ev_previous;
 
 /* The helpers' signing sockets, the thread's side; -1 when closed. */
 static const enum proc_role signer_roles[] = { PROC_SMTPD, PROC_POP3D };
@@ -422,10 +431,12 @@ serve_one(struct imsgbuf *ib, const struct imsg *im)
 	    req_read_tls_sign(im->data, im->datalen, &rq) == -1)
 		return -1;
 	pthread_mutex_lock(&keylock);
-	/* A request made for the set before a reload gets a failure: that
-	 * handshake fails, the next one uses the new certificate. */
+	/* A request for an older set, or for the one before the last reload
+	 * once its grace is over, gets a failure: that handshake fails. */
 	if (rq.generation == generation && rq.index < current.n)
 		p = &current.pair[rq.index];
+	else if (rq.generation + 1 == generation && rq.index < previous.n)
+		p = &previous.pair[rq.index];
 	if (p != NULL && request_fits(p, &rq, &md) == 0 &&
 	    sign_with(p, &rq, md, sig, &siglen) == 0)
 		result = 0;
@@ -618,10 +629,26 @@ tlskeys_hello(struct child *c)
  * restart); a pair that fails keeps the old set and fails the reload.
  * After the privilege drop: the key must be readable by `user`.
  */
+static void
+previous_expired(int fd, short ev, void *arg)
+{
+	struct tlsset	old;
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	pthread_mutex_lock(&keylock);
+	old = previous;
+	memset(&previous, 0, sizeof(previous));
+	pthread_mutex_unlock(&keylock);
+	set_free(&old);
+}
+
 int
 tlskeys_reload(const struct config *nconf, char *err, size_t errlen)
 {
 	struct tlsset	set, old;
+	struct timeval	grace = { PREVIOUS_GRACE, 0 };
 	size_t		i;
 
 	if ((nconf->ntls == 0) != (env->conf.ntls == 0)) {
@@ -634,7 +661,8 @@ tlskeys_reload(const struct config *nconf, char *err, size_t errlen)
 	if (set_load(nconf, &set, err, errlen) == -1)
 		return -1;
 	pthread_mutex_lock(&keylock);
-	old = current;
+	old = previous;
+	previous = current;
 	current = set;
 	generation++;
 	for (i = 0; i < NSIGNERS; i++)
@@ -642,5 +670,10 @@ tlskeys_reload(const struct config *nconf, char *err, size_t errlen)
 			send_certs(&env->children[signer_roles[i]]);
 	pthread_mutex_unlock(&keylock);
 	set_free(&old);
+	if (!evtimer_initialized(&ev_previous)) {
+		evtimer_set(&ev_previous, previous_expired, NULL);
+		event_base_set(env->base, &ev_previous);
+	}
+	evtimer_add(&ev_previous, &grace);
 	return 0;
 }

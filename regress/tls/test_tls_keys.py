@@ -16,6 +16,8 @@ import smtplib
 import socket
 import ssl
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tlsutil                                           # noqa: E402
@@ -100,6 +102,50 @@ class Keys(TlsCase):
         self.assertIn(key, r.stderr)
         self.assertEqual(smtps_cert(inst, ctx)[0], der(new_cert))
         self.assertTrue(inst.running())
+
+    def test_handshakes_across_reloads(self):
+        """A handshake under way when a reload swaps the pair still gets
+        its signature from the key of the certificate it showed."""
+        inst = self.tls_instance()
+        cert, key = self.pairs['ec']
+        pairs = [(cert + '.a', key + '.a'), (cert + '.b', key + '.b')]
+        shutil.copy(cert, pairs[0][0])
+        shutil.copy(key, pairs[0][1])
+        pairs[1] = make_pair(inst.dir, 'renewed', 'ec')
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        done = threading.Event()
+        seen = {'ok': 0, 'failed': []}
+
+        def handshakes():
+            deadline = time.monotonic() + 30
+            while not done.is_set() and time.monotonic() < deadline \
+                    and seen['ok'] < 2000:
+                try:
+                    smtps_cert(inst, ctx)
+                    seen['ok'] += 1
+                except (OSError, AssertionError) as e:
+                    seen['failed'].append(repr(e))
+
+        workers = [threading.Thread(target=handshakes) for _ in range(2)]
+        for w in workers:
+            w.start()
+        try:
+            for i in range(30):
+                new_cert, new_key = pairs[i % 2]
+                shutil.copy(new_cert, cert)
+                shutil.copy(new_key, key)
+                r = inst.adm('reload')
+                self.assertEqual(r.returncode, 0, r.stderr)
+                time.sleep(0.05)
+        finally:
+            done.set()
+            for w in workers:
+                w.join(40)
+        self.assertEqual(seen['failed'], [])
+        self.assertGreater(seen['ok'], 30)
+        self.assertNotIn('refused a signing request', inst.log())
 
     def test_resumption(self):
         inst = self.tls_instance()
