@@ -52,6 +52,9 @@ struct envelope {
 	int			 inflight;	/* deliveries under way */
 	int			 waiting;	/* on the retry list */
 	int			 ready;		/* on the run list */
+	const char		*blocked_on;	/* on the blocked list: the
+						 * domain (in rcpts) whose
+						 * slots are all taken */
 	time_t			 runstart;	/* when it last ran */
 	int			 handed_out;	/* outbound got a descriptor */
 	int			 held;		/* pymailadm hold: no attempt

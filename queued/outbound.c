@@ -73,9 +73,9 @@ attempt_finish(struct attempt *at)
 		e->rcpts[at->rcpts[i]].inflight = 0;
 	TAILQ_REMOVE(&attempts, at, entry);
 	nattempts--;
-	attempt_free(at);
 	e->inflight--;
-	runner_attempt_done(e);
+	runner_attempt_done(e, at->domain);
+	attempt_free(at);
 }
 
 /* Settled here, without outbound: every recipient fails for good. */
@@ -287,7 +287,10 @@ outbound_start(struct envelope *e)
 		if (nattempts >= OUT_ATTEMPTS_MAX || outbound_gone)
 			return 0;
 		if (domain_busy(addr_stored_domain(r->address))) {
-			blocked = 1;	/* waits for that domain's slot */
+			/* waits for a slot of the first busy domain */
+			if (!blocked)
+				e->blocked_on = addr_stored_domain(r->address);
+			blocked = 1;
 			continue;
 		}
 		at = attempt_new(e, addr_stored_domain(r->address));

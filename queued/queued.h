@@ -107,7 +107,7 @@ void	outbound_collect(struct envelope ***, size_t *, size_t *);
 int	outbound_cancel(struct envelope *);
 
 /* runner.c, for outbound */
-void	runner_attempt_done(struct envelope *);
+void	runner_attempt_done(struct envelope *, const char *);
 void	runner_outbound_gone(void);
 
 /* qops.c */

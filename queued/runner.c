@@ -352,14 +352,23 @@ runner_outbound_gone(void)
 }
 
 /* An outbound attempt of e is over. */
+/*
+ * One slot of domain is free: the first message that waits for it runs
+ * again. Only that one: waking every blocked message at each attempt's
+ * end made a queue of N messages to one domain cost N runs per attempt.
+ * The tick wakes them all once a second, should a woken message no
+ * longer need the slot.
+ */
 void
-runner_attempt_done(struct envelope *e)
+runner_attempt_done(struct envelope *e, const char *domain)
 {
 	struct envelope	*b;
 
 	settle_if_idle(e);
-	/* A domain's slot is free: what waited for one runs again. */
-	while ((b = TAILQ_FIRST(&blocked)) != NULL) {
+	TAILQ_FOREACH(b, &blocked, entry)
+		if (strcasecmp(b->blocked_on, domain) == 0)
+			break;
+	if (b != NULL) {
 		TAILQ_REMOVE(&blocked, b, entry);
 		TAILQ_INSERT_TAIL(&ready, b, entry);
 	}
@@ -422,6 +431,10 @@ tick(int fd, short ev, void *arg)
 		e->waiting = 0;
 		e->ready = 1;
 		TAILQ_INSERT_TAIL(&ready, e, entry);
+		schedule();
+	}
+	if (!TAILQ_EMPTY(&blocked)) {
+		TAILQ_CONCAT(&ready, &blocked, entry);
 		schedule();
 	}
 	evtimer_add(&ev_tick, &tv);
