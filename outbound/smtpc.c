@@ -572,14 +572,34 @@ want_auth(struct smtpc *c)
 }
 
 static void
+wipe_line(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	freezero((void *)data, len);
+}
+
+/*
+ * A line carrying the credentials goes out from a buffer of our own that
+ * libevent only refers to, wiped when it is done with it: added to the
+ * output buffer as a copy, the password would stay behind in freed
+ * memory after the line was sent.
+ */
+static void
 send_b64(struct smtpc *c, const char *prefix, const void *raw, size_t len)
 {
 	char	b64[((2 * RELAY_CRED_MAX + 2) + 2) / 3 * 4 + 1];
+	char	*line;
+	size_t	 n;
 
 	if (base64_encode(raw, len, b64, sizeof(b64)) == -1)
 		fatalx("smtpc: credentials too long to encode");
-	sendf(c, "%s%s", prefix, b64);
+	n = strlen(prefix) + strlen(b64) + 2;
+	line = xmalloc(n + 1);
+	snprintf(line, n + 1, "%s%s\r\n", prefix, b64);
 	explicit_bzero(b64, sizeof(b64));
+	if (evbuffer_add_reference(bufferevent_get_output(c->bev), line, n,
+	    wipe_line, NULL) == -1)
+		fatalx("smtpc: cannot queue a line");
 }
 
 /* AUTH PLAIN with its initial response (RFC 4954, RFC 4616). */

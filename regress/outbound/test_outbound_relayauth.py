@@ -18,6 +18,7 @@ import shutil
 import ssl
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -140,6 +141,40 @@ class RelayAuth(OutCase):
         txn = self.wait_delivered(self.relay, 1, inst)[0]
         self.assertEqual(txn.auth, USER, self.context(inst, self.relay))
         self.assertIsNone(txn.tls)
+
+    def outbound_pids(self, inst):
+        _, roles, _ = inst.processes()
+        return roles.get('outbound', [])
+
+    def check_not_kept(self, inst, mechs):
+        """After sessions with AUTH are over, outbound's memory holds
+        neither the password nor the lines that carried it."""
+        self.relay.configure(auth_mechs=mechs)
+        for i in range(3):
+            submit(inst, ALICE, ['x%d@remote.example' % i],
+                   make_message('kept? %d' % i))
+        self.wait_delivered(self.relay, 3, inst)
+        wait_queue_empty(inst)
+        raw = ('\0%s\0%s' % (USER, PASSWORD)).encode()
+        # Any 12 characters of an encoded line: a later, shorter line in
+        # the same reused buffer overwrites only the start of it.
+        needles = {PASSWORD.encode()}
+        for b64 in (base64.b64encode(raw),
+                    base64.b64encode(PASSWORD.encode())):
+            needles.update(b64[i:i + 12] for i in range(len(b64) - 11))
+        pids = self.outbound_pids(inst)
+        self.assertTrue(pids, 'no outbound process')
+        # The session closes after the last reply: give it a moment.
+        time.sleep(0.5)
+        for pid in pids:
+            self.assertEqual(pmtest.memory_holding(pid, needles), set())
+
+    def test_password_not_kept_after_plain(self):
+        self.check_not_kept(self.auth_instance(smtprelaytls='none'),
+                            ('PLAIN',))
+
+    def test_password_not_kept_after_login(self):
+        self.check_not_kept(self.auth_instance(), ('LOGIN',))
 
     def test_file_open_to_others_refused(self):
         path = self.auth_file('%s:%s\n' % (USER, PASSWORD), mode=0o644)
