@@ -187,9 +187,20 @@ class Keys(TlsCase):
         wait_mail(inst, 'bob', 2)
         parent, roles, _ = inst.processes()
         self.assertEqual(set(roles), set(pmtest.ROLES))
+        # What each must hold, so a scan that read nothing cannot pass:
+        # the configuration every helper gets, and in those that speak
+        # TLS the certificates (their signatures, which OpenSSL keeps as
+        # they came: the last octets of the DER).
+        certs = {der(c)[-32:] for c, _ in self.pairs.values()}
         for role, pids in roles.items():
-            held = pmtest.memory_holding(pids[0], needles)
-            self.assertEqual(held, set(), '%s holds key material' % role)
+            must = {inst.config['serverhostname'].encode()}
+            if role in ('smtpd', 'pop3d'):
+                must |= certs
+            held = pmtest.memory_holding(pids[0], needles | must)
+            self.assertEqual(held & needles, set(),
+                             '%s holds key material' % role)
+            self.assertEqual(held & must, must,
+                             'the scan of %s missed what it holds' % role)
         self.assertTrue(pmtest.memory_holding(parent, needles),
                         'the scan finds no key in the parent either: it '
                         'proves nothing')
