@@ -33,6 +33,8 @@ TESTDEBS += logrotate fail2ban
 TESTDEBS += debhelper dpkg-dev fakeroot lintian systemd systemd-container
 # regress/tls: mail clients and a TLS scanner we did not write.
 TESTDEBS += swaks libnet-ssleay-perl testssl.sh
+# regress/shared: Dovecot's Maildir++ quota reads the store beside us.
+TESTDEBS += dovecot-core
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -146,7 +148,8 @@ deps:
 	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing=1; done; \
 	command -v pkg-config >/dev/null || missing=1; \
 	for b in ldns-testns unshare ip mpop openssl logrotate fail2ban-regex \
-	    dh dpkg-buildpackage fakeroot lintian systemd-analyze systemd-nspawn; do command -v $$b >/dev/null || missing=1; done; \
+	    dh dpkg-buildpackage fakeroot lintian systemd-analyze systemd-nspawn \
+	    doveadm; do command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
 	for b in swaks testssl; do command -v $$b >/dev/null || missing=1; done; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing=1; \
