@@ -522,8 +522,8 @@ class Errors(AdminCase):
                     ['chpasswd', 'alice', 'x'], ['getinfo', 'alice'],
                     ['chopt', 'alice', 'mailboxsize', '1'],
                     ['chdefaultopt', 'mailboxsize', '1'], ['start'],
-                    ['stop'], ['status'], ['reload'], ['queue'], ['flush']):
-            # updatemx joins this list with outbound (issue 5).
+                    ['stop'], ['status'], ['reload'], ['queue'], ['flush'],
+                    ['updatemx'], ['stats'], ['show', '0123456789abcdef']):
             with self.subTest(cmd=cmd):
                 r = self.inst.adm(*cmd)
                 self.assertOneLineError(r, self.inst.conf, ':%d' % line,

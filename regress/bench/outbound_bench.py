@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Outbound benchmark of pymaild (issue 5, item 6; part of `make bench`).
+"""Outbound benchmark of pymaild (part of `make bench`).
 
     /usr/bin/python3 regress/bench/outbound_bench.py [--quick] [--rounds N]
         [--messages N] [--size S] [--sessions C] [--keep-logs DIR]

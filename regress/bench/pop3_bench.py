@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""POP3 benchmark of pymaild (issue 4, item 5), beside a private Dovecot.
+"""POP3 benchmark of pymaild, beside a private Dovecot.
 
     /usr/bin/python3 regress/bench/pop3_bench.py [--rounds N] [--quick]
         [--messages N] [--big N] [--logins N] [--no-dovecot]
@@ -63,7 +63,7 @@ NETNS_VAR = netns.NETNS_VAR
 DOVECOT = '/usr/sbin/dovecot'
 PAUSE = 2.0
 
-# Targets (issue 4, item 5).
+# Targets the project set itself against Dovecot on this machine.
 TARGET_RETR_RATIO = 1.5
 TARGET_LIST_MS = 50.0
 TARGET_LOGIN_RATIO = 10.0

@@ -60,7 +60,7 @@ DOMAIN = 'test.example'
 USERS = {'alice': 'alicepw', 'bob': 'bobpw'}
 RCPTS = ','.join('%s@%s' % (u, DOMAIN) for u in USERS)
 
-# Targets (issue 3, item 4).
+# Targets the project set itself against Postfix on this machine.
 TARGET_ACCEPT_RATIO = 5.0
 TARGET_E2E_RATIO = 3.0
 TARGET_IDLE_MIB = 100.0

@@ -1,4 +1,4 @@
-"""Outbound against a misbehaving remote server (issue 5, "Bad input"): one
+"""Outbound against a misbehaving remote server: one
 that sends garbage, an endless multi-line reply, a 1 MB reply line, closes
 at once, or stops answering (timeout = 2) at any stage of the session.
 Each time the attempt fails and is retried (retrymin = 1), queued neither

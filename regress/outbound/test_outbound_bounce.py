@@ -1,7 +1,7 @@
 """Outbound bounces: a 5xx from the remote server (at MAIL, RCPT, DATA or
 the end of DATA) makes one RFC 3464 multipart/report per message, sent to
 the envelope sender, naming every failed recipient, the remote host and its
-answer; never for the null sender (DESIGN.md A6, issue 5 item 3).  The
+answer; never for the null sender (DESIGN.md A6).  The
 remote server is a real SMTP sink used as the smarthost.
 
     /usr/bin/python3 regress/run.py -k test_outbound_bounce

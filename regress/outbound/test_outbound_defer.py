@@ -2,7 +2,7 @@
 is listed by `pymailadm queue` (and `--json`: id, recipients, attempts,
 last error), retried with growing intervals (retrymin/retrymax) or at once
 by `pymailadm flush`, survives a restart, and bounces ("expired") after
-maxqueuetime (DESIGN.md A1, A6, A7 "Values"; issue 5).  The remote server
+maxqueuetime (DESIGN.md A1, A6, A7 "Values").  The remote server
 is a real SMTP sink used as the smarthost.
 
     /usr/bin/python3 regress/run.py -k test_outbound_defer
@@ -218,8 +218,8 @@ class Defer(OutCase):
         self.assertEqual(mailbox(inst, 'alice'), [])
 
     def test_restart_keeps_schedule(self):
-        """Issue 5: per-recipient status is kept in the envelope "so a
-        restart keeps the schedule": with retrymin an hour, a restart does
+        """Per-recipient status is kept in the envelope, so a restart
+        keeps the schedule: with retrymin an hour, a restart does
         not retry a deferred message at once; the attempt count and last
         error survive."""
         self.relay.configure(rcpt=GREYLIST)

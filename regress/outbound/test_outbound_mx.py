@@ -2,7 +2,7 @@
 (regress/lib/dnsfixture.py, ldns-testns serving a zone written here) on
 the instance's `resolver` port and real SMTP sinks (regress/lib/sink.py)
 listening on 127.0.0.x at the instance's `outboundport` (DESIGN.md A6, A7
-"Outbound"; issue 5 items 1, 2, 5 and "Bad input"):
+"Outbound"), and what a broken DNS answer costs:
 
 - MX preference, with the first MX down (nothing listens on 127.0.0.2);
 - the domain's own address when it has no MX (implicit MX);
@@ -274,7 +274,7 @@ class Mx(MxCase):
 
 class DnsTrouble(MxCase):
     """A DNS server that does not answer, answers SERVFAIL or garbage:
-    the message is deferred, never bounced (issue 5, "Bad input")."""
+    the message is deferred, never bounced."""
 
     def check_deferred_not_bounced(self, inst, qid, attempts=2,
                                    timeout=DELIVERY_TIMEOUT + 20):

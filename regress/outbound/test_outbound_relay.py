@@ -3,7 +3,7 @@
 is the exact message, dot-stuffed on the wire and never carrying a bare CR
 or LF; one session carries every recipient of a domain; MAIL FROM names the
 sender, with SIZE when the server offers it; EHLO falls back to HELO
-(DESIGN.md A6, issue 5).
+(DESIGN.md A6).
 
     /usr/bin/python3 regress/run.py -k test_outbound_relay
 """

@@ -1,4 +1,4 @@
-"""The outbound queue on disk (issue 5, "Bad input"): a corrupt envelope
+"""The outbound queue on disk: a corrupt envelope
 file is logged and set aside -- never lost silently, never looped on --
 and the rest of the queue keeps working.
 

@@ -1,4 +1,4 @@
-"""POP3: the protocol and the mailbox rules of DESIGN.md A5 (issue 4).
+"""POP3: the protocol and the mailbox rules of DESIGN.md A5.
 
 Messages are put straight into the Maildir, named as the delivery side
 names them; test_pop3_interop.py adds SMTP -> POP3 round trips.

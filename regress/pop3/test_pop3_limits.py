@@ -1,4 +1,4 @@
-"""POP3 limits and bad input (issue 4): line lengths, idle timeout,
+"""POP3 limits and bad input: line lengths, idle timeout,
 maxsessions and maxsessionsperip, random bytes, a client that stops
 reading, a client that drops during QUIT, a stop with sessions open.
 

@@ -1,7 +1,7 @@
 """SMTP-in, bad input: random bytes, 1 MB without a newline, half-closed
 connections, clients that stop reading, many idle sessions.  After each,
 the daemon still serves a normal session promptly and no partial message
-is in any Maildir (issue 3, "Bad input"; DESIGN.md A4, A7).
+is in any Maildir (DESIGN.md A4, A7).
 
     /usr/bin/python3 regress/run.py -k test_smtp_badinput
 """

@@ -1,5 +1,5 @@
 """SMTP-in, a full spool disk: `452 4.3.1` and nothing already accepted is
-lost (issue 3, "Bad input").
+lost.
 
 Root only: the spool lives on a small tmpfs mounted in a private mount
 namespace of this test file's worker process (the runner runs each file in
