@@ -20,10 +20,12 @@ MANDIR	 = $(PREFIX)/share/man
 SYSCONF	?= /etc
 
 PKGS	 = libbsd-overlay ldns libconfig libevent libxcrypt libseccomp \
-	   libssl libcrypto libevent_openssl
-# Debian package for each pkg-config name, in the same order.
+	   libssl libcrypto libevent_openssl libpsl
+# Debian package for each pkg-config name, in the same order, then the
+# data and tools the build and the daemon need besides.
 DEBS	 = libbsd-dev libldns-dev libconfig-dev libevent-dev libcrypt-dev \
-	   libseccomp-dev libssl-dev libssl-dev libevent-dev pkg-config
+	   libseccomp-dev libssl-dev libssl-dev libevent-dev libpsl-dev \
+	   publicsuffix pkg-config
 # What the tests drive besides our own code.
 TESTDEBS = ldnsutils iproute2 util-linux mpop openssl
 # regress/ops: the administrator's own tools run against the daemon.
