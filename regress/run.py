@@ -216,6 +216,53 @@ def find_pyfiles():
     return sorted(glob.glob(os.path.join(REGRESS, '*', 'test_*.py')))
 
 
+# How long each file took last time (written after every full run), so
+# the longest start first and two jobs end together: run in name order,
+# a 80-second file drawn last kept one job busy alone for a minute.
+TIMINGS = os.path.join(REGRESS, '.timings.json')
+# Before any run on this checkout: the ones known to be long.
+SLOW_HINTS = {'tls/test_tls_testssl.py': 80, 'pop3/test_pop3_auth.py': 55,
+              'outbound/test_outbound_badremote.py': 45,
+              'outbound/test_outbound_mx.py': 37, 'package/test_deb.py': 36,
+              'hostile/test_hostile_types.py': 34,
+              'outbound/test_outbound_defer.py': 32,
+              'smtp/test_smtp_data.py': 29}
+
+
+def longest_first(pyfiles):
+    try:
+        with open(TIMINGS) as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+
+    def secs(path):
+        rel = os.path.relpath(path, REGRESS)
+        v = known.get(rel, SLOW_HINTS.get(rel, 0))
+        return v if isinstance(v, (int, float)) else 0
+    return sorted(pyfiles, key=secs, reverse=True)
+
+
+def save_timings(times):
+    try:
+        with open(TIMINGS) as f:
+            known = json.load(f)
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    known.update(times)
+    tmp = TIMINGS + '.tmp'
+    try:
+        with open(tmp, 'w') as f:
+            json.dump(known, f, indent=0, sort_keys=True)
+        os.replace(tmp, TIMINGS)
+    except OSError:
+        pass            # a read-only checkout runs in name order
+
+
 _running = set()
 _port_slots = queue.Queue(1)    # main() sizes it to the job count
 _port_slots.put(0)
@@ -517,11 +564,15 @@ def main():
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
     try:
         futs = [pool.submit(run_pyfile, f, args.pattern, args.verbose)
-                for f in pyfiles]
+                for f in longest_first(pyfiles)]
+        times = {}
         for fut in concurrent.futures.as_completed(futs):
             rel, recs, elapsed = fut.result()
             if recs:
                 show(rel, recs, elapsed)
+            times[rel] = round(elapsed, 1)
+        if not args.pattern:
+            save_timings(times)
     except KeyboardInterrupt:
         # Workers run in their own sessions: they did not see the ^C.
         pool.shutdown(wait=False, cancel_futures=True)
