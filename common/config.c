@@ -708,7 +708,6 @@ set_resolver(struct loader *ld, const config_setting_t *s,
 	free(c->resolverhost);
 	c->resolverhost = NULL;
 	c->resolverport = 53;
-	c->greetdelay = -1;	/* finish() picks it */
 	if (*v == '\0')
 		return 0;
 	if (hostport_parse(v, 1, host, sizeof(host), &port, &why) == -1)
@@ -770,8 +769,9 @@ set_dnsbl(struct loader *ld, const config_setting_t *s,
 		    CONFIG_DNSBL_MAX);
 	for (i = 0; i < n; i++) {
 		v = config_setting_get_string_elem(s, i);
-		/* Room for the 72 octets of an IPv6 client's nibbles. */
-		if (!hostname_valid(v) || strlen(v) > HOSTNAME_MAX - 73)
+		/* Room for the 64 octets of an IPv6 client's nibbles in a
+		 * name of at most 253. */
+		if (!hostname_valid(v) || strlen(v) > 253 - 64)
 			return lerr(ld, config_setting_get_elem(s, i), k->name,
 			    "'%.64s' is not a valid DNS zone name", v);
 	}
@@ -968,6 +968,7 @@ set_defaults(struct loader *ld)
 	c->smtpmaxmailsize = 10000000;
 	c->loglevel = 2;
 	c->resolverport = 53;
+	c->greetdelay = -1;	/* finish() picks it */
 	c->outboundport = 25;
 	c->maxqueuetime = 345600;
 	c->maxsessions = 1000;
