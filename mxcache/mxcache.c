@@ -79,6 +79,16 @@ smtpd_dispatch(struct chan *c, struct imsg *im)
 	return 0;
 }
 
+/* smtpd sent what it must not: it is compromised, so stop everything
+ * (the parent sees us exit). Its plain exit is the parent's business. */
+static void
+smtpd_closed(struct chan *c)
+{
+	if (c->failure != NULL)
+		fatalx("smtpd: %s; failing closed", c->failure);
+	log_debug("mxcache: channel to smtpd closed");
+}
+
 void
 reply_refresh(uint32_t peerid, unsigned ndomains, unsigned nfailed,
     const char *reason)
@@ -210,6 +220,7 @@ main(int argc, char *argv[])
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&outbound, PROC_OUTBOUND, outbound_dispatch);
 	child_peer(&smtpd, PROC_SMTPD, smtpd_dispatch);
+	smtpd.closed = smtpd_closed;
 	cache_init(resolver);
 	dns_init(resolver);
 	proc->reloaded = reloaded;

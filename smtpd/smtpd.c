@@ -125,6 +125,15 @@ mxcache_dispatch(struct chan *c, struct imsg *im)
 	return 0;
 }
 
+/* A garbled answer: mxcache is not what it should be; stop. */
+static void
+mxcache_closed(struct chan *c)
+{
+	if (c->failure != NULL)
+		fatalx("mxcache: %s; failing closed", c->failure);
+	log_debug("smtpd: channel to mxcache closed");
+}
+
 /* Give queued back the spool file it made for session sess. */
 void
 smtpd_spool_abort(uint32_t sess, const char *id)
@@ -268,6 +277,7 @@ main(int argc, char *argv[])
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);
 	queued_chan.closed = queued_gone;
 	child_peer(&mxcache_chan, PROC_MXCACHE, mxcache_dispatch);
+	mxcache_chan.closed = mxcache_closed;
 	child_ready(parent_dispatch);
 	sandbox_enter(PROC_SMTPD);
 	event_base_dispatch(proc->base);
