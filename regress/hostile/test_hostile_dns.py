@@ -11,6 +11,7 @@ Run alone (needs a REGRESS=1 build):
     /usr/bin/python3 regress/run.py regress/hostile/test_hostile_dns.py
 """
 
+import contextlib
 import os
 import struct
 import sys
@@ -130,6 +131,13 @@ class DnsQueries(hostile.HostileCase):
     def bad(self, payload, fd=None):
         inst, p, peer, mx = self.start()
         mx.send(T['IMSG_DNS_QUERY'], payload, fd=fd)
+        # What smtpd does at IMSG_SHUTDOWN: exit (else the stop waits
+        # out its grace for the stand-in).
+        with contextlib.suppress(TimeoutError, EOFError):
+            peer.expect(T['IMSG_SHUTDOWN'], timeout=30)
+        _, roles, _ = inst.processes()
+        for pid in roles.get('smtpd', []):
+            pmtest.kill_pid(pid)
         try:
             rc = p.wait(30)
         except Exception:
