@@ -13,8 +13,11 @@ Run alone (needs a REGRESS=1 build):
 
 import contextlib
 import os
+import select
+import socket
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +36,58 @@ $TTL 900
 2.0.0.127   A   127.0.0.2
 2.0.0.127   TXT "listed"
 '''
+
+
+class PickyResolver:
+    """A resolver on 127.0.0.1:port that never answers names under
+    `silent` and answers NXDOMAIN to the rest, at once: lookups of the
+    first kind sit on the wire until mxcache gives up on them."""
+
+    def __init__(self, port, silent):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(('127.0.0.1', port))
+        self.silent = silent
+        self.stop = threading.Event()
+        self.answered = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def qname(pkt):
+        labels, off = [], 12
+        while off < len(pkt) and pkt[off] != 0 and len(labels) < 128:
+            n = pkt[off]
+            labels.append(pkt[off + 1:off + 1 + n].decode('ascii',
+                                                          'replace'))
+            off += 1 + n
+        return '.'.join(labels).lower(), off + 5
+
+    def serve(self):
+        deadline = time.monotonic() + 300
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            if not select.select([self.sock], [], [], 0.1)[0]:
+                continue
+            pkt, peer = self.sock.recvfrom(4096)
+            if len(pkt) < 17:
+                continue
+            name, end = self.qname(pkt)
+            if name.endswith(self.silent):
+                continue
+            self.answered.append(name)
+            # QR RD RA, NXDOMAIN, the question echoed, nothing else.
+            reply = pkt[:2] + struct.pack('>HHHHH', 0x8183, 1, 0, 0, 0) + \
+                pkt[12:end]
+            self.sock.sendto(reply, peer)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def mxfile(domain):
+    return ('domain %s\nexpires %d\nstatus ok\nmx 10 mx.%s 192.0.2.1\n'
+            % (domain, int(time.time()) + 3600, domain)).encode()
 
 
 def query(req, name, qtype=DNS_T_A, tag=0):
@@ -99,6 +154,46 @@ class DnsQueries(hostile.HostileCase):
         # Room again once they are over.
         mx.send(T['IMSG_DNS_QUERY'], query(9999, 'again.flood.test'))
         self.assertFalse(self.replies(mx, 1, 1), 'refused at once')
+        self.assertRunning(inst, p)
+
+    def test_flood_does_not_hold_back_mx_lookups(self):
+        # A cached domain, so that updatemx has an MX lookup to make.
+        orig_instance = self.instance
+
+        def instance(**kw):
+            inst = orig_instance(**kw)
+            orig_start = inst.start_foreground
+
+            def start(*args):
+                os.makedirs(inst.maildir, exist_ok=True)
+                with open(os.path.join(inst.maildir, 'mxservers'),
+                          'wb') as f:
+                    f.write(mxfile('mx.test'))
+                return orig_start(*args)
+            inst.start_foreground = start
+            return inst
+        self.instance = instance
+        inst, p, peer, mx = self.start()
+        self.assertTrue(pmtest.wait_for(
+            lambda: 'mx cache loaded: domains=1' in inst.log(), 10),
+            inst.log_tail())
+        res = PickyResolver(inst.resolver_port, 'flood.test')
+        self.addCleanup(res.close)
+        n = 400
+        for i in range(n):
+            mx.send(T['IMSG_DNS_QUERY'], query(i + 1, 'n%d.flood.test' % i))
+        self.assertEqual(len(self.replies(mx, n - LOOKUPS_MAX, 5)),
+                         n - LOOKUPS_MAX)
+        # smtpd's lookups sit on the wire; the MX lookup goes past them.
+        t0 = time.monotonic()
+        r = inst.adm('updatemx')
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, (r.stdout, r.stderr))
+        self.assertIn('MX cache refreshed: 1 domain', r.stdout)
+        self.assertLess(took, 2.0, 'updatemx waited %.1f s' % took)
+        self.assertIn('mx.test', res.answered)
+        self.assertEqual(len(self.replies(mx, LOOKUPS_MAX, 15)),
+                         LOOKUPS_MAX)
         self.assertRunning(inst, p)
 
     def test_same_question_is_one_lookup_and_cached(self):
