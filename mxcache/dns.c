@@ -181,13 +181,21 @@ reply(struct dns_asker *asker, uint32_t req, uint32_t tag,
 	reply_dns(asker, a);
 }
 
+/* One line a second at most: a flood must not fill the disk. */
 static void
 refuse(struct dns_asker *asker, const struct dns_query *q, const char *why)
 {
 	struct dns_answer	*a = xcalloc(1, sizeof(*a));
+	time_t			 now = time(NULL);
 
-	log_info("dns asker=%s qname=%s qtype=%s result=refused reason=\"%s\"",
-	    asker->name, q->qname, dns_qtype_name(q->qtype), why);
+	if (now != asker->refused_at) {
+		log_info("dns asker=%s qname=%s qtype=%s result=refused "
+		    "reason=\"%s\" refused_unlogged=%u", asker->name, q->qname,
+		    dns_qtype_name(q->qtype), why, asker->refused_quiet);
+		asker->refused_at = now;
+		asker->refused_quiet = 0;
+	} else
+		asker->refused_quiet++;
 	a->qtype = q->qtype;
 	a->status = DNS_TEMPFAIL;
 	reply(asker, q->req, q->tag, a);

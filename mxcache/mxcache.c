@@ -18,7 +18,7 @@
 
 static struct chan		 outbound, smtpd;
 static struct mxresolver	*resolver;
-static struct dns_asker		 smtpd_asker = { "smtpd", &smtpd, 0, 0 };
+static struct dns_asker		 smtpd_asker = { .name = "smtpd", .chan = &smtpd };
 
 void
 reply_lookup(uint32_t req, const struct mxentry *e, const char *reason)

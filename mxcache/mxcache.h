@@ -7,6 +7,7 @@
 #define PYMAILD_MXCACHE_H
 
 #include <stdint.h>
+#include <time.h>
 
 #include "chan.h"
 #include "dnsmsg.h"
@@ -32,6 +33,8 @@ struct dns_asker {
 	struct chan	*chan;
 	unsigned	 lookups;	/* started for it, under way */
 	unsigned	 waiters;	/* its questions not answered yet */
+	time_t		 refused_at;	/* the last refusal logged */
+	unsigned	 refused_quiet;	/* refused since, not logged */
 };
 void	dns_init(struct mxresolver *);
 /* Answered now from memory or a refusal, or later; exactly once. */

@@ -43,10 +43,12 @@ $TTL 900
 3.0.0.127        A   127.0.0.3
 3.0.0.127        TXT "bad\\013\\010reason\\000tail" " and more"
 4.0.0.127        A   127.255.255.254
+7.0.0.127        A   127.0.0.2
+7.0.0.127        TXT "%s" "%s"
 %s A 127.0.0.4
 $ORIGIN second.test.
 5.0.0.127        A   127.0.0.10
-''' % V6_LOOPBACK
+''' % ('a' * 150, 'b' * 150, V6_LOOPBACK)
 
 
 def lookups(inst, qname=None):
@@ -110,6 +112,13 @@ class Listed(DnsblCase):
         self.assertTrue(g.text.endswith('bad??reason?tail and more'), g)
         self.assertTrue(all(32 <= b < 127 for b in g.raw.rstrip(b'\r\n')),
                         g.raw)
+
+    def test_long_reason_cut_to_200(self):
+        inst = self.bl_instance()
+        c = self.client(inst, source='127.0.0.7')
+        self.assertEqual(c.greeting.code, 554, c.greeting)
+        self.assertTrue(c.greeting.text.endswith(
+            'bl.test: ' + 'a' * 150 + 'b' * 50), c.greeting)
 
     def test_query_refused_code_is_not_a_listing(self):
         # 127.255.255.x: the list refuses to answer, it lists nobody.
