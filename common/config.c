@@ -97,6 +97,8 @@ static int	set_relaytls(struct loader *, const config_setting_t *,
 		    const struct keydef *);
 static int	set_relayauth(struct loader *, const config_setting_t *,
 		    const struct keydef *);
+static int	set_dnsbl(struct loader *, const config_setting_t *,
+		    const struct keydef *);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -144,6 +146,9 @@ static const struct keydef keys[] = {
 	{ "smtprelayauth",	set_relayauth,	0, 0, 0 },
 	{ "sharedstore",	set_bool,	OFF(sharedstore), 0, 0 },
 	{ "mxcachefile",	set_path,	OFF(mxcachefile), 0, 0 },
+	{ "dnsbl",		set_dnsbl,	0, 0, 0 },
+	{ "greetdelay",		set_int,	OFF(greetdelay),
+	    0, CONFIG_GREETDELAY_MAX },
 };
 
 static const char *const default_listen[] = { "127.0.0.1", "::1" };
@@ -746,6 +751,46 @@ set_domains(struct loader *ld, const config_setting_t *s,
 	return 0;
 }
 
+/* Blocklist zones: domain names, a handful (each costs a query per
+ * client). */
+static int
+set_dnsbl(struct loader *ld, const config_setting_t *s,
+    const struct keydef *k)
+{
+	struct config	*c = ld->conf;
+	const char	*v;
+	char		**list;
+	size_t		 i, n;
+
+	if (get_strlist(ld, s, k->name, &n) == -1)
+		return -1;
+	if (n > CONFIG_DNSBL_MAX)
+		return lerr(ld, s, k->name, "at most %d zones",
+		    CONFIG_DNSBL_MAX);
+	for (i = 0; i < n; i++) {
+		v = config_setting_get_string_elem(s, i);
+		/* Room for the 64 octets of an IPv6 client's nibbles in a
+		 * name of at most 253. */
+		if (!hostname_valid(v) || strlen(v) > 253 - 64)
+			return lerr(ld, config_setting_get_elem(s, i), k->name,
+			    "'%.64s' is not a valid DNS zone name", v);
+	}
+	if ((list = calloc(n ? n : 1, sizeof(*list))) == NULL)
+		return nomem(ld);
+	for (i = 0; i < n; i++) {
+		if ((list[i] = strdup(config_setting_get_string_elem(s, i)))
+		    == NULL) {
+			strv_free(list, i);
+			return nomem(ld);
+		}
+		lowercase(list[i]);
+	}
+	strv_free(c->dnsbl, c->ndnsbl);
+	c->dnsbl = list;
+	c->ndnsbl = n;
+	return 0;
+}
+
 static int
 strv_copy(const char *const *src, size_t n, char ***out)
 {
@@ -923,6 +968,7 @@ set_defaults(struct loader *ld)
 	c->smtpmaxmailsize = 10000000;
 	c->loglevel = 2;
 	c->resolverport = 53;
+	c->greetdelay = -1;	/* finish() picks it */
 	c->outboundport = 25;
 	c->maxqueuetime = 345600;
 	c->maxsessions = 1000;
@@ -1018,6 +1064,10 @@ finish(struct loader *ld)
 	if (c->retrymax < c->retrymin)
 		return lerr(ld, config_setting_get_member(ld->root,
 		    "retrymax"), "retrymax", "must not be less than retrymin");
+	/* The lookups run during the delay, and a client that talks
+	 * before the greeting is a robot: both come with a blocklist. */
+	if (c->greetdelay == -1)
+		c->greetdelay = c->ndnsbl > 0 ? 2 : 0;
 	return 0;
 }
 
@@ -1435,6 +1485,7 @@ config_free(struct config *c)
 	}
 	free(c->relaycafile);
 	free(c->relayauth);
+	strv_free(c->dnsbl, c->ndnsbl);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -74,7 +74,17 @@ struct config {
 	/* Several hosts share maildir: -n checks what must stay local. */
 	int		 sharedstore;
 	char		*mxcachefile;	/* absolute; default maildir/mxservers */
+	/* DNS blocklists asked at connect on the SMTP port (lower-cased
+	 * zones, at most CONFIG_DNSBL_MAX), and the wait before the 220
+	 * that catches clients talking first: seconds, 0 = none; 2 by
+	 * default when dnsbl is set, else 0. */
+	char		**dnsbl;
+	size_t		 ndnsbl;
+	int		 greetdelay;
 };
+
+#define CONFIG_DNSBL_MAX	8
+#define CONFIG_GREETDELAY_MAX	60
 
 #define RELAYTLS_MAY	0
 #define RELAYTLS_VERIFY	1

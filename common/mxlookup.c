@@ -1178,3 +1178,166 @@ tlsalookup_start(struct mxresolver *res, uint32_t req, const char *host,
 	dnsq_start_flags(res, name, LDNS_RR_TYPE_TLSA, 1, tlsa_answer, tl);
 	return 0;
 }
+
+/* ------------------------------------------------------------------ */
+/*
+ * One question for a helper (dnsmsg.h): A, AAAA, TXT or PTR of a name,
+ * the records of the answer as text. CNAMEs are followed only inside
+ * the answer (the resolver chases them; a loop there ends the walk
+ * after CNAME_MAX_HOPS and finds no record), so one question is one
+ * query on the wire whatever the answer says.
+ */
+struct dnslookup {
+	struct mxresolver	*res;
+	struct dns_answer	 a;
+	char			 qname[MX_NAME_MAX + 1];
+	dnslookup_done		 done;
+	void			*arg;
+};
+
+static ldns_rr_type
+ldns_type_of(uint32_t qtype)
+{
+	switch (qtype) {
+	case DNS_T_A:
+		return LDNS_RR_TYPE_A;
+	case DNS_T_AAAA:
+		return LDNS_RR_TYPE_AAAA;
+	case DNS_T_TXT:
+		return LDNS_RR_TYPE_TXT;
+	default:
+		return LDNS_RR_TYPE_PTR;
+	}
+}
+
+/* A TXT record's character-strings, joined (RFC 7208 3.3). */
+static int
+txt_join(const ldns_rr *rr, char *out, size_t *len)
+{
+	const ldns_rdf	*rdf;
+	const uint8_t	*d;
+	size_t		 i, n = 0;
+
+	for (i = 0; i < ldns_rr_rd_count(rr); i++) {
+		rdf = ldns_rr_rdf(rr, i);
+		d = ldns_rdf_data(rdf);
+		if (ldns_rdf_size(rdf) < 1 || d[0] != ldns_rdf_size(rdf) - 1)
+			return -1;
+		if (d[0] > DNS_RECORD_MAX - n)
+			return -1;
+		memcpy(out + n, d + 1, d[0]);
+		n += d[0];
+	}
+	*len = n;
+	return 0;
+}
+
+/* The record as text in out (DNS_RECORD_MAX + 1 octets): 0, -1 when it
+ * is malformed, 1 when it is to be skipped (a PTR name we cannot
+ * write down). */
+static int
+record_text(const ldns_rr *rr, uint32_t qtype, char *out, size_t *len)
+{
+	const ldns_rdf	*rdf;
+
+	if (qtype == DNS_T_TXT)
+		return txt_join(rr, out, len);
+	if (ldns_rr_rd_count(rr) != 1)
+		return -1;
+	rdf = ldns_rr_rdf(rr, 0);
+	switch (qtype) {
+	case DNS_T_A:
+	case DNS_T_AAAA:
+		if (ldns_rdf_size(rdf) != (qtype == DNS_T_A ? 4 : 16))
+			return -1;
+		inet_ntop(qtype == DNS_T_A ? AF_INET : AF_INET6,
+		    ldns_rdf_data(rdf), out, INET6_ADDRSTRLEN);
+		break;
+	default:
+		if (dname_text(rdf, out) == -1)
+			return 1;
+		break;
+	}
+	*len = strlen(out);
+	return 0;
+}
+
+int
+dnsanswer_records(const ldns_pkt *p, uint32_t qtype, struct dns_answer *a,
+    uint32_t *ttl)
+{
+	ldns_rr_list	*an = ldns_pkt_answer(p);
+	const ldns_rdf	*name;
+	ldns_rr		*rr;
+	char		 text[DNS_RECORD_MAX + 1];
+	size_t		 i, len;
+	int		 r;
+
+	a->n = 0;
+	a->used = 0;
+	name = follow_cnames(an, ldns_rr_owner(ldns_rr_list_rr(
+	    ldns_pkt_question(p), 0)), ttl);
+	for (i = 0; i < ldns_rr_list_rr_count(an); i++) {
+		rr = ldns_rr_list_rr(an, i);
+		if (!answer_rr(rr, name, ldns_type_of(qtype)))
+			continue;
+		if ((r = record_text(rr, qtype, text, &len)) == 1)
+			continue;
+		/* Over a bound: a cut list could say something else than
+		 * the whole one (an SPF record set), so none of it. */
+		if (r == -1 || dns_answer_add(a, text, len) == -1) {
+			a->n = 0;
+			a->used = 0;
+			return DNS_PERMFAIL;
+		}
+		*ttl = MIN(*ttl, ldns_rr_ttl(rr));
+	}
+	return a->n > 0 ? DNS_OK : DNS_NODATA;
+}
+
+static void
+dnslookup_answer(void *arg, ldns_pkt *p, const char *err)
+{
+	struct dnslookup	*dl = arg;
+	uint32_t		 ttl = UINT32_MAX;
+	char			 why[MX_REASON_MAX];
+
+	why[0] = '\0';
+	if (p == NULL) {
+		dl->a.status = DNS_TEMPFAIL;
+		strlcpy(why, err, sizeof(why));
+	} else if (ldns_pkt_get_rcode(p) == LDNS_RCODE_NXDOMAIN)
+		dl->a.status = DNS_NXDOMAIN;
+	else if (ldns_pkt_get_rcode(p) == LDNS_RCODE_NOERROR)
+		dl->a.status = dnsanswer_records(p, dl->a.qtype, &dl->a, &ttl);
+	else {
+		dl->a.status = DNS_TEMPFAIL;
+		rcode_reason(why, sizeof(why), dl->res, p, dl->qname,
+		    dns_qtype_name(dl->a.qtype));
+	}
+	if (p != NULL)
+		ldns_pkt_free(p);
+	if (dl->a.status == DNS_OK)
+		dl->a.ttl = expiry(MX_OK, ttl) - time(NULL);
+	else if (dl->a.status != DNS_TEMPFAIL)
+		dl->a.ttl = MX_TTL_NEG;
+	dl->done(&dl->a, why[0] ? why : dns_status_name(dl->a.status),
+	    dl->arg);
+	free(dl);
+}
+
+void
+dnslookup_start(struct mxresolver *res, const char *qname, uint32_t qtype,
+    dnslookup_done done, void *arg)
+{
+	struct dnslookup	*dl = xcalloc(1, sizeof(*dl));
+
+	if (mx_domain_normalize(qname, dl->qname) == -1 ||
+	    !dns_qtype_ok(qtype))
+		fatalx("dnslookup_start: a question not checked");
+	dl->res = res;
+	dl->a.qtype = qtype;
+	dl->done = done;
+	dl->arg = arg;
+	dnsq_start(res, dl->qname, ldns_type_of(qtype), dnslookup_answer, dl);
+}

@@ -26,6 +26,7 @@
 #include <ldns/ldns.h>
 
 #include "config.h"
+#include "dnsmsg.h"
 #include "mxfile.h"
 #include "tlsamsg.h"
 
@@ -105,6 +106,23 @@ int	tlsalookup_start(struct mxresolver *, uint32_t req, const char *host,
 /* The TLSA records of an answer (after CNAMEs), at most
  * TLSA_RECORDS_MAX kept in r; returns how many there were at all. */
 size_t	tlsanswer_records(const ldns_pkt *p, struct tlsa_reply *r);
+
+/*
+ * A helper's question (dnsmsg.h): the records of qname (valid, as
+ * dns_read_query leaves it) of qtype. done runs later, never from in
+ * here, with a->status and a->ttl set (clamped as MX answers are; 0 for
+ * DNS_TEMPFAIL) and reason saying why on a failure.
+ */
+typedef void	(*dnslookup_done)(const struct dns_answer *a,
+	    const char *reason, void *arg);
+
+void	dnslookup_start(struct mxresolver *, const char *qname,
+	    uint32_t qtype, dnslookup_done done, void *arg);
+/* The records of an answer (after CNAMEs) as text: DNS_OK, DNS_NODATA,
+ * or DNS_PERMFAIL when a record is malformed or they break a bound of
+ * dnsmsg.h (then none is kept). Lowers *ttl to the smallest seen. */
+int	dnsanswer_records(const ldns_pkt *p, uint32_t qtype,
+	    struct dns_answer *a, uint32_t *ttl);
 
 /* What `updatemx` prints, in the daemon and in pymailadm:
  * "MX cache refreshed: N domains." or the failure. 0 ok, -1 failed. */

@@ -14,6 +14,10 @@ static const int peers[PROC_COUNT][PROC_COUNT] = {
 	[PROC_OUTBOUND][PROC_QUEUED] = 1,
 	[PROC_OUTBOUND][PROC_MXCACHE] = 1,
 	[PROC_MXCACHE][PROC_OUTBOUND] = 1,
+	/* DNS questions of the sessions (blocklists, later SPF, DKIM,
+	 * DMARC): mxcache alone holds a resolver socket. */
+	[PROC_SMTPD][PROC_MXCACHE] = 1,
+	[PROC_MXCACHE][PROC_SMTPD] = 1,
 };
 
 int

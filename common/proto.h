@@ -301,6 +301,29 @@ enum imsg_type {
 	 */
 	IMSG_TLS_TICKET_KEYS,
 
+	/*
+	 * smtpd <-> mxcache: one DNS question of a helper without a
+	 * resolver (DNS blocklists now; SPF, DKIM keys, DMARC later),
+	 * answered from mxcache's cache or the resolver; common/dnsmsg.h
+	 * reads and builds both.
+	 *  DNS_QUERY  smtpd->mxcache  u32 req, u32 tag (both echoed), u32
+	 *             qtype (DNS_T_A, _AAAA, _TXT, _PTR), str qname (a
+	 *             domain name as mx_domain_normalize leaves it: lower
+	 *             case, no final dot, at most 253 octets). Anything else
+	 *             closes the channel. mxcache answers every query once,
+	 *             DNS_TEMPFAIL at once when the asker has too many under
+	 *             way, else within the resolver's timeout
+	 *  DNS_REPLY  mxcache->smtpd  u32 req, u32 tag, u32 qtype, u32
+	 *             status (DNS_*), u32 ttl (seconds left, clamped to
+	 *             [60, 86400]; negative answers 300; 0 on a failure),
+	 *             u32 n (1..DNS_RECORDS_MAX when DNS_OK, else 0), then
+	 *             n x (u32 len <= DNS_RECORD_MAX, len octets): addresses
+	 *             and names as text, a TXT record's strings joined; all
+	 *             records together at most DNS_DATA_MAX octets
+	 */
+	IMSG_DNS_QUERY,
+	IMSG_DNS_REPLY,
+
 	IMSG_TYPE_MAX
 };
 

@@ -14,8 +14,11 @@
 #include "sandbox.h"
 #include "tlsamsg.h"
 
-static struct chan		 outbound;
+#define DNS_ASKER_BACKLOG_MAX	(4 * 1024 * 1024)	/* octets */
+
+static struct chan		 outbound, smtpd;
 static struct mxresolver	*resolver;
+static struct dns_asker		 smtpd_asker = { .name = "smtpd", .chan = &smtpd };
 
 void
 reply_lookup(uint32_t req, const struct mxentry *e, const char *reason)
@@ -39,6 +42,51 @@ reply_lookup(uint32_t req, const struct mxentry *e, const char *reason)
 	}
 	if (chan_send(&outbound, &mb, IMSG_MX_REPLY, 0, -1) == -1)
 		log_warnx("mx reply req=%u not sent", req);
+}
+
+void
+reply_dns(struct dns_asker *asker, const struct dns_answer *a)
+{
+	struct msgbuild	mb;
+
+	dns_build_answer(&mb, a);
+	if (chan_send(asker->chan, &mb, IMSG_DNS_REPLY, 0, -1) == -1)
+		log_warnx("dns reply to %s req=%u not sent", asker->name,
+		    a->req);
+}
+
+/*
+ * A compromised smtpd may ask anything: a payload out of shape closes
+ * the channel, and what it may ask is bounded in dns.c. One that asks
+ * and does not read its answers would grow our memory: past a backlog
+ * no working smtpd reaches (thousands of answers), it is treated as
+ * hostile too.
+ */
+static int
+smtpd_dispatch(struct chan *c, struct imsg *im)
+{
+	struct dns_query	q;
+
+	if (im->hdr.type != IMSG_DNS_QUERY || im->fd != -1 ||
+	    dns_read_query(im->data, im->datalen, &q) == -1)
+		return -1;
+	if (c->ib.wqueued > DNS_ASKER_BACKLOG_MAX) {
+		log_warnx("smtpd does not read its DNS answers (%zu octets "
+		    "waiting)", c->ib.wqueued);
+		return -1;
+	}
+	dns_query(&smtpd_asker, &q);
+	return 0;
+}
+
+/* smtpd sent what it must not: it is compromised, so stop everything
+ * (the parent sees us exit). Its plain exit is the parent's business. */
+static void
+smtpd_closed(struct chan *c)
+{
+	if (c->failure != NULL)
+		fatalx("smtpd: %s; failing closed", c->failure);
+	log_debug("mxcache: channel to smtpd closed");
 }
 
 void
@@ -171,7 +219,10 @@ main(int argc, char *argv[])
 		log_warnx("mxcache: %s", warn);
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&outbound, PROC_OUTBOUND, outbound_dispatch);
+	child_peer(&smtpd, PROC_SMTPD, smtpd_dispatch);
+	smtpd.closed = smtpd_closed;
 	cache_init(resolver);
+	dns_init(resolver);
 	proc->reloaded = reloaded;
 	proc->shutdown = shutdown_now;
 	child_ready(parent_dispatch);

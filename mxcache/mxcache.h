@@ -7,6 +7,10 @@
 #define PYMAILD_MXCACHE_H
 
 #include <stdint.h>
+#include <time.h>
+
+#include "chan.h"
+#include "dnsmsg.h"
 
 #include "mxfile.h"
 #include "mxlookup.h"
@@ -23,7 +27,21 @@ void	cache_load(int fd);
 /* Stopping: hand over what was not saved yet. */
 void	cache_flush(void);
 
+/* dns.c: the helpers' questions (IMSG_DNS_QUERY) */
+struct dns_asker {
+	const char	*name;		/* for the log */
+	struct chan	*chan;
+	unsigned	 lookups;	/* started for it, under way */
+	unsigned	 waiters;	/* its questions not answered yet */
+	time_t		 refused_at;	/* the last refusal logged */
+	unsigned	 refused_quiet;	/* refused since, not logged */
+};
+void	dns_init(struct mxresolver *);
+/* Answered now from memory or a refusal, or later; exactly once. */
+void	dns_query(struct dns_asker *, const struct dns_query *);
+
 /* mxcache.c: the messages out */
+void	reply_dns(struct dns_asker *, const struct dns_answer *);
 void	reply_lookup(uint32_t req, const struct mxentry *e,
 	    const char *reason);
 void	reply_refresh(uint32_t peerid, unsigned ndomains, unsigned nfailed,

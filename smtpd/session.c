@@ -109,8 +109,16 @@ session_start(struct session *s)
 		tls_begin(s);
 		return;
 	}
+	if (dnsbl_start(s))
+		return;
 	session_reply(s, "220 %s ESMTP pymaild", proc->conf.serverhostname);
 	session_flush(s);
+}
+
+void
+session_greeted(struct session *s)
+{
+	session_process(s);
 }
 
 static void
@@ -164,6 +172,7 @@ session_end(struct session *s)
 		return;
 	s->dead = 1;
 	s->state = ST_CLOSING;
+	dnsbl_free(s);
 	transaction_reset(s);
 	explicit_bzero(s->authname, sizeof(s->authname));
 	explicit_bzero(s->in, sizeof(s->in));
@@ -365,6 +374,10 @@ session_on_read(int fd, short ev, void *arg)
 	} else {
 		s->inlen += n;
 		timer_arm(s);
+	}
+	if (s->wait == WAIT_GREET) {
+		dnsbl_talked_first(s);
+		return;
 	}
 	session_process(s);
 }
@@ -1327,6 +1340,22 @@ tls_step(struct session *s)
 	}
 }
 
+/* Refused at connect (RFC 5321 3.1): QUIT ends it, the rest is out of
+ * sequence, and the error limit ends a client that keeps trying. */
+static void
+blocked_command(struct session *s, char *line)
+{
+	char	*arg;
+
+	if (smtp_parse_command(line, &arg) == CMD_QUIT) {
+		session_close_with(s, "221 2.0.0 %s closing connection",
+		    proc->conf.serverhostname);
+		return;
+	}
+	session_reply(s, "503 5.5.1 Bad sequence of commands: this "
+	    "connection was refused");
+}
+
 static void
 cmd_dispatch(struct session *s, char *line)
 {
@@ -1335,6 +1364,10 @@ cmd_dispatch(struct session *s, char *line)
 	if (s->state == ST_AUTH_PLAIN || s->state == ST_AUTH_USER ||
 	    s->state == ST_AUTH_PASS) {
 		auth_continue(s, line);
+		return;
+	}
+	if (s->blocked) {
+		blocked_command(s, line);
 		return;
 	}
 	switch (smtp_parse_command(line, &arg)) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "dnsmsg.h"
 #include "listener.h"
 #include "log.h"
 #include "proc.h"
@@ -31,6 +32,7 @@ RB_GENERATE(sessiontree, session, entry, session_cmp);
 
 static struct sessiontree	sessions = RB_INITIALIZER(&sessions);
 struct chan			queued_chan;
+static struct chan		mxcache_chan;
 
 struct session *
 session_find(uint32_t id)
@@ -102,6 +104,34 @@ void
 smtpd_send_queued(uint32_t type, struct msgbuild *mb)
 {
 	chan_send(&queued_chan, mb, type, 0, -1);
+}
+
+void
+smtpd_send_mxcache(uint32_t type, struct msgbuild *mb)
+{
+	chan_send(&mxcache_chan, mb, type, 0, -1);
+}
+
+/* mxcache's answers: a malformed one closes the channel (and us). */
+static int
+mxcache_dispatch(struct chan *c, struct imsg *im)
+{
+	static struct dns_answer	a;
+
+	if (im->hdr.type != IMSG_DNS_REPLY || im->fd != -1 ||
+	    dns_read_answer(im->data, im->datalen, &a) == -1)
+		return -1;
+	dnsbl_on_answer(&a);
+	return 0;
+}
+
+/* A garbled answer: mxcache is not what it should be; stop. */
+static void
+mxcache_closed(struct chan *c)
+{
+	if (c->failure != NULL)
+		fatalx("mxcache: %s; failing closed", c->failure);
+	log_debug("smtpd: channel to mxcache closed");
 }
 
 /* Give queued back the spool file it made for session sess. */
@@ -246,6 +276,8 @@ main(int argc, char *argv[])
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);
 	queued_chan.closed = queued_gone;
+	child_peer(&mxcache_chan, PROC_MXCACHE, mxcache_dispatch);
+	mxcache_chan.closed = mxcache_closed;
 	child_ready(parent_dispatch);
 	sandbox_enter(PROC_SMTPD);
 	event_base_dispatch(proc->base);

@@ -49,6 +49,7 @@ enum smtp_state {
 enum smtp_wait {
 	WAIT_NONE, WAIT_RCPT, WAIT_AUTH, WAIT_SPOOL, WAIT_SIZES, WAIT_COMMIT,
 	WAIT_DELAY,
+	WAIT_GREET,	/* the 220 waits: greetdelay, blocklists */
 	WAIT_TLS	/* STARTTLS answered, or the handshake under way */
 };
 
@@ -115,6 +116,8 @@ struct session {
 	int			 noauth_ok;	/* client in noauthhosts */
 	int			 kind;		/* its listener: LISTEN_* */
 	int			 submission;	/* AUTH before MAIL, in TLS */
+	struct dnsbl_check	*bl;		/* before the greeting */
+	int			 blocked;	/* 554 at connect: QUIT only */
 
 	/* TLS: ssl is NULL in plaintext */
 	SSL			*ssl;
@@ -155,12 +158,24 @@ void	smtpd_session_closed(struct session *);
 void	smtpd_send_parent(uint32_t type, struct msgbuild *);
 void	smtpd_send_queued(uint32_t type, struct msgbuild *);
 void	smtpd_spool_abort(uint32_t sess, const char *id);
+void	smtpd_send_mxcache(uint32_t type, struct msgbuild *);
+
+/* dnsbl.c: the blocklists and the greeting delay (port 25 only) */
+struct dns_answer;
+/* 1 when the greeting waits (s->wait = WAIT_GREET), 0 to send it now. */
+int	dnsbl_start(struct session *);
+void	dnsbl_on_answer(const struct dns_answer *);
+/* Input or EOF while WAIT_GREET. */
+void	dnsbl_talked_first(struct session *);
+void	dnsbl_free(struct session *);
 
 /* session.c */
 struct session *session_new(int fd, struct sockaddr_storage *, socklen_t,
 	    int kind);
 /* The greeting, or the TLS handshake first; may end the session. */
 void	session_start(struct session *);
+/* The greeting (220 or 554) is queued: on with the session. */
+void	session_greeted(struct session *);
 void	session_end(struct session *);
 void	session_reply(struct session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

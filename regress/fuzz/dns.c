@@ -3,7 +3,8 @@
  * parsed by ldns, then read as mxcache reads the answer to its question
  * (the packet's own question stands for it): MX hosts, or A / AAAA
  * addresses. The hosts come best first, each once, at most
- * MX_MAX_HOSTS, as names mxservers can hold; the addresses are numeric.
+ * MX_MAX_HOSTS, as names mxservers can hold; the addresses are numeric;
+ * the records of a helper's question are valid and bounded.
  */
 #include <arpa/inet.h>
 
@@ -51,6 +52,24 @@ check_addresses(const ldns_pkt *p, int v6)
 		FUZZ_ASSERT(mxanswer_addresses(p, v6, addr, 1, &ttl) == 1);
 }
 
+/* The helpers' reader (dnsanswer_records): whatever the answer holds,
+ * records only with DNS_OK, each valid for its type, all within the
+ * bounds of dnsmsg.h, none kept on a permanent failure. */
+static void
+check_records(const ldns_pkt *p, uint32_t qtype)
+{
+	static struct dns_answer	a;
+	uint32_t			ttl = UINT32_MAX, i;
+	int				st;
+
+	st = dnsanswer_records(p, qtype, &a, &ttl);
+	FUZZ_ASSERT(st == DNS_OK || st == DNS_NODATA || st == DNS_PERMFAIL);
+	FUZZ_ASSERT((st == DNS_OK) == (a.n > 0));
+	FUZZ_ASSERT(a.n <= DNS_RECORDS_MAX && a.used <= DNS_DATA_MAX);
+	for (i = 0; i < a.n; i++)
+		FUZZ_ASSERT(dns_record_ok(qtype, a.data + a.off[i], a.len[i]));
+}
+
 FUZZ_ENTRY(dns)
 {
 	ldns_pkt	*p = NULL;
@@ -81,6 +100,10 @@ FUZZ_ENTRY(dns)
 	check_hosts(p);
 	check_addresses(p, 0);
 	check_addresses(p, 1);
+	check_records(p, DNS_T_A);
+	check_records(p, DNS_T_AAAA);
+	check_records(p, DNS_T_TXT);
+	check_records(p, DNS_T_PTR);
 	ldns_pkt_free(p);
 	return 0;
 }

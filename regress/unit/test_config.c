@@ -877,6 +877,39 @@ test_relaytls(void)
 	    "or \"none\"");
 }
 
+static void
+test_dnsbl(void)
+{
+	struct config	 c;
+	char		 err[512];
+	int		 rv;
+
+	rv = load("", &c, err, sizeof(err));
+	CHECK("default: no dnsbl, no greetdelay", rv == 0 && c.ndnsbl == 0 &&
+	    c.greetdelay == 0);
+	config_free(&c);
+	rv = load("dnsbl = [ \"Zen.Example\", \"bl.example.org\" ];\n",
+	    &c, err, sizeof(err));
+	CHECK("dnsbl lower-cased, greetdelay 2", rv == 0 && c.ndnsbl == 2 &&
+	    strcmp(c.dnsbl[0], "zen.example") == 0 && c.greetdelay == 2);
+	config_free(&c);
+	rv = load("dnsbl = [ \"zen.example\" ];\ngreetdelay = 0;\n", &c,
+	    err, sizeof(err));
+	CHECK("greetdelay 0 with dnsbl", rv == 0 && c.greetdelay == 0);
+	config_free(&c);
+	rv = load("greetdelay = 5;\n", &c, err, sizeof(err));
+	CHECK("greetdelay alone", rv == 0 && c.ndnsbl == 0 &&
+	    c.greetdelay == 5);
+	config_free(&c);
+	check_error("dnsbl not a name", "dnsbl = [ \"bad zone\" ];\n",
+	    PATH ":1: key 'dnsbl': 'bad zone' is not a valid DNS zone name");
+	check_error("dnsbl too many", "dnsbl = [ \"a.x\", \"b.x\", \"c.x\", "
+	    "\"d.x\", \"e.x\", \"f.x\", \"g.x\", \"h.x\", \"i.x\" ];\n",
+	    PATH ":1: key 'dnsbl': at most 8 zones");
+	check_error("greetdelay too long", "greetdelay = 61;\n",
+	    PATH ":1: key 'greetdelay': must be an integer from 0 to 60");
+}
+
 int
 main(void)
 {
@@ -891,5 +924,6 @@ main(void)
 	test_localdomain();
 	test_files();
 	test_relaytls();
+	test_dnsbl();
 	UNIT_EXIT();
 }
