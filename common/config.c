@@ -716,13 +716,36 @@ set_resolver(struct loader *ld, const config_setting_t *s,
 	return store(ld, &c->resolverhost, host);
 }
 
+/* The n strings of list setting s, lower-cased, in place of *list. */
+static int
+take_lowered(struct loader *ld, const config_setting_t *s, size_t n,
+    char ***list, size_t *nlist)
+{
+	char	**v;
+	size_t	  i;
+
+	if ((v = calloc(n ? n : 1, sizeof(*v))) == NULL)
+		return nomem(ld);
+	for (i = 0; i < n; i++) {
+		if ((v[i] = strdup(config_setting_get_string_elem(s, i))) ==
+		    NULL) {
+			strv_free(v, i);
+			return nomem(ld);
+		}
+		lowercase(v[i]);
+	}
+	strv_free(*list, *nlist);
+	*list = v;
+	*nlist = n;
+	return 0;
+}
+
 static int
 set_domains(struct loader *ld, const config_setting_t *s,
     const struct keydef *k)
 {
 	struct config	*c = ld->conf;
 	const char	*v;
-	char		**list;
 	size_t		 i, n;
 
 	if (get_strlist(ld, s, k->name, &n) == -1)
@@ -735,20 +758,7 @@ set_domains(struct loader *ld, const config_setting_t *s,
 			return lerr(ld, config_setting_get_elem(s, i), k->name,
 			    "'%.64s' is not a valid domain name", v);
 	}
-	if ((list = calloc(n, sizeof(*list))) == NULL)
-		return nomem(ld);
-	for (i = 0; i < n; i++) {
-		if ((list[i] = strdup(config_setting_get_string_elem(s, i)))
-		    == NULL) {
-			strv_free(list, i);
-			return nomem(ld);
-		}
-		lowercase(list[i]);
-	}
-	strv_free(c->localdomains, c->nlocaldomains);
-	c->localdomains = list;
-	c->nlocaldomains = n;
-	return 0;
+	return take_lowered(ld, s, n, &c->localdomains, &c->nlocaldomains);
 }
 
 /* Blocklist zones: domain names, a handful (each costs a query per
@@ -759,7 +769,6 @@ set_dnsbl(struct loader *ld, const config_setting_t *s,
 {
 	struct config	*c = ld->conf;
 	const char	*v;
-	char		**list;
 	size_t		 i, n;
 
 	if (get_strlist(ld, s, k->name, &n) == -1)
@@ -775,20 +784,7 @@ set_dnsbl(struct loader *ld, const config_setting_t *s,
 			return lerr(ld, config_setting_get_elem(s, i), k->name,
 			    "'%.64s' is not a valid DNS zone name", v);
 	}
-	if ((list = calloc(n ? n : 1, sizeof(*list))) == NULL)
-		return nomem(ld);
-	for (i = 0; i < n; i++) {
-		if ((list[i] = strdup(config_setting_get_string_elem(s, i)))
-		    == NULL) {
-			strv_free(list, i);
-			return nomem(ld);
-		}
-		lowercase(list[i]);
-	}
-	strv_free(c->dnsbl, c->ndnsbl);
-	c->dnsbl = list;
-	c->ndnsbl = n;
-	return 0;
+	return take_lowered(ld, s, n, &c->dnsbl, &c->ndnsbl);
 }
 
 static int

@@ -212,6 +212,26 @@ parse_canon(const struct tagval *t, struct dkimsig *s)
 	return 0;
 }
 
+/*
+ * The next ':'-separated item of t from *i, trimmed of FWS, as
+ * [*start, *end); 0 when t has no more.
+ */
+static int
+next_item(const struct tagval *t, size_t *i, size_t *start, size_t *end)
+{
+	if (*i > t->vlen)
+		return 0;
+	*start = *i;
+	for (*end = *i; *end < t->vlen && t->v[*end] != ':'; (*end)++)
+		;
+	*i = *end + 1;
+	while (*start < *end && is_fws(t->v[*start]))
+		(*start)++;
+	while (*end > *start && is_fws(t->v[*end - 1]))
+		(*end)--;
+	return 1;
+}
+
 /* h=: names apart by ':', FWS around each; From must be among them. */
 static int
 parse_h(const struct tagval *t, struct dkimsig *s)
@@ -220,15 +240,7 @@ parse_h(const struct tagval *t, struct dkimsig *s)
 	int	from = 0;
 
 	s->nh = 0;
-	while (i <= t->vlen) {
-		start = i;
-		for (end = i; end < t->vlen && t->v[end] != ':'; end++)
-			;
-		i = end + 1;
-		while (start < end && is_fws(t->v[start]))
-			start++;
-		while (end > start && is_fws(t->v[end - 1]))
-			end--;
+	while (next_item(t, &i, &start, &end)) {
 		if (start == end || end - start > DKIMSIG_NAME_MAX ||
 		    s->nh == DKIMSIG_H_MAX)
 			return -1;
@@ -266,18 +278,9 @@ list_has(const struct tagval *t, const char *word)
 {
 	size_t	i = 0, start, end, wl = strlen(word);
 
-	while (i <= t->vlen) {
-		start = i;
-		for (end = i; end < t->vlen && t->v[end] != ':'; end++)
-			;
-		i = end + 1;
-		while (start < end && is_fws(t->v[start]))
-			start++;
-		while (end > start && is_fws(t->v[end - 1]))
-			end--;
+	while (next_item(t, &i, &start, &end))
 		if (end - start == wl && memcmp(t->v + start, word, wl) == 0)
 			return 1;
-	}
 	return 0;
 }
 
