@@ -860,7 +860,9 @@ eval_term(struct spf *s, const struct term *t)
 	struct spf_frame	*f = top(s);
 	int			 i;
 
-	if (!s->counted && dns_term(t->kind) && ++s->terms > SPF_TERMS_MAX) {
+	/* redirect= counts where it is followed, at the end. */
+	if (!s->counted && dns_term(t->kind) && t->kind != T_REDIRECT &&
+	    ++s->terms > SPF_TERMS_MAX) {
 		finish(s, SPF_PERMERROR, "more than %d DNS-querying terms",
 		    SPF_TERMS_MAX);
 		return;
@@ -922,6 +924,11 @@ eval_term(struct spf *s, const struct term *t)
 		advance(s);
 		return;
 	case T_INCLUDE:
+		/* The term limit keeps includes to SPF_DEPTH_MAX - 1. */
+		if (s->depth == SPF_DEPTH_MAX) {
+			finish(s, SPF_PERMERROR, "includes too deep");
+			return;
+		}
 		advance(s);
 		s->stack[s->depth].included = t->qual;
 		s->stack[s->depth].redirected = 0;
