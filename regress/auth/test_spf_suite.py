@@ -167,6 +167,49 @@ class SPFSuite(unittest.TestCase):
         self.assertEqual(failures, [])
         self.assertGreaterEqual(passed, 190)
 
+    def test_hostile_zone(self):
+        """Records written to hurt, served over real DNS: each costs a
+        permerror or temperror after a bounded number of queries (the
+        count spfcheck prints is of queries it sent)."""
+        zone = """
+$ORIGIN hostile.test.
+$TTL 300
+cycle-a     TXT "v=spf1 include:cycle-b.hostile.test -all"
+cycle-b     TXT "v=spf1 include:cycle-a.hostile.test -all"
+many-a      TXT "v=spf1 %s +all"
+loop1       CNAME loop2
+loop2       CNAME loop1
+cname-inc   TXT "v=spf1 include:loop1.hostile.test -all"
+bigmx       TXT "v=spf1 mx -all"
+voids       TXT "v=spf1 a:n1.hostile.test a:n2.hostile.test a:n3.hostile.test +all"
+slow-inc    TXT "v=spf1 include:slow.hostile.test +all"
+bomb        TXT "v=spf1 exists:%s.x.hostile.test -all"
+""" % (' '.join(['a'] * 100), '%{l}' * 40)
+        zone += ''.join('bigmx MX %d m%d.bigmx\n' % (i, i) for i in range(20))
+        cases = [
+            # (sender, result, most queries)
+            ('x@cycle-a.hostile.test', 'permerror', 11),
+            ('x@many-a.hostile.test', 'permerror', 11),
+            ('x@cname-inc.hostile.test', 'permerror', 2),
+            ('x@bigmx.hostile.test', 'permerror', 2),
+            ('x@voids.hostile.test', 'permerror', 4),
+            ('x@slow-inc.hostile.test', 'temperror', 2),
+            (('q' * 60) + '@bomb.hostile.test', 'fail', 2),
+        ]
+        port = pmtest.free_udp_port()
+        lines = ''.join('192.0.2.1\t%s\thelo.test\n' % c[0] for c in cases)
+        with DNSServer(port, zone, timeout=['slow.hostile.test']):
+            out = subprocess.run(
+                [SPFCHECK, '-s', '127.0.0.1', '-p', str(port), '-t',
+                 str(QUERY_TIMEOUT)], input=lines.encode(),
+                capture_output=True, timeout=120, check=True).stdout
+        got = out.decode().splitlines()
+        self.assertEqual(len(got), len(cases), out)
+        for (sender, want, most), line in zip(cases, got):
+            result, nq, why = line.split('\t', 2)
+            self.assertEqual(result, want, '%s: %s' % (sender, why))
+            self.assertLessEqual(int(nq), most, '%s: %s' % (sender, line))
+
 
 if __name__ == '__main__':
     unittest.main()
