@@ -853,13 +853,81 @@ start_ptr(struct spf *s)
 	ask(s, W_PTR, name, SPF_T_PTR);
 }
 
+/* Mechanisms that need no DNS (any more): match or go on. */
+static void
+match_local(struct spf *s, const struct term *t)
+{
+	int	i, hit = 0;
+
+	switch (t->kind) {
+	case T_ALL:
+		hit = 1;
+		break;
+	case T_IP4:
+		hit = ip_in(s, AF_INET, t->net, t->cidr4);
+		break;
+	case T_IP6:
+		hit = ip_in(s, AF_INET6, t->net, t->cidr6);
+		break;
+	case T_PTR:
+		/* The names were validated before (start_ptr). */
+		for (i = 0; i < s->nptr && !hit; i++)
+			hit = s->ptrok[i] &&
+			    name_within(s->ptrnames[i], s->target);
+		break;
+	}
+	if (hit)
+		matched(s);
+	else
+		advance(s);
+}
+
+static void
+push_include(struct spf *s, int qual)
+{
+	/* The term limit keeps includes to SPF_DEPTH_MAX - 1. */
+	if (s->depth == SPF_DEPTH_MAX) {
+		finish(s, SPF_PERMERROR, "includes too deep");
+		return;
+	}
+	advance(s);
+	s->stack[s->depth].included = qual;
+	s->stack[s->depth].redirected = 0;
+	s->depth++;
+	fetch_record(s, s->target);
+}
+
+/*
+ * The name a term works on, in s->target; -1 when the evaluation went
+ * on without it (an error, or no match for a name that cannot exist).
+ */
+static int
+term_target(struct spf *s, const struct term *t)
+{
+	struct spf_frame	*f = top(s);
+
+	/* Only the DNS mechanisms name a domain (redirect= is for the
+	 * end, exp= is not looked up). */
+	if (!dns_term(t->kind) || t->kind == T_REDIRECT)
+		return 0;
+	if (t->arglen == 0) {
+		(void)strlcpy(s->target, f->domain, sizeof(s->target));
+		return 0;
+	}
+	if (expand_name(s, f->domain, t->arg, t->arglen, s->target,
+	    sizeof(s->target)) == 0)
+		return 0;
+	if (t->kind == T_INCLUDE)
+		finish(s, SPF_PERMERROR, "include of a bad name");
+	else if (void_lookup(s) == 0)
+		advance(s);
+	return -1;
+}
+
 /* Evaluates the term [tstart, tend) of the top frame. */
 static void
 eval_term(struct spf *s, const struct term *t)
 {
-	struct spf_frame	*f = top(s);
-	int			 i;
-
 	/* redirect= counts where it is followed, at the end. */
 	if (!s->counted && dns_term(t->kind) && t->kind != T_REDIRECT &&
 	    ++s->terms > SPF_TERMS_MAX) {
@@ -876,67 +944,31 @@ eval_term(struct spf *s, const struct term *t)
 	s->mech = t->kind;
 	s->cidr4 = t->cidr4;
 	s->cidr6 = t->cidr6;
-	if (t->arglen == 0)
-		(void)strlcpy(s->target, f->domain, sizeof(s->target));
-	else if (t->kind != T_IP4 && t->kind != T_IP6 && expand_name(s,
-	    f->domain, t->arg, t->arglen, s->target, sizeof(s->target)) == -1) {
-		/* A name that cannot exist: nothing to match. */
-		if (t->kind == T_INCLUDE) {
-			finish(s, SPF_PERMERROR, "include of a bad name");
-			return;
-		}
-		if (void_lookup(s) == 0)
-			advance(s);
+	if (term_target(s, t) == -1)
 		return;
-	}
 	switch (t->kind) {
-	case T_ALL:
-		matched(s);
-		return;
-	case T_IP4:
-		if (ip_in(s, AF_INET, t->net, t->cidr4))
-			matched(s);
-		else
-			advance(s);
-		return;
-	case T_IP6:
-		if (ip_in(s, AF_INET6, t->net, t->cidr6))
-			matched(s);
-		else
-			advance(s);
-		return;
 	case T_A:
 		ask(s, W_ADDR, s->target, addr_type(s));
-		return;
+		break;
 	case T_MX:
 		ask(s, W_MX, s->target, SPF_T_MX);
-		return;
+		break;
 	case T_EXISTS:
 		ask(s, W_EXISTS, s->target, SPF_T_A);
-		return;
-	case T_PTR:
-		for (i = 0; i < s->nptr; i++)
-			if (s->ptrok[i] && name_within(s->ptrnames[i],
-			    s->target)) {
-				matched(s);
-				return;
-			}
-		advance(s);
-		return;
+		break;
 	case T_INCLUDE:
-		/* The term limit keeps includes to SPF_DEPTH_MAX - 1. */
-		if (s->depth == SPF_DEPTH_MAX) {
-			finish(s, SPF_PERMERROR, "includes too deep");
-			return;
-		}
-		advance(s);
-		s->stack[s->depth].included = t->qual;
-		s->stack[s->depth].redirected = 0;
-		s->depth++;
-		fetch_record(s, s->target);
-		return;
+		push_include(s, t->qual);
+		break;
+	case T_ALL:
+	case T_IP4:
+	case T_IP6:
+	case T_PTR:
+		match_local(s, t);
+		break;
+	default:
+		advance(s);	/* modifiers: redirect is for the end */
+		break;
 	}
-	advance(s);		/* modifiers: redirect is for the end */
 }
 
 static void

@@ -270,6 +270,8 @@ test_limits(void)
 		{ "mx.test", SPF_T_MX, "m7.test", 0 }, { "mx.test", SPF_T_MX, "m8.test", 0 },
 		{ "mx.test", SPF_T_MX, "m9.test", 0 }, { "mx.test", SPF_T_MX, "m10.test", 0 },
 		{ "mx.test", SPF_T_MX, "m11.test", 0 },
+		{ "mods.test", SPF_T_TXT, "v=spf1 a:n1.test a:n2.test "
+		  "exp=x%{l}y.test foo=a..b bar=%{l}.. +all", 0 },
 		{ "two.test", SPF_T_TXT, "v=spf1 -all", 0 },
 		{ "two.test", SPF_T_TXT, "v=spf1 +all", 0 },
 		{ "deep0.test", SPF_T_TXT, "v=spf1 include:deep1.test -all", 0 },
@@ -289,6 +291,9 @@ test_limits(void)
 	CHECK("third void lookup: permerror",
 	    drive(z, NZ(z), "192.0.2.1", "x@v.test", NULL) == SPF_PERMERROR &&
 	    spf_questions(&s) == 4);
+	CHECK("modifiers are no lookups, void or not",
+	    drive(z, NZ(z), "192.0.2.1", "x@mods.test", NULL) == SPF_PASS &&
+	    spf_questions(&s) == 3);
 	CHECK("11 MX names: permerror",
 	    drive(z, NZ(z), "192.0.2.1", "x@mx.test", NULL) == SPF_PERMERROR &&
 	    spf_questions(&s) == 2);
