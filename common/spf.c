@@ -62,10 +62,17 @@ static void	end_of_record(struct spf *);
 
 /* ---- small helpers ------------------------------------------------- */
 
+/*
+ * The result, and our comment on it. The comment quotes terms and names
+ * from DNS, which anyone can write: whatever could end or escape a
+ * header comment (parentheses, backslash, quotes) or is no printable
+ * ASCII is replaced, so the caller can put it in a header as it is.
+ */
 static void
 finish(struct spf *s, enum spf_result r, const char *fmt, ...)
 {
-	va_list	ap;
+	va_list	 ap;
+	char	*p;
 
 	s->done = 1;
 	s->result = r;
@@ -73,6 +80,10 @@ finish(struct spf *s, enum spf_result r, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(s->explain, sizeof(s->explain), fmt, ap);
 	va_end(ap);
+	for (p = s->explain; *p != '\0'; p++)
+		if ((unsigned char)*p < ' ' || (unsigned char)*p > '~' ||
+		    strchr("()\\\"", *p) != NULL)
+			*p = '?';
 }
 
 static struct spf_frame *
@@ -748,6 +759,7 @@ static void
 frame_done(struct spf *s, enum spf_result r, const char *why)
 {
 	struct spf_frame	*f;
+	char			 incwhy[SPF_EXPLAIN_MAX];
 
 	while (s->depth > 1) {
 		f = top(s);
@@ -766,7 +778,9 @@ frame_done(struct spf *s, enum spf_result r, const char *why)
 		if (r != SPF_PASS)
 			return;		/* no match: the parent goes on */
 		r = qual_result(f->included);
-		why = "matched an include";
+		(void)snprintf(incwhy, sizeof(incwhy),
+		    "include:%s matched in %s", f->domain, top(s)->domain);
+		why = incwhy;
 	}
 	finish(s, r, "%s", why);
 }

@@ -20,7 +20,8 @@
  * explanation it names is a text for a rejection message written by the
  * sender's domain, which we do not show (RFC 7208 6.2 allows that).
  * spf_explain() is our own short comment instead: the term that decided,
- * or the reason of an error, for Received-SPF / Authentication-Results.
+ * or the reason of an error, for Received-SPF / Authentication-Results;
+ * printable ASCII without ( ) \ or ", ready for a header comment.
  */
 #ifndef PYMAILD_SPF_H
 #define PYMAILD_SPF_H

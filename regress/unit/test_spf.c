@@ -338,6 +338,29 @@ test_answers(void)
 }
 
 static void
+test_explain(void)
+{
+	static const struct zrr z[] = {
+		{ "e.test", SPF_T_TXT, "v=spf1 include:i.test -all", 0 },
+		{ "i.test", SPF_T_TXT, "v=spf1 ip4:192.0.2.1 -all", 0 },
+		{ "h.test", SPF_T_TXT, "v=spf1 include:%{l}.x.test -all", 0 },
+		{ "(x)\\\".x.test", SPF_T_TXT, "v=spf1 +all", 0 },
+	};
+	const char	*e;
+
+	CHECK("explanation: the include that matched",
+	    drive(z, NZ(z), "192.0.2.1", "x@e.test", NULL) == SPF_PASS &&
+	    strcmp(spf_explain(&s), "include:i.test matched in e.test") == 0);
+	/* A name with what ends a header comment in it. */
+	CHECK("explanation of a hostile name: pass",
+	    drive(z, NZ(z), "192.0.2.9", "(x)\\\"@h.test", NULL) == SPF_PASS);
+	e = spf_explain(&s);
+	CHECK("explanation: nothing that ends a header comment",
+	    strpbrk(e, "()\\\"") == NULL &&
+	    strcmp(e, "include:?x???.x.test matched in h.test") == 0);
+}
+
+static void
 expands(const char *ip, const char *macro, const char *want)
 {
 	char	out[SPF_NAME_MAX + 1], name[300];
@@ -396,6 +419,7 @@ main(void)
 	test_nul();
 	test_limits();
 	test_answers();
+	test_explain();
 	test_rfc_examples();
 	CHECK("every drive ended within its loop bound", drive_loops < 1000);
 	UNIT_EXIT();
