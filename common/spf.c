@@ -955,7 +955,6 @@ eval_term(struct spf *s, const struct term *t)
 		return;
 	}
 	s->qual = t->qual;
-	s->mech = t->kind;
 	s->cidr4 = t->cidr4;
 	s->cidr6 = t->cidr6;
 	if (term_target(s, t) == -1)

@@ -100,6 +100,11 @@ struct spf_frame {
 /* Stack depth: each include counts as a DNS-querying term. */
 #define SPF_DEPTH_MAX	(SPF_TERMS_MAX + 1)
 
+/*
+ * One evaluation (about 55 KB: mostly the records on the include
+ * stack). Declared here so that the caller can hold it; its fields are
+ * read through the functions below.
+ */
 struct spf {
 	/* The inputs. */
 	int		 family;	/* AF_INET or AF_INET6 */
@@ -127,7 +132,6 @@ struct spf {
 	/* The term being evaluated (in the top frame). */
 	size_t		 tstart, tend;
 	int		 qual;		/* '+', '-', '~', '?' */
-	int		 mech;
 	char		 target[SPF_NAME_MAX + 1];
 	int		 cidr4, cidr6;
 	char		 names[SPF_MXNAMES_MAX][SPF_NAME_MAX + 1];
