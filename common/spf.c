@@ -920,9 +920,7 @@ term_target(struct spf *s, const struct term *t)
 {
 	struct spf_frame	*f = top(s);
 
-	/* Only the DNS mechanisms name a domain (redirect= is for the
-	 * end, exp= is not looked up). */
-	if (!dns_term(t->kind) || t->kind == T_REDIRECT)
+	if (!dns_term(t->kind))
 		return 0;
 	if (t->arglen == 0) {
 		(void)strlcpy(s->target, f->domain, sizeof(s->target));
@@ -942,8 +940,14 @@ term_target(struct spf *s, const struct term *t)
 static void
 eval_term(struct spf *s, const struct term *t)
 {
-	/* redirect= counts where it is followed, at the end. */
-	if (!s->counted && dns_term(t->kind) && t->kind != T_REDIRECT &&
+	/* Modifiers are passed over: redirect= is for the end (where it
+	 * counts), exp= and the unknown ones are never looked up. */
+	if (t->kind == T_REDIRECT || t->kind == T_EXP ||
+	    t->kind == T_UNKNOWN) {
+		advance(s);
+		return;
+	}
+	if (!s->counted && dns_term(t->kind) &&
 	    ++s->terms > SPF_TERMS_MAX) {
 		finish(s, SPF_PERMERROR, "more than %d DNS-querying terms",
 		    SPF_TERMS_MAX);
@@ -972,14 +976,8 @@ eval_term(struct spf *s, const struct term *t)
 	case T_INCLUDE:
 		push_include(s, t->qual);
 		break;
-	case T_ALL:
-	case T_IP4:
-	case T_IP6:
-	case T_PTR:
-		match_local(s, t);
-		break;
 	default:
-		advance(s);	/* modifiers: redirect is for the end */
+		match_local(s, t);
 		break;
 	}
 }

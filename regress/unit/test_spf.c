@@ -272,6 +272,8 @@ test_limits(void)
 		{ "mx.test", SPF_T_MX, "m11.test", 0 },
 		{ "mods.test", SPF_T_TXT, "v=spf1 a:n1.test a:n2.test "
 		  "exp=x%{l}y.test foo=a..b bar=%{l}.. +all", 0 },
+		{ "pmod.test", SPF_T_TXT, "v=spf1 foo=%{p} exp=%{p}.x.test "
+		  "redirect=%{p}.x.test ip4:192.0.2.0/24 -all", 0 },
 		{ "two.test", SPF_T_TXT, "v=spf1 -all", 0 },
 		{ "two.test", SPF_T_TXT, "v=spf1 +all", 0 },
 		{ "deep0.test", SPF_T_TXT, "v=spf1 include:deep1.test -all", 0 },
@@ -294,6 +296,9 @@ test_limits(void)
 	CHECK("modifiers are no lookups, void or not",
 	    drive(z, NZ(z), "192.0.2.1", "x@mods.test", NULL) == SPF_PASS &&
 	    spf_questions(&s) == 3);
+	CHECK("%{p} in a modifier passed over: no PTR lookup",
+	    drive(z, NZ(z), "192.0.2.1", "x@pmod.test", NULL) == SPF_PASS &&
+	    spf_questions(&s) == 1);
 	CHECK("11 MX names: permerror",
 	    drive(z, NZ(z), "192.0.2.1", "x@mx.test", NULL) == SPF_PERMERROR &&
 	    spf_questions(&s) == 2);
