@@ -37,6 +37,9 @@ TESTDEBS += debhelper dpkg-dev fakeroot lintian systemd systemd-container
 TESTDEBS += swaks libnet-ssleay-perl testssl.sh
 # regress/shared: Dovecot's Maildir++ quota reads the store beside us.
 TESTDEBS += dovecot-core
+# regress/auth: the RFC 7208 test suite, as pyspf ships it.
+TESTDEBS += python3-spf
+SPF_SUITE = /usr/share/doc/python3-spf/rfc7208-tests.yml.gz
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -85,6 +88,9 @@ UNIT_SRC   = $(wildcard regress/unit/test_*.c)
 UNIT_BIN   = $(UNIT_SRC:.c=)
 BENCH_SRC  = $(wildcard regress/bench/*.c)
 BENCH_BIN  = $(BENCH_SRC:.c=)
+# Test tools of regress/auth (spfcheck: the SPF evaluator on real DNS).
+AUTH_SRC   = $(wildcard regress/auth/*.c)
+AUTH_BIN   = $(AUTH_SRC:.c=)
 # Fuzz harnesses: regress/fuzz/NAME.c, each with corpus/NAME/ (see fuzz:).
 FUZZ_SRC   = $(filter-out regress/fuzz/replay.c,$(wildcard regress/fuzz/*.c))
 FUZZ_NAMES = $(basename $(notdir $(FUZZ_SRC)))
@@ -116,7 +122,7 @@ $(FLAGSTAMP):
 .PHONY: progs deb debdeps
 .DEFAULT_GOAL := all
 
-all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FUZZ_REPLAY)
+all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FUZZ_REPLAY) $(AUTH_BIN)
 
 # The programs alone, what `make install` and the package need.
 progs: $(PROGS)
@@ -144,6 +150,9 @@ $(UNIT_BIN): regress/unit/test_%: regress/unit/test_%.c regress/unit/unit.h $$(U
 $(BENCH_BIN): regress/bench/%: regress/bench/%.c common/libcommon.a $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
 
+$(AUTH_BIN): regress/auth/%: regress/auth/%.c common/libcommon.a $(FLAGSTAMP)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
+
 # Check the libraries; as root install what is missing, else say how.
 deps:
 	@missing=""; \
@@ -155,6 +164,7 @@ deps:
 	[ -x $(PYTHON) ] || missing=1; \
 	for b in swaks testssl; do command -v $$b >/dev/null || missing=1; done; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing=1; \
+	[ -f $(SPF_SUITE) ] || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		echo "deps: installing $(DEBS) $(TESTDEBS)"; \
@@ -197,6 +207,7 @@ install: progs
 
 clean:
 	rm -f */*.o common/libcommon.a $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FLAGSTAMP)
+	rm -f $(AUTH_BIN)
 	rm -rf $(FUZZ_BUILD) $(FUZZ_REPLAY)
 	rm -rf regress/__pycache__ regress/*/__pycache__
 	rm -rf build

@@ -20,6 +20,14 @@ servfail=[names] answers SERVFAIL, truncate=[names] sets TC over UDP (so
 the client must retry over TCP), garbage=[names] sends bytes that are no
 DNS message.  Blackhole(port) takes the port and never answers.
 
+For data a zone file cannot say, a test may give the records themselves
+(records=[(owner, ttl, type, rdata)], owners absolute) instead of the
+zone text; txt_rdata() writes the data of a TXT (or SPF, type 99)
+record of several strings, any octets.  timeout=[name or (name, type)]
+never answers in time (the server sleeps TIMEOUT_SLEEP seconds on that
+query while other instances of it answer the rest); exists=[names]
+are names without any record (NODATA for every type).
+
 DNSSEC as a validating resolver reports it: authentic=[names] sets the AD
 bit on every answer for those names (SERVFAIL included), as a resolver
 does for data it validated; the others go without AD.  TLSA records are
@@ -42,6 +50,11 @@ import pmtest
 LDNS_TESTNS = shutil.which('ldns-testns') or '/usr/bin/ldns-testns'
 
 SOA_NAME = 'ns.fixture.invalid.'
+
+# timeout=: how long the server sits on such a query (a client gives up
+# well before), and how many extra server processes answer meanwhile.
+TIMEOUT_SLEEP = 3
+TIMEOUT_FORKS = 8
 
 
 class ZoneError(ValueError):
@@ -144,7 +157,37 @@ def tlsa_hash(cert_pem_path, selector=1):
     return hashlib.sha256(der).hexdigest()
 
 
-def datafile(records, servfail=(), truncate=(), garbage=(), authentic=()):
+def txt_rdata(strings):
+    """TXT rdata in zone syntax for strings (str or bytes), each cut
+    into character-strings of at most 255 octets; every octet that is
+    not plainly safe in the data file is written as \\DDD."""
+    safe = set(b'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
+               b'0123456789 =:./_+-~?!%{}()@,*&^[]|<>$\'')
+    out = []
+    for s in strings:
+        if isinstance(s, str):
+            s = s.encode('utf-8')
+        chunks = [s[i:i + 255] for i in range(0, len(s), 255)] or [b'']
+        for c in chunks:
+            out.append('"' + ''.join(chr(b) if b in safe else '\\%03d' % b
+                                     for b in c) + '"')
+    # No strings at all cannot go on the wire: one empty string.
+    return ' '.join(out) or '""'
+
+
+def _timeout_entries(timeout, norm):
+    out = []
+    for t in timeout:
+        name, rtype = (t, None) if isinstance(t, str) else t
+        match = 'opcode qname' if rtype is None else 'opcode qtype qname'
+        out.append(_entry(match, 'QR NOERROR', '%s IN %s' % (
+            norm(name), rtype or 'A'),
+            adjust='copy_id copy_query sleep=%d' % TIMEOUT_SLEEP))
+    return out
+
+
+def datafile(records, servfail=(), truncate=(), garbage=(), authentic=(),
+             timeout=(), exists=()):
     """The ldns-testns data file for these records and misbehaviours."""
     norm = lambda n: n.lower() if n.endswith('.') else n.lower() + '.'
     authentic = set(map(norm, authentic))
@@ -152,9 +195,11 @@ def datafile(records, servfail=(), truncate=(), garbage=(), authentic=()):
     for owner, ttl, rtype, rdata in records:
         by_name.setdefault(owner, {}).setdefault(rtype, []).append(
             _rr(owner, ttl, rtype, rdata))
+    for name in map(norm, exists):
+        by_name.setdefault(name, {})
     soa = _rr('.', 300, 'SOA', '%s hostmaster.fixture.invalid. 1 3600 600 '
               '86400 300' % SOA_NAME)
-    out = []
+    out = _timeout_entries(timeout, norm)
     for name in map(norm, garbage):
         # No DNS message at all: a header cut short.
         out.append(_entry('opcode qname', 'QR NOERROR', '%s IN A' % name,
@@ -215,22 +260,27 @@ class DNSServer:
         self.dir = tempfile.mkdtemp(prefix='pmdns-', dir=pmtest.TMPBASE)
         self.proc = None
         self.starttime = None
+        self.forks = 0
         self.set_zone(zone, **misbehave)
 
-    def set_zone(self, zone, **misbehave):
+    def set_zone(self, zone, records=None, **misbehave):
         """Write the data file; a running server must be restarted."""
         self.zone = zone
         self.path = os.path.join(self.dir, 'data')
+        if records is None:
+            records = parse_zone(zone)
+        self.forks = TIMEOUT_FORKS if misbehave.get('timeout') else 0
         with open(self.path, 'w') as f:
-            f.write(datafile(parse_zone(zone), **misbehave))
+            f.write(datafile(records, **misbehave))
 
     def start(self, timeout=10.0):
         if not os.access(LDNS_TESTNS, os.X_OK):
             raise pmtest.MissingBinary('ldns-testns is not installed: '
                                        'apt-get install ldnsutils')
         self.log = open(os.path.join(self.dir, 'log'), 'ab')
+        forks = ['-f', str(self.forks)] if self.forks else []
         self.proc = subprocess.Popen(
-            [LDNS_TESTNS, '-p', str(self.port), self.path],
+            [LDNS_TESTNS] + forks + ['-p', str(self.port), self.path],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
             cwd=self.dir, start_new_session=True)
         self.starttime = pmtest.proc_starttime(self.proc.pid)
@@ -245,6 +295,12 @@ class DNSServer:
 
     def stop(self):
         if self.proc is not None:
+            if self.forks:
+                # The extra instances are in the group it leads.
+                try:
+                    os.killpg(self.proc.pid, 15)
+                except OSError:
+                    pass
             if self.proc.poll() is None:
                 self.proc.terminate()
                 try:
