@@ -595,6 +595,7 @@ data_refuse(struct session *s, const char *reply, const char *result)
 	char	reason[160];
 
 	snprintf(reason, sizeof(reason), "\"%s\"", reply);
+	smtp_refused(result);
 	log_result(s, result, reason);
 	session_reply(s, "%s", reply);
 	transaction_reset(s);
@@ -683,6 +684,7 @@ data_finish(struct session *s)
 	struct dataread	*dr = &s->dr;
 	size_t		 i;
 
+	mono_now(&s->dot_at);
 	s->state = ST_RCPT;
 	if (!dr->hdrseen)
 		submission_fields(s, 0);
@@ -776,12 +778,16 @@ session_on_commit(struct session *s, const char *id, uint32_t result)
 		log_result(s, "queued", NULL);
 		s->qid[0] = '\0';	/* queued's now: nothing to abort */
 		session_reply(s, "250 2.0.0 Ok: queued as %s", qid);
+		smtpcount.accepted++;
+		hist_observe(&smtpcount.data_latency, usec_since(&s->dot_at));
 	} else if (result == SPOOL_REFUSED) {
+		smtp_refused("rejected-queue");
 		log_result(s, "rejected-queue", "\"the queue refused the "
 		    "envelope\"");
 		s->qid[0] = '\0';
 		session_reply(s, "554 5.3.0 The queue refused this message");
 	} else {
+		smtp_refused("tempfail-queue");
 		log_result(s, "tempfail-queue", NULL);
 		s->qid[0] = '\0';
 		session_reply(s, result == SPOOL_NOSPACE ?
@@ -854,6 +860,7 @@ cmd_mail(struct session *s, char *arg)
 	}
 	/* Submission (RFC 6409): every sender logs in first. */
 	if (s->submission && !s->authenticated) {
+		smtp_refused("auth-required");
 		session_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
@@ -867,6 +874,7 @@ cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	if (s->params.size > proc->conf.smtpmaxmailsize) {
+		smtp_refused("size");
 		session_reply(s, "552 5.3.4 Message size exceeds the limit "
 		    "of %lld octets", proc->conf.smtpmaxmailsize);
 		return;
@@ -937,6 +945,7 @@ rcpt_refuse_policy(struct session *s, const char *addr, uint32_t verdict)
 {
 	const struct policy_reply	*p = policy_reply(verdict);
 
+	smtp_refused_verdict(verdict);
 	rcpt_refuse(s, addr, p->rcpt, p->text);
 }
 
@@ -985,6 +994,7 @@ cmd_rcpt(struct session *s, char *arg)
 		return;
 	}
 	if (s->nrcpts >= SMTP_MAX_RCPTS) {
+		smtp_refused("too-many-recipients");
 		rcpt_refuse(s, "", "452 4.5.3", "Too many recipients");
 		return;
 	}
@@ -1007,6 +1017,7 @@ cmd_rcpt(struct session *s, char *arg)
 		return;
 	}
 	if (!s->authenticated && !s->noauth_ok) {
+		smtp_refused("relay-denied");
 		rcpt_refuse(s, r->address, "554 5.7.1", "Relay access denied");
 		return;
 	}
@@ -1175,10 +1186,12 @@ auth_delay_done(int fd, short ev, void *arg)
 	event_base_set(proc->base, &s->ev_timer);
 	timer_arm(s);
 	session_reply(s, "535 5.7.8 Authentication credentials invalid");
+	smtpcount.auth_failed++;
 	/* Guesses pipelined behind a failure would each hold the session
 	 * through another delay; a client with a wrong password needs only
 	 * one answer to tell its user. */
 	if (++s->authfails >= SMTP_MAX_AUTHFAIL) {
+		smtp_refused("too-many-auth-failures");
 		log_info("smtp-in session=%s client=%s result=closed "
 		    "reason=\"too many failed authentications\"", s->sid,
 		    s->peeraddr);
@@ -1201,6 +1214,7 @@ session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
 	switch (result) {
 	case AUTH_OK:
 		s->authenticated = 1;
+		smtpcount.auth_ok++;
 		if (login_user_name(&proc->conf, s->authname, s->authuser,
 		    &why) == -1)
 			strlcpy(s->authuser, "?", sizeof(s->authuser));
@@ -1209,6 +1223,7 @@ session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
 		session_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_BLOCKED:
+		smtpcount.auth_blocked++;
 		session_close_with(s, "421 4.7.0 Too many authentication "
 		    "failures from your address; try again later");
 		return;
@@ -1470,6 +1485,7 @@ session_process(struct session *s)
 		return;
 	while (s->state != ST_CLOSING && s->wait == WAIT_NONE) {
 		if (s->errors >= SMTP_MAX_ERRORS) {
+			smtp_refused("too-many-errors");
 			session_close_with(s, "421 4.7.0 %s Too many errors",
 			    proc->conf.serverhostname);
 			return;
