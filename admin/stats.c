@@ -128,16 +128,14 @@ put_prometheus(const struct mline *m, const char *prev)
 	size_t			 len;
 
 	f = family_of(m->name, base, sizeof(base));
-	if (f == NULL) {
-		/* a figure newer than this pymailadm: still exposed */
-		len = strlen(m->name);
-		printf("# TYPE " PROM_PREFIX "%s %s\n", m->name, len > 6 &&
-		    strcmp(m->name + len - 6, "_total") == 0 ? "counter" :
-		    "gauge");
-	} else if (prev == NULL || strcmp(prev, base) != 0)
+	len = strlen(base);
+	/* A figure newer than this pymailadm is still exposed. */
+	if (prev == NULL || strcmp(prev, base) != 0)
 		printf("# HELP " PROM_PREFIX "%s %s\n"
-		    "# TYPE " PROM_PREFIX "%s %s\n", base, f->help, base,
-		    f->type);
+		    "# TYPE " PROM_PREFIX "%s %s\n", base,
+		    f ? f->help : "A pymaild figure.", base, f ? f->type :
+		    len > 6 && strcmp(base + len - 6, "_total") == 0 ?
+		    "counter" : "gauge");
 	printf(PROM_PREFIX "%s%s %s\n", m->name, m->label, m->value);
 }
 

@@ -314,6 +314,8 @@ struct pop3_cmd {
  * argerror says why not. Where the verb is known, c->verb is set.
  */
 int	pop3_parse(char *line, size_t len, struct pop3_cmd *);
+/* A line in answer to "+ " (SASL): POP3_RESPONSE, POP3_CANCEL, or -1. */
+int	pop3_parse_response(const char *line, size_t len, struct pop3_cmd *);
 
 /* metrics.c: counted where each event happens, read by IMSG_METRICS */
 struct pop3_counters {
@@ -328,7 +330,5 @@ struct mtext;
 void	pop3_connected(int kind);
 void	pop3_login_counted(uint32_t result);
 void	pop3d_metrics(struct mtext *);
-/* A line in answer to "+ " (SASL): POP3_RESPONSE, POP3_CANCEL, or -1. */
-int	pop3_parse_response(const char *line, size_t len, struct pop3_cmd *);
 
 #endif

@@ -1186,7 +1186,6 @@ auth_delay_done(int fd, short ev, void *arg)
 	event_base_set(proc->base, &s->ev_timer);
 	timer_arm(s);
 	session_reply(s, "535 5.7.8 Authentication credentials invalid");
-	smtpcount.auth_failed++;
 	/* Guesses pipelined behind a failure would each hold the session
 	 * through another delay; a client with a wrong password needs only
 	 * one answer to tell its user. */
@@ -1228,6 +1227,8 @@ session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
 		    "failures from your address; try again later");
 		return;
 	case AUTH_FAIL:
+		/* Counted now: a client may leave during the delay. */
+		smtpcount.auth_failed++;
 		/* The session timer doubles as the delay timer. */
 		s->wait = WAIT_DELAY;
 		evtimer_del(&s->ev_timer);
