@@ -28,7 +28,8 @@ struct smtp_counters	smtpcount = {
  */
 static const char *const refusal_names[] = {
 	"maxsessions", "maxsessionsperip", "too-many-errors",
-	"too-many-auth-failures", "auth-required", "size", "relay-denied",
+	"too-many-auth-failures", "auth-required", "tls-required", "size",
+	"relay-denied",
 	"unknown-user", "mailbox-disabled", "mailbox-full", "too-big",
 	"tempfail", "too-many-recipients", "rejected-bare-lf",
 	"rejected-long-line", "rejected-nul", "rejected-size",

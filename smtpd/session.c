@@ -1111,6 +1111,7 @@ cmd_auth(struct session *s, char *arg)
 		return;
 	}
 	if (!auth_allowed(s)) {
+		smtp_refused("tls-required");
 		session_reply(s, "538 5.7.11 Encryption required for "
 		    "requested authentication mechanism");
 		return;

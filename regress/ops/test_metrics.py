@@ -38,6 +38,7 @@ import promtext                                          # noqa: E402
 from tlsutil import TlsCase, USERS                       # noqa: E402
 from tlsutil import pmtest                               # noqa: E402
 from smtputil import make_message, wait_mail             # noqa: E402
+from test_tls_auth import REMOTE, add_remote_address     # noqa: E402
 
 HIST = ('smtp_data_reply_seconds', 'delivery_seconds')
 SMTP_NAMES = {'smtp_connections_total', 'smtp_sessions_open',
@@ -174,6 +175,22 @@ class Metrics(TlsCase):
         })
         self.assertHistMoved(before, after, 'smtp_data_reply_seconds', 1)
         self.assertHistMoved(before, after, 'delivery_seconds', 1)
+
+    def test_tls_required(self):
+        """AUTH before STARTTLS from an address off the loopback."""
+        add_remote_address(self)
+        inst = self.tls_instance(listen=['127.0.0.1', REMOTE])
+        before = self.quiet(inst)
+        with smtplib.SMTP(REMOTE, inst.smtp_port, timeout=30,
+                          source_address=(REMOTE, 0)) as s:
+            s.ehlo('client.example')
+            self.assertEqual(s.docmd('AUTH', 'PLAIN ' + plain(*ALICE))[0],
+                             538)
+        after = self.quiet(inst)
+        self.assertMoved(before, after, {
+            'smtp_connections_total[smtp]': 1,
+            'smtp_refusals_total[tls-required]': 1,
+        })
 
     def test_sessions_open(self):
         inst = self.tls_instance()
