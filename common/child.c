@@ -8,6 +8,7 @@
 
 #include "child.h"
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
 #include "util.h"
 
@@ -143,6 +144,28 @@ child_log_reopen(struct imsg *im)
 	return 1;
 }
 
+/* Counted in the helper, sent only when asked: no imsg per event. */
+static int
+child_metrics(struct imsg *im)
+{
+	char		text[METRICS_TEXT_MAX];
+	struct mtext	t;
+	struct msgbuild	mb;
+
+	if (im->datalen != 0)
+		return -1;
+	mtext_init(&t, text, sizeof(text));
+	proc->metrics(&t);
+	if (t.short_)
+		log_warnx("stats: the figures outgrew %d octets; some left "
+		    "out", METRICS_TEXT_MAX);
+	mb_init(&mb);
+	mb_str(&mb, text);
+	chan_send(&proc->parent, &mb, IMSG_METRICS_REPLY, im->hdr.peerid,
+	    -1);
+	return 1;
+}
+
 int
 child_common_dispatch(struct imsg *im)
 {
@@ -160,6 +183,8 @@ child_common_dispatch(struct imsg *im)
 		chan_compose(&proc->parent, IMSG_STATS_REPLY, im->hdr.peerid,
 		    -1, &n, sizeof(n));
 		return 1;
+	case IMSG_METRICS:
+		return proc->metrics ? child_metrics(im) : 0;
 	case IMSG_SHUTDOWN:
 		if (im->datalen != 0)
 			return -1;

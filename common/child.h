@@ -9,6 +9,8 @@
 #include "config.h"
 #include "proto.h"
 
+struct mtext;
+
 struct childproc {
 	enum proc_role		 role;
 	struct event_base	*base;
@@ -21,6 +23,9 @@ struct childproc {
 	void			(*reloaded)(void);
 	/* Called on IMSG_SHUTDOWN; NULL means exit at once. */
 	void			(*shutdown)(void);
+	/* The helper's lines for IMSG_METRICS (metrics.h); NULL: the
+	 * helper answers IMSG_METRICS itself, or not at all. */
+	void			(*metrics)(struct mtext *);
 };
 
 extern struct childproc	*proc;
@@ -29,7 +34,8 @@ extern struct childproc	*proc;
 void	child_start(int argc, char **argv, enum proc_role role);
 /* After the privilege drop: listen to the parent and say hello. */
 void	child_ready(chan_dispatch_fn dispatch);
-/* IMSG_RELOAD, IMSG_STATS, IMSG_SHUTDOWN and IMSG_LOG_REOPEN: 1
+/* IMSG_RELOAD, IMSG_STATS, IMSG_SHUTDOWN, IMSG_LOG_REOPEN and, with a
+ * metrics callback, IMSG_METRICS: 1
  * handled, 0 not ours, -1 malformed. */
 int	child_common_dispatch(struct imsg *im);
 /* Open a channel to another helper (proto.h's table). */

@@ -62,6 +62,9 @@ struct envelope {
 	int			 parked;	/* on the runner's hold list */
 	int			 removed;	/* pymailadm remove, while
 						 * something was under way */
+	int64_t			 committed_us;	/* wall clock of the 250, for
+						 * stats; 0 once read back
+						 * from disk (then created) */
 };
 
 TAILQ_HEAD(envlist, envelope);

@@ -262,15 +262,21 @@ enum imsg_type {
 	IMSG_OUT_CANCEL,
 
 	/*
-	 * pymailadm stats. Figures travel as text, "name value" lines:
-	 * names of [a-z0-9_] (those ending in _total count since start, the
-	 * others are gauges), values in decimal, at most METRICS_TEXT_MAX
-	 * octets in all.
+	 * pymailadm stats. Figures travel as text, "name value" or
+	 * "name{label=\"v\"} value" lines: names of [a-z0-9_] (those ending
+	 * in _total count since start; NAME_bucket{le=...}, NAME_sum and
+	 * NAME_count make a histogram; the others are gauges), one label of
+	 * [a-z_] with a value of [a-z0-9_.+-] or "+Inf", values in decimal
+	 * (digits, or digits, a point, at most 6 digits), a family's lines
+	 * one after the other, at most METRICS_TEXT_MAX octets a helper.
+	 * smtpd's names begin "smtp_", pop3d's "pop3_", queued's neither.
 	 *  CTL_METRICS     pymailadm -> parent, empty; answered CTL_OK with
-	 *                  the parent's lines and queued's, or CTL_FAIL
-	 *  METRICS         parent -> queued, empty; peerid: the control
-	 *                  connection's id
-	 *  METRICS_REPLY   queued -> parent: str the lines; peerid echoed
+	 *                  the parent's lines then smtpd's, pop3d's and
+	 *                  queued's, or CTL_FAIL
+	 *  METRICS         parent -> smtpd, pop3d, queued, empty; peerid:
+	 *                  the control connection's id
+	 *  METRICS_REPLY   smtpd, pop3d, queued -> parent: str the lines;
+	 *                  peerid echoed
 	 */
 	IMSG_CTL_METRICS,
 	IMSG_METRICS,

@@ -425,6 +425,7 @@ reply_login(uint32_t id, struct msgread *mr)
 	}
 	if (s->state != ST_LOGIN)
 		return -1;
+	pop3_login_counted(result);
 	if (result != POP3_LOGIN_OK) {
 		if (result == POP3_LOGIN_FAIL && delay > 0) {
 			s->delayed = result;
@@ -677,10 +678,11 @@ reply_update(uint32_t id, struct msgread *mr)
 	if (s->state != ST_UPDATE)
 		return -1;
 	s->wait = WAIT_NONE;
-	if (result == 0)
+	if (result == 0) {
+		pop3count.deleted += s->ndel;
 		session_printf(s, "+OK pymaild signing off (%u messages "
 		    "left)\r\n", left);
-	else
+	} else
 		session_printf(s, "-ERR [SYS/TEMP] some deleted messages were "
 		    "not removed\r\n");
 	s->state = ST_CLOSING;

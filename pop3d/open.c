@@ -216,6 +216,8 @@ msg_sent(struct session *s)
 	if (!s->xfer_top) {
 		s->msgs[s->xfer_index].retrieved = 1;
 		s->nretr++;
+		pop3count.retrieved++;
+		pop3count.bytes += s->msgs[s->xfer_index].size;
 	}
 }
 

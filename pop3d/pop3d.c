@@ -105,6 +105,7 @@ accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
 
 	/* Answers are batched by us; Nagle would only add delay. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	pop3_connected(kind);
 	session_start(fd, addr, ip, ss, kind);
 }
 
@@ -211,6 +212,7 @@ main(int argc, char *argv[])
 	listener_init(&pop3_listener);
 	proc->shutdown = listener_stop;
 	proc->stats = listener_sessions;
+	proc->metrics = pop3d_metrics;
 	raise_nofile();
 	tls_init();
 	proc_drop_privs(proc->conf.user, "/var/empty");

@@ -317,4 +317,18 @@ int	pop3_parse(char *line, size_t len, struct pop3_cmd *);
 /* A line in answer to "+ " (SASL): POP3_RESPONSE, POP3_CANCEL, or -1. */
 int	pop3_parse_response(const char *line, size_t len, struct pop3_cmd *);
 
+/* metrics.c: counted where each event happens, read by IMSG_METRICS */
+struct pop3_counters {
+	uint64_t	connections[2];	/* pop3, pop3s */
+	uint64_t	logins[5];	/* ok, failed, blocked, in-use, tempfail */
+	uint64_t	retrieved;	/* RETR sent in full */
+	uint64_t	bytes;		/* their octets, before dot-stuffing */
+	uint64_t	deleted;	/* removed at UPDATE */
+};
+extern struct pop3_counters	pop3count;
+struct mtext;
+void	pop3_connected(int kind);
+void	pop3_login_counted(uint32_t result);
+void	pop3d_metrics(struct mtext *);
+
 #endif

@@ -28,13 +28,31 @@ static const enum proc_role stats_roles[] = {
 	PROC_SMTPD, PROC_POP3D, PROC_QUEUED, PROC_OUTBOUND
 };
 
+/* The helpers asked for lines of their own by stats (IMSG_METRICS), in
+ * the order of the answer; the others answer IMSG_STATS. */
+static const enum proc_role metrics_roles[] = {
+	PROC_SMTPD, PROC_POP3D, PROC_QUEUED
+};
+#define METRICS_ROLES	(sizeof(metrics_roles) / sizeof(metrics_roles[0]))
+
+static int
+metrics_slot(enum proc_role role)
+{
+	size_t	i;
+
+	for (i = 0; i < METRICS_ROLES; i++)
+		if (metrics_roles[i] == role)
+			return i;
+	return -1;
+}
+
 struct ctlconn {
 	struct chan	chan;
 	unsigned int	pending;	/* roles whose figure is to come */
 	unsigned int	unreachable;	/* roles that could not be asked */
 	uint32_t	sessions, queue, outbound;
 	int		metrics;	/* asked for stats, not status */
-	char		*qtext;		/* queued's metrics lines */
+	char		*mtext[METRICS_ROLES];	/* smtpd's, pop3d's, queued's lines */
 	uint32_t	id;
 	uid_t		uid;		/* the peer, for the log */
 	int		inuse;
@@ -52,6 +70,17 @@ static struct ctlconn	 conns[CTL_MAX_CONNS];
 static struct event	 ev_accept;
 static char		*ctlpath;
 static uint32_t		 next_id = 1;
+
+static void
+metrics_forget(struct ctlconn *cc)
+{
+	size_t	i;
+
+	for (i = 0; i < METRICS_ROLES; i++) {
+		free(cc->mtext[i]);
+		cc->mtext[i] = NULL;
+	}
+}
 
 int
 control_listen(const char *path, uid_t owner, gid_t group)
@@ -193,7 +222,7 @@ ctl_ask(struct ctlconn *cc, int metrics)
 	cc->metrics = metrics;
 	mb_init(&mb);
 	for (i = 0; i < sizeof(stats_roles) / sizeof(stats_roles[0]); i++) {
-		type = metrics && stats_roles[i] == PROC_QUEUED ?
+		type = metrics && metrics_slot(stats_roles[i]) != -1 ?
 		    IMSG_METRICS : IMSG_STATS;
 		if (chan_send(&env->children[stats_roles[i]].chan, &mb,
 		    type, cc->id, -1) == 0)
@@ -375,22 +404,26 @@ control_queue_reply(struct child *from, struct imsg *im)
 }
 
 /*
- * pymailadm stats: the parent's figures (uptime, and the sessions and
- * attempts the helpers report as for status), then queued's lines. The
- * queue is what stats is about: without queued's answer it fails. A
- * request during a reload is answered like any other: nothing here waits
- * for the configuration.
+ * pymailadm stats: the parent's figures (uptime, and the attempts
+ * outbound reports as for status), then smtpd's, pop3d's and queued's
+ * lines, each helper's summed in itself and merged only here. The queue
+ * is what stats is about: without queued's answer it fails; a silent
+ * smtpd or pop3d only has its lines left out. A request during a reload
+ * is answered like any other: nothing here waits for the configuration.
  */
 static void
 ctl_metrics_done(struct ctlconn *cc)
 {
-	char		text[METRICS_TEXT_MAX + 256], line[64];
+	char		text[METRICS_ROLES * METRICS_TEXT_MAX + 256], line[64];
 	unsigned int	silent = cc->pending | cc->unreachable;
+	size_t		i;
 
 	ctl_stats_disarm(cc);
 	cc->pending = cc->unreachable = 0;
 	cc->metrics = 0;
-	if ((silent & ROLE_BIT(PROC_QUEUED)) || cc->qtext == NULL) {
+	if ((silent & ROLE_BIT(PROC_QUEUED)) ||
+	    cc->mtext[metrics_slot(PROC_QUEUED)] == NULL) {
+		metrics_forget(cc);
 		snprintf(text, sizeof(text), "queued did not answer within "
 		    "%d s", STATS_WAIT_SEC);
 		ctl_reply(cc, 0, text);
@@ -398,39 +431,42 @@ ctl_metrics_done(struct ctlconn *cc)
 	}
 	snprintf(text, sizeof(text), "uptime_seconds %lld\n",
 	    (long long)(time(NULL) - env->started));
-	if (!(silent & (ROLE_BIT(PROC_SMTPD) | ROLE_BIT(PROC_POP3D)))) {
-		snprintf(line, sizeof(line), "sessions_open %u\n", cc->sessions);
-		strlcat(text, line, sizeof(text));
-	}
 	if (!(silent & ROLE_BIT(PROC_OUTBOUND))) {
 		snprintf(line, sizeof(line), "outbound_attempts %u\n",
 		    cc->outbound);
 		strlcat(text, line, sizeof(text));
 	}
-	strlcat(text, cc->qtext, sizeof(text));
-	free(cc->qtext);
-	cc->qtext = NULL;
+	for (i = 0; i < METRICS_ROLES; i++)
+		if (cc->mtext[i] != NULL)
+			strlcat(text, cc->mtext[i], sizeof(text));
+	metrics_forget(cc);
 	ctl_reply(cc, 1, text);
 }
 
-/* Counted once, from queued, for a stats request still waiting for it. */
+/* Counted once a helper, for a stats request still waiting for it. */
 int
 control_metrics_reply(struct child *from, struct imsg *im)
 {
 	static struct req_metrics_reply	 r;
 	struct ctlconn			*cc;
-	int				 i;
+	int				 i, slot;
 
-	if (req_read_metrics_reply(im->data, im->datalen, &r) == -1)
+	if (req_read_metrics_reply(im->data, im->datalen, &r) == -1 ||
+	    (slot = metrics_slot(from->role)) == -1)
 		return -1;
+	if (!req_metrics_names_ok(r.text, from->role)) {
+		log_warnx("stats: %s sent figures under names not its own",
+		    proc_names[from->role]);
+		return -1;
+	}
 	for (i = 0; i < CTL_MAX_CONNS; i++) {
 		cc = &conns[i];
 		if (!cc->inuse || cc->id != im->hdr.peerid || !cc->metrics ||
-		    !(cc->pending & ROLE_BIT(PROC_QUEUED)))
+		    !(cc->pending & ROLE_BIT(from->role)))
 			continue;
-		cc->pending &= ~ROLE_BIT(PROC_QUEUED);
-		free(cc->qtext);
-		cc->qtext = xstrdup(r.text);
+		cc->pending &= ~ROLE_BIT(from->role);
+		free(cc->mtext[slot]);
+		cc->mtext[slot] = xstrdup(r.text);
 		if (cc->pending == 0)
 			ctl_status_done(cc);
 		break;
@@ -497,8 +533,7 @@ ctl_closed(struct chan *ch)
 	cc->log_wait = 0;
 	cc->pending = cc->unreachable = 0;
 	cc->metrics = 0;
-	free(cc->qtext);
-	cc->qtext = NULL;
+	metrics_forget(cc);
 	cc->inuse = 0;
 }
 

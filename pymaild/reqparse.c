@@ -243,21 +243,86 @@ req_read_queue_op_reply(const void *payload, size_t len,
 	return 0;
 }
 
-/* Each line "name value\n": a name of [a-z0-9_], a decimal value. */
+#define METRIC_NAME_CHARS	"abcdefghijklmnopqrstuvwxyz0123456789_"
+#define METRIC_LABEL_CHARS	"abcdefghijklmnopqrstuvwxyz_"
+#define METRIC_LVALUE_CHARS	"abcdefghijklmnopqrstuvwxyz0123456789_.+-I"
+
+/* {label="value"}: returns its length, 0 if malformed. */
+static size_t
+metrics_label_len(const char *t)
+{
+	size_t	label, value;
+
+	if (*t != '{')
+		return 0;
+	label = strspn(t + 1, METRIC_LABEL_CHARS);
+	if (label == 0 || label > 16 || strncmp(t + 1 + label, "=\"", 2))
+		return 0;
+	t += 1 + label + 2;
+	value = strspn(t, METRIC_LVALUE_CHARS);
+	if (value == 0 || value > 32 || strncmp(t + value, "\"}", 2))
+		return 0;
+	return 1 + label + 2 + value + 2;
+}
+
+/*
+ * Each line "name value\n" or "name{label=\"v\"} value\n": a name of
+ * [a-z0-9_], a label of [a-z_], a label value of [a-z0-9_.+-] or +Inf,
+ * a decimal value (digits, or digits, a point and up to 6 digits).
+ */
 static int
 metrics_lines_ok(const char *t)
 {
-	size_t	name, value;
+	size_t	name, value, frac;
 
 	while (*t) {
-		name = strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_");
-		if (name == 0 || name > 64 || t[name] != ' ')
+		name = strspn(t, METRIC_NAME_CHARS);
+		if (name == 0 || name > 64)
 			return 0;
-		t += name + 1;
+		t += name;
+		if (*t == '{') {
+			if ((name = metrics_label_len(t)) == 0)
+				return 0;
+			t += name;
+		}
+		if (*t++ != ' ')
+			return 0;
 		value = strspn(t, "0123456789");
-		if (value == 0 || value > 20 || t[value] != '\n')
+		if (value == 0 || value > 20)
 			return 0;
-		t += value + 1;
+		t += value;
+		if (*t == '.') {
+			frac = strspn(t + 1, "0123456789");
+			if (frac == 0 || frac > 6)
+				return 0;
+			t += 1 + frac;
+		}
+		if (*t++ != '\n')
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Whose names these are: smtpd's begin "smtp_", pop3d's "pop3_", and
+ * queued's neither, so that no helper answers for another (or for the
+ * parent's uptime_seconds and outbound_attempts).
+ */
+int
+req_metrics_names_ok(const char *t, enum proc_role role)
+{
+	const char	*own = role == PROC_SMTPD ? "smtp_" :
+			    role == PROC_POP3D ? "pop3_" : NULL;
+	const char	*line;
+
+	for (line = t; *line; line = strchr(line, '\n') + 1) {
+		if (own != NULL && strncmp(line, own, 5) != 0)
+			return 0;
+		if (own == NULL && (strncmp(line, "smtp_", 5) == 0 ||
+		    strncmp(line, "pop3_", 5) == 0 ||
+		    strncmp(line, "uptime_seconds", 14) == 0 ||
+		    strncmp(line, "outbound_attempts", 17) == 0))
+			return 0;
 	}
 	return 1;
 }

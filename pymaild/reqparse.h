@@ -123,13 +123,16 @@ struct req_queue_op_reply {
 int	req_read_queue_op_reply(const void *, size_t,
 	    struct req_queue_op_reply *);
 
-/* "name value" lines: [a-z0-9_], a space, digits, LF; NUL-terminated. */
+/* "name value" lines (proto.h, METRICS_REPLY; the grammar in
+ * reqparse.c), NUL-terminated. */
 struct req_metrics_reply {
 	char		text[METRICS_TEXT_MAX + 1];
 };
 
 int	req_read_metrics_reply(const void *, size_t,
 	    struct req_metrics_reply *);
+/* 1 if every name of a text req_read_metrics_reply took is role's. */
+int	req_metrics_names_ok(const char *, enum proc_role);
 int	req_read_hello(const void *, size_t, struct req_hello *);
 int	req_read_stats_reply(const void *, size_t, struct req_stats_reply *);
 int	req_read_log_reopened(const void *, size_t, struct req_log_reopened *);

@@ -40,8 +40,9 @@ static const struct request requests[IMSG_TYPE_MAX] = {
 	    mxstore_refresh_done },
 	/* The answer to a pymailadm remove, hold or release. */
 	[IMSG_QUEUE_OP_REPLY] = { ROLE(PROC_QUEUED), 0, control_queue_reply },
-	/* queued's figures for pymailadm stats. */
-	[IMSG_METRICS_REPLY] = { ROLE(PROC_QUEUED), 0, control_metrics_reply },
+	/* The helpers' figures for pymailadm stats. */
+	[IMSG_METRICS_REPLY] = { ROLE(PROC_SMTPD) | ROLE(PROC_POP3D) |
+	    ROLE(PROC_QUEUED), 0, control_metrics_reply },
 	/* Each helper moved to the new log file. */
 	[IMSG_LOG_REOPENED] = { ROLE_HELPERS, 0, logfile_confirmed },
 	/* The smarthost's credentials, for one session. */

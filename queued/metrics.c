@@ -13,7 +13,44 @@
 #include "queued.h"
 #include "util.h"
 
-struct qcounters	qcount;
+/* From the 250 to the delivery: local ones take milliseconds, relayed
+ * ones seconds, deferred ones minutes to days. */
+static const uint64_t delivery_bounds[] = {
+	10000, 50000, 100000, 500000, 1000000, 5000000, 30000000, 60000000,
+	300000000, 900000000, 3600000000ULL, 14400000000ULL, 86400000000ULL
+};
+
+struct qcounters	qcount = {
+	.delivery = { delivery_bounds, sizeof(delivery_bounds) /
+	    sizeof(delivery_bounds[0]) }
+};
+
+static int64_t
+wall_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+metrics_committed(struct envelope *e)
+{
+	e->committed_us = wall_us();
+}
+
+/* A message read back after a restart knows its second only. */
+void
+metrics_delivered(const struct envelope *e)
+{
+	int64_t	from, us;
+
+	from = e->committed_us ? e->committed_us :
+	    (int64_t)e->created * 1000000;
+	us = wall_us() - from;
+	hist_observe(&qcount.delivery, us > 0 ? (uint64_t)us : 0);
+}
 
 struct gauges {
 	size_t		total, fresh, deferred, held, active;
@@ -56,6 +93,8 @@ metrics_dispatch(struct imsg *im)
 	struct gauges	g;
 	struct msgbuild	mb;
 	char		text[METRICS_TEXT_MAX];
+	struct mtext	t;
+	size_t		len;
 
 	if (im->datalen != 0 || im->fd != -1)
 		return -1;
@@ -82,6 +121,9 @@ metrics_dispatch(struct imsg *im)
 	    (unsigned long long)qcount.bounced,
 	    (unsigned long long)qcount.removed,
 	    g.total, g.fresh, g.deferred, g.held, g.active, g.oldest);
+	len = strlen(text);
+	mtext_init(&t, text + len, sizeof(text) - len);
+	mtext_hist(&t, "delivery_seconds", &qcount.delivery);
 	mb_init(&mb);
 	mb_str(&mb, text);
 	if (chan_send(&proc->parent, &mb, IMSG_METRICS_REPLY,

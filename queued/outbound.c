@@ -344,6 +344,7 @@ take_result(struct imsg *im)
 	case OUT_DELIVERED:
 		r->status = RS_DONE;
 		qcount.relayed++;
+		metrics_delivered(e);
 		break;
 	case OUT_FAILED:
 		qcount.failed++;

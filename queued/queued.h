@@ -14,6 +14,7 @@
 
 #include "chan.h"
 #include "envelope.h"
+#include "metrics.h"
 #include "proto.h"
 
 /* One message's recipients of one domain, handed to outbound. */
@@ -123,9 +124,13 @@ struct qcounters {
 	uint64_t	deferred;		/* attempts that left some */
 	uint64_t	bounced;		/* messages with failures settled */
 	uint64_t	removed;		/* by pymailadm */
+	struct histogram delivery;		/* the 250 to each recipient
+						 * delivered or relayed */
 };
 extern struct qcounters	qcount;
 int	metrics_dispatch(struct imsg *);
+void	metrics_committed(struct envelope *);
+void	metrics_delivered(const struct envelope *);
 
 /* bounce.c */
 void	bounce_failed(struct envelope *);

@@ -329,6 +329,7 @@ runner_deliver_reply(struct imsg *im)
 	if (result == DELIVER_OK) {
 		r->status = RS_DONE;
 		qcount.delivered_local++;
+		metrics_delivered(e);
 	} else if (result == DELIVER_PERM) {
 		qcount.failed++;
 		r->status = RS_FAILED;

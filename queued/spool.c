@@ -668,6 +668,8 @@ batch_done(void *arg)
 		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, in->sess, in->env->id,
 		    1, in->result, -1);
 		n += in->result == SPOOL_OK;
+		if (in->result == SPOOL_OK)
+			metrics_committed(in->env);
 		if (in->result != SPOOL_OK)
 			incoming_drop(in, 1);
 		else if (in->journaled)

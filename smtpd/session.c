@@ -608,6 +608,7 @@ data_refuse(struct session *s, const char *reply, const char *result)
 	char	reason[160];
 
 	snprintf(reason, sizeof(reason), "\"%s\"", reply);
+	smtp_refused(result);
 	log_result(s, result, reason);
 	session_reply(s, "%s", reply);
 	transaction_reset(s);
@@ -696,6 +697,7 @@ data_finish(struct session *s)
 	struct dataread	*dr = &s->dr;
 	size_t		 i;
 
+	mono_now(&s->dot_at);
 	s->state = ST_RCPT;
 	if (!dr->hdrseen)
 		submission_fields(s, 0);
@@ -789,12 +791,16 @@ session_on_commit(struct session *s, const char *id, uint32_t result)
 		log_result(s, "queued", NULL);
 		s->qid[0] = '\0';	/* queued's now: nothing to abort */
 		session_reply(s, "250 2.0.0 Ok: queued as %s", qid);
+		smtpcount.accepted++;
+		hist_observe(&smtpcount.data_latency, usec_since(&s->dot_at));
 	} else if (result == SPOOL_REFUSED) {
+		smtp_refused("rejected-queue");
 		log_result(s, "rejected-queue", "\"the queue refused the "
 		    "envelope\"");
 		s->qid[0] = '\0';
 		session_reply(s, "554 5.3.0 The queue refused this message");
 	} else {
+		smtp_refused("tempfail-queue");
 		log_result(s, "tempfail-queue", NULL);
 		s->qid[0] = '\0';
 		session_reply(s, result == SPOOL_NOSPACE ?
@@ -867,6 +873,7 @@ cmd_mail(struct session *s, char *arg)
 	}
 	/* Submission (RFC 6409): every sender logs in first. */
 	if (s->submission && !s->authenticated) {
+		smtp_refused("auth-required");
 		session_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
@@ -880,6 +887,7 @@ cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	if (s->params.size > proc->conf.smtpmaxmailsize) {
+		smtp_refused("size");
 		session_reply(s, "552 5.3.4 Message size exceeds the limit "
 		    "of %lld octets", proc->conf.smtpmaxmailsize);
 		return;
@@ -950,6 +958,7 @@ rcpt_refuse_policy(struct session *s, const char *addr, uint32_t verdict)
 {
 	const struct policy_reply	*p = policy_reply(verdict);
 
+	smtp_refused_verdict(verdict);
 	rcpt_refuse(s, addr, p->rcpt, p->text);
 }
 
@@ -998,6 +1007,7 @@ cmd_rcpt(struct session *s, char *arg)
 		return;
 	}
 	if (s->nrcpts >= SMTP_MAX_RCPTS) {
+		smtp_refused("too-many-recipients");
 		rcpt_refuse(s, "", "452 4.5.3", "Too many recipients");
 		return;
 	}
@@ -1020,6 +1030,7 @@ cmd_rcpt(struct session *s, char *arg)
 		return;
 	}
 	if (!s->authenticated && !s->noauth_ok) {
+		smtp_refused("relay-denied");
 		rcpt_refuse(s, r->address, "554 5.7.1", "Relay access denied");
 		return;
 	}
@@ -1113,6 +1124,7 @@ cmd_auth(struct session *s, char *arg)
 		return;
 	}
 	if (!auth_allowed(s)) {
+		smtp_refused("tls-required");
 		session_reply(s, "538 5.7.11 Encryption required for "
 		    "requested authentication mechanism");
 		return;
@@ -1192,6 +1204,7 @@ auth_delay_done(int fd, short ev, void *arg)
 	 * through another delay; a client with a wrong password needs only
 	 * one answer to tell its user. */
 	if (++s->authfails >= SMTP_MAX_AUTHFAIL) {
+		smtp_refused("too-many-auth-failures");
 		log_info("smtp-in session=%s client=%s result=closed "
 		    "reason=\"too many failed authentications\"", s->sid,
 		    s->peeraddr);
@@ -1214,6 +1227,7 @@ session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
 	switch (result) {
 	case AUTH_OK:
 		s->authenticated = 1;
+		smtpcount.auth_ok++;
 		if (login_user_name(&proc->conf, s->authname, s->authuser,
 		    &why) == -1)
 			strlcpy(s->authuser, "?", sizeof(s->authuser));
@@ -1222,10 +1236,13 @@ session_on_auth_reply(struct session *s, uint32_t result, uint32_t delay)
 		session_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_BLOCKED:
+		smtpcount.auth_blocked++;
 		session_close_with(s, "421 4.7.0 Too many authentication "
 		    "failures from your address; try again later");
 		return;
 	case AUTH_FAIL:
+		/* Counted now: a client may leave during the delay. */
+		smtpcount.auth_failed++;
 		/* The session timer doubles as the delay timer. */
 		s->wait = WAIT_DELAY;
 		evtimer_del(&s->ev_timer);
@@ -1503,6 +1520,7 @@ session_process(struct session *s)
 		return;
 	while (s->state != ST_CLOSING && s->wait == WAIT_NONE) {
 		if (s->errors >= SMTP_MAX_ERRORS) {
+			smtp_refused("too-many-errors");
 			session_close_with(s, "421 4.7.0 %s Too many errors",
 			    proc->conf.serverhostname);
 			return;

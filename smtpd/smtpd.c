@@ -58,6 +58,8 @@ refuse(int fd, enum listen_refusal why, const char *addr)
 	const char	*text = "Too many connections, try again later";
 	int		 len;
 
+	smtp_refused(why == REFUSE_MAXPERIP ? "maxsessionsperip" :
+	    "maxsessions");
 	if (why == REFUSE_MAXPERIP) {
 		log_info("smtp-in client=%s result=refused "
 		    "reason=maxsessionsperip", addr);
@@ -78,6 +80,7 @@ accepted(int fd, struct sockaddr_storage *ss, socklen_t len,
 {
 	struct session	*s;
 
+	smtp_connected(kind);
 	s = session_new(fd, ss, len, kind);
 	RB_INSERT(sessiontree, &sessions, s);
 	session_start(s);
@@ -272,6 +275,7 @@ main(int argc, char *argv[])
 	listener_init(&smtp_listener);
 	proc->shutdown = listener_stop;
 	proc->stats = listener_sessions;
+	proc->metrics = smtpd_metrics;
 	tls_init();
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);

@@ -14,6 +14,7 @@
 
 #include "addr.h"
 #include "chan.h"
+#include "metrics.h"
 #include "proto.h"
 #include "userdb.h"
 
@@ -145,6 +146,8 @@ struct session {
 	int			 spoolfd;
 	int			 spoolasked;	/* a spool file is on its way */
 	struct dataread		 dr;
+	struct timespec		 dot_at;	/* end of DATA read, for the
+						 * latency of the reply */
 };
 
 RB_HEAD(sessiontree, session);
@@ -188,6 +191,20 @@ void	session_on_auth_reply(struct session *, uint32_t result,
 	    uint32_t delay_ms);
 void	session_on_spool(struct session *, const char *id, int fd);
 void	session_on_commit(struct session *, const char *id, uint32_t result);
+
+/* metrics.c: counted where each event happens, read by IMSG_METRICS */
+struct smtp_counters {
+	uint64_t		connections[3];	/* smtp, submission, smtps */
+	uint64_t		auth_ok, auth_failed, auth_blocked;
+	uint64_t		accepted;	/* 250 after the dot */
+	struct histogram	data_latency;	/* the dot read to the 250 */
+};
+extern struct smtp_counters	smtpcount;
+/* reason: one of the words of metrics.c's table (else counted "other") */
+void	smtp_refused(const char *reason);
+void	smtp_refused_verdict(uint32_t verdict);
+void	smtp_connected(int kind);
+void	smtpd_metrics(struct mtext *);
 
 /* parse.c: pure functions */
 enum smtp_cmd	smtp_parse_command(char *line, char **arg);

@@ -161,7 +161,10 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		if (req_read_metrics_reply(p, len, &r.metrics) == -1)
 			return;
 		FUZZ_ASSERT(strspn(r.metrics.text, "abcdefghijklmnopqrstuvwxyz"
-		    "0123456789_ \n") == strlen(r.metrics.text));
+		    "0123456789_ \n{}=\".+-I") == strlen(r.metrics.text));
+		/* the names check walks lines the reader let through */
+		(void)req_metrics_names_ok(r.metrics.text, PROC_SMTPD);
+		(void)req_metrics_names_ok(r.metrics.text, PROC_QUEUED);
 		mb_str(mb, r.metrics.text);
 		break;
 	case IMSG_CTL_QUEUE:

@@ -284,10 +284,10 @@ class HostileCase(pmtest.TestCase):
 # What each helper may send the parent (DESIGN.md B2); all else is hostile.
 ALLOWED = {
     'smtpd': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_AUTH',
-              'IMSG_RCPT_CHECK'},
+              'IMSG_RCPT_CHECK', 'IMSG_METRICS_REPLY'},
     'pop3d': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_AUTH',
               'IMSG_POP3_LOGIN', 'IMSG_POP3_OPEN', 'IMSG_POP3_UPDATE',
-              'IMSG_POP3_RELEASE'},
+              'IMSG_POP3_RELEASE', 'IMSG_METRICS_REPLY'},
     'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER',
                'IMSG_QUEUE_OP_REPLY', 'IMSG_METRICS_REPLY'},
     'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},

@@ -43,6 +43,8 @@ READERS = [
     ('queued', 'IMSG_QUEUE_OP_REPLY', u32(1) + s('0123456789abcdef '
                                                  'removed\n'), False, ()),
     ('queued', 'IMSG_METRICS_REPLY', s('relayed_total 3\n'), False, ()),
+    ('smtpd', 'IMSG_METRICS_REPLY', s('smtp_x{le="+Inf"} 3\n'), False, ()),
+    ('pop3d', 'IMSG_METRICS_REPLY', s('pop3_x_sum 0.25\n'), False, ()),
     ('outbound', 'IMSG_RELAY_CRED', u32(1), False, ()),
 ]
 
@@ -143,6 +145,19 @@ class Payloads(hostile.HostileCase):
             ('queued', 'IMSG_METRICS_REPLY', s('a 1\n# TYPE x\n')),
             ('queued', 'IMSG_METRICS_REPLY', s('a -1\n')),
             ('queued', 'IMSG_METRICS_REPLY', s('a 1' + '0' * 30 + '\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a 1.\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a 1.1234567\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a{r="x"}} 1\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a{r=x} 1\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a{r="x y"} 1\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a{r="x\\"} 1\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('a{r="x",s="y"} 1\n')),
+            # each helper its own names: none answers for another
+            ('smtpd', 'IMSG_METRICS_REPLY', s('queue_messages 0\n')),
+            ('smtpd', 'IMSG_METRICS_REPLY', s('smtp_a 1\npop3_a 1\n')),
+            ('pop3d', 'IMSG_METRICS_REPLY', s('smtp_sessions_open 9\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('smtp_sessions_open 9\n')),
+            ('queued', 'IMSG_METRICS_REPLY', s('uptime_seconds 9\n')),
         ]
         for role, type_, payload in cases:
             with self.subTest(role=role, type=type_, payload=payload[:40]):

@@ -195,6 +195,19 @@ class Contents(PackageCase):
         self.assertIn('/etc/logrotate.d/pymaild', listed)
         self.assertEqual(listed, in_etc)
 
+    def test_metrics_timer_is_an_example(self):
+        # Shipped to copy, not started: the textfile collector's folder
+        # is node_exporter's, which the package does not depend on.
+        ex = 'usr/share/doc/pymaild/examples'
+        for n in ('pymaild-metrics.service', 'pymaild-metrics.timer'):
+            with open(self.path(os.path.join(ex, n))) as f, \
+                    open(os.path.join(pmtest.ROOT, 'etc', n)) as g:
+                self.assertEqual(f.read(), g.read(), n)
+            for d in ('lib/systemd/system', 'usr/lib/systemd/system'):
+                self.assertFalse(os.path.exists(self.path(
+                    os.path.join(d, n))), n)
+        self.assertNotIn('pymaild-metrics', self.control('postinst'))
+
     def test_unit(self):
         with open(self.path(self.unit_path())) as f:
             unit = f.read()
