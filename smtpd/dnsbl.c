@@ -225,6 +225,7 @@ refuse_listed(struct session *s)
 
 	log_info("smtp-in session=%s client=%s result=refused reason=dnsbl "
 	    "zone=%s code=%s", s->sid, s->peeraddr, zone, bl->code);
+	smtp_refused("dnsbl");
 	s->blocked = 1;
 	if (bl->reason[0] != '\0')
 		session_reply(s, "554 5.7.1 %s Service unavailable; client "
@@ -270,6 +271,7 @@ dnsbl_talked_first(struct session *s)
 	}
 	log_info("smtp-in session=%s client=%s result=refused "
 	    "reason=pregreet", s->sid, s->peeraddr);
+	smtp_refused("pregreet");
 	session_close_with(s, "554 5.5.1 %s Protocol error: talking before "
 	    "the greeting", proc->conf.serverhostname);
 }

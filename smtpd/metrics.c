@@ -34,7 +34,8 @@ static const char *const refusal_names[] = {
 	"tempfail", "too-many-recipients", "rejected-bare-lf",
 	"rejected-long-line", "rejected-nul", "rejected-size",
 	"rejected-loop", "rejected-disabled", "rejected-quota",
-	"rejected-queue", "tempfail-write", "tempfail-queue", "other"
+	"rejected-queue", "tempfail-write", "tempfail-queue", "dnsbl",
+	"pregreet", "other"
 };
 #define REFUSAL_COUNT	(sizeof(refusal_names) / sizeof(refusal_names[0]))
 

@@ -15,6 +15,7 @@ every list list it). Each lookup mxcache makes is one debug log line
     /usr/bin/python3 regress/run.py regress/smtp/test_dnsbl.py
 """
 
+import json
 import os
 import re
 import socket
@@ -89,6 +90,12 @@ class DnsblCase(TlsCase):
         c.expect('QUIT', 221)
         self.assertTrue(c.closed_by_server(), 'not closed after QUIT')
 
+    def assertRefusalCounted(self, inst, reason):
+        r = inst.adm('stats', '--json')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = json.loads(r.stdout)['smtp_refusals_total']
+        self.assertEqual(got[reason], 1, got)
+
 
 class Listed(DnsblCase):
 
@@ -101,6 +108,7 @@ class Listed(DnsblCase):
         self.assertTrue(pmtest.wait_for(
             lambda: 'client=127.0.0.2 result=refused reason=dnsbl '
             'zone=bl.test code=127.0.0.2' in inst.log()), inst.log_tail())
+        self.assertRefusalCounted(inst, 'dnsbl')
 
     def test_txt_reason_with_controls_is_printable_one_line(self):
         inst = self.bl_instance()
@@ -233,6 +241,7 @@ class GreetDelay(DnsblCase):
         self.assertTrue(pmtest.wait_for(
             lambda: 'client=127.0.0.6 result=refused reason=pregreet'
             in inst.log()), inst.log_tail())
+        self.assertRefusalCounted(inst, 'pregreet')
 
     def test_delay_does_not_hold_other_sessions(self):
         inst = self.bl_instance(delay=3)
