@@ -33,6 +33,8 @@ TESTDEBS += logrotate fail2ban
 TESTDEBS += debhelper dpkg-dev fakeroot lintian systemd systemd-container
 # regress/tls: mail clients and a TLS scanner we did not write.
 TESTDEBS += swaks libnet-ssleay-perl testssl.sh
+# regress/auth: DKIM signatures checked by verifiers we did not write.
+TESTDEBS += python3-dkim opendkim-tools
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -150,6 +152,8 @@ deps:
 	[ -x $(PYTHON) ] || missing=1; \
 	for b in swaks testssl; do command -v $$b >/dev/null || missing=1; done; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing=1; \
+	command -v opendkim-testmsg >/dev/null || missing=1; \
+	$(PYTHON) -c 'import dkim' 2>/dev/null || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		echo "deps: installing $(DEBS) $(TESTDEBS)"; \

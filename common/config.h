@@ -74,7 +74,19 @@ struct config {
 	/* Several hosts share maildir: -n checks what must stay local. */
 	int		 sharedstore;
 	char		*mxcachefile;	/* absolute; default maildir/mxservers */
+	/* DKIM signing keys: at most one RSA and one Ed25519 per domain
+	 * (the parent reads the files and tells which is which). */
+	struct config_dkim	*dkim;
+	size_t		 ndkim;
 };
+
+/* One entry of the dkim list. */
+struct config_dkim {
+	char		*domain;	/* lower-cased, a local domain */
+	char		*selector;	/* a DNS label, lower-cased */
+	char		*key;		/* absolute; the parent's to read */
+};
+#define CONFIG_DKIM_MAX	64
 
 #define RELAYTLS_MAY	0
 #define RELAYTLS_VERIFY	1

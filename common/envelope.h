@@ -59,6 +59,9 @@ struct envelope {
 	int			 parked;	/* on the runner's hold list */
 	int			 removed;	/* pymailadm remove, while
 						 * something was under way */
+	char			*dkim;		/* DKIM-Signature lines made
+						 * at the commit ('\n' apart,
+						 * unfolded), or NULL */
 };
 
 TAILQ_HEAD(envlist, envelope);

@@ -61,6 +61,8 @@ struct incoming {
 	int			 result;
 	char			*envtext;	/* the envelope, as written */
 	int			 refused;	/* a recipient was refused */
+	int			 sign;		/* leaves: DKIM may sign it */
+	char			 nokey[256];	/* ours, sent unsigned */
 };
 
 /* What the sync thread works on; the loop leaves these entries alone. */
@@ -71,6 +73,7 @@ struct batch {
 	size_t		  ndone;
 	struct jbatch	  jb;
 	int		  synced;
+	struct dkimset	 *keys;		/* the signing keys it uses */
 };
 
 /* Removed messages are noted in the journal with the next batch, or on
@@ -111,6 +114,7 @@ static void
 batch_free(struct batch *b)
 {
 	jbatch_free(&b->jb);
+	signer_keys_done(b->keys);
 	free(b->done);
 	free(b->v);
 	free(b);
@@ -474,7 +478,7 @@ errno_result(void)
  * and the envelope text is made.
  */
 static int
-commit_one_prepare(struct incoming *in)
+commit_one_prepare(struct incoming *in, struct dkimset *keys)
 {
 	struct stat	st;
 
@@ -486,6 +490,10 @@ commit_one_prepare(struct incoming *in)
 		log_warn("spool: %s", in->env->id);
 		return errno_result();
 	}
+	/* before the envelope is written: the signature goes into it */
+	if (in->sign)
+		signer_sign_fd(keys, in->env, in->datafd, in->nokey,
+		    sizeof(in->nokey));
 	if ((in->envtext = envelope_format(in->env)) == NULL) {
 		log_warnx("spool: %s: envelope too large", in->env->id);
 		return SPOOL_TEMPFAIL;
@@ -604,7 +612,7 @@ batch_work(void *arg)
 		jbatch_done(&b->jb, b->done[i]);
 	for (i = 0; i < b->n; i++) {
 		in = b->v[i];
-		if ((in->result = commit_one_prepare(in)) == SPOOL_OK &&
+		if ((in->result = commit_one_prepare(in, b->keys)) == SPOOL_OK &&
 		    in->env->datasize <= JNL_INLINE_MAX)
 			in->result = commit_one_journal(in, &b->jb);
 	}
@@ -667,6 +675,8 @@ batch_done(void *arg)
 		}
 		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, in->sess, in->env->id,
 		    1, in->result, -1);
+		if (in->result == SPOOL_OK)
+			signer_log_nokey(in->env->id, in->nokey);
 		n += in->result == SPOOL_OK;
 		if (in->result != SPOOL_OK)
 			incoming_drop(in, 1);
@@ -706,6 +716,7 @@ commit_batch(int fd, short ev, void *arg)
 		if (in->commit && !in->inbatch) {
 			in->inbatch = 1;
 			b->v[b->n++] = in;
+			in->sign = signer_wanted(in->env);
 			/* The pool is the loop's: take the file here. */
 			snprintf(path, sizeof(path), "incoming/%s",
 			    in->env->id);
@@ -715,6 +726,7 @@ commit_batch(int fd, short ev, void *arg)
 			}
 		}
 	take_done(b);
+	b->keys = signer_keys();
 	batch_running = 1;
 	bgjob_submit(batch_work, batch_done, b);
 }

@@ -1,0 +1,403 @@
+"""DKIM signing of mail that leaves (RFC 6376 relaxed/relaxed rsa-sha256,
+RFC 8463 ed25519-sha256): a real pymaild relays through a real SMTP sink
+(the smarthost), and what the sink received is verified by two
+implementations we did not write: Debian's python3-dkim (dkimpy, given the
+public keys through its dnsfunc hook) and OpenDKIM's opendkim-testmsg
+(which asks DNS: a small DNS server of the test answers on 127.0.0.1:53
+of the test's private network namespace, and opendkim-testmsg runs in a
+mount namespace of its own whose /etc/resolv.conf points there).
+
+What is signed: a message with a remote recipient whose From: domain is
+ours, and our bounces to remote senders. What is not: a From: of another
+domain, local delivery. A retry sends the same signature. Keys are
+checked at start (pymaild -n names the file), and no helper but queued
+holds them (a /proc/PID/mem scan, as for the TLS keys).
+
+    /usr/bin/python3 regress/run.py regress/auth/test_dkim_sign.py
+"""
+
+import base64
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'outbound'))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
+from oututil import (OutCase, log_lines, mailbox, make_message,  # noqa: E402
+                     submit, wait_for, wait_mail, wait_queue_empty)
+import pmtest                                                # noqa: E402
+
+try:
+    import dkim
+except ImportError:             # the Makefile's test deps install it
+    dkim = None
+
+OPENDKIM_TESTMSG = shutil.which('opendkim-testmsg')
+ALICE = 'alice@test.example'
+
+
+def openssl(*args):
+    return subprocess.run(('openssl',) + args, check=True,
+                          capture_output=True).stdout
+
+
+def make_key(path, kind):
+    if kind == 'rsa':
+        openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt',
+                'rsa_keygen_bits:2048', '-out', path)
+    elif kind == 'rsa1024':
+        openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt',
+                'rsa_keygen_bits:1024', '-out', path)
+    elif kind == 'ec':
+        openssl('genpkey', '-algorithm', 'EC', '-pkeyopt',
+                'ec_paramgen_curve:P-256', '-out', path)
+    else:
+        openssl('genpkey', '-algorithm', 'ED25519', '-out', path)
+    return path
+
+
+def key_record(path):
+    """The TXT record of a private key file, as a publisher writes it."""
+    der = openssl('pkey', '-in', path, '-pubout', '-outform', 'DER')
+    text = openssl('pkey', '-in', path, '-noout', '-text').decode()
+    if 'ED25519' in text.upper():
+        return b'v=DKIM1; k=ed25519; p=' + base64.b64encode(der[-32:])
+    return b'v=DKIM1; k=rsa; p=' + base64.b64encode(der)
+
+
+def signatures(data):
+    """The DKIM-Signature fields at the top of a message, unfolded."""
+    out = []
+    for field in data.split(b'\r\n\r\n', 1)[0].split(b'\r\n'):
+        if field[:1] in (b' ', b'\t') and out:
+            if out[-1] is not None:
+                out[-1] += b'\r\n' + field
+        elif field.lower().startswith(b'dkim-signature:'):
+            out.append(field)
+        else:
+            out.append(None)
+    return [f for f in out if f is not None]
+
+
+def without_signature(data, keep):
+    """data with only the signature whose a= is keep."""
+    head, body = data.split(b'\r\n\r\n', 1)
+    fields, cur = [], None
+    for line in head.split(b'\r\n'):
+        if line[:1] in (b' ', b'\t'):
+            cur.append(line)
+            continue
+        cur = [line]
+        fields.append(cur)
+    kept = []
+    for f in fields:
+        text = b'\r\n'.join(f)
+        if text.lower().startswith(b'dkim-signature:') and \
+                (b'a=' + keep) not in text.replace(b'\r\n\t', b' '):
+            continue
+        kept.append(text)
+    return b'\r\n'.join(kept) + b'\r\n\r\n' + body
+
+
+class TxtServer:
+    """A DNS server for TXT records only, on a UDP port: enough for a
+    verifier's key lookups (a bounded loop; a name not listed is
+    NXDOMAIN)."""
+
+    def __init__(self, records, port=53):
+        self.records = {k.lower().rstrip('.'): v for k, v in records.items()}
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(('127.0.0.1', port))
+        self.sock.settimeout(0.2)
+        self.stopped = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def answer(self, q):
+        qid, flags, qd = struct.unpack('!HHH', q[:6])
+        off, labels = 12, []
+        while q[off]:
+            n = q[off]
+            labels.append(q[off + 1:off + 1 + n].decode('ascii', 'replace'))
+            off += 1 + n
+        qtype = struct.unpack('!H', q[off + 1:off + 3])[0]
+        question = q[12:off + 5]
+        name = '.'.join(labels).lower()
+        txt = self.records.get(name)
+        if txt is None or qtype != 16:
+            rcode = 3 if txt is None else 0
+            return struct.pack('!HHHHHH', qid, 0x8400 | rcode, 1, 0, 0,
+                               0) + question
+        rdata = b''.join(bytes([len(txt[i:i + 255])]) + txt[i:i + 255]
+                         for i in range(0, len(txt), 255))
+        rr = b'\xc0\x0c' + struct.pack('!HHIH', 16, 1, 60, len(rdata)) + \
+            rdata
+        return struct.pack('!HHHHHH', qid, 0x8400, 1, 1, 0, 0) + \
+            question + rr
+
+    def serve(self):
+        while not self.stopped:
+            try:
+                q, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                self.sock.sendto(self.answer(q), peer)
+            except (IndexError, struct.error, OSError):
+                continue
+
+    def stop(self):
+        self.stopped = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+class DkimSign(OutCase):
+
+    def setUp(self):
+        super().setUp()
+        if dkim is None:
+            self.skipTest('python3-dkim is not installed (make regress '
+                          'installs it)')
+        self.relay = self.sink('127.0.0.1')
+        self.keydir = tempfile.mkdtemp(prefix='dkimkeys-')
+        self.addCleanup(shutil.rmtree, self.keydir, True)
+        self.rsa = make_key(os.path.join(self.keydir, 'rsa.key'), 'rsa')
+        self.ed = make_key(os.path.join(self.keydir, 'ed.key'), 'ed25519')
+        self.records = {
+            's1._domainkey.test.example': key_record(self.rsa),
+            'e1._domainkey.test.example': key_record(self.ed),
+        }
+
+    def dkim_conf(self, entries):
+        items = ['{ domain = "%s"; selector = "%s"; key = "%s"; }'
+                 % e for e in entries]
+        return 'dkim = ( %s );' % ', '.join(items)
+
+    def signing_instance(self, entries=None, start=True, **cfg):
+        if entries is None:
+            entries = [('test.example', 's1', self.rsa),
+                       ('test.example', 'e1', self.ed)]
+        inst = self.out_instance(relay=self.relay, start=False, **cfg)
+        inst.write_config(extra=self.dkim_conf(entries))
+        if start:
+            inst.start()
+            inst.wait_port()
+        return inst
+
+    def dnsfunc(self, name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        return self.records.get(name.rstrip('.').lower())
+
+    def verify_dkimpy(self, data, n):
+        d = dkim.DKIM(data)
+        for i in range(n):
+            self.assertTrue(d.verify(idx=i, dnsfunc=self.dnsfunc),
+                            'dkimpy refuses signature %d: %r\n%r'
+                            % (i, d.signature_fields, data[:1500]))
+
+    def verify_opendkim(self, data, ok=True):
+        if OPENDKIM_TESTMSG is None or os.geteuid() != 0 or \
+                os.environ.get('PYMAILD_NETNS') != '1':
+            self.skipTest('opendkim-testmsg needs root in the private '
+                          'namespace (a DNS server on port 53)')
+        if getattr(self, 'txt', None) is None:
+            self.txt = TxtServer(self.records)
+            self.addCleanup(self.txt.stop)
+        resolv = os.path.join(self.keydir, 'resolv.conf')
+        with open(resolv, 'w') as f:
+            f.write('nameserver 127.0.0.1\noptions attempts:1 timeout:2\n')
+        r = subprocess.run(
+            ['unshare', '-m', '--', 'sh', '-c',
+             'mount --bind "$1" /etc/resolv.conf && exec "$2"', 'sh',
+             resolv, OPENDKIM_TESTMSG], input=data, capture_output=True,
+            timeout=30)
+        if not ok:
+            self.assertNotEqual(r.returncode, 0, 'opendkim-testmsg takes '
+                                'a message that was changed')
+            return
+        self.assertEqual(r.returncode, 0, 'opendkim-testmsg: %r %r\n%r'
+                         % (r.stdout, r.stderr, data[:1500]))
+        self.assertEqual(r.stdout + r.stderr, b'', 'opendkim-testmsg said '
+                         'something: %r' % (r.stdout + r.stderr))
+
+    def relayed(self, inst, n=1):
+        self.wait_delivered(self.relay, n, inst)
+        return self.relay.transactions[n - 1].data
+
+    def test_signed_rsa_and_ed25519_verify(self):
+        inst = self.signing_instance()
+        msg = make_message('signed  subject', body=b'line one \r\n\r\n'
+                           b'.dotted\r\n\r\n\r\n', sender=ALICE,
+                           extra_headers=('Cc: <c@remote.example>',
+                                          'MIME-Version: 1.0'))
+        submit(inst, ALICE, ['x@remote.example'], msg,
+               login=('alice', 'alicepw'))
+        data = self.relayed(inst)
+        sigs = signatures(data)
+        self.assertEqual(len(sigs), 2, data[:2000])
+        self.assertIn(b'a=rsa-sha256', sigs[0])
+        self.assertIn(b'a=ed25519-sha256', sigs[1].replace(b'\r\n\t', b' '))
+        for s in sigs:
+            flat = s.replace(b'\r\n\t', b' ')
+            self.assertIn(b'c=relaxed/relaxed', flat)
+            self.assertIn(b'd=test.example', flat)
+            self.assertNotIn(b'l=', flat.split(b'b=')[0].replace(b'bh=', b''))
+            # From oversigned: h= names it once more than it is present
+            h = flat.split(b'h=')[1].split(b';')[0].replace(b' ', b'')
+            self.assertEqual(h.split(b':').count(b'from'), 2, h)
+            for line in s.split(b'\r\n'):
+                self.assertLess(len(line), 80, s)
+        # the message itself is what was submitted, after our headers
+        self.assertTrue(data.endswith(msg.split(b'\r\n\r\n', 1)[1]))
+        self.verify_dkimpy(data, 2)
+        self.verify_opendkim(without_signature(data, b'rsa-sha256'))
+        self.verify_opendkim(without_signature(data, b'ed25519-sha256'))
+        # both verifiers see a change: the checks above can fail
+        changed = data.replace(b'line one', b'line 0ne')
+        try:
+            taken = dkim.DKIM(changed).verify(idx=0, dnsfunc=self.dnsfunc)
+        except dkim.ValidationError:
+            taken = False
+        self.assertFalse(taken, 'dkimpy takes a message that was changed')
+        self.verify_opendkim(without_signature(changed, b'rsa-sha256'),
+                             ok=False)
+        self.verify_opendkim(without_signature(changed, b'ed25519-sha256'),
+                             ok=False)
+
+    def test_large_folded_message_verifies(self):
+        inst = self.signing_instance(
+            entries=[('test.example', 's1', self.rsa)])
+        body = b''.join(b'%06d  trailing \t \r\n' % i for i in range(40000))
+        msg = make_message('big', body=body, sender=ALICE,
+                           extra_headers=('X-Long: a\r\n\tfolded\r\n  '
+                                          'header',
+                                          'Subject: a second subject'))
+        submit(inst, ALICE, ['x@remote.example'], msg)
+        data = self.relayed(inst)
+        self.assertEqual(len(signatures(data)), 1)
+        self.verify_dkimpy(data, 1)
+
+    def test_foreign_from_and_local_mail_unsigned(self):
+        inst = self.signing_instance()
+        submit(inst, ALICE, ['x@remote.example'],
+               make_message('not ours', sender='someone@other.example'))
+        submit(inst, ALICE, ['bob@test.example'],
+               make_message('local', sender=ALICE, to='bob@test.example'))
+        data = self.relayed(inst)
+        self.assertEqual(signatures(data), [], data[:800])
+        [local] = wait_mail(inst, 'bob', 1)
+        self.assertNotIn(b'DKIM-Signature', local)
+        wait_queue_empty(inst)
+
+    def test_retry_sends_the_same_signature(self):
+        state = {'n': 0}
+
+        def dot(sess, tr, arg):
+            state['n'] += 1
+            return '451 4.3.0 sink: later' if state['n'] == 1 else None
+        self.relay.configure(dot=dot)
+        inst = self.signing_instance(retrymin=1, retrymax=1)
+        submit(inst, ALICE, ['x@remote.example'],
+               make_message('retried', sender=ALICE))
+        got = self.relay.wait_transactions(2, 30)
+        self.assertGreaterEqual(len(self.relay.transactions), 2,
+                                self.context(inst, self.relay))
+        first, second = (t.data for t in self.relay.transactions[:2])
+        self.assertEqual(first, second)
+        self.assertEqual(len(signatures(second)), 2)
+        self.verify_dkimpy(second, 2)
+        del got
+
+    def test_bounce_to_remote_sender_signed(self):
+        self.relay.configure(rcpt_replies={
+            'y@remote.example': '550 5.1.1 sink: no such user'})
+        inst = self.signing_instance(serverhostname='mail.test.example')
+        submit(inst, 'x@remote.example', ['y@remote.example'],
+               make_message('will bounce', sender='x@remote.example'))
+        data = self.relayed(inst)
+        tr = self.relay.transactions[0]
+        self.assertEqual(tr.mail_from, '', 'not a bounce: %r' % tr.mail_from)
+        self.assertIn(b'MAILER-DAEMON@mail.test.example', data)
+        self.assertEqual(len(signatures(data)), 2, data[:1500])
+        self.verify_dkimpy(data, 2)
+
+    def test_domain_without_key_logged_once(self):
+        inst = self.signing_instance(
+            localdomains=['test.example', 'other.example'],
+            entries=[('test.example', 's1', self.rsa)])
+        for i in range(2):
+            submit(inst, ALICE, ['x@remote.example'],
+                   make_message('no key %d' % i, sender='a@other.example'))
+        self.relayed(inst, 2)
+        self.assertEqual(signatures(self.relay.transactions[1].data), [])
+        wait_for(lambda: log_lines(inst, 'other.example sent unsigned'), 5)
+        self.assertEqual(len(log_lines(inst, 'other.example sent unsigned')),
+                         1, inst.log_tail(40))
+
+    def check_refused(self, entries, needle, **cfg):
+        inst = self.signing_instance(entries=entries, start=False, **cfg)
+        r = inst.check_config()
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(needle, r.stderr + r.stdout)
+        r = inst.adm('start')
+        self.assertEqual(r.returncode, 1, 'started with %s' % needle)
+
+    def test_bad_keys_refused(self):
+        d = self.keydir
+        small = make_key(os.path.join(d, 'small.key'), 'rsa1024')
+        ec = make_key(os.path.join(d, 'ec.key'), 'ec')
+        junk = os.path.join(d, 'junk.key')
+        with open(junk, 'w') as f:
+            f.write('-----BEGIN PRIVATE KEY-----\nnot base64\n')
+        rsa2 = make_key(os.path.join(d, 'rsa2.key'), 'rsa')
+        self.check_refused([('test.example', 's1', small)], '1024 bits')
+        self.check_refused([('test.example', 's1', ec)],
+                           'not an RSA or Ed25519 key')
+        self.check_refused([('test.example', 's1', junk)],
+                           'not a private key')
+        self.check_refused([('test.example', 's1',
+                             os.path.join(d, 'missing.key'))],
+                           'cannot read')
+        self.check_refused([('test.example', 's1', self.rsa),
+                            ('test.example', 's2', rsa2)],
+                           'a second RSA key')
+        self.check_refused([('elsewhere.example', 's1', self.rsa)],
+                           'not one of localdomains')
+        self.check_refused([('test.example', 'bad_sel', self.rsa)],
+                           'not a DNS label')
+
+    def test_only_queued_holds_the_keys(self):
+        if os.geteuid() != 0:
+            self.skipTest('reading /proc/PID/mem of another account '
+                          'needs root')
+        import tlsutil
+        inst = self.signing_instance()
+        submit(inst, ALICE, ['x@remote.example'],
+               make_message('isolation', sender=ALICE))
+        self.relayed(inst)
+        needles = tlsutil.needles(tlsutil.key_secrets(self.rsa) +
+                                  tlsutil.key_secrets(self.ed))
+        parent, roles, _ = inst.processes()
+        self.assertEqual(set(roles), set(pmtest.ROLES))
+        for role, pids in roles.items():
+            held = pmtest.memory_holding(pids[0], needles)
+            if role == 'queued':
+                self.assertTrue(held, 'the scan finds no key in queued, '
+                                'which signs: it proves nothing')
+            else:
+                self.assertEqual(held, set(), '%s holds DKIM key '
+                                 'material' % role)
+
+
+if __name__ == '__main__':
+    import unittest
+    unittest.main()
