@@ -18,6 +18,7 @@ holds them (a /proc/PID/mem scan, as for the TLS keys).
 
 import base64
 import os
+import re
 import shutil
 import socket
 import struct
@@ -374,6 +375,96 @@ class DkimSign(OutCase):
                            'not one of localdomains')
         self.check_refused([('test.example', 'bad_sel', self.rsa)],
                            'not a DNS label')
+
+    def give_to_daemon(self, *paths):
+        """A reload reads the keys as the daemon's account."""
+        if pmtest.IS_ROOT:
+            import pwd
+            pw = pwd.getpwnam(pmtest.DAEMON_USER)
+            for p in paths:
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+
+    def test_reload_changes_the_keys(self):
+        inst = self.signing_instance(
+            entries=[('test.example', 's1', self.rsa)])
+        submit(inst, ALICE, ['x@remote.example'],
+               make_message('before', sender=ALICE))
+        [sig] = signatures(self.relayed(inst, 1))
+        self.assertIn(b's=s1;', sig)
+        rsa2 = make_key(os.path.join(self.keydir, 'rsa2.key'), 'rsa')
+        self.records['s2._domainkey.test.example'] = key_record(rsa2)
+        self.give_to_daemon(self.keydir, rsa2, self.ed)
+        inst.write_config(extra=self.dkim_conf([
+            ('test.example', 's2', rsa2), ('test.example', 'e1', self.ed)]))
+        r = inst.adm('reload')
+        self.assertEqual(r.returncode, 0, r.stderr + inst.log_tail())
+        submit(inst, ALICE, ['x@remote.example'],
+               make_message('after', sender=ALICE))
+        data = self.relayed(inst, 2)
+        sigs = [s.replace(b'\r\n\t', b' ') for s in signatures(data)]
+        self.assertEqual(len(sigs), 2, data[:1500])
+        self.assertIn(b's=s2;', sigs[0])
+        self.assertIn(b's=e1;', sigs[1])
+        self.verify_dkimpy(data, 2)
+        # a bad key fails the reload and keeps the keys in use
+        junk = os.path.join(self.keydir, 'junk.key')
+        with open(junk, 'w') as f:
+            f.write('not a key\n')
+        self.give_to_daemon(junk)
+        inst.write_config(extra=self.dkim_conf([
+            ('test.example', 's3', junk)]))
+        r = inst.adm('reload')
+        self.assertEqual(r.returncode, 1, 'reloaded with a bad key')
+        self.assertIn('junk.key', r.stderr + inst.log_tail())
+        submit(inst, ALICE, ['x@remote.example'],
+               make_message('after a bad reload', sender=ALICE))
+        data = self.relayed(inst, 3)
+        self.assertEqual(len(signatures(data)), 2)
+        self.verify_dkimpy(data, 2)
+
+    def test_dkimkey_makes_keys_that_verify(self):
+        inst = self.out_instance(relay=self.relay, start=False)
+        r = inst.adm('dkimkey', 'test.example')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rsa_path = re.search(r'Key written to (\S+)', r.stdout).group(1)
+        self.assertEqual(os.path.dirname(rsa_path),
+                         os.path.join(inst.dir, 'dkim'))
+        rsa_rec = r.stdout
+        out = os.path.join(inst.dir, 'ed.key')
+        r = inst.adm('dkimkey', 'test.example', 'e1', '--ed25519', '-o', out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ed_rec = r.stdout
+        for path in (rsa_path, out):
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(out, 'rb') as f:
+            before = f.read()
+        r = inst.adm('dkimkey', 'test.example', 'e1', '--ed25519', '-o', out)
+        self.assertEqual(r.returncode, 1, 'an existing key was replaced')
+        self.assertIn('exists', r.stderr)
+        with open(out, 'rb') as f:
+            self.assertEqual(f.read(), before)
+        self.assertEqual(inst.adm('dkimkey', 'other.example').returncode, 1)
+        self.assertEqual(inst.adm('dkimkey').returncode, 2)
+        # the records, as printed, are the keys' (checked with openssl)
+        self.records = {}
+        entries = []
+        for text, path in ((rsa_rec, rsa_path), (ed_rec, out)):
+            m = re.search(r'^(\S+)\._domainkey\.test\.example\. IN TXT'
+                          r'((?: "[^"]*")+)$', text, re.M)
+            self.assertIsNotNone(m, text)
+            parts = re.findall(r'"([^"]*)"', m.group(2))
+            self.assertTrue(all(len(p) <= 255 for p in parts), parts)
+            self.assertEqual(''.join(parts).encode(), key_record(path))
+            self.records[m.group(1) + '._domainkey.test.example'] = \
+                ''.join(parts).encode()
+            self.assertIn('key = "%s"' % path, text)
+            entries.append(('test.example', m.group(1), path))
+        inst.write_config(extra=self.dkim_conf(entries))
+        inst.start()
+        inst.wait_port()
+        submit(inst, ALICE, ['x@remote.example'],
+               make_message('new keys', sender=ALICE))
+        self.verify_dkimpy(self.relayed(inst), 2)
 
     def test_only_queued_holds_the_keys(self):
         if os.geteuid() != 0:
