@@ -28,6 +28,9 @@ static const char *const signed_headers[] = {
 #define NSIGNED	(sizeof(signed_headers) / sizeof(signed_headers[0]))
 
 #define FOLD_WIDTH	76	/* octets a folded line aims to stay under */
+/* Fields of one name signed at most (the last ones, as a verifier takes
+ * them): h= stays bounded whatever the header holds. */
+#define SIGN_SAME_MAX	4
 #define B64_CHUNK	64	/* octets of b= a line */
 
 static int
@@ -498,7 +501,7 @@ digest_headers(EVP_MD_CTX *md, const char *msg, const struct dkim_field *f,
 	for (i = 0; i < NSIGNED; i++) {
 		count = 0;
 		/* several of a name: the last one first (RFC 6376 5.4.2) */
-		for (j = nf - 1; j >= 0; j--) {
+		for (j = nf - 1; j >= 0 && count < SIGN_SAME_MAX; j--) {
 			if (!dkim_field_is(msg, &f[j], signed_headers[i]))
 				continue;
 			if (digest_canon(md, msg + f[j].off, f[j].len, 0) == -1)
@@ -548,7 +551,7 @@ sign_one(const struct dkim_key *k, const char *msg, const struct dkim_field *f,
     int nf, const char *bh, long long t, char *out, size_t outlen)
 {
 	EVP_MD_CTX	*md;
-	char		 h[512], line[DKIM_SIG_MAX], folded[DKIM_SIG_MAX * 2];
+	char		 h[1024], line[DKIM_SIG_MAX], folded[DKIM_SIG_MAX * 2];
 	unsigned char	 hash[32], sig[1024];
 	char		 b64[1400];
 	size_t		 siglen = sizeof(sig), flen, used;

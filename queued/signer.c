@@ -11,9 +11,9 @@
  * is one of ours with a key is signed; the commit of local mail does
  * not look at its header at all.
  *
- * Commits are signed on the spool's sync thread, bounces on the loop:
- * both use a key set by reference, counted on the loop, so a reload
- * never frees keys a batch is signing with.
+ * Commits are signed on a thread of their own (spool.c, the CPU lane),
+ * bounces on the loop: both use a key set by reference, counted on the
+ * loop, so a reload never frees keys a signature is being made with.
  */
 #include <sys/mman.h>
 
@@ -291,7 +291,7 @@ signer_log_nokey(const char *id, const char *dom)
 	strlcpy(nokey[nnokey++], dom, sizeof(*nokey));
 }
 
-/* A commit on the sync thread: the sealed memfd, mapped read-only. */
+/* A commit, on the CPU lane: the sealed memfd, mapped read-only. */
 int
 signer_sign_fd(struct dkimset *s, struct envelope *e, int fd,
     char *nokeydom, size_t nokeylen)

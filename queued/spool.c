@@ -61,7 +61,9 @@ struct incoming {
 	int			 result;
 	char			*envtext;	/* the envelope, as written */
 	int			 refused;	/* a recipient was refused */
-	int			 sign;		/* leaves: DKIM may sign it */
+	int			 signing;	/* on the CPU lane: not yet
+						 * for a batch */
+	struct dkimset		*keys;		/* what it is signed with */
 	char			 nokey[256];	/* ours, sent unsigned */
 };
 
@@ -73,7 +75,6 @@ struct batch {
 	size_t		  ndone;
 	struct jbatch	  jb;
 	int		  synced;
-	struct dkimset	 *keys;		/* the signing keys it uses */
 };
 
 /* Removed messages are noted in the journal with the next batch, or on
@@ -114,7 +115,6 @@ static void
 batch_free(struct batch *b)
 {
 	jbatch_free(&b->jb);
-	signer_keys_done(b->keys);
 	free(b->done);
 	free(b->v);
 	free(b);
@@ -330,6 +330,41 @@ seal_data(struct incoming *in)
 	return 0;
 }
 
+/*
+ * A message that leaves may need a DKIM signature before its envelope is
+ * written: made on a thread of its own, so neither the loop nor the
+ * disk's batches (local mail among them) wait for the RSA operation;
+ * only this message's 250 does. The data is sealed by now.
+ */
+static void
+sign_work(void *arg)
+{
+	struct incoming	*in = arg;
+
+	signer_sign_fd(in->keys, in->env, in->datafd, in->nokey,
+	    sizeof(in->nokey));
+}
+
+static void
+sign_done(void *arg)
+{
+	struct incoming	*in = arg;
+
+	signer_keys_done(in->keys);
+	in->keys = NULL;
+	in->signing = 0;
+	signer_log_nokey(in->env->id, in->nokey);
+	commit_schedule();
+}
+
+static void
+sign_start(struct incoming *in)
+{
+	in->signing = 1;
+	in->keys = signer_keys();
+	bgjob_submit_lane(BGJOB_CPU, sign_work, sign_done, in);
+}
+
 static int
 handle_commit(struct imsg *im)
 {
@@ -386,6 +421,10 @@ handle_commit(struct imsg *im)
 		return 0;
 	}
 	in->commit = 1;
+	if (signer_wanted(e)) {
+		sign_start(in);
+		return 0;
+	}
 	commit_schedule();
 	return 0;
 }
@@ -478,7 +517,7 @@ errno_result(void)
  * and the envelope text is made.
  */
 static int
-commit_one_prepare(struct incoming *in, struct dkimset *keys)
+commit_one_prepare(struct incoming *in)
 {
 	struct stat	st;
 
@@ -490,10 +529,6 @@ commit_one_prepare(struct incoming *in, struct dkimset *keys)
 		log_warn("spool: %s", in->env->id);
 		return errno_result();
 	}
-	/* before the envelope is written: the signature goes into it */
-	if (in->sign)
-		signer_sign_fd(keys, in->env, in->datafd, in->nokey,
-		    sizeof(in->nokey));
 	if ((in->envtext = envelope_format(in->env)) == NULL) {
 		log_warnx("spool: %s: envelope too large", in->env->id);
 		return SPOOL_TEMPFAIL;
@@ -612,7 +647,7 @@ batch_work(void *arg)
 		jbatch_done(&b->jb, b->done[i]);
 	for (i = 0; i < b->n; i++) {
 		in = b->v[i];
-		if ((in->result = commit_one_prepare(in, b->keys)) == SPOOL_OK &&
+		if ((in->result = commit_one_prepare(in)) == SPOOL_OK &&
 		    in->env->datasize <= JNL_INLINE_MAX)
 			in->result = commit_one_journal(in, &b->jb);
 	}
@@ -675,8 +710,6 @@ batch_done(void *arg)
 		}
 		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, in->sess, in->env->id,
 		    1, in->result, -1);
-		if (in->result == SPOOL_OK)
-			signer_log_nokey(in->env->id, in->nokey);
 		n += in->result == SPOOL_OK;
 		if (in->result != SPOOL_OK)
 			incoming_drop(in, 1);
@@ -704,7 +737,7 @@ commit_batch(int fd, short ev, void *arg)
 		return;		/* batch_done starts the next one */
 	b = xcalloc(1, sizeof(*b));
 	TAILQ_FOREACH(in, &incoming, entry)
-		if (in->commit && !in->inbatch)
+		if (in->commit && !in->inbatch && !in->signing)
 			b->n++;
 	if (b->n == 0 && (ndone == 0 || (ndone < DONE_FLUSH && !done_due))) {
 		free(b);
@@ -713,10 +746,9 @@ commit_batch(int fd, short ev, void *arg)
 	b->v = xcalloc(b->n + 1, sizeof(*b->v));
 	b->n = 0;
 	TAILQ_FOREACH(in, &incoming, entry)
-		if (in->commit && !in->inbatch) {
+		if (in->commit && !in->inbatch && !in->signing) {
 			in->inbatch = 1;
 			b->v[b->n++] = in;
-			in->sign = signer_wanted(in->env);
 			/* The pool is the loop's: take the file here. */
 			snprintf(path, sizeof(path), "incoming/%s",
 			    in->env->id);
@@ -726,7 +758,6 @@ commit_batch(int fd, short ev, void *arg)
 			}
 		}
 	take_done(b);
-	b->keys = signer_keys();
 	batch_running = 1;
 	bgjob_submit(batch_work, batch_done, b);
 }
@@ -1050,5 +1081,6 @@ spool_init(void)
 	event_base_set(proc->base, &ev_done);
 	held_init();
 	bgjob_init(proc->base);
+	bgjob_init_lane(proc->base, BGJOB_CPU);
 	recover();
 }

@@ -148,6 +148,37 @@ test_fold(void)
 	    out, sizeof(out)) == 0);
 }
 
+/* A header with 300 To: fields still signs, h= naming the last few. */
+static void
+test_many_fields(void)
+{
+	static char	msg[16384], sigs[4096];
+	struct dkim_key	k;
+	EVP_PKEY_CTX	*pc;
+	size_t		len = 0;
+	int		i;
+
+	len += snprintf(msg + len, sizeof(msg) - len, "From: a@example.org\r\n");
+	for (i = 0; i < 300; i++)
+		len += snprintf(msg + len, sizeof(msg) - len, "To: r%d@x\r\n", i);
+	len += snprintf(msg + len, sizeof(msg) - len, "\r\nbody\r\n");
+	memset(&k, 0, sizeof(k));
+	strlcpy(k.domain, "example.org", sizeof(k.domain));
+	strlcpy(k.selector, "s1", sizeof(k.selector));
+	k.alg = DKIM_ALG_ED25519;
+	pc = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
+	EVP_PKEY_keygen_init(pc);
+	EVP_PKEY_keygen(pc, &k.pkey);
+	EVP_PKEY_CTX_free(pc);
+	CHECK("many fields: signed", dkim_sign(msg, len, &k, 1, 1, sigs,
+	    sizeof(sigs)) == 0);
+	CHECK("many fields: h= names at most 4 To", strstr(sigs,
+	    "h=from:from:to:to:to:to;") != NULL);
+	CHECK("too small an output: refused", dkim_sign(msg, len, &k, 1, 1,
+	    sigs, 100) == -1 && sigs[0] == '\0');
+	EVP_PKEY_free(k.pkey);
+}
+
 int
 main(void)
 {
@@ -155,5 +186,6 @@ main(void)
 	test_split_bad();
 	test_from();
 	test_fold();
+	test_many_fields();
 	UNIT_EXIT();
 }
