@@ -4,7 +4,7 @@
  * configuration lines that use it.
  *
  * The key goes to FILE, or to dkim/DOMAIN.SELECTOR.key beside the
- * configuration file: written whole under a temporary name (mode 0600),
+ * configuration file (/etc/pymaild/dkim for /etc/pymaild.conf): written whole under a temporary name (mode 0600),
  * synced, then renamed into place only if nothing has that name, so an
  * existing key (maybe published, maybe signing) is never replaced. As
  * root, the file is given to `user`, the account the parent runs as
@@ -86,13 +86,21 @@ give_to_daemon(int fd, const char *path)
 		die("chown %s: %s", path, strerror(errno));
 }
 
-/* The folder of the configuration file, for the default path. */
+/*
+ * dkim/ in the folder of the configuration file; for the system's own
+ * (/etc/pymaild.conf), /etc/pymaild/dkim rather than a folder of /etc.
+ */
 static void
 default_path(const char *domain, const char *sel, char *path, size_t len)
 {
 	char	dir[1024];
 
-	snprintf(dir, sizeof(dir), "%s/dkim", adm.conf.basedir);
+	if (strcmp(adm.conf.basedir, "/etc") == 0) {
+		if (mkdir("/etc/pymaild", 0755) == -1 && errno != EEXIST)
+			die("/etc/pymaild: %s", strerror(errno));
+		strlcpy(dir, "/etc/pymaild/dkim", sizeof(dir));
+	} else
+		snprintf(dir, sizeof(dir), "%s/dkim", adm.conf.basedir);
 	if (mkdir(dir, 0700) == 0)
 		give_to_daemon(-1, dir);
 	else if (errno != EEXIST)
