@@ -30,8 +30,9 @@ import threading
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'outbound'))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
-from oututil import (OutCase, log_lines, mailbox, make_message,  # noqa: E402
-                     submit, wait_for, wait_mail, wait_queue_empty)
+from oututil import (OutCase, log_lines, make_message,  # noqa: E402
+                     submit, wait_deferred, wait_for, wait_mail,
+                     wait_queue_empty)
 import pmtest                                                # noqa: E402
 
 try:
@@ -183,11 +184,12 @@ class DkimSign(OutCase):
                  % e for e in entries]
         return 'dkim = ( %s );' % ', '.join(items)
 
-    def signing_instance(self, entries=None, start=True, **cfg):
+    def signing_instance(self, entries=None, start=True, relay=True, **cfg):
         if entries is None:
             entries = [('test.example', 's1', self.rsa),
                        ('test.example', 'e1', self.ed)]
-        inst = self.out_instance(relay=self.relay, start=False, **cfg)
+        inst = self.out_instance(relay=self.relay if relay else None,
+                                 start=False, **cfg)
         inst.write_config(extra=self.dkim_conf(entries))
         if start:
             inst.start()
@@ -274,6 +276,50 @@ class DkimSign(OutCase):
         self.verify_opendkim(without_signature(changed, b'ed25519-sha256'),
                              ok=False)
 
+    def test_mx_delivery_signed(self):
+        import dnsfixture
+        inst = self.signing_instance(relay=False)
+        dns = dnsfixture.DNSServer(inst.resolver_port, '$ORIGIN '
+                                   'remote.example.\n@ MX 10 mx\n'
+                                   'mx A 127.0.0.5\n')
+        self.addCleanup(dns.cleanup)
+        dns.start()
+        mx = self.sink('127.0.0.5', inst.outbound_port)
+        submit(inst, ALICE, ['x@remote.example'],
+               make_message('to the MX', sender=ALICE),
+               login=('alice', 'alicepw'))
+        self.wait_delivered(mx, 1, inst)
+        data = mx.transactions[0].data
+        self.assertEqual(len(signatures(data)), 2, data[:1500])
+        self.verify_dkimpy(data, 2)
+        self.assertEqual(self.relay.transactions, [])
+
+    def test_signature_kept_across_restart_and_key_change(self):
+        state = {'n': 0}
+
+        def dot(sess, tr, arg):
+            state['n'] += 1
+            return '451 4.3.0 sink: later' if state['n'] == 1 else None
+        self.relay.configure(dot=dot)
+        inst = self.signing_instance(
+            entries=[('test.example', 's1', self.rsa)])
+        qid = submit(inst, ALICE, ['x@remote.example'],
+                     make_message('kept', sender=ALICE))
+        wait_deferred(inst, qid)
+        first = self.relay.transactions[0].data
+        inst.stop()
+        # the same selector, another key: a signature made again would
+        # differ; the one kept with the message does not
+        os.unlink(self.rsa)
+        make_key(self.rsa, 'rsa')
+        inst.start()
+        inst.wait_port()
+        self.assertEqual(inst.adm('flush').returncode, 0)
+        self.wait_delivered(self.relay, 1, inst)     # the first was 451
+        second = self.relay.transactions[1].data
+        self.assertEqual(first, second)
+        self.verify_dkimpy(second, 1)      # with the first key's record
+
     def test_large_folded_message_verifies(self):
         inst = self.signing_instance(
             entries=[('test.example', 's1', self.rsa)])
@@ -309,14 +355,15 @@ class DkimSign(OutCase):
         inst = self.signing_instance(retrymin=1, retrymax=1)
         submit(inst, ALICE, ['x@remote.example'],
                make_message('retried', sender=ALICE))
-        got = self.relay.wait_transactions(2, 30)
+        self.relay.wait_transactions(2, 30, accepted=False)
         self.assertGreaterEqual(len(self.relay.transactions), 2,
                                 self.context(inst, self.relay))
         first, second = (t.data for t in self.relay.transactions[:2])
+        self.assertFalse(self.relay.transactions[0].accepted)
+        self.assertTrue(self.relay.transactions[1].accepted)
         self.assertEqual(first, second)
         self.assertEqual(len(signatures(second)), 2)
         self.verify_dkimpy(second, 2)
-        del got
 
     def test_bounce_to_remote_sender_signed(self):
         self.relay.configure(rcpt_replies={
