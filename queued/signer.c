@@ -189,23 +189,28 @@ domain_covers(const char *keydom, const char *dom)
 	    strcmp(dom + dl - kl, keydom) == 0;
 }
 
-/* The keys of the closest domain covering dom, first at *first. */
+/*
+ * The keys of the closest domain covering dom, into out (RSA first, then
+ * Ed25519: one of each at most, as the parent allows); how many.
+ */
 static size_t
-keys_for(const struct dkimset *s, const char *dom, size_t *first)
+keys_for(const struct dkimset *s, const char *dom, struct dkim_key *out)
 {
-	size_t	i, n = 0, best = 0;
+	static const int	 order[] = { DKIM_ALG_RSA, DKIM_ALG_ED25519 };
+	size_t			 i, j, n = 0, best = 0, len;
 
-	for (i = 0; i < s->n; i++) {
-		if (!domain_covers(s->key[i].domain, dom) ||
-		    strlen(s->key[i].domain) < best)
-			continue;
-		if (strlen(s->key[i].domain) > best) {
-			best = strlen(s->key[i].domain);
-			*first = i;
-			n = 0;
-		}
-		n++;
-	}
+	for (i = 0; i < s->n; i++)
+		if (domain_covers(s->key[i].domain, dom) &&
+		    (len = strlen(s->key[i].domain)) > best)
+			best = len;
+	for (j = 0; j < 2; j++)
+		for (i = 0; i < s->n; i++)
+			if (s->key[i].alg == order[j] &&
+			    strlen(s->key[i].domain) == best &&
+			    domain_covers(s->key[i].domain, dom)) {
+				out[n++] = s->key[i];
+				break;
+			}
 	return n;
 }
 
@@ -248,20 +253,21 @@ int
 signer_sign(struct dkimset *s, struct envelope *e, const char *msg,
     size_t len, char *nokeydom, size_t nokeylen)
 {
-	char	 dom[256], *sigs;
-	size_t	 first = 0, n;
+	struct dkim_key	 keys[2];
+	char		 dom[256], *sigs;
+	size_t		 n;
 
 	nokeydom[0] = '\0';
 	if (s == NULL || from_domain(msg, len, dom, sizeof(dom)) == -1)
 		return 0;
-	if ((n = keys_for(s, dom, &first)) == 0) {
+	if ((n = keys_for(s, dom, keys)) == 0) {
 		/* whether it is ours is the loop's to say (the config
 		 * changes there) */
 		strlcpy(nokeydom, dom, nokeylen);
 		return -1;
 	}
 	sigs = xmalloc(2 * DKIM_SIG_MAX + 2);
-	if (dkim_sign(msg, len, &s->key[first], n, e->created, sigs,
+	if (dkim_sign(msg, len, keys, n, e->created, sigs,
 	    2 * DKIM_SIG_MAX + 2) == -1) {
 		free(sigs);
 		strlcpy(nokeydom, dom, nokeylen);

@@ -378,6 +378,30 @@ class DkimSign(OutCase):
         self.assertEqual(len(signatures(data)), 2, data[:1500])
         self.verify_dkimpy(data, 2)
 
+    def test_each_domain_its_own_keys(self):
+        """Entries of two domains, listed interleaved: a message of one
+        is signed with that domain's keys only; a host name under a
+        domain (From: user@host.test.example) takes the domain's."""
+        other = make_key(os.path.join(self.keydir, 'other.key'), 'rsa')
+        self.records['o1._domainkey.other.example'] = key_record(other)
+        inst = self.signing_instance(
+            localdomains=['test.example', 'other.example'],
+            entries=[('test.example', 's1', self.rsa),
+                     ('other.example', 'o1', other),
+                     ('test.example', 'e1', self.ed)])
+        for i, sender in enumerate(('a@other.example', ALICE,
+                                    'a@host.test.example')):
+            submit(inst, ALICE, ['x@remote.example'],
+                   make_message('domain %d' % i, sender=sender))
+            data = self.relayed(inst, i + 1)
+            sigs = [x.replace(b'\r\n\t', b' ') for x in signatures(data)]
+            want = [b'd=other.example; s=o1;'] if i == 0 else \
+                [b'd=test.example; s=s1;', b'd=test.example; s=e1;']
+            self.assertEqual(len(sigs), len(want), sigs)
+            for sig, w in zip(sigs, want):
+                self.assertIn(w, sig)
+            self.verify_dkimpy(data, len(want))
+
     def test_domain_without_key_logged_once(self):
         inst = self.signing_instance(
             localdomains=['test.example', 'other.example'],
