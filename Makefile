@@ -40,6 +40,8 @@ TESTDEBS += dovecot-core
 # regress/auth: the RFC 7208 test suite, as pyspf ships it.
 TESTDEBS += python3-spf
 SPF_SUITE = /usr/share/doc/python3-spf/rfc7208-tests.yml.gz
+# regress/auth: DKIM signatures checked by verifiers we did not write.
+TESTDEBS += python3-dkim opendkim-tools
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -165,6 +167,8 @@ deps:
 	for b in swaks testssl; do command -v $$b >/dev/null || missing=1; done; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing=1; \
 	[ -f $(SPF_SUITE) ] || missing=1; \
+	command -v opendkim-testmsg >/dev/null || missing=1; \
+	$(PYTHON) -c 'import dkim' 2>/dev/null || missing=1; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 		echo "deps: installing $(DEBS) $(TESTDEBS)"; \

@@ -17,4 +17,15 @@ void	bgjob_init(struct event_base *base);
  * nothing the loop touches meanwhile. */
 void	bgjob_submit(bgjob_fn work, bgjob_fn done, void *arg);
 
+/*
+ * Other lanes: a thread and a queue each, for work that must not wait
+ * behind the disk's (nor hold it up). bgjob_init and bgjob_submit are
+ * the disk lane's.
+ */
+#define BGJOB_DISK	0
+#define BGJOB_CPU	1	/* queued: DKIM signatures */
+#define BGJOB_LANES	2
+void	bgjob_init_lane(struct event_base *base, int lane);
+void	bgjob_submit_lane(int lane, bgjob_fn work, bgjob_fn done, void *arg);
+
 #endif

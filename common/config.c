@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dkim.h"
 
 #define CONFIG_FILE_MAX		(1024 * 1024)	/* a config is a few lines */
 #define CONFIG_MAILSIZE_MAX	(1LL << 40)
@@ -99,6 +100,9 @@ static int	set_relayauth(struct loader *, const config_setting_t *,
 		    const struct keydef *);
 static int	set_dnsbl(struct loader *, const config_setting_t *,
 		    const struct keydef *);
+static int	set_dkim(struct loader *, const config_setting_t *,
+		    const struct keydef *);
+static int	dkim_finish(struct loader *);
 
 #define OFF(f)	offsetof(struct config, f)
 
@@ -149,6 +153,7 @@ static const struct keydef keys[] = {
 	{ "dnsbl",		set_dnsbl,	0, 0, 0 },
 	{ "greetdelay",		set_int,	OFF(greetdelay),
 	    0, CONFIG_GREETDELAY_MAX },
+	{ "dkim",		set_dkim,	0, 0, 0 },
 };
 
 static const char *const default_listen[] = { "127.0.0.1", "::1" };
@@ -948,6 +953,103 @@ set_tls(struct loader *ld, const config_setting_t *s, const struct keydef *k)
 }
 
 /*
+ * dkim = ( { domain = "example.org"; selector = "s1"; key = "file"; },
+ * ... ): whether a file holds a key, and of which type, is the parent's
+ * to find out (it alone reads them); here the shape of the list.
+ */
+static int
+dkim_entry(struct loader *ld, const config_setting_t *g,
+    struct config_dkim *d)
+{
+	const config_setting_t	*e;
+	const char		*name, *v;
+	char			**field;
+	int			 i, len;
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+		return lerr(ld, g, "dkim", "each entry must be a group { "
+		    "domain = \"...\"; selector = \"...\"; key = \"...\"; }");
+	len = config_setting_length(g);
+	for (i = 0; i < len; i++) {
+		e = config_setting_get_elem(g, i);
+		name = config_setting_name(e);
+		if (strcmp(name, "key") == 0) {
+			if (get_path(ld, e, "dkim.key", &d->key) == -1)
+				return -1;
+			continue;
+		}
+		if (strcmp(name, "domain") == 0)
+			field = &d->domain;
+		else if (strcmp(name, "selector") == 0)
+			field = &d->selector;
+		else
+			return lerr(ld, e, NULL, "unknown key 'dkim.%s'", name);
+		if (get_string(ld, e, name, &v) == -1 ||
+		    store(ld, field, v) == -1)
+			return -1;
+		lowercase(*field);
+	}
+	if (d->domain == NULL || d->selector == NULL || d->key == NULL)
+		return lerr(ld, g, "dkim", "each entry needs domain, selector "
+		    "and key");
+	if (!hostname_valid(d->domain))
+		return lerr(ld, g, "dkim.domain", "'%.64s' is not a domain "
+		    "name", d->domain);
+	if (!dkim_selector_ok(d->selector))
+		return lerr(ld, g, "dkim.selector", "'%.64s' is not a DNS "
+		    "label (letters, digits, '-', at most 63)", d->selector);
+	return 0;
+}
+
+static int
+set_dkim(struct loader *ld, const config_setting_t *s, const struct keydef *k)
+{
+	struct config	*c = ld->conf;
+	int		 i, len;
+
+	if (config_setting_type(s) != CONFIG_TYPE_LIST)
+		return lerr(ld, s, k->name, "must be a list of groups: ( { "
+		    "domain = \"...\"; selector = \"...\"; key = \"...\"; } )");
+	len = config_setting_length(s);
+	if (len > CONFIG_DKIM_MAX)
+		return lerr(ld, s, k->name, "at most %d entries",
+		    CONFIG_DKIM_MAX);
+	if ((c->dkim = calloc(len ? len : 1, sizeof(*c->dkim))) == NULL)
+		return nomem(ld);
+	for (i = 0; i < len; i++) {
+		c->ndkim = i + 1;	/* freed with the config on failure */
+		if (dkim_entry(ld, config_setting_get_elem(s, i),
+		    &c->dkim[i]) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Only our own domains are signed for; a selector is named once. */
+static int
+dkim_finish(struct loader *ld)
+{
+	struct config		*c = ld->conf;
+	const config_setting_t	*s;
+	size_t			 i, j;
+
+	s = config_setting_get_member(ld->root, "dkim");
+	for (i = 0; i < c->ndkim; i++) {
+		if (!config_is_localdomain(c, c->dkim[i].domain))
+			return lerr(ld, s, "dkim.domain", "'%s' is not one of "
+			    "localdomains", c->dkim[i].domain);
+		for (j = 0; j < i; j++)
+			if (strcmp(c->dkim[i].domain, c->dkim[j].domain) ==
+			    0 && strcmp(c->dkim[i].selector,
+			    c->dkim[j].selector) == 0)
+				return lerr(ld, s, "dkim.selector", "'%s' is "
+				    "named twice for %s", c->dkim[i].selector,
+				    c->dkim[i].domain);
+	}
+	return 0;
+}
+
+/*
  * Loading
  */
 
@@ -1064,7 +1166,7 @@ finish(struct loader *ld)
 	 * before the greeting is a robot: both come with a blocklist. */
 	if (c->greetdelay == -1)
 		c->greetdelay = c->ndnsbl > 0 ? 2 : 0;
-	return 0;
+	return dkim_finish(ld);
 }
 
 /*
@@ -1482,6 +1584,12 @@ config_free(struct config *c)
 	free(c->relaycafile);
 	free(c->relayauth);
 	strv_free(c->dnsbl, c->ndnsbl);
+	for (i = 0; i < c->ndkim; i++) {
+		free(c->dkim[i].domain);
+		free(c->dkim[i].selector);
+		free(c->dkim[i].key);
+	}
+	free(c->dkim);
 	memset(c, 0, sizeof(*c));
 }
 

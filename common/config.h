@@ -81,10 +81,22 @@ struct config {
 	char		**dnsbl;
 	size_t		 ndnsbl;
 	int		 greetdelay;
+	/* DKIM signing keys: at most one RSA and one Ed25519 per domain
+	 * (the parent reads the files and tells which is which). */
+	struct config_dkim	*dkim;
+	size_t		 ndkim;
 };
 
 #define CONFIG_DNSBL_MAX	8
 #define CONFIG_GREETDELAY_MAX	60
+
+/* One entry of the dkim list. */
+struct config_dkim {
+	char		*domain;	/* lower-cased, a local domain */
+	char		*selector;	/* a DNS label, lower-cased */
+	char		*key;		/* absolute; the parent's to read */
+};
+#define CONFIG_DKIM_MAX	64
 
 #define RELAYTLS_MAY	0
 #define RELAYTLS_VERIFY	1

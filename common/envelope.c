@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dkim.h"
 #include "envelope.h"
 #include "util.h"
 
@@ -50,6 +51,7 @@ envelope_new(const char *id)
 void
 envelope_free(struct envelope *e)
 {
+	free(e->dkim);
 	free(e->rcpts);
 	free(e);
 }
@@ -84,6 +86,22 @@ envelope_field_ok(const char *s, size_t max)
 #define ENV_HEAD_MAX	(4 * ADDR_PATH_MAX + 1024)
 #define ENV_RCPT_MAX	(ADDR_PATH_MAX + USER_NAME_MAX + 300)
 
+/* One "dkim: " line per signature; the room was counted. */
+static size_t
+format_dkim(const char *sigs, char *buf, size_t room)
+{
+	const char	*p, *nl;
+	size_t		 len = 0, n;
+
+	for (p = sigs; *p && len < room; p += n + (nl != NULL)) {
+		nl = strchr(p, '\n');
+		n = nl ? (size_t)(nl - p) : strlen(p);
+		len += snprintf(buf + len, room - len, "dkim: %.*s\n", (int)n,
+		    p);
+	}
+	return len;
+}
+
 char *
 envelope_format(const struct envelope *e)
 {
@@ -93,7 +111,8 @@ envelope_format(const struct envelope *e)
 	int			 bracket;
 
 	/* Sized to fit: a fixed 256 KiB would cost an mmap per envelope. */
-	cap = ENV_HEAD_MAX + e->nrcpts * ENV_RCPT_MAX;
+	cap = ENV_HEAD_MAX + e->nrcpts * ENV_RCPT_MAX +
+	    (e->dkim ? strlen(e->dkim) + 16 : 0);
 	if (cap > ENV_TEXT_MAX)
 		return NULL;
 	buf = xmalloc(cap);
@@ -107,6 +126,8 @@ envelope_format(const struct envelope *e)
 	    e->lasterror);
 	if (e->held && len < cap)
 		len += snprintf(buf + len, cap - len, "held: 1\n");
+	if (e->dkim != NULL)
+		len += format_dkim(e->dkim, buf + len, cap - len);
 	for (i = 0; i < e->nrcpts && len < cap; i++) {
 		r = &e->rcpts[i];
 		bracket = strchr(r->address, ' ') != NULL;
@@ -221,6 +242,26 @@ parse_num(const char *v, long long max, long long *out)
 	return errstr ? -1 : 0;
 }
 
+/* A signature made at the commit: sent as it is at every attempt. */
+static int
+parse_dkim(struct envelope *e, const char *v, const char **why)
+{
+	size_t	old = e->dkim ? strlen(e->dkim) : 0, n = strlen(v);
+
+	/* two at most: one RSA, one Ed25519 */
+	if (n == 0 || n > DKIM_SIG_MAX || (old && strchr(e->dkim, '\n')) ||
+	    strncmp(v, "DKIM-Signature: ", 16) != 0 ||
+	    !envelope_field_ok(v, DKIM_SIG_MAX + 1)) {
+		*why = "bad dkim line";
+		return -1;
+	}
+	e->dkim = xreallocarray(e->dkim, 1, old + n + 2);
+	if (old)
+		e->dkim[old++] = '\n';
+	memcpy(e->dkim + old, v, n + 1);
+	return 0;
+}
+
 static int
 parse_field(struct envelope *e, const char *key, char *v, const char **why)
 {
@@ -228,6 +269,8 @@ parse_field(struct envelope *e, const char *key, char *v, const char **why)
 
 	if (strcmp(key, "rcpt") == 0)
 		return parse_rcpt(e, v, why);
+	if (strcmp(key, "dkim") == 0)
+		return parse_dkim(e, v, why);
 	if (strcmp(key, "version") == 0) {
 		if (strcmp(v, "1") != 0) {
 			*why = "unknown version";

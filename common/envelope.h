@@ -65,6 +65,9 @@ struct envelope {
 	int64_t			 committed_us;	/* wall clock of the 250, for
 						 * stats; 0 once read back
 						 * from disk (then created) */
+	char			*dkim;		/* DKIM-Signature lines made
+						 * at the commit ('\n' apart,
+						 * unfolded), or NULL */
 };
 
 TAILQ_HEAD(envlist, envelope);

@@ -61,6 +61,33 @@ read_rcpts(struct msgread *mr, struct out_attempt *a)
 	return a->nrcpts == 0 ? -1 : 0;
 }
 
+/*
+ * Header fields to send before the message: "" or DKIM-Signature fields,
+ * printable lines ending in CRLF, each next line a continuation or
+ * another such field. Nothing that could end the header or the data.
+ */
+static int
+dkim_prefix_ok(const char *p)
+{
+	static const char	name[] = "DKIM-Signature:";
+	const char		*q;
+
+	while (*p) {
+		if (strncmp(p, name, sizeof(name) - 1) != 0)
+			return 0;
+		do {
+			for (q = p; *q && *q != '\r'; q++)
+				if (((unsigned char)*q < 0x20 && *q != '\t') ||
+				    (unsigned char)*q >= 0x7f)
+					return 0;
+			if (q[0] != '\r' || q[1] != '\n')
+				return 0;
+			p = q + 2;
+		} while (*p == '\t' || *p == ' ');
+	}
+	return 1;
+}
+
 int
 out_read_attempt(const void *payload, size_t len, struct out_attempt *a)
 {
@@ -74,7 +101,8 @@ out_read_attempt(const void *payload, size_t len, struct out_attempt *a)
 	mr_str(&mr, a->sender, sizeof(a->sender));
 	mr_str(&mr, a->domain, sizeof(a->domain));
 	a->size = mr_u64(&mr);
-	if (mr.err || !is_queue_id(a->qid) ||
+	mr_str(&mr, a->dkim, sizeof(a->dkim));
+	if (mr.err || !is_queue_id(a->qid) || !dkim_prefix_ok(a->dkim) ||
 	    !text_ok(a->sender, sizeof(a->sender)) ||
 	    a->domain[0] == '\0' || !text_ok(a->domain, sizeof(a->domain)) ||
 	    read_rcpts(&mr, a) == -1 || mr_end(&mr) == -1) {
@@ -118,6 +146,7 @@ out_attempt_begin(struct out_attempt_build *b, const struct out_attempt *a)
 	mb_str(&b->mb, a->sender);
 	mb_str(&b->mb, a->domain);
 	mb_u64(&b->mb, a->size);
+	mb_str(&b->mb, a->dkim);
 	b->nrcpts = 0;
 }
 

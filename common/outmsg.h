@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "dkim.h"
 #include "chan.h"
 #include "proto.h"
 
@@ -25,6 +26,8 @@ struct out_attempt {
 	char		sender[ADDR_PATH_MAX];		/* "" = <> */
 	char		domain[OUT_DOMAIN_MAX + 1];	/* never "" */
 	uint64_t	size;
+	/* DKIM-Signature fields, folded, sent before the message; "" */
+	char		dkim[DKIM_PREFIX_MAX + 1];
 	uint32_t	nrcpts;				/* 1..ENV_MAX_RCPTS */
 	char		(*rcpt)[ADDR_PATH_MAX];		/* nrcpts, never "" */
 };

@@ -330,6 +330,19 @@ enum imsg_type {
 	IMSG_DNS_QUERY,
 	IMSG_DNS_REPLY,
 
+	/*
+	 * parent -> queued: the DKIM signing keys, read by the parent only,
+	 * held by queued only (it faces no network), at start (queued's
+	 * HELLO) and after each good reload. A generation is count messages
+	 * (index 0..count-1); the last one puts it in use, replacing the
+	 * keys before. count 0: no keys, one message with nothing more.
+	 *  DKIM_KEY  u32 generation, u32 index, u32 count (0..DKIM_KEYS_MAX),
+	 *            then unless count is 0: str domain, str selector, u32 alg
+	 *            (DKIM_ALG_*), u32 len (1..DKIM_KEY_DER_MAX), len octets:
+	 *            the private key, DER
+	 */
+	IMSG_DKIM_KEY,
+
 	IMSG_TYPE_MAX
 };
 
@@ -409,6 +422,9 @@ enum imsg_type {
 #define RELAY_CRED_NONE		1	/* no smtprelayauth: no AUTH */
 #define RELAY_CRED_FAIL		2	/* the file went bad: defer */
 #define RELAY_CRED_MAX		255	/* octets of the user, the password */
+
+/* IMSG_DKIM_KEY: octets of one key in DER (RSA 4096 bits is ~2.4 KiB) */
+#define DKIM_KEY_DER_MAX	4096
 
 /* Queue ids: 16 hex digits. */
 #define QUEUE_ID_LEN	16

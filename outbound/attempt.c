@@ -175,6 +175,7 @@ attempt_free(struct attempt *at)
 	if (at->datafd != -1)
 		close(at->datafd);
 	free(at->rcpt);
+	free(at->prefix);
 	free(at->result);
 	free(at->reason);
 	free(at);
@@ -663,6 +664,8 @@ attempt_new(struct imsg *im)
 	strlcpy(at->domain, oa.domain, sizeof(at->domain));
 	at->size = (long long)oa.size;
 	at->datafd = im->fd;
+	if ((at->prefixlen = strlen(oa.dkim)) > 0)
+		at->prefix = xstrdup(oa.dkim);
 	at->nrcpts = oa.nrcpts;
 	at->rcpt = oa.rcpt;		/* ours now */
 	at->result = xcalloc(oa.nrcpts, sizeof(*at->result));

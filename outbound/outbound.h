@@ -58,6 +58,9 @@ struct attempt {
 	char			 domain[OUT_DOMAIN_MAX + 1];
 	long long		 size;
 	int			 datafd;	/* the message, read-only */
+	char			*prefix;	/* DKIM-Signature fields sent
+						   first, or NULL */
+	size_t			 prefixlen;
 	char			(*rcpt)[ADDR_PATH_MAX];
 	size_t			 nrcpts;
 	enum attempt_result	*result;

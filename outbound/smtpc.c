@@ -332,6 +332,10 @@ start_body(struct smtpc *c, int code, const char *said)
 	set_state(c, SC_BODY);
 	c->bol = 1;
 	c->dataoff = 0;
+	/* the signature queued made: header lines, never a dot first */
+	if (c->at->prefix != NULL)
+		evbuffer_add(bufferevent_get_output(c->bev), c->at->prefix,
+		    c->at->prefixlen);
 	send_body(c);
 }
 

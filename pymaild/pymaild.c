@@ -431,6 +431,7 @@ parent_hello(struct child *c, struct imsg *im)
 	log_debug("%s ready (pid %d)", proc_names[c->role], (int)c->pid);
 	tlskeys_hello(c);
 	tickets_hello(c);
+	dkimkeys_hello(c);
 	send_listeners(c->role);
 	if (all_ready()) {
 		log_info("pymaild started: pid=%d smtp=%d pop3=%d",
@@ -707,7 +708,8 @@ parent_reload(char *err, size_t errlen)
 		return -1;
 	}
 	if (tlskeys_reload(&nconf, err, errlen) == -1 ||
-	    relayauth_check(&nconf, err, errlen) == -1) {
+	    relayauth_check(&nconf, err, errlen) == -1 ||
+	    dkimkeys_reload(&nconf, err, errlen) == -1) {
 		if (hostfd != -1)
 			close(hostfd);
 		config_free(&nconf);
@@ -739,6 +741,7 @@ parent_reload(char *err, size_t errlen)
 	}
 	store_refresh_users();
 	tickets_rotate();
+	dkimkeys_commit();
 	log_info("configuration reloaded from %s", env->confpath);
 	return 0;
 }
@@ -808,6 +811,10 @@ check_only(void)
 	}
 	if (relayauth_check(&env->conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "pymaild: smtprelayauth %s\n", err);
+		exit(1);
+	}
+	if (dkimkeys_check(&env->conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pymaild: %s\n", err);
 		exit(1);
 	}
 	printf("%s: configuration OK\n", env->conf.path);
@@ -954,6 +961,7 @@ main(int argc, char *argv[])
 	/* As root: a key file is often readable by root only. */
 	tlskeys_init();
 	relayauth_init();
+	dkimkeys_init();
 	raise_fd_limit();
 	bind_all();
 	ctlfd = control_listen(env->conf.controlsocket, env->uid, env->gid);

@@ -160,6 +160,13 @@ int	relayauth_check(const struct config *, char *err, size_t errlen);
 int	relayauth_request(struct child *, struct imsg *);
 void	relayauth_init(void);	/* at start: fatal when the file is bad */
 
+/* dkimkeys.c: the DKIM signing keys, read here, handed to queued only */
+int	dkimkeys_check(const struct config *, char *err, size_t errlen);
+void	dkimkeys_init(void);	/* as root, before the helpers start */
+void	dkimkeys_hello(struct child *);
+int	dkimkeys_reload(const struct config *, char *err, size_t errlen);
+void	dkimkeys_commit(void);	/* the reloaded config is in place */
+
 /* tickets.c: TLS session ticket keys for smtpd and pop3d */
 void	tickets_init(struct event_base *);
 void	tickets_hello(struct child *);

@@ -200,6 +200,21 @@ clean_reasons(struct envelope *e)
 	}
 }
 
+/* A bounce that leaves is signed like any mail of ours (signer.c). */
+static void
+sign_bounce(struct envelope *b, const struct textbuf *tb)
+{
+	struct dkimset	*keys;
+	char		 nokey[256];
+
+	if (!signer_wanted(b))
+		return;
+	keys = signer_keys();
+	if (signer_sign(keys, b, tb->p, tb->len, nokey, sizeof(nokey)) == -1)
+		signer_log_nokey(b->id, nokey);
+	signer_keys_done(keys);
+}
+
 void
 bounce_failed(struct envelope *e)
 {
@@ -225,6 +240,7 @@ bounce_failed(struct envelope *e)
 	tb.p = xmalloc(tb.cap);
 	compose(e, b->id, &tb);
 	b->size = tb.len;
+	sign_bounce(b, &tb);
 	if (spool_inject(b, tb.p, tb.len) == -1) {
 		/* Keep the failed recipients: the next settle tries again. */
 		free(tb.p);

@@ -201,6 +201,22 @@ hop_limit(struct attempt *at, int hops)
 	fail_all(at, why);
 }
 
+/* The signature fields made at the commit, folded the same way at
+ * every attempt; their length. */
+static size_t
+dkim_prefix(const struct envelope *e, char *out, size_t outlen)
+{
+	size_t	n;
+
+	out[0] = '\0';
+	if (e->dkim == NULL)
+		return 0;
+	if ((n = dkim_fold(e->dkim, out, outlen)) == 0)
+		log_warnx("outbound: %s: its DKIM signature does not fold; "
+		    "sent unsigned", e->id);
+	return n;
+}
+
 static void
 hand_over(struct attempt *at)
 {
@@ -224,7 +240,8 @@ hand_over(struct attempt *at)
 	strlcpy(oa.qid, e->id, sizeof(oa.qid));
 	strlcpy(oa.sender, e->sender, sizeof(oa.sender));
 	strlcpy(oa.domain, at->domain, sizeof(oa.domain));
-	oa.size = e->datasize > 0 ? e->datasize : e->size;
+	oa.size = (e->datasize > 0 ? e->datasize : e->size) +
+	    dkim_prefix(e, oa.dkim, sizeof(oa.dkim));
 	out_attempt_begin(&b, &oa);
 	for (i = 0; i < at->nrcpts; i++)
 		out_attempt_add(&b, e->rcpts[at->rcpts[i]].address);
@@ -250,6 +267,7 @@ attempt_new(struct envelope *e, const char *domain)
 	strlcpy(oa.qid, e->id, sizeof(oa.qid));
 	strlcpy(oa.sender, e->sender, sizeof(oa.sender));
 	strlcpy(oa.domain, domain, sizeof(oa.domain));
+	dkim_prefix(e, oa.dkim, sizeof(oa.dkim));
 	out_attempt_begin(&b, &oa);
 	at->env = e;
 	at->id = next_id++;

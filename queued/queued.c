@@ -47,6 +47,8 @@ parent_dispatch(struct chan *c, struct imsg *im)
 		return qops_dispatch(im);
 	case IMSG_METRICS:
 		return metrics_dispatch(im);
+	case IMSG_DKIM_KEY:
+		return signer_dispatch(im);
 	default:
 		return -1;
 	}

@@ -132,6 +132,18 @@ int	metrics_dispatch(struct imsg *);
 void	metrics_committed(struct envelope *);
 void	metrics_delivered(const struct envelope *);
 
+/* signer.c: DKIM signatures of mail that leaves */
+struct dkimset;
+int	signer_dispatch(struct imsg *);
+struct dkimset *signer_keys(void);	/* a reference, or NULL */
+void	signer_keys_done(struct dkimset *);
+int	signer_wanted(const struct envelope *);
+int	signer_sign(struct dkimset *, struct envelope *, const char *msg,
+	    size_t len, char *nokeydom, size_t nokeylen);
+int	signer_sign_fd(struct dkimset *, struct envelope *, int fd,
+	    char *nokeydom, size_t nokeylen);
+void	signer_log_nokey(const char *id, const char *dom);
+
 /* bounce.c */
 void	bounce_failed(struct envelope *);
 

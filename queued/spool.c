@@ -61,6 +61,10 @@ struct incoming {
 	int			 result;
 	char			*envtext;	/* the envelope, as written */
 	int			 refused;	/* a recipient was refused */
+	int			 signing;	/* on the CPU lane: not yet
+						 * for a batch */
+	struct dkimset		*keys;		/* what it is signed with */
+	char			 nokey[256];	/* ours, sent unsigned */
 };
 
 /* What the sync thread works on; the loop leaves these entries alone. */
@@ -326,6 +330,41 @@ seal_data(struct incoming *in)
 	return 0;
 }
 
+/*
+ * A message that leaves may need a DKIM signature before its envelope is
+ * written: made on a thread of its own, so neither the loop nor the
+ * disk's batches (local mail among them) wait for the RSA operation;
+ * only this message's 250 does. The data is sealed by now.
+ */
+static void
+sign_work(void *arg)
+{
+	struct incoming	*in = arg;
+
+	signer_sign_fd(in->keys, in->env, in->datafd, in->nokey,
+	    sizeof(in->nokey));
+}
+
+static void
+sign_done(void *arg)
+{
+	struct incoming	*in = arg;
+
+	signer_keys_done(in->keys);
+	in->keys = NULL;
+	in->signing = 0;
+	signer_log_nokey(in->env->id, in->nokey);
+	commit_schedule();
+}
+
+static void
+sign_start(struct incoming *in)
+{
+	in->signing = 1;
+	in->keys = signer_keys();
+	bgjob_submit_lane(BGJOB_CPU, sign_work, sign_done, in);
+}
+
 static int
 handle_commit(struct imsg *im)
 {
@@ -382,6 +421,10 @@ handle_commit(struct imsg *im)
 		return 0;
 	}
 	in->commit = 1;
+	if (signer_wanted(e)) {
+		sign_start(in);
+		return 0;
+	}
 	commit_schedule();
 	return 0;
 }
@@ -696,7 +739,7 @@ commit_batch(int fd, short ev, void *arg)
 		return;		/* batch_done starts the next one */
 	b = xcalloc(1, sizeof(*b));
 	TAILQ_FOREACH(in, &incoming, entry)
-		if (in->commit && !in->inbatch)
+		if (in->commit && !in->inbatch && !in->signing)
 			b->n++;
 	if (b->n == 0 && (ndone == 0 || (ndone < DONE_FLUSH && !done_due))) {
 		free(b);
@@ -705,7 +748,7 @@ commit_batch(int fd, short ev, void *arg)
 	b->v = xcalloc(b->n + 1, sizeof(*b->v));
 	b->n = 0;
 	TAILQ_FOREACH(in, &incoming, entry)
-		if (in->commit && !in->inbatch) {
+		if (in->commit && !in->inbatch && !in->signing) {
 			in->inbatch = 1;
 			b->v[b->n++] = in;
 			/* The pool is the loop's: take the file here. */
@@ -1040,5 +1083,6 @@ spool_init(void)
 	event_base_set(proc->base, &ev_done);
 	held_init();
 	bgjob_init(proc->base);
+	bgjob_init_lane(proc->base, BGJOB_CPU);
 	recover();
 }

@@ -2,7 +2,8 @@
  * The readers of what queued and outbound send each other
  * (common/outmsg.c): the first byte picks the message (0 ATTEMPT,
  * 2 RESULT; 1 and 3 were messages since folded into these), the rest is
- * its payload. Checked for a payload a
+ * its payload. An attempt's DKIM-Signature fields are header lines and
+ * nothing else. Checked for a payload a
  * reader takes: every string ends within its buffer and holds no control
  * character (it goes into SMTP commands, envelopes and logs), every
  * number is in its range, and the fields re-encode to exactly the
@@ -23,6 +24,32 @@ printable(const char *s, size_t size)
 	FUZZ_ASSERT(memchr(s, '\0', size) != NULL);
 	for (i = 0; s[i]; i++)
 		FUZZ_ASSERT((unsigned char)s[i] >= 0x20 && s[i] != 0x7f);
+}
+
+/* "" or DKIM-Signature fields: CRLF only as a field's line end, each
+ * next line a continuation or another such field, never an empty line
+ * (the message's header must go on after them). */
+static void
+dkim_fields(const char *s, size_t size)
+{
+	const char	*p;
+
+	FUZZ_ASSERT(memchr(s, '\0', size) != NULL);
+	if (*s == '\0')
+		return;
+	FUZZ_ASSERT(strncmp(s, "DKIM-Signature:", 15) == 0);
+	for (p = s; *p; p++) {
+		if (*p == '\r') {
+			FUZZ_ASSERT(p[1] == '\n');
+			FUZZ_ASSERT(p[2] == '\0' || p[2] == '\t' || p[2] == ' ' ||
+			    strncmp(p + 2, "DKIM-Signature:", 15) == 0);
+			p++;
+			continue;
+		}
+		FUZZ_ASSERT(((unsigned char)*p >= 0x20 || *p == '\t') &&
+		    *p != 0x7f);
+	}
+	FUZZ_ASSERT(p[-1] == '\n');
 }
 
 static void
@@ -51,6 +78,8 @@ check(uint8_t kind, const uint8_t *p, size_t len, struct msgbuild *mb)
 		mb_str(mb, m.a.sender);
 		mb_str(mb, m.a.domain);
 		mb_u64(mb, m.a.size);
+		dkim_fields(m.a.dkim, sizeof(m.a.dkim));
+		mb_str(mb, m.a.dkim);
 		for (i = 0; i < m.a.nrcpts; i++) {
 			printable(m.a.rcpt[i], sizeof(m.a.rcpt[i]));
 			FUZZ_ASSERT(m.a.rcpt[i][0] != '\0');

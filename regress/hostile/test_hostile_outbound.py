@@ -51,12 +51,13 @@ def parse_attempt(p):
     domain, off = read_str(p, off)
     size, = struct.unpack_from('<Q', p, off)
     off += 8
+    dkim, off = read_str(p, off)     # DKIM-Signature fields, or ""
     rcpts = []
     while off < len(p):
         r, off = read_str(p, off)
         rcpts.append(r)
     return dict(id=aid, qid=qid, sender=sender, domain=domain, size=size,
-                rcpts=rcpts)
+                dkim=dkim, rcpts=rcpts)
 
 
 def result(aid, index, code, text, last=1):

@@ -34,6 +34,7 @@ attempt_payload(uint32_t id, const char *qid, const char *sender,
 	mb_str(&mb, sender);
 	mb_str(&mb, domain);
 	mb_u64(&mb, size);
+	mb_str(&mb, "");	/* no DKIM-Signature */
 	for (i = 0; i < n; i++) {
 		snprintf(addr, sizeof(addr), "r%u@remote.example", i);
 		mb_str(&mb, rcpt ? rcpt : addr);
@@ -114,6 +115,49 @@ test_attempt(void)
 	    !attempt_ok(qid, "a@b", "r.example", 1, big));
 }
 
+/* The DKIM-Signature fields outbound sends before the message: header
+ * lines of that name only, never an empty line or a bare CR or LF. */
+static int
+dkim_ok(const char *fields)
+{
+	struct out_attempt	a;
+	int			ok;
+
+	mb_init(&mb);
+	mb_u32(&mb, 1);
+	mb_str(&mb, "0123456789abcdef");
+	mb_str(&mb, "a@b");
+	mb_str(&mb, "r.example");
+	mb_u64(&mb, 10);
+	mb_str(&mb, fields);
+	mb_str(&mb, "x@r.example");
+	ok = out_read_attempt(mb.buf, mb.len, &a) == 0;
+	if (ok)
+		ok = strcmp(a.dkim, fields) == 0;
+	out_attempt_clear(&a);
+	return ok;
+}
+
+static void
+test_attempt_dkim(void)
+{
+	CHECK("dkim: none", dkim_ok(""));
+	CHECK("dkim: one folded field", dkim_ok("DKIM-Signature: v=1;\r\n"
+	    "\tb=abc\r\n"));
+	CHECK("dkim: two fields", dkim_ok("DKIM-Signature: a\r\n"
+	    "DKIM-Signature: b\r\n \tc\r\n"));
+	CHECK("dkim: another field refused", !dkim_ok("DKIM-Signature: a\r\n"
+	    "Bcc: x@y\r\n"));
+	CHECK("dkim: another name refused", !dkim_ok("X-Other: a\r\n"));
+	CHECK("dkim: an empty line refused", !dkim_ok("DKIM-Signature: a\r\n"
+	    "\r\n"));
+	CHECK("dkim: a bare LF refused", !dkim_ok("DKIM-Signature: a\n"));
+	CHECK("dkim: a bare CR refused", !dkim_ok("DKIM-Signature: a\rb\r\n"));
+	CHECK("dkim: no final CRLF refused", !dkim_ok("DKIM-Signature: a"));
+	CHECK("dkim: a control octet refused",
+	    !dkim_ok("DKIM-Signature: a\x01\r\n"));
+}
+
 /* The builder stops where the message is full, and reads back. */
 static void
 test_attempt_build(void)
@@ -135,8 +179,9 @@ test_attempt_build(void)
 		out_attempt_add(&b, addr);
 		n++;
 	}
-	CHECK("a full attempt holds 63 of the longest addresses",
-	    n == 63 && b.nrcpts == n && !b.mb.overflow);
+	/* 62: the (empty) DKIM-Signature string takes a place too */
+	CHECK("a full attempt holds 62 of the longest addresses",
+	    n == 62 && b.nrcpts == n && !b.mb.overflow);
 	CHECK("a full attempt reads back", out_read_attempt(b.mb.buf,
 	    b.mb.len, &back) == 0 && back.nrcpts == n &&
 	    strcmp(back.rcpt[n - 1], addr) == 0);
@@ -193,6 +238,7 @@ main(void)
 {
 	test_attempt();
 	test_attempt_build();
+	test_attempt_dkim();
 	test_result();
 	UNIT_EXIT();
 }
