@@ -73,6 +73,9 @@ struct config {
 	char		*relayauth;	/* absolute, NULL: no AUTH; parent's */
 	/* Several hosts share maildir: -n checks what must stay local. */
 	int		 sharedstore;
+	/* SPF (and to come, DKIM and DMARC) of mail received on the SMTP
+	 * port from others: on unless set false. */
+	int		 authchecks;
 	char		*mxcachefile;	/* absolute; default maildir/mxservers */
 	/* DNS blocklists asked at connect on the SMTP port (lower-cased
 	 * zones, at most CONFIG_DNSBL_MAX), and the wait before the 220

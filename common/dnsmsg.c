@@ -17,7 +17,7 @@ int
 dns_qtype_ok(uint32_t qtype)
 {
 	return qtype == DNS_T_A || qtype == DNS_T_AAAA ||
-	    qtype == DNS_T_TXT || qtype == DNS_T_PTR;
+	    qtype == DNS_T_TXT || qtype == DNS_T_PTR || qtype == DNS_T_MX;
 }
 
 const char *
@@ -32,6 +32,8 @@ dns_qtype_name(uint32_t qtype)
 		return "TXT";
 	case DNS_T_PTR:
 		return "PTR";
+	case DNS_T_MX:
+		return "MX";
 	default:
 		return "?";
 	}
@@ -99,6 +101,7 @@ dns_record_ok(uint32_t qtype, const char *rec, size_t len)
 	case DNS_T_AAAA:
 		return strlen(rec) == len && inet_pton(AF_INET6, rec, &a6) == 1;
 	case DNS_T_PTR:
+	case DNS_T_MX:
 		return strlen(rec) == len &&
 		    mx_domain_normalize(rec, name) == 0 &&
 		    strcmp(rec, name) == 0;

@@ -19,6 +19,7 @@
 /* The types a helper may ask for: their DNS numbers. */
 #define DNS_T_A		1
 #define DNS_T_PTR	12
+#define DNS_T_MX	15	/* the exchange names, preference dropped */
 #define DNS_T_TXT	16
 #define DNS_T_AAAA	28
 

@@ -1181,7 +1181,7 @@ tlsalookup_start(struct mxresolver *res, uint32_t req, const char *host,
 
 /* ------------------------------------------------------------------ */
 /*
- * One question for a helper (dnsmsg.h): A, AAAA, TXT or PTR of a name,
+ * One question for a helper (dnsmsg.h): A, AAAA, TXT, PTR or MX of a name,
  * the records of the answer as text. CNAMEs are followed only inside
  * the answer (the resolver chases them; a loop there ends the walk
  * after CNAME_MAX_HOPS and finds no record), so one question is one
@@ -1205,6 +1205,8 @@ ldns_type_of(uint32_t qtype)
 		return LDNS_RR_TYPE_AAAA;
 	case DNS_T_TXT:
 		return LDNS_RR_TYPE_TXT;
+	case DNS_T_MX:
+		return LDNS_RR_TYPE_MX;
 	default:
 		return LDNS_RR_TYPE_PTR;
 	}
@@ -1242,9 +1244,10 @@ record_text(const ldns_rr *rr, uint32_t qtype, char *out, size_t *len)
 
 	if (qtype == DNS_T_TXT)
 		return txt_join(rr, out, len);
-	if (ldns_rr_rd_count(rr) != 1)
+	/* MX: the exchange; a null MX's "." is no name, and skipped. */
+	if (ldns_rr_rd_count(rr) != (qtype == DNS_T_MX ? 2 : 1))
 		return -1;
-	rdf = ldns_rr_rdf(rr, 0);
+	rdf = ldns_rr_rdf(rr, qtype == DNS_T_MX ? 1 : 0);
 	switch (qtype) {
 	case DNS_T_A:
 	case DNS_T_AAAA:

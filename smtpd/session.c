@@ -33,6 +33,7 @@ static void	session_on_timer(int, short, void *);
 static void	session_process(struct session *);
 static void	session_flush(struct session *);
 static void	data_finish(struct session *);
+static void	data_checked(struct session *);
 static void	tls_begin(struct session *);
 static void	input_drop(struct session *, size_t);
 static void	tls_step(struct session *);
@@ -138,6 +139,7 @@ static void
 transaction_reset(struct session *s)
 {
 	spool_abort(s);
+	spfcheck_free(s);
 	free(s->rcpts);
 	s->rcpts = NULL;
 	s->nrcpts = 0;
@@ -589,16 +591,19 @@ session_on_spool(struct session *s, const char *id, int fd)
 static void
 log_result(struct session *s, const char *result, const char *reason)
 {
-	char	to[2048];
-	size_t	i, len = 0;
+	char		 to[2048];
+	const char	*spf;
+	size_t		 i, len = 0;
 
 	to[0] = '\0';
 	for (i = 0; i < s->nrcpts && len < sizeof(to) - 1; i++)
 		len += snprintf(to + len, sizeof(to) - len, "%s<%s>",
 		    i ? "," : "", s->rcpts[i].address);
+	spf = spfcheck_result(s);
 	log_info("smtp-in session=%s client=%s from=<%s> to=%s size=%lld "
-	    "result=%s%s%s%s%s", s->sid, s->peeraddr, s->from, to,
+	    "result=%s%s%s%s%s%s%s", s->sid, s->peeraddr, s->from, to,
 	    s->dr.size, result, s->qid[0] ? " id=" : "", s->qid,
+	    spf ? " spf=" : "", spf ? spf : "",
 	    reason ? " reason=" : "", reason ? reason : "");
 }
 
@@ -695,7 +700,6 @@ static void
 data_finish(struct session *s)
 {
 	struct dataread	*dr = &s->dr;
-	size_t		 i;
 
 	mono_now(&s->dot_at);
 	s->state = ST_RCPT;
@@ -736,6 +740,30 @@ data_finish(struct session *s)
 		    "tempfail-write");
 		return;
 	}
+	if (spfcheck_pending(s)) {
+		s->wait = WAIT_SPF;
+		return;
+	}
+	data_checked(s);
+}
+
+/* The SPF verdict is in: the end of DATA goes on. */
+void
+session_on_spf_done(struct session *s)
+{
+	if (s->wait != WAIT_SPF)
+		return;
+	s->wait = WAIT_NONE;
+	data_checked(s);
+	session_process(s);
+}
+
+/* The data is sound and authenticated as far as it can be. */
+static void
+data_checked(struct session *s)
+{
+	size_t	i;
+
 	/* Quota and maxmailsize again, now that the size is known. */
 	s->sizechecks = 0;
 	for (i = 0; i < s->nrcpts; i++) {
@@ -900,6 +928,7 @@ cmd_mail(struct session *s, char *arg)
 	s->state = ST_MAIL;
 	spool_prefetch(s);
 	session_reply(s, "250 2.1.0 Ok");
+	spfcheck_start(s);
 }
 
 static void

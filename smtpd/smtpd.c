@@ -124,7 +124,10 @@ mxcache_dispatch(struct chan *c, struct imsg *im)
 	if (im->hdr.type != IMSG_DNS_REPLY || im->fd != -1 ||
 	    dns_read_answer(im->data, im->datalen, &a) == -1)
 		return -1;
-	dnsbl_on_answer(&a);
+	if (a.tag & DNS_TAG_SPF)
+		spfcheck_on_answer(&a);
+	else
+		dnsbl_on_answer(&a);
 	return 0;
 }
 

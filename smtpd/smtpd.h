@@ -51,7 +51,8 @@ enum smtp_wait {
 	WAIT_NONE, WAIT_RCPT, WAIT_AUTH, WAIT_SPOOL, WAIT_SIZES, WAIT_COMMIT,
 	WAIT_DELAY,
 	WAIT_GREET,	/* the 220 waits: greetdelay, blocklists */
-	WAIT_TLS	/* STARTTLS answered, or the handshake under way */
+	WAIT_TLS,	/* STARTTLS answered, or the handshake under way */
+	WAIT_SPF	/* end of DATA: the SPF verdict is not in yet */
 };
 
 struct mailparams {
@@ -118,6 +119,7 @@ struct session {
 	int			 kind;		/* its listener: LISTEN_* */
 	int			 submission;	/* AUTH before MAIL, in TLS */
 	struct dnsbl_check	*bl;		/* before the greeting */
+	struct spfcheck		*spfc;		/* MAIL FROM to the end of DATA */
 	int			 blocked;	/* 554 at connect: QUIT only */
 
 	/* TLS: ssl is NULL in plaintext */
@@ -172,7 +174,23 @@ void	dnsbl_on_answer(const struct dns_answer *);
 void	dnsbl_talked_first(struct session *);
 void	dnsbl_free(struct session *);
 
+/*
+ * The tag of an smtpd DNS question says whose it is: the blocklists use
+ * small numbers, SPF this bit and a sequence number.
+ */
+#define DNS_TAG_SPF	0x40000000u
+#define DNS_TAG_SEQ	0xffffu
+
+/* spfcheck.c: SPF of mail received on port 25 */
+void	spfcheck_start(struct session *);
+void	spfcheck_on_answer(const struct dns_answer *);
+int	spfcheck_pending(const struct session *);
+const char *spfcheck_result(const struct session *);
+const char *spfcheck_explain(const struct session *);
+void	spfcheck_free(struct session *);
+
 /* session.c */
+void	session_on_spf_done(struct session *);
 struct session *session_new(int fd, struct sockaddr_storage *, socklen_t,
 	    int kind);
 /* The greeting, or the TLS handshake first; may end the session. */

@@ -1,0 +1,160 @@
+"""SPF of mail received on the SMTP port (RFC 7208), evaluated by smtpd
+with its questions answered through mxcache by a real test DNS server:
+the message's log line says spf=pass / fail / softfail / neutral / none
+/ temperror / permerror; the null sender is checked by its HELO name; a
+DNS server that says nothing costs temperror and the mail is still
+taken; submission, noauthhosts and authenticated clients are not
+checked; `authchecks = false` turns it off.  (An SPF fail alone never
+refuses mail: it only marks it.)
+
+    /usr/bin/python3 regress/run.py regress/auth/test_spf_smtp.py
+"""
+
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
+from tlsutil import TlsCase, pmtest                      # noqa: E402
+from smtputil import make_message, smtp_session, USERS   # noqa: E402
+from dnsfixture import DNSServer                         # noqa: E402
+
+CLIENT = '127.0.0.2'            # not in noauthhosts (which is 127.0.0.1)
+ZONE = """\
+$ORIGIN test.
+$TTL 300
+pass.test.     TXT "v=spf1 ip4:127.0.0.2 -all"
+fail.test.     TXT "v=spf1 -all"
+soft.test.     TXT "v=spf1 ~all"
+neutral.test.  TXT "v=spf1 ?all"
+inc.test.      TXT "v=spf1 include:pass.test -all"
+mx.test.       TXT "v=spf1 mx -all"
+mx.test.       MX 10 mail.mx.test.
+mail.mx.test.  A 127.0.0.2
+bad.test.      TXT "v=spf1 ip4:999.1.1.1 -all"
+helo.test.     TXT "v=spf1 a -all"
+helo.test.     A 127.0.0.2
+nospf.test.    A 127.0.0.9
+"""
+
+
+class SpfSmtp(TlsCase):
+
+    def spf_instance(self, zone=ZONE, slow=(), **cfg):
+        conf = dict(authchecks=True, noauthhosts=['127.0.0.1'])
+        conf.update(cfg)
+        inst = self.smtp_instance(start=False, **conf)
+        if zone is not None:
+            dns = DNSServer(inst.resolver_port, zone,
+                            **({'timeout': list(slow)} if slow else {}))
+            self.addCleanup(dns.cleanup)
+            dns.start()
+        inst.start()
+        inst.wait_port()
+        return inst
+
+    def send(self, inst, sender, source=CLIENT, helo='client.example',
+             port=None, login=None):
+        s = smtp_session(inst, helo=helo, source=source) if port is None \
+            else self.connect(port, source)
+        try:
+            s.ehlo(helo)
+            if login:
+                s.starttls(context=self.context())
+                s.ehlo(helo)
+                s.login(*login)
+            code, text = s.mail(sender)
+            self.assertEqual(code, 250, text)
+            code, text = s.rcpt('alice@test.example')
+            self.assertEqual(code, 250, text)
+            code, text = s.data(make_message('spf of %s' % sender))
+            self.assertEqual(code, 250, text)
+            return re.search(rb'queued as (\w+)', text).group(1).decode()
+        finally:
+            s.close()
+
+    def connect(self, port, source):
+        import smtplib
+        s = smtplib.SMTP(timeout=30, source_address=(source, 0))
+        s.connect('127.0.0.1', port)
+        s._host = 'mail.test.example'   # the name STARTTLS checks
+        return s
+
+    def spf_of(self, inst, qid):
+        line = ''
+
+        def found():
+            nonlocal line
+            for ln in inst.log().splitlines():
+                if ' id=%s' % qid in ln and 'result=queued' in ln:
+                    line = ln
+                    return True
+            return False
+        self.assertTrue(pmtest.wait_for(found, 10), inst.log_tail())
+        m = re.search(r' spf=(\w+)', line)
+        return m.group(1) if m else None
+
+    def test_results(self):
+        inst = self.spf_instance()
+        for sender, want in (('a@pass.test', 'pass'),
+                             ('a@fail.test', 'fail'),
+                             ('a@soft.test', 'softfail'),
+                             ('a@neutral.test', 'neutral'),
+                             ('a@inc.test', 'pass'),
+                             ('a@mx.test', 'pass'),
+                             ('a@bad.test', 'permerror'),
+                             ('a@nospf.test', 'none'),
+                             ('a@nowhere.test', 'none')):
+            with self.subTest(sender=sender):
+                self.assertEqual(self.spf_of(inst, self.send(inst, sender)),
+                                 want)
+
+    def test_fail_is_only_marked(self):
+        inst = self.spf_instance()
+        qid = self.send(inst, 'x@fail.test')
+        self.assertEqual(self.spf_of(inst, qid), 'fail')
+        self.assertTrue(pmtest.wait_for(
+            lambda: len(pmtest.maildir_files(inst.maildir, 'alice')) == 1,
+            10))
+
+    def test_null_sender_checked_by_helo(self):
+        inst = self.spf_instance()
+        qid = self.send(inst, '', helo='helo.test')
+        self.assertEqual(self.spf_of(inst, qid), 'pass')
+        qid = self.send(inst, '', helo='fail.test')
+        self.assertEqual(self.spf_of(inst, qid), 'fail')
+
+    def test_silent_dns_is_temperror_and_mail_taken(self):
+        inst = self.spf_instance(zone=None)
+        qid = self.send(inst, 'a@pass.test')
+        self.assertEqual(self.spf_of(inst, qid), 'temperror')
+
+    def test_slow_answer_waited_for(self):
+        # The include's record comes too late for mxcache, which answers
+        # tempfail: the 250 waited for the verdict (the queued line has
+        # it), and the mail is taken.
+        zone = ZONE + 'slow.test. TXT "v=spf1 include:late.test -all"\n' \
+            'late.test. TXT "v=spf1 ip4:127.0.0.2 -all"\n'
+        inst = self.spf_instance(zone=zone, slow=[('late.test', 'TXT')])
+        qid = self.send(inst, 'a@slow.test')
+        self.assertEqual(self.spf_of(inst, qid), 'temperror')
+
+    def test_not_checked(self):
+        inst = self.spf_instance()
+        # a client of noauthhosts
+        qid = self.send(inst, 'a@fail.test', source='127.0.0.1')
+        self.assertIsNone(self.spf_of(inst, qid))
+        # authenticated on the submission port
+        inst2 = self.tls_instance(authchecks=True,
+                                  noauthhosts=['127.0.0.1'])
+        qid = self.send(inst2, 'alice@test.example',
+                        port=inst2.submission_port,
+                        login=('alice', USERS['alice']))
+        self.assertIsNone(self.spf_of(inst2, qid))
+
+    def test_off(self):
+        inst = self.spf_instance(authchecks=False)
+        qid = self.send(inst, 'a@fail.test')
+        self.assertIsNone(self.spf_of(inst, qid))
