@@ -27,7 +27,7 @@ from hostile import T, u32, s                            # noqa: E402
 import pmtest                                            # noqa: E402
 from dnsfixture import Blackhole, DNSServer              # noqa: E402
 
-DNS_T_A, DNS_T_TXT, DNS_T_MX = 1, 16, 15
+DNS_T_A, DNS_T_TXT, DNS_T_TLSA = 1, 16, 52
 OK, NXDOMAIN, NODATA, TEMPFAIL = 0, 1, 2, 3
 LOOKUPS_MAX = 32
 
@@ -252,7 +252,7 @@ class DnsQueries(hostile.HostileCase):
         self.bad(query(1, 'a..b'))
 
     def test_type_not_served_fails_closed(self):
-        self.bad(query(1, 'example.org', DNS_T_MX))
+        self.bad(query(1, 'example.org', DNS_T_TLSA))
 
     def test_descriptor_fails_closed(self):
         self.bad(query(1, 'example.org'), fd=os.open('/dev/null', os.O_RDONLY))
