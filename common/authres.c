@@ -236,3 +236,31 @@ authres_end(struct authres *ar, size_t *len)
 	*len = ar->len;
 	return ar->buf;
 }
+
+/* ---- checking and storing --------------------------------------------- */
+
+#define AUTHRES_NAME	"Authentication-Results: "
+
+int
+authres_field_ok(const char *f)
+{
+	size_t	i, len = strlen(f);
+
+	if (len >= AUTHRES_FIELD_MAX || len < sizeof(AUTHRES_NAME) + 2 ||
+	    strncmp(f, AUTHRES_NAME, sizeof(AUTHRES_NAME) - 1) != 0 ||
+	    strcmp(f + len - 2, "\r\n") != 0)
+		return 0;
+	for (i = 0; i < len - 2; i++) {
+		unsigned char	c = f[i];
+
+		if (c == '\r') {
+			if (f[i + 1] != '\n' || f[i + 2] != '\t')
+				return 0;
+			i += 2;		/* the fold's TAB */
+			continue;
+		}
+		if (c < ' ' || c >= 0x7f)
+			return 0;
+	}
+	return 1;
+}

@@ -37,4 +37,12 @@ void	authres_prop(struct authres *, const char *name, const char *value);
  * not fit (then the caller writes "...; none" from authres_begin alone). */
 const char *authres_end(struct authres *, size_t *len);
 
+/*
+ * Is field one that authres_end could have written: the field name,
+ * printable ASCII, line breaks only as CRLF TAB folds, one final CRLF,
+ * under AUTHRES_FIELD_MAX? What another process hands over is checked
+ * with it before it goes into a message.
+ */
+int	authres_field_ok(const char *field);
+
 #endif

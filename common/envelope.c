@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authres.h"
 #include "dkim.h"
 #include "envelope.h"
 #include "util.h"
@@ -52,6 +53,7 @@ void
 envelope_free(struct envelope *e)
 {
 	free(e->dkim);
+	free(e->authres);
 	free(e->rcpts);
 	free(e);
 }
@@ -102,6 +104,23 @@ format_dkim(const char *sigs, char *buf, size_t room)
 	return len;
 }
 
+/* One "authres: " line per line of the folded field, without the fold's
+ * CRLF TAB (the envelope holds no control characters). */
+static size_t
+format_authres(const char *f, char *buf, size_t room)
+{
+	const char	*p, *fold;
+	size_t		 len = 0, n;
+
+	for (p = f; *p && len < room; p += n + (fold != NULL ? 3 : 0)) {
+		fold = strstr(p, "\r\n\t");
+		n = fold ? (size_t)(fold - p) : strlen(p);
+		len += snprintf(buf + len, room - len, "authres: %.*s\n",
+		    (int)n, p);
+	}
+	return len;
+}
+
 char *
 envelope_format(const struct envelope *e)
 {
@@ -112,7 +131,8 @@ envelope_format(const struct envelope *e)
 
 	/* Sized to fit: a fixed 256 KiB would cost an mmap per envelope. */
 	cap = ENV_HEAD_MAX + e->nrcpts * ENV_RCPT_MAX +
-	    (e->dkim ? strlen(e->dkim) + 16 : 0);
+	    (e->dkim ? strlen(e->dkim) + 16 : 0) +
+	    (e->authres ? 2 * strlen(e->authres) + 16 : 0);
 	if (cap > ENV_TEXT_MAX)
 		return NULL;
 	buf = xmalloc(cap);
@@ -128,6 +148,8 @@ envelope_format(const struct envelope *e)
 		len += snprintf(buf + len, cap - len, "held: 1\n");
 	if (e->dkim != NULL)
 		len += format_dkim(e->dkim, buf + len, cap - len);
+	if (e->authres != NULL && len < cap)
+		len += format_authres(e->authres, buf + len, cap - len);
 	for (i = 0; i < e->nrcpts && len < cap; i++) {
 		r = &e->rcpts[i];
 		bracket = strchr(r->address, ' ') != NULL;
@@ -262,6 +284,27 @@ parse_dkim(struct envelope *e, const char *v, const char **why)
 	return 0;
 }
 
+/* The next line of the Authentication-Results field: its fold again. */
+static int
+parse_authres(struct envelope *e, const char *v, const char **why)
+{
+	size_t	old = e->authres ? strlen(e->authres) : 0, n = strlen(v);
+
+	if (n == 0 || old + n + 3 >= AUTHRES_FIELD_MAX ||
+	    (old == 0 && strncmp(v, "Authentication-Results: ", 24) != 0) ||
+	    !envelope_field_ok(v, AUTHRES_FIELD_MAX)) {
+		*why = "bad authres line";
+		return -1;
+	}
+	e->authres = xreallocarray(e->authres, 1, old + n + 4);
+	if (old) {
+		memcpy(e->authres + old, "\r\n\t", 3);
+		old += 3;
+	}
+	memcpy(e->authres + old, v, n + 1);
+	return 0;
+}
+
 static int
 parse_field(struct envelope *e, const char *key, char *v, const char **why)
 {
@@ -271,6 +314,8 @@ parse_field(struct envelope *e, const char *key, char *v, const char **why)
 		return parse_rcpt(e, v, why);
 	if (strcmp(key, "dkim") == 0)
 		return parse_dkim(e, v, why);
+	if (strcmp(key, "authres") == 0)
+		return parse_authres(e, v, why);
 	if (strcmp(key, "version") == 0) {
 		if (strcmp(v, "1") != 0) {
 			*why = "unknown version";

@@ -68,6 +68,9 @@ struct envelope {
 	char			*dkim;		/* DKIM-Signature lines made
 						 * at the commit ('\n' apart,
 						 * unfolded), or NULL */
+	char			*authres;	/* smtpd's Authentication-
+						 * Results field, folded, no
+						 * final CRLF; or NULL */
 };
 
 TAILQ_HEAD(envlist, envelope);

@@ -109,7 +109,9 @@ enum imsg_type {
 	 *                a remote recipient), str failure ("" = deliver it;
 	 *                else it failed at end of DATA and gets a DSN)
 	 *  COMMIT        u32 sess, str id, str sender ("" = <>), str helo,
-	 *                str client address, str protocol, str session, u64 size
+	 *                str client address, str protocol, str session, u64
+	 *                size, str Authentication-Results field ("" or one
+	 *                that authres_field_ok takes, final CRLF included)
 	 *  COMMIT_REPLY  u32 sess, str id, u32 result (SPOOL_*)
 	 *  ABORT         u32 sess, str id
 	 */
@@ -122,7 +124,9 @@ enum imsg_type {
 	/*
 	 * queued <-> parent: local delivery.
 	 *  DELIVER        u32 req, str queue id, str user, str sender,
-	 *                 str recipient + the message's fd (read-only)
+	 *                 str recipient, str Authentication-Results field
+	 *                 ("", or without its final CRLF) + the message's fd
+	 *                 (read-only)
 	 *  DELIVER_REPLY  u32 req, u32 result (DELIVER_*), str reason
 	 */
 	IMSG_DELIVER,

@@ -40,6 +40,7 @@ struct dreq {
 	char			 user[USER_NAME_MAX + 1];
 	char			 sender[512];
 	char			 rcpt[512];
+	char			 authres[AUTHRES_FIELD_MAX];	/* or "" */
 	int			 fd;
 	off_t			 insize;	/* checked: exactly this is read */
 	char			 tmp[PATH_MAX];
@@ -185,8 +186,10 @@ static int
 write_tmp(struct dreq *d)
 {
 	struct timeval	 tv;
-	char		 head[1200];
-	int		 out, len;
+	char		 head[1200 + AUTHRES_FIELD_MAX];
+	const char	*p;
+	size_t		 len;
+	int		 out;
 
 	gettimeofday(&tv, NULL);
 	if ((size_t)snprintf(d->unique, sizeof(d->unique),
@@ -205,8 +208,17 @@ write_tmp(struct dreq *d)
 	}
 	len = snprintf(head, sizeof(head), "Return-Path: <%s>\n"
 	    "Delivered-To: %s\n", d->sender, d->rcpt);
-	d->size = len;
 	d->wsize = 2;
+	/* smtpd's verdicts, with LF line ends like the rest */
+	for (p = d->authres; *p != '\0' && len + 1 < sizeof(head); p++) {
+		if (*p == '\r')
+			continue;
+		if (*p == '\n')
+			d->wsize++;
+		head[len++] = *p;
+	}
+	head[len] = '\0';
+	d->size = len;
 	if (write_full(out, head, len) == -1 || copy_body(d, out) == -1) {
 		fail_errno(d, "write");
 		close(out);
@@ -420,6 +432,7 @@ deliver_request(struct child *from, struct imsg *im)
 	memcpy(d->user, rq.user, sizeof(d->user));
 	memcpy(d->sender, rq.sender, sizeof(d->sender));
 	memcpy(d->rcpt, rq.rcpt, sizeof(d->rcpt));
+	memcpy(d->authres, rq.authres, sizeof(d->authres));
 	d->result = DELIVER_OK;
 	TAILQ_INSERT_TAIL(&pending, d, entry);
 	if (!batch_scheduled) {

@@ -170,10 +170,14 @@ req_read_deliver(const void *payload, size_t len, struct req_deliver *r)
 	mr_str(&mr, r->user, sizeof(r->user));
 	mr_str(&mr, r->sender, sizeof(r->sender));
 	mr_str(&mr, r->rcpt, sizeof(r->rcpt));
+	mr_str(&mr, r->authres, sizeof(r->authres) - 2);
 	if (mr_end(&mr) == -1 || strpbrk(r->sender, "\r\n") != NULL ||
 	    strpbrk(r->rcpt, "\r\n") != NULL)
 		return -1;
-	return 0;
+	if (r->authres[0] == '\0')
+		return 0;
+	strlcat(r->authres, "\r\n", sizeof(r->authres));
+	return authres_field_ok(r->authres) ? 0 : -1;
 }
 
 int

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "authres.h"
 #include "proto.h"
 #include "userdb.h"
 
@@ -87,6 +88,8 @@ struct req_deliver {
 	char		user[USER_NAME_MAX + 1];
 	char		sender[REQ_MAILADDR_MAX + 1];	/* no CR or LF */
 	char		rcpt[REQ_MAILADDR_MAX + 1];	/* no CR or LF */
+	/* "" or a field authres_field_ok takes, final CRLF added here */
+	char		authres[AUTHRES_FIELD_MAX];
 };
 
 /* Nothing: the cache comes as the descriptor. */

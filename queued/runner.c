@@ -127,6 +127,7 @@ start_delivery(struct envelope *e, size_t i)
 	mb_str(&mb, e->rcpts[i].user);
 	mb_str(&mb, e->sender);
 	mb_str(&mb, e->rcpts[i].address);
+	mb_str(&mb, e->authres ? e->authres : "");
 	queued_send_parent(IMSG_DELIVER, &mb, fd);
 	return 1;
 }

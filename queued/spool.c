@@ -36,6 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "authres.h"
 #include "child.h"
 #include "bgjob.h"
 #include "log.h"
@@ -371,7 +372,7 @@ handle_commit(struct imsg *im)
 	struct msgread	 mr;
 	struct incoming	*in;
 	struct envelope	*e, tmp;
-	char		 id[QUEUE_ID_LEN + 1];
+	char		 id[QUEUE_ID_LEN + 1], authres[AUTHRES_FIELD_MAX];
 	const char	*why;
 	uint32_t	 sess;
 
@@ -385,7 +386,10 @@ handle_commit(struct imsg *im)
 	mr_str(&mr, tmp.protocol, sizeof(tmp.protocol));
 	mr_str(&mr, tmp.session, sizeof(tmp.session));
 	tmp.size = mr_u64(&mr);
-	if (mr_end(&mr) == -1)
+	mr_str(&mr, authres, sizeof(authres));
+	/* A field smtpd could not have built: smtpd is not itself. */
+	if (mr_end(&mr) == -1 || (authres[0] != '\0' &&
+	    !authres_field_ok(authres)))
 		return -1;
 	if ((in = incoming_find(sess, id)) == NULL) {
 		log_warnx("spool: commit of a message not being written (%s)",
@@ -406,6 +410,11 @@ handle_commit(struct imsg *im)
 	strlcpy(e->protocol, tmp.protocol, sizeof(e->protocol));
 	strlcpy(e->session, tmp.session, sizeof(e->session));
 	e->size = tmp.size;
+	if (authres[0] != '\0') {	/* kept without its final CRLF */
+		authres[strlen(authres) - 2] = '\0';
+		free(e->authres);
+		e->authres = xstrdup(authres);
+	}
 	if ((why = commit_check(in)) != NULL) {
 		log_warnx("spool: %s refused: %s", id, why);
 		reply_smtpd(IMSG_SPOOL_COMMIT_REPLY, sess, id, 1,

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authres.h"
 #include "child.h"
 #include "log.h"
 #include "policy.h"
@@ -619,12 +620,33 @@ data_refuse(struct session *s, const char *reply, const char *result)
 	transaction_reset(s);
 }
 
+/*
+ * Our verdicts on who sent the message, as the one Authentication-Results
+ * field (RFC 8601) delivery puts on top of it; "" when no check ran (our
+ * own users' mail, submission, noauthhosts).
+ */
+static const char *
+checks_field(const struct session *s)
+{
+	static struct authres	 ar;
+	const char		*f;
+	size_t			 len;
+
+	if (s->spfc == NULL)
+		return "";
+	authres_begin(&ar, proc->conf.serverhostname);
+	spfcheck_authres(s, &ar);
+	if ((f = authres_end(&ar, &len)) == NULL)
+		return "";
+	return f;
+}
+
 static void
 send_commit(struct session *s)
 {
 	struct msgbuild	 mb;
 	size_t		 i;
-	const char	*proto;
+	const char	*proto, *authres;
 
 	for (i = 0; i < s->nrcpts; i++) {
 		mb_init(&mb);
@@ -636,6 +658,7 @@ send_commit(struct session *s)
 		smtpd_send_queued(IMSG_SPOOL_RCPT, &mb);
 	}
 	proto = protocol_name(s);
+	authres = checks_field(s);
 	mb_init(&mb);
 	mb_u32(&mb, s->id);
 	mb_str(&mb, s->qid);
@@ -645,6 +668,7 @@ send_commit(struct session *s)
 	mb_str(&mb, proto);
 	mb_str(&mb, s->sid);
 	mb_u64(&mb, s->dr.size);
+	mb_str(&mb, authres);
 	smtpd_send_queued(IMSG_SPOOL_COMMIT, &mb);
 	s->wait = WAIT_COMMIT;
 }

@@ -188,6 +188,8 @@ int	spfcheck_pending(const struct session *);
 const char *spfcheck_result(const struct session *);
 const char *spfcheck_explain(const struct session *);
 void	spfcheck_free(struct session *);
+struct authres;
+void	spfcheck_authres(const struct session *, struct authres *);
 
 /* session.c */
 void	session_on_spf_done(struct session *);

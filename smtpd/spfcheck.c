@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authres.h"
 #include "child.h"
 #include "dnsmsg.h"
 #include "log.h"
@@ -208,6 +209,28 @@ const char *
 spfcheck_explain(const struct session *s)
 {
 	return s->spfc != NULL && s->spfc->done ? s->spfc->explain : "";
+}
+
+/*
+ * The SPF result as a method of our Authentication-Results field: the
+ * identity checked (the MAIL FROM address, or the HELO name for <>) and
+ * our short reason. Nothing when the check did not run.
+ */
+void
+spfcheck_authres(const struct session *s, struct authres *ar)
+{
+	struct spfcheck	*c = s->spfc;
+	char		 sender[ADDR_PATH_MAX];
+
+	if (c == NULL || !c->done)
+		return;
+	authres_method(ar, "spf", spf_result_name(c->result),
+	    c->explain[0] ? c->explain : NULL);
+	sender_of(s, sender, sizeof(sender));
+	if (sender[0] != '\0')
+		authres_prop(ar, "smtp.mailfrom", sender);
+	else
+		authres_prop(ar, "smtp.helo", s->helo);
 }
 
 void

@@ -111,6 +111,44 @@ class SpfSmtp(TlsCase):
                 self.assertEqual(self.spf_of(inst, self.send(inst, sender)),
                                  want)
 
+    def delivered(self, inst, n):
+        self.assertTrue(pmtest.wait_for(
+            lambda: len(pmtest.maildir_files(inst.maildir, 'alice')) == n,
+            10))
+        out = []
+        for p in sorted(pmtest.maildir_files(inst.maildir, 'alice')):
+            with open(p, 'rb') as f:
+                out.append(f.read())
+        return out
+
+    def test_authentication_results_on_top(self):
+        inst = self.spf_instance()
+        self.send(inst, 'a@pass.test')
+        msg = self.delivered(inst, 1)[0]
+        head = msg.split(b'\nReceived: ', 1)[0]
+        self.assertRegex(head, rb'^Return-Path: <a@pass.test>\n'
+                         rb'Delivered-To: alice@test.example\n'
+                         rb'Authentication-Results: mail.test.example;\n'
+                         rb'\tspf=pass reason="[^"\n]*"\n?\t? '
+                         rb'?smtp.mailfrom=a@pass.test$')
+        self.assertEqual(msg.count(b'Authentication-Results:'), 1)
+        # POP3 sees the same octets, with CRLF, and says so in LIST.
+        import poplib
+        p = poplib.POP3('127.0.0.1', inst.pop3_port, timeout=10)
+        p.user('alice')
+        p.pass_(USERS['alice'])
+        resp, lines, octets = p.retr(1)
+        listed = int(p.list(1).split()[2])
+        p.quit()
+        self.assertEqual(octets, listed)
+        self.assertIn(b'Authentication-Results: mail.test.example;', lines)
+
+    def test_no_field_when_not_checked(self):
+        inst = self.spf_instance()
+        self.send(inst, 'a@fail.test', source='127.0.0.1')
+        msg = self.delivered(inst, 1)[0]
+        self.assertNotIn(b'Authentication-Results:', msg)
+
     def test_fail_is_only_marked(self):
         inst = self.spf_instance()
         qid = self.send(inst, 'x@fail.test')

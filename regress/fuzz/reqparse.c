@@ -129,11 +129,17 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		    STR_OK(r.deliver.sender) && STR_OK(r.deliver.rcpt));
 		FUZZ_ASSERT(strpbrk(r.deliver.sender, "\r\n") == NULL &&
 		    strpbrk(r.deliver.rcpt, "\r\n") == NULL);
+		FUZZ_ASSERT(r.deliver.authres[0] == '\0' ||
+		    authres_field_ok(r.deliver.authres));
 		mb_u32(mb, r.deliver.req);
 		mb_str(mb, r.deliver.id);
 		mb_str(mb, r.deliver.user);
 		mb_str(mb, r.deliver.sender);
 		mb_str(mb, r.deliver.rcpt);
+		/* as it came: without the final CRLF the reader added */
+		if (r.deliver.authres[0] != '\0')
+			r.deliver.authres[strlen(r.deliver.authres) - 2] = '\0';
+		mb_str(mb, r.deliver.authres);
 		break;
 	case IMSG_MX_SAVE:
 		if (req_read_mx_save(p, len, &r.mxsave) == -1)

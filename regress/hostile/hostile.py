@@ -301,8 +301,8 @@ QID = '0123456789abcdef'
 
 
 def deliver(req, user='alice', sender='s@remote.example',
-            rcpt='alice@test.example', qid=QID):
-    return u32(req) + s(qid) + s(user) + s(sender) + s(rcpt)
+            rcpt='alice@test.example', qid=QID, authres=''):
+    return u32(req) + s(qid) + s(user) + s(sender) + s(rcpt) + s(authres)
 
 
 def well_formed(name):

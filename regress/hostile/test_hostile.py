@@ -18,15 +18,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile                                           # noqa: E402
-from hostile import T, s, u32, u64                       # noqa: E402
+from hostile import T, deliver, s, u32, u64              # noqa: E402
 import pmtest                                            # noqa: E402
 
-QID = '0123456789abcdef'
-
-
-def deliver(req, user='alice', sender='s@remote.example',
-            rcpt='alice@test.example', qid=QID):
-    return u32(req) + s(qid) + s(user) + s(sender) + s(rcpt)
 
 
 def reply_of(payload):

@@ -135,6 +135,12 @@ class Payloads(hostile.HostileCase):
             # a header in a field
             ('queued', 'IMSG_DELIVER', deliver(1, sender='a@b\r\nX-Evil: 1')),
             ('queued', 'IMSG_DELIVER', deliver(1, rcpt='a@b\nX-Evil: 1')),
+            ('queued', 'IMSG_DELIVER', deliver(
+                1, authres='Authentication-Results: x; spf=pass\r\nX-Evil: 1')),
+            ('queued', 'IMSG_DELIVER', deliver(
+                1, authres='X-Evil: 1\r\n\tAuthentication-Results: x')),
+            ('queued', 'IMSG_DELIVER', deliver(
+                1, authres='Authentication-Results: x;\n\tspf=pass')),
             # what pymailadm prints: no terminal escapes, no NUL, ok 0/1
             ('queued', 'IMSG_QUEUE_OP_REPLY', u32(1) + s('\x1b[2J gone')),
             ('queued', 'IMSG_QUEUE_OP_REPLY', u32(0) + s('a\0b')),

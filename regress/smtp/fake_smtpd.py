@@ -142,7 +142,7 @@ def create(sess):
 def commit(sess, qid, sender):
     queued.send(T['IMSG_SPOOL_COMMIT'], u32(sess) + s(qid) + s(sender) +
                 s('fake.example') + s('127.0.0.1') + s('ESMTP') +
-                s('0123456789abcdef') + struct.pack('=Q', 40))
+                s('0123456789abcdef') + struct.pack('=Q', 40) + s(''))
     m = wait_queued(T['IMSG_SPOOL_COMMIT_REPLY'])
     if m is None:
         return 'closed'

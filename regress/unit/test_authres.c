@@ -94,10 +94,42 @@ test_write(void)
 	CHECK("too much: NULL, never a cut field", end(&ar) == NULL);
 }
 
+static void
+test_field_ok(void)
+{
+	struct authres	 ar;
+	const char	*f;
+	size_t		 len;
+
+	authres_begin(&ar, ID);
+	authres_method(&ar, "spf", "fail", "bad \"one\"\r\nX-Evil: 1");
+	authres_prop(&ar, "smtp.mailfrom", "a@b.example");
+	f = authres_end(&ar, &len);
+	CHECK("what the builder writes passes", f != NULL &&
+	    authres_field_ok(f));
+	CHECK("the smallest field", authres_field_ok(
+	    "Authentication-Results: x\r\n"));
+	CHECK("no final CRLF", !authres_field_ok(
+	    "Authentication-Results: x; none"));
+	CHECK("another field name", !authres_field_ok("X-Evil: 1\r\n") &&
+	    !authres_field_ok("authentication-results: x\r\n"));
+	CHECK("a second field inside", !authres_field_ok(
+	    "Authentication-Results: x; none\r\nX-Evil: 1\r\n"));
+	CHECK("a bare LF or CR", !authres_field_ok(
+	    "Authentication-Results: x;\n\tnone\r\n") && !authres_field_ok(
+	    "Authentication-Results: x;\r\tnone\r\n"));
+	CHECK("a fold without its TAB", !authres_field_ok(
+	    "Authentication-Results: x;\r\n none\r\n"));
+	CHECK("8-bit or NUL-free controls", !authres_field_ok(
+	    "Authentication-Results: \xc3\xa9\r\n") && !authres_field_ok(
+	    "Authentication-Results: \x01\r\n"));
+}
+
 int
 main(void)
 {
 	test_is_ours();
 	test_write();
+	test_field_ok();
 	UNIT_EXIT();
 }
