@@ -145,12 +145,42 @@ test_address_lines(void)
 #undef REFUSED
 }
 
+/* The Authentication-Results field, folded, survives the envelope. */
+static void
+test_authres(void)
+{
+	struct envelope	*e = sample();
+	struct envelope	*f = envelope_new("");
+	const char	*field = "Authentication-Results: mx.example;\r\n"
+			    "\tspf=pass reason=\"a b\"\r\n\tsmtp.mailfrom=a@b.example";
+	char		*text, why[256];
+
+	e->authres = strdup(field);
+	text = envelope_format(e);
+	CHECK("authres: one line per folded line", text != NULL &&
+	    strstr(text, "authres: Authentication-Results: mx.example;\n"
+	    "authres: spf=pass reason=\"a b\"\nauthres: "
+	    "smtp.mailfrom=a@b.example\n") != NULL);
+	CHECK("authres round trip", text != NULL &&
+	    envelope_parse(text, f, why, sizeof(why)) == 0 &&
+	    f->authres != NULL && strcmp(f->authres, field) == 0);
+	free(text);
+	envelope_free(e);
+	envelope_free(f);
+	e = envelope_new("");
+	CHECK("authres must start with the field name", envelope_parse(
+	    "version: 1\nid: 0123456789abcdef\nauthres: X-Evil: 1\n", e, why,
+	    sizeof(why)) == -1);
+	envelope_free(e);
+}
+
 int
 main(void)
 {
 	struct envelope	*e = sample(), *f = envelope_new("");
 	char		*text = envelope_format(e), buf[8192], why[256];
 
+	test_authres();
 	CHECK("format gives text", text != NULL);
 	CHECK("round trip parses", envelope_parse(text, f, why,
 	    sizeof(why)) == 0);
