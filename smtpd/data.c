@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "authres.h"
 #include "smtpd.h"
 
 /*
@@ -17,16 +18,28 @@
  * SMTP_MAX_RECEIVED hops is a loop (RFC 5321 6.3). Date: and Message-ID:
  * are noted: a submission without them gets them (RFC 6409 8).
  */
-static const char *const fields[] = { "received:", "date:", "message-id:" };
+static const char *const fields[] = { "received:", "date:", "message-id:",
+    "authentication-results:", "authentication-results ",
+    "authentication-results\t" };
 #define FIELD_RECEIVED	0
 #define FIELD_DATE	1
 #define FIELD_MSGID	2
+#define FIELD_AUTHRES	3	/* and the two after it: the obsolete
+				 * syntax's white space before the colon */
+/* A held field longer than this is dropped whoever it names: no real
+ * verdict is that long, and holding more would fill the buffer. */
+#define AUTHRES_HOLD_MAX	8192
 #define FIELDS_ALL	((1u << (sizeof(fields) / sizeof(fields[0]))) - 1)
 
 static void
 field_named(struct dataread *dr, int f)
 {
-	if (f == FIELD_DATE)
+	if (f >= FIELD_AUTHRES) {
+		if (dr->authserv_id[0] != '\0') {
+			dr->ar_hold = 1;
+			dr->ar_start = dr->linestart;
+		}
+	} else if (f == FIELD_DATE)
 		dr->has_date = 1;
 	else if (f == FIELD_MSGID)
 		dr->has_msgid = 1;
@@ -66,14 +79,69 @@ header_track(struct dataread *dr, unsigned char c)
 	dr->hdrpos++;
 }
 
+/* The held field is complete: drop it if it speaks in our name. */
+static void
+authres_done(struct dataread *dr)
+{
+	size_t	name = strlen(fields[FIELD_AUTHRES]), len;
+
+	if (dr->ar_dropping || (dr->buflen - dr->ar_start > name &&
+	    authres_is_ours((const char *)dr->buf + dr->ar_start + name,
+	    dr->buflen - dr->ar_start - name, dr->authserv_id))) {
+		len = dr->buflen - dr->ar_start;
+		dr->buflen = dr->ar_start;
+		dr->size -= len;
+		dr->ar_removed++;
+	}
+	dr->ar_hold = dr->ar_dropping = 0;
+}
+
+/* A header line begins with c: a field, a continuation, or the end. */
+static void
+header_line(struct dataread *dr, unsigned char c)
+{
+	if (c == ' ' || c == '\t')
+		return;		/* the held field goes on */
+	if (dr->ar_hold)
+		authres_done(dr);
+	dr->linestart = dr->buflen;
+}
+
 /* Put one unstuffed octet; the caller keeps room for two. */
 static inline void
 frame_put(struct dataread *dr, unsigned char c)
 {
-	if (!dr->inbody)
+	if (!dr->inbody) {
+		if (dr->hdrpos == 0 && c != '\n')
+			header_line(dr, c);
 		header_track(dr, c);
+		if (dr->ar_hold && !dr->ar_dropping &&
+		    dr->buflen - dr->ar_start >= AUTHRES_HOLD_MAX) {
+			dr->size -= dr->buflen - dr->ar_start;
+			dr->buflen = dr->ar_start;
+			dr->ar_dropping = 1;
+		}
+		if (dr->ar_dropping)
+			return;
+	}
 	dr->buf[dr->buflen++] = c;
 	dr->size++;
+}
+
+void
+smtp_data_end(struct dataread *dr)
+{
+	if (dr->ar_hold)
+		authres_done(dr);
+	dr->ended = 1;
+}
+
+size_t
+smtp_data_flushable(const struct dataread *dr)
+{
+	if (dr->inbody || dr->ended || dr->authserv_id[0] == '\0')
+		return dr->buflen;
+	return dr->ar_hold ? dr->ar_start : dr->linestart;
 }
 
 void

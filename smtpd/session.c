@@ -6,6 +6,7 @@
  * CRLF.CRLF, and a bare CR or LF inside it gets the message refused once
  * the real end arrives. Nothing is ever normalised into a line end.
  */
+#include <sys/param.h>
 #include <sys/socket.h>
 
 #include <errno.h>
@@ -387,15 +388,16 @@ session_on_read(int fd, short ev, void *arg)
 
 /* ---- DATA ------------------------------------------------------------ */
 
+/* Write out what the framing lets go (a held header field stays). */
 static void
 data_write(struct session *s)
 {
 	struct dataread	*dr = &s->dr;
-	size_t		 off = 0;
+	size_t		 off = 0, len = MIN(smtp_data_flushable(dr), dr->buflen);
 	ssize_t		 n;
 
-	while (off < dr->buflen && !dr->ioerr) {
-		n = write(s->spoolfd, dr->buf + off, dr->buflen - off);
+	while (off < len && !dr->ioerr) {
+		n = write(s->spoolfd, dr->buf + off, len - off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
@@ -403,7 +405,10 @@ data_write(struct session *s)
 		else
 			off += n;
 	}
-	dr->buflen = 0;
+	memmove(dr->buf, dr->buf + len, dr->buflen - len);
+	dr->buflen -= len;
+	dr->linestart -= MIN(dr->linestart, len);
+	dr->ar_start -= MIN(dr->ar_start, len);
 }
 
 /*
@@ -472,7 +477,7 @@ data_feed(struct session *s, const unsigned char *p, size_t n)
 		/* Once the message is refused, keep reading but store
 		 * nothing. */
 		if (dr->refused || dr->ioerr)
-			dr->buflen = 0;
+			dr->buflen = dr->linestart = dr->ar_start = 0;
 		else if (SMTP_DATABUF - dr->buflen < 2)
 			data_write(s);
 	}
@@ -524,6 +529,9 @@ static void
 data_begin(struct session *s)
 {
 	smtp_data_start(&s->dr, xmalloc(SMTP_DATABUF));
+	/* A copy: a reload may free the configuration meanwhile. */
+	strlcpy(s->dr.authserv_id, proc->conf.serverhostname,
+	    sizeof(s->dr.authserv_id));
 	received_header(s);
 	s->state = ST_DATA;
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -727,6 +735,7 @@ data_finish(struct session *s)
 
 	mono_now(&s->dot_at);
 	s->state = ST_RCPT;
+	smtp_data_end(dr);
 	if (!dr->hdrseen)
 		submission_fields(s, 0);
 	if (!dr->refused)

@@ -93,6 +93,19 @@ struct dataread {
 					 * caller clears it */
 	unsigned char	*buf;
 	size_t		 buflen;
+	/*
+	 * Authentication-Results fields in our name arrive forged: each
+	 * such field is held in buf until it ends, then dropped if it is
+	 * ours (authserv_id). In the header nothing from linestart (or the
+	 * held field's start) on may be written out yet.
+	 */
+	char		 authserv_id[256];	/* "": keep every field */
+	int		 ended;		/* smtp_data_end: all may go */
+	size_t		 linestart;	/* buflen at this header line */
+	int		 ar_hold;	/* the field is one being held */
+	size_t		 ar_start;	/* buflen where it began */
+	int		 ar_dropping;	/* too long: its octets are dropped */
+	int		 ar_removed;	/* fields dropped */
 };
 
 struct session {
@@ -242,6 +255,10 @@ void		 smtp_data_start(struct dataread *dr, unsigned char *buf);
  * the buffer is full (under two octets left), at the end of the header
  * section (dr->hdrend set) or at the end of data, "<CRLF>.<CRLF>" (*end
  * set; the rest is the next command). */
+/* The data is over: a field still held is judged. */
+void		 smtp_data_end(struct dataread *dr);
+/* How much of buf may be written out now (the rest is held). */
+size_t		 smtp_data_flushable(const struct dataread *dr);
 size_t		 smtp_data_frame(struct dataread *dr, const unsigned char *p,
 		    size_t n, size_t bufcap, int *end);
 

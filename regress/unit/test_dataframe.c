@@ -47,9 +47,93 @@ received_lines(int n, const char *text)
 	frame(big);
 }
 
+/*
+ * The data s framed as smtpd does it, chunk octets at a time, writing
+ * out what smtp_data_flushable lets go after every chunk into out;
+ * returns out (what reaches the spool) or NULL on a broken invariant.
+ */
+static const char *
+spooled(const char *s, const char *id, size_t chunk)
+{
+	static char	out[4 * SMTP_DATABUF];
+	size_t		n = strlen(s), off = 0, outlen = 0, f, k;
+
+	smtp_data_start(&dr, buf);
+	strlcpy(dr.authserv_id, id, sizeof(dr.authserv_id));
+	end = 0;
+	while (off < n && !end) {
+		k = n - off < chunk ? n - off : chunk;
+		off += smtp_data_frame(&dr, (const unsigned char *)s + off, k,
+		    sizeof(buf), &end);
+		if (end)
+			smtp_data_end(&dr);
+		f = smtp_data_flushable(&dr);
+		if (f > dr.buflen || outlen + f >= sizeof(out))
+			return NULL;
+		memcpy(out + outlen, buf, f);
+		outlen += f;
+		memmove(buf, buf + f, dr.buflen - f);
+		dr.buflen -= f;
+		dr.linestart -= dr.linestart < f ? dr.linestart : f;
+		dr.ar_start -= dr.ar_start < f ? dr.ar_start : f;
+	}
+	out[outlen] = '\0';
+	return out;
+}
+
+static void
+test_authres(void)
+{
+	static char	big[3 * SMTP_DATABUF];
+	const char	*o;
+	size_t		 chunk, i;
+	int		 all;
+
+	for (all = 1, chunk = 1; chunk <= 64; chunk *= 4) {
+		o = spooled("Received: x\r\nAuthentication-Results: "
+		    "mx.example;\r\n\tspf=pass\r\nSubject: a\r\n\r\nbody\r\n"
+		    ".\r\n", "mx.example", chunk);
+		all = all && o != NULL && strcmp(o, "Received: x\r\n"
+		    "Subject: a\r\n\r\nbody\r\n") == 0 && dr.ar_removed == 1 &&
+		    dr.size == (long long)strlen(o);
+	}
+	CHECK("a folded field in our name is dropped, any chunking", all);
+	o = spooled("Authentication-Results: other.example; spf=pass\r\n"
+	    "\r\nb\r\n.\r\n", "mx.example", 7);
+	CHECK("another server's field stays", o != NULL && strcmp(o,
+	    "Authentication-Results: other.example; spf=pass\r\n\r\nb\r\n")
+	    == 0 && dr.ar_removed == 0);
+	o = spooled("A: 1\r\nAUTHENTICATION-RESULTS : mx.example; x\r\n"
+	    "Authentication-Results:\tmx.example;\r\n none\r\n.\r\n",
+	    "mx.example", 3);
+	CHECK("the obsolete spacing and a header without a body",
+	    o != NULL && strcmp(o, "A: 1\r\n") == 0 && dr.ar_removed == 2);
+	o = spooled("Authentication-Results: mx.example; spf=pass\r\n"
+	    ".\r\n", "", 5);
+	CHECK("no id: every field stays", o != NULL && strcmp(o,
+	    "Authentication-Results: mx.example; spf=pass\r\n") == 0);
+	/* A field longer than anything real: dropped whoever it names. */
+	i = (size_t)snprintf(big, sizeof(big), "Authentication-Results: "
+	    "other.example;\r\n");
+	while (i < 20000)
+		i += (size_t)snprintf(big + i, sizeof(big) - i,
+		    "\tspf=pass smtp.mailfrom=someone@example.org\r\n");
+	snprintf(big + i, sizeof(big) - i, "Subject: s\r\n\r\nb\r\n.\r\n");
+	o = spooled(big, "mx.example", 100);
+	CHECK("a huge field is dropped, the rest kept", o != NULL &&
+	    strcmp(o, "Subject: s\r\n\r\nb\r\n") == 0 &&
+	    dr.size == (long long)strlen(o));
+	o = spooled("Subject: s\r\n\r\nAuthentication-Results: mx.example;"
+	    " x\r\n.\r\n", "mx.example", 4);
+	CHECK("the body is never touched", o != NULL && strcmp(o,
+	    "Subject: s\r\n\r\nAuthentication-Results: mx.example; x\r\n")
+	    == 0);
+}
+
 int
 main(void)
 {
+	test_authres();
 	frame("a\r\n.\r\nQUIT\r\n");
 	CHECK("end at CRLF.CRLF", end && used == 6 && stored("a\r\n"));
 	frame(".\r\n");
