@@ -35,6 +35,8 @@ TESTDEBS += debhelper dpkg-dev fakeroot lintian systemd systemd-container
 TESTDEBS += swaks libnet-ssleay-perl testssl.sh
 # regress/shared: Dovecot's Maildir++ quota reads the store beside us.
 TESTDEBS += dovecot-core
+# regress/shared: a GlusterFS volume, mounted twice, as the shared store.
+TESTDEBS += glusterfs-server glusterfs-client
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -150,6 +152,8 @@ deps:
 	for b in ldns-testns unshare ip mpop openssl logrotate fail2ban-regex \
 	    dh dpkg-buildpackage fakeroot lintian systemd-analyze systemd-nspawn \
 	    doveadm; do command -v $$b >/dev/null || missing=1; done; \
+	for b in glusterd mount.glusterfs; do \
+	    PATH="$$PATH:/usr/sbin:/sbin" command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
 	for b in swaks testssl; do command -v $$b >/dev/null || missing=1; done; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing=1; \
