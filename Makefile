@@ -191,11 +191,13 @@ bench: deps accounts
 
 install: progs
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXEC) \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man7
 	install -m 0755 pymaild/pymaild admin/pymailadm $(DESTDIR)$(BINDIR)
 	install -m 0755 $(HELPERS) $(DESTDIR)$(LIBEXEC)
 	-install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5
 	-install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8
+	-install -m 0644 man/*.7 $(DESTDIR)$(MANDIR)/man7
 
 clean:
 	rm -f */*.o common/libcommon.a $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FLAGSTAMP)
