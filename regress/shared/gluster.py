@@ -40,24 +40,22 @@ CMD_TIMEOUT = 60        # one gluster or mount command, seconds
 START_WAIT = 30.0       # glusterd answering, a brick up, a mount usable
 STOP_WAIT = 10.0
 
-# Gluster's client caches that keep a file's old attributes or contents
-# after another client replaced it: off, so that a host sees what another
-# host wrote once that one closed or renamed it (the close-to-open
-# consistency NFSv4 gives).  pymailadm on one host rewrites users or
-# options by rename, maildirsize is recounted by rename, and every host
-# must read the new file at its next open.
+# Caches of Gluster's client that serve a file's old attributes or
+# contents after another client replaced or appended to it: off, so that
+# a host sees what another host wrote once that one closed or renamed it
+# (the close-to-open consistency NFSv4 gives).  pymailadm on one host
+# rewrites users and options by rename, maildirsize is appended to by
+# every host and recounted by rename, and every host must read the new
+# file at its next open.  Without either, tests here fail (a file's old
+# contents read after another host replaced it; a new user unknown on the
+# other host, a quota passed by a message).
 VOLUME_OPTIONS = (
     ('performance.quick-read', 'off'),      # small files' contents
-    ('performance.io-cache', 'off'),
-    ('performance.open-behind', 'off'),
     ('performance.stat-prefetch', 'off'),   # md-cache: stat, xattrs
-    ('performance.read-ahead', 'off'),
 )
-# The kernel's FUSE caches of names and attributes: with them a host
-# reads maildirsize up to the size it last saw, missing the lines another
-# host appended.  With the defaults (1 s each, and the caches above on)
-# the shared tests fail: quota passed by a message, a user removed on one
-# host still listed on the other, ESTALE on open.
+# The kernel's FUSE caches of attributes and names (1 s by default): with
+# them a host reads maildirsize up to the size it last saw and opens a
+# name another host renamed over (ESTALE from pymailadm on users).
 MOUNT_OPTIONS = 'attribute-timeout=0,entry-timeout=0'
 
 CLONE_NEWNS = 0x00020000
