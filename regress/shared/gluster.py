@@ -60,6 +60,7 @@ MOUNT_OPTIONS = 'attribute-timeout=0,entry-timeout=0'
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def missing():
@@ -125,6 +126,9 @@ class Gluster:
     def enter(self):
         """Move this process into new network and mount namespaces."""
         libc = ctypes.CDLL(None, use_errno=True)
+        # glusterd and the bricks are daemons: as their subreaper we get
+        # them back when they die, to reap (see kill_brick).
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
             e = ctypes.get_errno()
             raise OSError(e, 'unshare: %s' % os.strerror(e))
@@ -229,6 +233,29 @@ class Gluster:
                 out[int(name)] = comm
         return out
 
+    def reap(self):
+        """Reap gluster's processes that died as our children (we are
+        their subreaper, see enter())."""
+        me = os.getpid()
+        for name in os.listdir('/proc'):
+            if not name.isdigit():
+                continue
+            try:
+                with open('/proc/%s/stat' % name) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            comm = st[st.find('(') + 1:st.rfind(')')]
+            rest = st[st.rfind(')') + 2:].split()
+            if comm in GLUSTER_COMMS and rest[0] == 'Z' and \
+                    int(rest[1]) == me:
+                # Blocking: a leader is Z before its last thread is gone,
+                # and only then can it be reaped; it is dying, not long.
+                try:
+                    os.waitpid(int(name), 0)
+                except ChildProcessError:
+                    pass
+
     def brick_pids(self):
         """[pid of the glusterfsd serving brick 1, brick 2], as running."""
         alive = self.processes()
@@ -253,13 +280,10 @@ class Gluster:
         if not wait_until(lambda: pid not in self.processes(), STOP_WAIT):
             raise RuntimeError('brick %d (pid %d) did not die' % (index,
                                                                   pid))
-        # Daemons, the bricks end up children of the subreaper (the test
-        # runner's worker): reap the zombie, which glusterd would take
-        # for a running brick and refuse to start again.
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+        # Reap the zombie (we are the daemons' subreaper, see enter()):
+        # glusterd would take it for a running brick and not start it
+        # again.
+        self.reap()
         return pid
 
     def revive(self):
@@ -291,6 +315,7 @@ class Gluster:
                     pass
             if wait_until(lambda: not self.processes(), wait):
                 break
+        self.reap()
         for d in reversed(STATE_DIRS):
             run(['umount', d], check=False)
         if not self.keep:

@@ -14,7 +14,7 @@ appends, renames), so a failure can be told from pymaild's.
 Without root, GlusterFS or a usable /dev/fuse the module is skipped and
 says why; the same tests then run only on one local tree, from their own
 files.  PYMAILD_SHARED_PER_HOST (default 300) sets the messages each
-host delivers in the two concurrent tests; 1,000 took about 3 minutes a
+host delivers in the two concurrent tests; 1,000 took about 2 minutes a
 test here, past the runner's PYMAILD_TEST_TIMEOUT (120 s): raise both.
 
     /usr/bin/python3 regress/run.py regress/shared/test_shared_gluster.py
