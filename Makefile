@@ -42,6 +42,8 @@ TESTDEBS += python3-spf
 SPF_SUITE = /usr/share/doc/python3-spf/rfc7208-tests.yml.gz
 # regress/auth: DKIM signatures checked by verifiers we did not write.
 TESTDEBS += python3-dkim opendkim-tools
+# regress/shared: a GlusterFS volume, mounted twice, as the shared store.
+TESTDEBS += glusterfs-server glusterfs-client
 
 CC	?= cc
 PYTHON	 = /usr/bin/python3
@@ -163,6 +165,8 @@ deps:
 	for b in ldns-testns unshare ip mpop openssl logrotate fail2ban-regex \
 	    dh dpkg-buildpackage fakeroot lintian systemd-analyze systemd-nspawn \
 	    doveadm; do command -v $$b >/dev/null || missing=1; done; \
+	for b in glusterd mount.glusterfs; do \
+	    PATH="$$PATH:/usr/sbin:/sbin" command -v $$b >/dev/null || missing=1; done; \
 	[ -x $(PYTHON) ] || missing=1; \
 	for b in swaks testssl; do command -v $$b >/dev/null || missing=1; done; \
 	perl -MNet::SSLeay -e 1 2>/dev/null || missing=1; \
@@ -203,11 +207,13 @@ bench: deps accounts
 
 install: progs
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXEC) \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man7
 	install -m 0755 pymaild/pymaild admin/pymailadm $(DESTDIR)$(BINDIR)
 	install -m 0755 $(HELPERS) $(DESTDIR)$(LIBEXEC)
 	-install -m 0644 man/*.5 $(DESTDIR)$(MANDIR)/man5
 	-install -m 0644 man/*.8 $(DESTDIR)$(MANDIR)/man8
+	-install -m 0644 man/*.7 $(DESTDIR)$(MANDIR)/man7
 
 clean:
 	rm -f */*.o common/libcommon.a $(PROGS) $(UNIT_BIN) $(BENCH_BIN) $(FLAGSTAMP)

@@ -34,7 +34,9 @@ def store_paths(test):
     mounts = os.environ.get(MOUNTS_VAR)
     if mounts:
         a, b = mounts.split(':', 1)
-        sub = os.path.basename(tempfile.mkdtemp(prefix='store-', dir=a))
+        sub = tempfile.mkdtemp(prefix='store-', dir=a)
+        os.chmod(sub, 0o755)        # as the local tree: others pass it
+        sub = os.path.basename(sub)
         return (os.path.join(a, sub, 'maildir'),
                 os.path.join(b, sub, 'maildir'),
                 'two mounts of one volume: %s and %s' % (a, b))
