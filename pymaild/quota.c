@@ -5,9 +5,11 @@
  * a cache of it (store.c).
  *
  * Each delivery appends "bytes 1" after its rename into new/, each POP3
- * update "-bytes -count" after its unlinks, with one O_APPEND write: the
- * kernel (or the NFSv4 server) places whole lines at the end, so writers
- * on several hosts need no lock between themselves. A full recount (scan
+ * update "-bytes -count" after its unlinks, with one O_APPEND write made
+ * under an exclusive OFD lock of the file: O_APPEND alone keeps whole
+ * lines at the end on one kernel, not across hosts (on NFS and GlusterFS
+ * two hosts appending at once lost or cut lines, a test showed), and the
+ * lock is what the file system carries to every host. A full recount (scan
  * of new/ and cur/, then a temporary file, fsync and rename over the
  * old one) replaces the file when it is missing, not a regular file,
  * garbled, past MDSIZE_RECOUNT_BYTES or older than MDSIZE_RECOUNT_AGE.
@@ -94,6 +96,19 @@ quota_order_end(int fd)
 {
 	if (fd != -1)
 		close(fd);
+}
+
+/* The file's own lock, held by one appender at a time, on any host;
+ * closing the descriptor releases it. */
+static int
+append_lock(int fd)
+{
+	struct flock	fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+
+	while (fcntl(fd, F_OFD_SETLKW, &fl) == -1)
+		if (errno != EINTR)
+			return -1;
+	return 0;
 }
 
 /*
@@ -392,7 +407,15 @@ quota_append(const char *maildir, const char *user, long long bytes,
 		memset(pre, 0, sizeof(*pre));
 		return 0;
 	}
-	/* One write: a line is never split between two writers. */
+	/* One write, alone: a line is never split between two writers;
+	 * pre again once it is ours, so only our line lies between. */
+	if (append_lock(fd) == -1 || fstat(fd, pre) == -1) {
+		saved = errno;
+		close(fd);
+		memset(pre, 0, sizeof(*pre));
+		errno = saved;
+		return -1;
+	}
 	do
 		n = write(fd, line, len);
 	while (n == -1 && errno == EINTR);

@@ -13,7 +13,8 @@ appends, renames), so a failure can be told from pymaild's.
 
 Without root, GlusterFS or a usable /dev/fuse the module is skipped and
 says why; the same tests then run only on one local tree, from their own
-files.  PYMAILD_SHARED_PER_HOST (default 300) sets the messages each
+files.  PYMAILD_SHARED_PER_HOST (default 300, 100 in a SANITIZE=1
+build) sets the messages each
 host delivers in the two concurrent tests; 1,000 took about 2 minutes a
 test here, past the runner's PYMAILD_TEST_TIMEOUT (120 s): raise both.
 
@@ -33,6 +34,12 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'sandbox'))
+from sandboxutil import sanitize_build                    # noqa: E402
+# A sanitizer build runs the same code several times slower: its run
+# looks for memory errors with fewer messages; the plain run stresses.
+if sanitize_build():
+    os.environ.setdefault('PYMAILD_SHARED_PER_HOST', '100')
 import gluster                                            # noqa: E402
 import pmtest                                             # noqa: E402
 import sharedutil                                         # noqa: E402
