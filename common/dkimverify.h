@@ -19,6 +19,17 @@
  * body is "policy": what follows the signed part could say anything and
  * its signer did not sign it. l= equal to the body's canonical length
  * verifies as usual; l= longer than the body fails.
+ *
+ * Keys: a revoked key (empty p=), no key record, a record that is not a
+ * key, an RSA key under 1024 bits or a key of another type than a= are
+ * permerror (RFC 6376 6.1.2, RFC 8301); several key records at the name
+ * too, as which one the signer meant is unknown. A t=s key refuses an
+ * i= below d= (permerror). Under a t=y key (the signer is testing) a
+ * signature that does not verify is neutral, not fail.
+ *
+ * A header that cannot be split into fields (a line that is neither a
+ * field nor a continuation, more than DKIMV_FIELDS_MAX fields, over
+ * DKIM_HEADER_MAX octets) yields no signature to check: dkim=none.
  */
 #ifndef PYMAILD_DKIMVERIFY_H
 #define PYMAILD_DKIMVERIFY_H

@@ -88,10 +88,11 @@ class Key:
 
 
 def sign(msg, key, selector, canon=(b'relaxed', b'relaxed'),
-         headers=None, length=False):
+         headers=None, length=False, identity=None):
     sig = dkim.sign(msg, selector.encode(), DOMAIN.encode(), key.private,
                     canonicalize=canon, include_headers=headers or HEADERS,
-                    signature_algorithm=key.alg, length=length)
+                    signature_algorithm=key.alg, length=length,
+                    identity=identity)
     return sig + msg
 
 
@@ -125,12 +126,19 @@ class DKIMVerify(unittest.TestCase):
             base64.b64encode(b'this is not a key at all, just words')
         cls.txt['prose'] = b'hello world, no tags here'
         cls.txt['missing'] = None
+        rsa = cls.keys['rsa2048'].record
+        cls.txt['strict'] = rsa + b'; t=s'
+        cls.txt['testing'] = rsa + b'; t=y'
+        cls.txt['twice'] = rsa
         cls.txt['slow'] = None
         records = []
         for sel, txt in cls.txt.items():
             if txt is not None:
                 records.append(('%s._domainkey.%s.' % (sel, DOMAIN), 300,
                                 'TXT', txt_rdata([txt])))
+        # a second key record at one name: which one is meant is unknown
+        records.append(('twice._domainkey.%s.' % DOMAIN, 300, 'TXT',
+                        txt_rdata([cls.keys['ed'].record])))
         cls.port = pmtest.free_udp_port()
         cls.dns = DNSServer(cls.port, records=records,
                             timeout=['slow._domainkey.%s' % DOMAIN])
@@ -327,6 +335,27 @@ class DKIMVerify(unittest.TestCase):
         """An Ed25519 signature, the selector of an RSA key."""
         self.verdict(self.resigned('rsa2048', key='ed'), 'permerror',
                      'does not match', dkimpy=False)
+
+    def test_two_key_records(self):
+        self.verdict(self.resigned('twice'), 'permerror',
+                     'more than one key record', dkimpy=None)
+
+    def test_strict_key(self):
+        """A t=s key: i= must be d= itself, not a subdomain (dkimpy
+        does not look at t=s; RFC 6376 3.6.1 says so)."""
+        key = self.keys['rsa2048']
+        msg = sign(MESSAGE, key, 'strict', identity=b'@example.test')
+        self.verdict(msg, 'pass')
+        msg = sign(MESSAGE, key, 'strict', identity=b'a@sub.example.test')
+        self.verdict(msg, 'permerror', 't=s', dkimpy=None)
+
+    def test_testing_key(self):
+        """A t=y key (the signer is testing): a failure is neutral, so
+        it weighs no more than no signature (RFC 6376 3.6.1)."""
+        msg = sign(MESSAGE, self.keys['rsa2048'], 'testing')
+        self.verdict(msg, 'pass')
+        self.verdict(msg + b'more\r\n', 'neutral', 'body hash',
+                     dkimpy=False)
 
     def test_rsa_512(self):
         msg = sign(MESSAGE, self.keys['rsa512'], 'rsa512')
