@@ -313,9 +313,14 @@ load_key(struct dkimv_sig *s)
 			settle(s, DKIMV_PERMERROR, "p= is not an Ed25519 key");
 		return pk;
 	}
-	if ((pk = d2i_PUBKEY(NULL, &p, (long)s->key.plen)) == NULL ||
-	    p != s->key.p + s->key.plen || EVP_PKEY_base_id(pk) !=
-	    EVP_PKEY_RSA) {
+	/* SubjectPublicKeyInfo as everyone publishes it, or the bare
+	 * RSAPublicKey that RFC 6376 3.6.1's text names (erratum 3017) */
+	if ((pk = d2i_PUBKEY(NULL, &p, (long)s->key.plen)) == NULL) {
+		p = s->key.p;
+		pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)s->key.plen);
+	}
+	if (pk == NULL || p != s->key.p + s->key.plen ||
+	    EVP_PKEY_base_id(pk) != EVP_PKEY_RSA) {
 		EVP_PKEY_free(pk);
 		settle(s, DKIMV_PERMERROR, "p= is not an RSA key");
 		return NULL;

@@ -130,6 +130,10 @@ class DKIMVerify(unittest.TestCase):
         cls.txt['strict'] = rsa + b'; t=s'
         cls.txt['testing'] = rsa + b'; t=y'
         cls.txt['twice'] = rsa
+        pkcs1 = openssl('rsa', '-pubin', '-inform', 'DER',
+                        '-RSAPublicKey_out', '-outform', 'DER',
+                        data=base64.b64decode(rsa.split(b'p=')[1]))
+        cls.txt['pkcs1'] = b'v=DKIM1; k=rsa; p=' + base64.b64encode(pkcs1)
         cls.txt['slow'] = None
         records = []
         for sel, txt in cls.txt.items():
@@ -335,6 +339,10 @@ class DKIMVerify(unittest.TestCase):
         """An Ed25519 signature, the selector of an RSA key."""
         self.verdict(self.resigned('rsa2048', key='ed'), 'permerror',
                      'does not match', dkimpy=False)
+
+    def test_pkcs1_key(self):
+        """p= as a bare RSAPublicKey, as RFC 6376's text has it."""
+        self.verdict(sign(MESSAGE, self.keys['rsa2048'], 'pkcs1'), 'pass')
 
     def test_two_key_records(self):
         self.verdict(self.resigned('twice'), 'permerror',
