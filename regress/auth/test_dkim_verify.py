@@ -17,6 +17,7 @@ exception there.
 import base64
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ try:
 except ImportError:             # the Makefile's test deps install it
     dkim = None
 
+OPENDKIM_TESTMSG = shutil.which('opendkim-testmsg')
 DKIMCHECK = os.path.join(pmtest.ROOT, 'regress', 'auth', 'dkimcheck')
 DOMAIN = 'example.test'
 QUERY_TIMEOUT = 1       # seconds dkimcheck waits for an answer
@@ -69,6 +71,7 @@ class Key:
 
     def __init__(self, tmp, kind, bits=2048):
         path = os.path.join(tmp, '%s%d.pem' % (kind, bits))
+        self.path = path
         if kind == 'rsa':
             openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt',
                     'rsa_keygen_bits:%d' % bits, '-out', path)
@@ -219,6 +222,21 @@ class DKIMVerify(unittest.TestCase):
         for canon in ((b'relaxed', b'relaxed'), (b'simple', b'simple')):
             msg = sign(MESSAGE, self.keys['ed'], 'ed', canon=canon)
             self.verdict(msg, 'pass')
+
+    def test_opendkim_rsa_sha1(self):
+        """A second signer we did not write: opendkim-testmsg signs with
+        rsa-sha1, which RFC 8301 3.1 says not to accept (dkimpy still
+        does): permerror."""
+        if OPENDKIM_TESTMSG is None:
+            raise pmtest.MissingBinary('no opendkim-testmsg: apt-get '
+                                       'install opendkim-tools')
+        msg = subprocess.run(
+            [OPENDKIM_TESTMSG, '-C', '-d', DOMAIN, '-s', 'rsa2048', '-k',
+             self.keys['rsa2048'].path, '-t', self.tmp], input=MESSAGE,
+            capture_output=True, timeout=60, check=True).stdout
+        self.assertIn(b'a=rsa-sha1;', msg.split(b'\r\n\r\n')[0])
+        rows = self.verdict(msg, 'permerror', 'rsa-sha1', dkimpy=True)
+        self.assertEqual(rows[0][1:3], ('-', '-'))
 
     def test_header_listed_twice(self):
         """h= names X-Dup twice: both fields, the bottom one first."""
