@@ -67,6 +67,8 @@ struct dkim_body {
 	int		 midline;	/* simple: octets of this line sent */
 	uint64_t	 limit;		/* octets hashed at most */
 	uint64_t	 count;		/* canonical octets so far */
+	size_t		 nout;		/* octets waiting in out */
+	char		 out[512];	/* small emits gathered for the hash */
 };
 int	dkim_body_init(struct dkim_body *);
 /* After init, before any update. */

@@ -99,6 +99,23 @@ test_relaxed_body(void)
 	    canon_is("a\r\n  \r\n\t\r\n", 0, "a\r\n"));
 	CHECK("relaxed: a last line without CRLF gets one",
 	    canon_is("a  ", 0, "a\r\n"));
+	CHECK("relaxed: runs of octets across chunks",
+	    canon_is("abc def\tghi  \r\nxyz", 0, "abc def ghi\r\nxyz\r\n"));
+}
+
+/* Bodies longer than the buffer the hasher gathers octets in. */
+static void
+test_long_body(void)
+{
+	static char	body[5000], want[5000];
+
+	memset(body, 'x', 3000);
+	memcpy(body + 3000, " \t y\r\n\r\n", 9);
+	memcpy(want, body, 3000);
+	memcpy(want + 3000, " y\r\n", 5);
+	CHECK("relaxed: a long line", canon_is(body, 0, want));
+	memcpy(want + 3000, " \t y\r\n", 7);
+	CHECK("simple: a long line", canon_is(body, 1, want));
 }
 
 static void
@@ -235,6 +252,7 @@ main(void)
 {
 	test_simple_body();
 	test_relaxed_body();
+	test_long_body();
 	test_limit();
 	test_verify();
 	UNIT_EXIT();
