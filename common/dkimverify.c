@@ -5,6 +5,7 @@
  * per distinct (canonicalization, l=) pair. A signature is settled when
  * both its body hash and its key are there.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,11 +153,14 @@ header_hash(struct dkimv_sig *s, const char *hdr, const struct dkim_field *f,
 	return ok ? 0 : -1;
 }
 
-/* i= given and its domain other than d=: a t=s key refuses it. */
+/*
+ * The value of the one-letter tag name in a signature's value, trimmed
+ * of FWS, as [*vs, *ve); 0 when there is none.
+ */
 static int
-i_is_d(const char *v, size_t len, const char *d)
+find_tag(const char *v, size_t len, char name, size_t *vs, size_t *ve)
 {
-	size_t	i = 0, start, end, dstart;
+	size_t	i = 0, start, end, eq;
 
 	while (i < len) {
 		for (start = i; start < len && is_fws(v[start]); start++)
@@ -164,24 +168,57 @@ i_is_d(const char *v, size_t len, const char *d)
 		for (end = start; end < len && v[end] != ';'; end++)
 			;
 		i = end + 1;
-		if (end - start < 2 || v[start] != 'i')
+		if (end - start < 2 || v[start] != name)
 			continue;
-		for (dstart = start + 1; dstart < end && is_fws(v[dstart]);
-		    dstart++)
+		for (eq = start + 1; eq < end && is_fws(v[eq]); eq++)
 			;
-		if (dstart == end || v[dstart] != '=')
+		if (eq == end || v[eq] != '=')
 			continue;
-		while (end > dstart && is_fws(v[end - 1]))
-			end--;
-		for (dstart = end; dstart > start && v[dstart - 1] != '@';
-		    dstart--)
+		for (eq++; eq < end && is_fws(v[eq]); eq++)
 			;
-		if (v[end - 1] == '.')
+		while (end > eq && is_fws(v[end - 1]))
 			end--;
-		return end - dstart == strlen(d) &&
-		    strncasecmp(v + dstart, d, end - dstart) == 0;
+		*vs = eq;
+		*ve = end;
+		return 1;
 	}
-	return 1;
+	return 0;
+}
+
+/* i= given and its domain other than d=: a t=s key refuses it. */
+static int
+i_is_d(const char *v, size_t len, const char *d)
+{
+	size_t	vs, ve, at;
+
+	if (!find_tag(v, len, 'i', &vs, &ve))
+		return 1;
+	for (at = ve; at > vs && v[at - 1] != '@'; at--)
+		;
+	if (ve > at && v[ve - 1] == '.')
+		ve--;
+	return ve - at == strlen(d) && strncasecmp(v + at, d, ve - at) == 0;
+}
+
+/*
+ * d= and s= of a signature that did not parse, when they look like
+ * names: the result can still say whose it claimed to be.
+ */
+static void
+salvage_name(const char *v, size_t len, char name, char *out, size_t outlen)
+{
+	size_t	vs, ve, i;
+
+	out[0] = '\0';
+	if (!find_tag(v, len, name, &vs, &ve) || ve == vs ||
+	    ve - vs >= outlen)
+		return;
+	for (i = vs; i < ve; i++)
+		if (!isalnum((unsigned char)v[i]) && !strchr(".-_", v[i]))
+			return;
+	for (i = vs; i < ve; i++)
+		out[i - vs] = tolower((unsigned char)v[i]);
+	out[ve - vs] = '\0';
 }
 
 /* The body hasher for s: one already there of the same kind, or new. */
@@ -243,6 +280,8 @@ begin_one(struct dkimv *v, const char *hdr, const struct dkim_field *f,
 	if (dkimsig_parse(hdr + voff, vlen, now, &s->sig, why,
 	    sizeof(why)) == -1) {
 		memset(&s->sig, 0, sizeof(s->sig));
+		salvage_name(hdr + voff, vlen, 'd', s->sig.d, sizeof(s->sig.d));
+		salvage_name(hdr + voff, vlen, 's', s->sig.s, sizeof(s->sig.s));
 		settle(s, DKIMV_PERMERROR, why);
 		return;
 	}
