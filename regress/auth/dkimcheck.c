@@ -157,20 +157,50 @@ usage(void)
 	exit(2);
 }
 
-int
-main(int argc, char *argv[])
+/* Verify one message: its questions first, then its body, in chunks. */
+static void
+check(ldns_resolver *res, const char *msg, size_t len, time_t now)
 {
 	static struct dkimv	v;
 	static struct answer	ans;
 	struct dkimv_result	r;
-	ldns_resolver		*res;
-	const char		*server = "127.0.0.1", *q;
-	char			*msg;
-	FILE			*fp = stdin;
-	size_t			 len, boff, off, n, i, questions = 0;
-	time_t			 now = time(NULL);
+	const char		*q;
+	size_t			 boff, off, n, i, questions = 0;
 	enum dkimv_dns		 st;
-	int			 ch, port = 53, timeout = 2;
+
+	boff = body_start(msg, len);
+	dkimv_begin(&v, msg, boff, now);
+	while ((q = dkimv_question(&v, &i)) != NULL) {
+		questions++;
+		st = lookup(res, q, &ans);
+		dkimv_answer(&v, i, st, ans.rr, ans.n);
+	}
+	for (off = boff; off < len; off += n) {
+		n = len - off < CHUNK ? len - off : CHUNK;
+		dkimv_body(&v, msg + off, n);
+	}
+	dkimv_body_end(&v);
+	for (i = 0; i < dkimv_count(&v); i++) {
+		dkimv_result(&v, i, &r);
+		printf("%s d=%s s=%s b=%s %s\n", dkimv_result_name(r.res),
+		    r.d[0] ? r.d : "-", r.s[0] ? r.s : "-",
+		    r.b8[0] ? r.b8 : "-", r.reason);
+	}
+	printf("found=%zu checked=%zu questions=%zu\n", dkimv_found(&v),
+	    dkimv_count(&v), questions);
+	dkimv_free(&v);
+}
+
+int
+main(int argc, char *argv[])
+{
+	ldns_resolver	*res;
+	const char	*server = "127.0.0.1";
+	char		*msg;
+	FILE		*fp = stdin;
+	size_t		 len;
+	time_t		 now = time(NULL);
+	int		 ch, port = 53, timeout = 2;
 
 	while ((ch = getopt(argc, argv, "s:p:t:n:")) != -1) {
 		switch (ch) {
@@ -203,29 +233,12 @@ main(int argc, char *argv[])
 		fprintf(stderr, "dkimcheck: bad server %s\n", server);
 		return 2;
 	}
-	if ((msg = read_all(fp, &len)) == NULL)
+	msg = read_all(fp, &len);
+	if (fp != stdin)
+		fclose(fp);
+	if (msg == NULL)
 		return 2;
-	boff = body_start(msg, len);
-	dkimv_begin(&v, msg, boff, now);
-	while ((q = dkimv_question(&v, &i)) != NULL) {
-		questions++;
-		st = lookup(res, q, &ans);
-		dkimv_answer(&v, i, st, ans.rr, ans.n);
-	}
-	for (off = boff; off < len; off += n) {
-		n = len - off < CHUNK ? len - off : CHUNK;
-		dkimv_body(&v, msg + off, n);
-	}
-	dkimv_body_end(&v);
-	for (i = 0; i < dkimv_count(&v); i++) {
-		dkimv_result(&v, i, &r);
-		printf("%s d=%s s=%s b=%s %s\n", dkimv_result_name(r.res),
-		    r.d[0] ? r.d : "-", r.s[0] ? r.s : "-",
-		    r.b8[0] ? r.b8 : "-", r.reason);
-	}
-	printf("found=%zu checked=%zu questions=%zu\n", dkimv_found(&v),
-	    dkimv_count(&v), questions);
-	dkimv_free(&v);
+	check(res, msg, len, now);
 	free(msg);
 	ldns_resolver_deep_free(res);
 	return 0;
