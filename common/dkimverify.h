@@ -13,7 +13,8 @@
  * DKIM_VERIFY_MAX DKIM-Signature fields (from the top) are checked; the
  * others are ignored, so a message with a thousand signatures costs at
  * most DKIM_VERIFY_MAX key lookups and body hashers. Nothing here
- * allocates in proportion to the message beyond fixed caps.
+ * allocates in proportion to the message beyond fixed caps. A struct
+ * dkimv is some 46 KB: allocate it rather than put it on a stack.
  *
  * l= (a body length limit): a signature that covers less than the whole
  * body is "policy": what follows the signed part could say anything and
