@@ -478,7 +478,8 @@ dkimv_question(struct dkimv *v, size_t *idx)
 static void
 take_key(struct dkimv_sig *s, const struct dkimv_txt *txt, size_t n)
 {
-	char	why[DKIMV_REASON_MAX];
+	EVP_PKEY	*pk;
+	char		 why[DKIMV_REASON_MAX];
 
 	if (n == 0) {
 		settle(s, DKIMV_PERMERROR, "no key");
@@ -506,6 +507,11 @@ take_key(struct dkimv_sig *s, const struct dkimv_txt *txt, size_t n)
 		settle(s, DKIMV_PERMERROR, "the key (t=s) wants i= to be d=");
 		return;
 	}
+	/* a key that is no key is a permerror whatever the body says
+	 * (RFC 6376 6.1.2 comes before 6.1.3) */
+	if ((pk = load_key(s)) == NULL)
+		return;
+	EVP_PKEY_free(pk);
 	s->keyed = 1;
 }
 

@@ -353,6 +353,9 @@ class DKIMVerify(unittest.TestCase):
         self.verdict(self.resigned('notakey'), 'permerror',
                      'not an RSA key', dkimpy=False)
         self.verdict(self.resigned('prose'), 'permerror', dkimpy=False)
+        # the key is looked at before the body (RFC 6376 6.1.2, 6.1.3)
+        self.verdict(self.resigned('notakey') + b'added\r\n', 'permerror',
+                     'not an RSA key', dkimpy=False)
 
     def test_key_type_mismatch(self):
         """An Ed25519 signature, the selector of an RSA key."""
