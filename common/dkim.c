@@ -159,6 +159,7 @@ int
 dkim_body_init(struct dkim_body *b)
 {
 	memset(b, 0, sizeof(*b));
+	b->limit = UINT64_MAX;
 	if ((b->md = EVP_MD_CTX_new()) == NULL)
 		return -1;
 	if (EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1) {
@@ -169,6 +170,18 @@ dkim_body_init(struct dkim_body *b)
 }
 
 void
+dkim_body_simple(struct dkim_body *b)
+{
+	b->simple = 1;
+}
+
+void
+dkim_body_limit(struct dkim_body *b, uint64_t limit)
+{
+	b->limit = limit;
+}
+
+void
 dkim_body_free(struct dkim_body *b)
 {
 	EVP_MD_CTX_free(b->md);
@@ -176,9 +189,40 @@ dkim_body_free(struct dkim_body *b)
 }
 
 static int
+body_flush(struct dkim_body *b)
+{
+	size_t	n = b->nout;
+
+	b->nout = 0;
+	if (n == 0)
+		return 0;
+	return EVP_DigestUpdate(b->md, b->out, n) == 1 ? 0 : -1;
+}
+
+/*
+ * Canonical octets: all counted, those within the limit hashed. Relaxed
+ * emits an octet at a time: they are gathered first, as a digest call
+ * per octet would cost most of the time spent on a body.
+ */
+static int
 body_emit(struct dkim_body *b, const char *p, size_t n)
 {
-	return EVP_DigestUpdate(b->md, p, n) == 1 ? 0 : -1;
+	uint64_t	room = b->count < b->limit ? b->limit - b->count : 0;
+	size_t		hashed = room < n ? (size_t)room : n;
+
+	b->count += n;
+	if (hashed == 0)
+		return 0;
+	if (hashed > sizeof(b->out) - b->nout) {
+		if (body_flush(b) == -1)
+			return -1;
+		if (hashed > sizeof(b->out))
+			return EVP_DigestUpdate(b->md, p, hashed) == 1 ? 0 :
+			    -1;
+	}
+	memcpy(b->out + b->nout, p, hashed);
+	b->nout += hashed;
+	return 0;
 }
 
 /* A non-WSP octet of a line: what was held back goes out first. */
@@ -210,11 +254,79 @@ body_eol(struct dkim_body *b)
 	return r;
 }
 
+/*
+ * Simple: every line as it is, but empty lines (a bare CRLF) are held
+ * back until a line with content follows, as those at the end are not
+ * hashed. A CR at the start of a line waits to see whether an LF
+ * follows it.
+ */
+static int
+simple_flush(struct dkim_body *b)
+{
+	for (; b->blank > 0; b->blank--)
+		if (body_emit(b, "\r\n", 2) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+simple_update(struct dkim_body *b, const char *p, size_t len)
+{
+	size_t	i, start = 0;
+
+	for (i = 0; i < len; i++) {
+		if (b->midline) {
+			if (p[i] == '\n')
+				b->midline = 0;
+			continue;
+		}
+		/* the start of a line: send what came before it */
+		if (i > start && body_emit(b, p + start, i - start) == -1)
+			return -1;
+		start = i + 1;
+		if (b->cr) {
+			b->cr = 0;
+			if (p[i] == '\n') {
+				b->blank++;
+				continue;
+			}
+			if (simple_flush(b) == -1 || body_emit(b, "\r", 1) == -1)
+				return -1;
+		} else if (p[i] == '\r') {
+			b->cr = 1;
+			continue;
+		} else if (simple_flush(b) == -1)
+			return -1;
+		start = i;
+		b->midline = p[i] != '\n';
+	}
+	if (i > start && body_emit(b, p + start, i - start) == -1)
+		return -1;
+	return 0;
+}
+
+/* A last line without CRLF gets one; an empty body is one CRLF. */
+static int
+simple_final(struct dkim_body *b)
+{
+	if (b->cr) {
+		if (simple_flush(b) == -1 || body_emit(b, "\r", 1) == -1)
+			return -1;
+		b->midline = 1;
+	}
+	if (b->midline || b->count == 0)
+		return body_emit(b, "\r\n", 2);
+	return 0;
+}
+
 int
 dkim_body_update(struct dkim_body *b, const char *p, size_t len)
 {
-	size_t	i;
+	size_t	i, run;
 	int	r = 0;
+
+	if (b->simple)
+		return simple_update(b, p, len);
 
 	for (i = 0; i < len && r == 0; i++) {
 		if (b->cr) {
@@ -232,8 +344,16 @@ dkim_body_update(struct dkim_body *b, const char *p, size_t len)
 			r = body_eol(b);	/* a bare LF ends a line too */
 		else if (is_wsp(p[i]))
 			b->wsp = 1;
-		else
+		else {
 			r = body_octet(b, p[i]);
+			/* the octets after it that need no care, at once */
+			for (run = i + 1; run < len && !is_wsp(p[run]) &&
+			    p[run] != '\r' && p[run] != '\n'; run++)
+				;
+			if (r == 0 && run > i + 1)
+				r = body_emit(b, p + i + 1, run - i - 1);
+			i = run - 1;
+		}
 	}
 	return r;
 }
@@ -244,10 +364,14 @@ dkim_body_final(struct dkim_body *b, unsigned char hash[32])
 	unsigned int	n = 0;
 	int		r = 0;
 
-	if (b->cr)
+	if (b->simple)
+		r = simple_final(b);
+	else if (b->cr)
 		r = body_octet(b, '\r');
-	if (r == 0 && b->content)
+	if (r == 0 && !b->simple && b->content)
 		r = body_emit(b, "\r\n", 2);	/* a last line without CRLF */
+	if (r == 0)
+		r = body_flush(b);
 	if (r == 0 && (EVP_DigestFinal_ex(b->md, hash, &n) != 1 || n != 32))
 		r = -1;
 	dkim_body_free(b);

@@ -52,15 +52,28 @@ int	dkim_field_is(const char *msg, const struct dkim_field *f,
 size_t	dkim_canon_header(const char *field, size_t len, char *out,
 	    size_t outlen);
 
-/* Relaxed body canonicalization (3.4.4), fed in chunks, into SHA-256. */
+/*
+ * Body canonicalization fed in chunks, into SHA-256: relaxed (3.4.4) by
+ * default, simple (3.4.3) after dkim_body_simple. count is the length of
+ * the canonical body; only its first limit octets are hashed (l=, 3.5).
+ */
 struct dkim_body {
 	EVP_MD_CTX	*md;
 	size_t		 blank;		/* empty lines held back */
 	int		 cr;		/* a CR held back */
 	int		 wsp;		/* WSP held back */
 	int		 content;	/* the line has a non-WSP octet */
+	int		 simple;	/* simple, not relaxed */
+	int		 midline;	/* simple: octets of this line sent */
+	uint64_t	 limit;		/* octets hashed at most */
+	uint64_t	 count;		/* canonical octets so far */
+	size_t		 nout;		/* octets waiting in out */
+	char		 out[512];	/* small emits gathered for the hash */
 };
 int	dkim_body_init(struct dkim_body *);
+/* After init, before any update. */
+void	dkim_body_simple(struct dkim_body *);
+void	dkim_body_limit(struct dkim_body *, uint64_t);
 int	dkim_body_update(struct dkim_body *, const char *, size_t);
 /* The hash, and the context freed; -1 on a digest failure. */
 int	dkim_body_final(struct dkim_body *, unsigned char hash[32]);
