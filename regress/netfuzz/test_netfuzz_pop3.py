@@ -80,19 +80,31 @@ class Model:
     """alice's mailbox as the sessions that got +OK to QUIT left it."""
 
     def __init__(self, stored):
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.content = dict(stored)            # uid -> stored bytes
         self.order = sorted(stored)            # uids, the listing order
+        self.quitting = 0                      # a QUIT's answer awaited
 
     def snapshot(self):
+        """The mailbox as the session that just got the lock sees it:
+        the server released the lock after a QUIT's deletions, maybe
+        before that session's thread heard +OK and committed them."""
         with self.lock:
+            if not self.lock.wait_for(lambda: self.quitting == 0, 30):
+                raise AssertionError('a QUIT never got its answer')
             return list(self.order)
 
-    def commit(self, uids):
+    def quit_begin(self):
+        with self.lock:
+            self.quitting += 1
+
+    def quit_end(self, uids):
         with self.lock:
             for u in uids:
                 self.order.remove(u)
                 del self.content[u]
+            self.quitting -= 1
+            self.lock.notify_all()
 
 
 class Clean:
@@ -220,9 +232,14 @@ class Clean:
             if not self.closes():
                 self.fail('a half-closed session stayed open')
             return          # no QUIT: nothing may be deleted
-        r = self.c.cmd('QUIT')
-        self.expect_ok(r, 'QUIT')
-        self.model.commit(u for u in self.listing if u in self.deleted)
+        self.model.quit_begin()
+        deleted = []
+        try:
+            r = self.c.cmd('QUIT')
+            self.expect_ok(r, 'QUIT')
+            deleted = [u for u in self.listing if u in self.deleted]
+        finally:
+            self.model.quit_end(deleted)
 
     def closes(self):
         deadline = time.monotonic() + CLOSE_TIMEOUT
