@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "dmarc.h"
 #include "dnsmsg.h"
 #include "listener.h"
 #include "log.h"
@@ -126,6 +127,8 @@ mxcache_dispatch(struct chan *c, struct imsg *im)
 		return -1;
 	if (a.tag & DNS_TAG_SPF)
 		spfcheck_on_answer(&a);
+	else if (a.tag & DNS_TAG_DKIM)
+		msgcheck_on_answer(&a);
 	else
 		dnsbl_on_answer(&a);
 	return 0;
@@ -280,6 +283,11 @@ main(int argc, char *argv[])
 	proc->stats = listener_sessions;
 	proc->metrics = smtpd_metrics;
 	tls_init();
+	/* DMARC's organizational domains: the list is read before the
+	 * chroot, once; without it DMARC is not evaluated (and says so). */
+	if (dmarc_psl_load() == -1)
+		log_warnx("smtpd: no Public Suffix List (publicsuffix): DMARC "
+		    "is not evaluated");
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);
 	queued_chan.closed = queued_gone;

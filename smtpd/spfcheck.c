@@ -54,7 +54,7 @@ finish(struct session *s, enum spf_result r, const char *explain)
 	c->result = r;
 	strlcpy(c->explain, explain, sizeof(c->explain));
 	evtimer_del(&c->ev_cap);
-	session_on_spf_done(s);
+	session_on_checks_done(s);
 }
 
 static void
@@ -231,6 +231,26 @@ spfcheck_authres(const struct session *s, struct authres *ar)
 		authres_prop(ar, "smtp.mailfrom", sender);
 	else
 		authres_prop(ar, "smtp.helo", s->helo);
+}
+
+/* The domain SPF checked (the MAIL FROM's, else HELO), for DMARC. */
+const char *
+spfcheck_domain(const struct session *s, int *pass)
+{
+	const char	*at;
+
+	*pass = s->spfc != NULL && s->spfc->done &&
+	    s->spfc->result == SPF_PASS;
+	if (s->spfc == NULL)
+		return NULL;
+	if ((at = strrchr(s->from, '@')) != NULL) {
+		static char	dom[ADDR_PATH_MAX];
+
+		strlcpy(dom, at + 1, sizeof(dom));
+		dom[strcspn(dom, ">")] = '\0';
+		return dom;
+	}
+	return s->helo;
 }
 
 void
