@@ -143,21 +143,6 @@ msgcheck_start(struct session *s, int fd, off_t msgstart)
 	return 1;
 }
 
-static void
-ask(struct session *s, const char *name, uint32_t tag)
-{
-	struct dns_query	q;
-	struct msgbuild		mb;
-
-	memset(&q, 0, sizeof(q));
-	q.req = s->id;
-	q.tag = tag;
-	q.qtype = DNS_T_TXT;
-	strlcpy(q.qname, name, sizeof(q.qname));
-	dns_build_query(&mb, &q);
-	smtpd_send_mxcache(IMSG_DNS_QUERY, &mb);
-}
-
 /* Ask what can be asked; 1 when everything is answered. */
 static int
 msgcheck_step(struct session *s)
@@ -173,7 +158,7 @@ msgcheck_step(struct session *s)
 			continue;
 		}
 		mc->waitkeys |= 1u << i;
-		ask(s, norm, DNS_TAG_DKIM | i);
+		smtpd_dns_ask(s->id, DNS_TAG_DKIM | i, DNS_T_TXT, norm);
 	}
 	if (mc->fromok && !mc->nopsl && !mc->dmarc_asking &&
 	    (name = dmarc_question(&mc->dl)) != NULL) {
@@ -182,7 +167,8 @@ msgcheck_step(struct session *s)
 		else {
 			mc->dmarc_asking = 1;
 			mc->dmarc_seq = (mc->dmarc_seq + 1) & DNS_TAG_SEQ;
-			ask(s, norm, DNS_TAG_DMARC | mc->dmarc_seq);
+			smtpd_dns_ask(s->id, DNS_TAG_DMARC | mc->dmarc_seq, DNS_T_TXT,
+			    norm);
 		}
 	}
 	mc->done = mc->waitkeys == 0 && !mc->dmarc_asking;

@@ -116,6 +116,22 @@ smtpd_send_mxcache(uint32_t type, struct msgbuild *mb)
 	chan_send(&mxcache_chan, mb, type, 0, -1);
 }
 
+/* One DNS question of session req; the answer comes back with tag. */
+void
+smtpd_dns_ask(uint32_t req, uint32_t tag, uint32_t qtype, const char *qname)
+{
+	struct dns_query	q;
+	struct msgbuild		mb;
+
+	memset(&q, 0, sizeof(q));
+	q.req = req;
+	q.tag = tag;
+	q.qtype = qtype;
+	strlcpy(q.qname, qname, sizeof(q.qname));
+	dns_build_query(&mb, &q);
+	smtpd_send_mxcache(IMSG_DNS_QUERY, &mb);
+}
+
 /* mxcache's answers: a malformed one closes the channel (and us). */
 static int
 mxcache_dispatch(struct chan *c, struct imsg *im)

@@ -181,6 +181,8 @@ void	smtpd_send_parent(uint32_t type, struct msgbuild *);
 void	smtpd_send_queued(uint32_t type, struct msgbuild *);
 void	smtpd_spool_abort(uint32_t sess, const char *id);
 void	smtpd_send_mxcache(uint32_t type, struct msgbuild *);
+void	smtpd_dns_ask(uint32_t req, uint32_t tag, uint32_t qtype,
+	    const char *qname);
 
 /* dnsbl.c: the blocklists and the greeting delay (port 25 only) */
 struct dns_answer;

@@ -110,20 +110,15 @@ spfcheck_start(struct session *s)
 static int
 ask(struct session *s, const struct spf_question *q)
 {
-	struct spfcheck		*c = s->spfc;
-	struct dns_query	 dq;
-	struct msgbuild		 mb;
+	struct spfcheck	*c = s->spfc;
+	char		 norm[MX_NAME_MAX + 1];
 
-	memset(&dq, 0, sizeof(dq));
-	if (!dns_qtype_ok(q->type) ||
-	    mx_domain_normalize(q->name, dq.qname) == -1)
+	if (!dns_qtype_ok(q->type) || mx_domain_normalize(q->name, norm) == -1)
 		return 0;
 	c->seq = (c->seq + 1) & DNS_TAG_SEQ;
-	dq.req = s->id;
-	dq.tag = c->tag = DNS_TAG_SPF | c->seq;
-	dq.qtype = c->qtype = q->type;
-	dns_build_query(&mb, &dq);
-	smtpd_send_mxcache(IMSG_DNS_QUERY, &mb);
+	c->tag = DNS_TAG_SPF | c->seq;
+	c->qtype = q->type;
+	smtpd_dns_ask(s->id, c->tag, c->qtype, norm);
 	return 1;
 }
 
