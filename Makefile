@@ -154,7 +154,7 @@ $(UNIT_BIN): regress/unit/test_%: regress/unit/test_%.c regress/unit/unit.h $$(U
 $(BENCH_BIN): regress/bench/%: regress/bench/%.c common/libcommon.a $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
 
-$(AUTH_BIN): regress/auth/%: regress/auth/%.c common/libcommon.a $(FLAGSTAMP)
+$(AUTH_BIN): regress/auth/%: regress/auth/%.c regress/auth/testdns.h common/libcommon.a $(FLAGSTAMP)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< common/libcommon.a $(LDLIBS)
 
 # Check the libraries; as root install what is missing, else say how.

@@ -150,6 +150,7 @@ static const struct keydef keys[] = {
 	{ "smtprelayauth",	set_relayauth,	0, 0, 0 },
 	{ "sharedstore",	set_bool,	OFF(sharedstore), 0, 0 },
 	{ "authchecks",		set_bool,	OFF(authchecks), 0, 0 },
+	{ "dmarcreject",	set_bool,	OFF(dmarcreject), 0, 0 },
 	{ "mxcachefile",	set_path,	OFF(mxcachefile), 0, 0 },
 	{ "dnsbl",		set_dnsbl,	0, 0, 0 },
 	{ "greetdelay",		set_int,	OFF(greetdelay),
@@ -1069,6 +1070,7 @@ set_defaults(struct loader *ld)
 	c->resolverport = 53;
 	c->greetdelay = -1;	/* finish() picks it */
 	c->authchecks = 1;
+	c->dmarcreject = 1;
 	c->outboundport = 25;
 	c->maxqueuetime = 345600;
 	c->maxsessions = 1000;

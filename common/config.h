@@ -76,6 +76,8 @@ struct config {
 	/* SPF (and to come, DKIM and DMARC) of mail received on the SMTP
 	 * port from others: on unless set false. */
 	int		 authchecks;
+	/* DMARC p=reject honoured with 550 5.7.1 (default on). */
+	int		 dmarcreject;
 	char		*mxcachefile;	/* absolute; default maildir/mxservers */
 	/* DNS blocklists asked at connect on the SMTP port (lower-cased
 	 * zones, at most CONFIG_DNSBL_MAX), and the wait before the 220

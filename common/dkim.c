@@ -732,3 +732,33 @@ dkim_sign(const char *msg, size_t len, const struct dkim_key *keys,
 		out[0] = '\0';
 	return r;
 }
+
+/* The domain of the message's one From: field; -1 when none is clear. */
+int
+dkim_message_from_domain(const char *msg, size_t len, char *dom, size_t domlen)
+{
+	struct dkim_field	*f;
+	size_t			 bodyoff, vo;
+	int			 nf, i, found = -1, r = -1;
+
+	f = xreallocarray(NULL, DKIM_FIELDS_MAX, sizeof(*f));
+	nf = dkim_header_split(msg, len, f, DKIM_FIELDS_MAX, &bodyoff);
+	for (i = 0; i < nf; i++)
+		if (dkim_field_is(msg, &f[i], "from")) {
+			if (found != -1) {
+				found = -1;	/* two From: fields */
+				break;
+			}
+			found = i;
+		}
+	if (found != -1) {
+		vo = f[found].off + f[found].namelen;
+		while (msg[vo] != ':')
+			vo++;
+		vo++;
+		r = dkim_from_domain(msg + vo, f[found].off + f[found].len -
+		    vo, dom, domlen);
+	}
+	free(f);
+	return r;
+}

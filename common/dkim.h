@@ -86,6 +86,10 @@ void	dkim_body_free(struct dkim_body *);
  */
 int	dkim_from_domain(const char *value, size_t len, char *dom,
 	    size_t domlen);
+/* The same of a whole message's header: -1 when it has no From: field,
+ * two of them, or one without a clear domain. */
+int	dkim_message_from_domain(const char *msg, size_t len, char *dom,
+	    size_t domlen);
 
 /* A key the signer holds. */
 struct dkim_key {

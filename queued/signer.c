@@ -214,36 +214,6 @@ keys_for(const struct dkimset *s, const char *dom, struct dkim_key *out)
 	return n;
 }
 
-/* The domain of the message's one From: field; -1 when none is clear. */
-static int
-from_domain(const char *msg, size_t len, char *dom, size_t domlen)
-{
-	struct dkim_field	*f;
-	size_t			 bodyoff, vo;
-	int			 nf, i, found = -1, r = -1;
-
-	f = xreallocarray(NULL, DKIM_FIELDS_MAX, sizeof(*f));
-	nf = dkim_header_split(msg, len, f, DKIM_FIELDS_MAX, &bodyoff);
-	for (i = 0; i < nf; i++)
-		if (dkim_field_is(msg, &f[i], "from")) {
-			if (found != -1) {
-				found = -1;	/* two From: fields */
-				break;
-			}
-			found = i;
-		}
-	if (found != -1) {
-		vo = f[found].off + f[found].namelen;
-		while (msg[vo] != ':')
-			vo++;
-		vo++;
-		r = dkim_from_domain(msg + vo, f[found].off + f[found].len -
-		    vo, dom, domlen);
-	}
-	free(f);
-	return r;
-}
-
 /*
  * Sign msg for e with the keys of s (either thread). Returns 1 signed,
  * 0 no From: domain to sign for, -1 not signed: nokeydom then names the
@@ -258,7 +228,7 @@ signer_sign(struct dkimset *s, struct envelope *e, const char *msg,
 	size_t		 n;
 
 	nokeydom[0] = '\0';
-	if (s == NULL || from_domain(msg, len, dom, sizeof(dom)) == -1)
+	if (s == NULL || dkim_message_from_domain(msg, len, dom, sizeof(dom)) == -1)
 		return 0;
 	if ((n = keys_for(s, dom, keys)) == 0) {
 		/* whether it is ours is the loop's to say (the config

@@ -48,21 +48,6 @@ applies(const struct session *s)
 }
 
 static void
-ask(struct session *s, const char *qname, uint32_t qtype, uint32_t tag)
-{
-	struct dns_query	q;
-	struct msgbuild		mb;
-
-	memset(&q, 0, sizeof(q));
-	q.req = s->id;
-	q.tag = tag;
-	q.qtype = qtype;
-	strlcpy(q.qname, qname, sizeof(q.qname));
-	dns_build_query(&mb, &q);
-	smtpd_send_mxcache(IMSG_DNS_QUERY, &mb);
-}
-
-static void
 delay_over(int fd, short what, void *arg)
 {
 	struct session	*s = arg;
@@ -114,7 +99,7 @@ dnsbl_start(struct session *s)
 		    bl->zone[bl->nzones], qname, sizeof(qname)) == -1)
 			continue;
 		bl->awaited |= 1u << bl->nzones;
-		ask(s, qname, DNS_T_A, bl->nzones);
+		smtpd_dns_ask(s->id, bl->nzones, DNS_T_A, qname);
 		bl->nzones++;
 	}
 	if (proc->conf.greetdelay > 0) {
@@ -182,7 +167,7 @@ on_a(struct session *s, size_t zone, const struct dns_answer *a)
 	bl->awaited = 1u << (16 + zone);
 	if (dns_reverse_name((struct sockaddr *)&s->peer, bl->zone[zone],
 	    bl->qname, sizeof(bl->qname)) == 0)
-		ask(s, bl->qname, DNS_T_TXT, zone | TAG_TXT);
+		smtpd_dns_ask(s->id, zone | TAG_TXT, DNS_T_TXT, bl->qname);
 }
 
 /* The list's words go to a client and the log: printable, bounded. */

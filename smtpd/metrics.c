@@ -35,7 +35,7 @@ static const char *const refusal_names[] = {
 	"rejected-long-line", "rejected-nul", "rejected-size",
 	"rejected-loop", "rejected-disabled", "rejected-quota",
 	"rejected-queue", "tempfail-write", "tempfail-queue", "dnsbl",
-	"pregreet", "other"
+	"pregreet", "rejected-dmarc", "other"
 };
 #define REFUSAL_COUNT	(sizeof(refusal_names) / sizeof(refusal_names[0]))
 

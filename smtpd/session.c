@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "authres.h"
+#include "dmarc.h"
 #include "child.h"
 #include "log.h"
 #include "policy.h"
@@ -142,6 +143,8 @@ transaction_reset(struct session *s)
 {
 	spool_abort(s);
 	spfcheck_free(s);
+	msgcheck_free(s);
+	s->authres[0] = '\0';
 	free(s->rcpts);
 	s->rcpts = NULL;
 	s->nrcpts = 0;
@@ -533,6 +536,7 @@ data_begin(struct session *s)
 	strlcpy(s->dr.authserv_id, proc->conf.serverhostname,
 	    sizeof(s->dr.authserv_id));
 	received_header(s);
+	s->msgstart = s->dr.buflen;	/* our Received: only, so far */
 	s->state = ST_DATA;
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -628,33 +632,12 @@ data_refuse(struct session *s, const char *reply, const char *result)
 	transaction_reset(s);
 }
 
-/*
- * Our verdicts on who sent the message, as the one Authentication-Results
- * field (RFC 8601) delivery puts on top of it; "" when no check ran (our
- * own users' mail, submission, noauthhosts).
- */
-static const char *
-checks_field(const struct session *s)
-{
-	static struct authres	 ar;
-	const char		*f;
-	size_t			 len;
-
-	if (s->spfc == NULL)
-		return "";
-	authres_begin(&ar, proc->conf.serverhostname);
-	spfcheck_authres(s, &ar);
-	if ((f = authres_end(&ar, &len)) == NULL)
-		return "";
-	return f;
-}
-
 static void
 send_commit(struct session *s)
 {
 	struct msgbuild	 mb;
 	size_t		 i;
-	const char	*proto, *authres;
+	const char	*proto;
 
 	for (i = 0; i < s->nrcpts; i++) {
 		mb_init(&mb);
@@ -666,7 +649,6 @@ send_commit(struct session *s)
 		smtpd_send_queued(IMSG_SPOOL_RCPT, &mb);
 	}
 	proto = protocol_name(s);
-	authres = checks_field(s);
 	mb_init(&mb);
 	mb_u32(&mb, s->id);
 	mb_str(&mb, s->qid);
@@ -676,7 +658,7 @@ send_commit(struct session *s)
 	mb_str(&mb, proto);
 	mb_str(&mb, s->sid);
 	mb_u64(&mb, s->dr.size);
-	mb_str(&mb, authres);
+	mb_str(&mb, s->authres);
 	smtpd_send_queued(IMSG_SPOOL_COMMIT, &mb);
 	s->wait = WAIT_COMMIT;
 }
@@ -738,8 +720,11 @@ data_finish(struct session *s)
 	smtp_data_end(dr);
 	if (!dr->hdrseen)
 		submission_fields(s, 0);
-	if (!dr->refused)
+	if (!dr->refused) {
 		data_write(s);
+		if (!dr->ioerr)
+			msgcheck_start(s, s->spoolfd, s->msgstart);
+	}
 	close(s->spoolfd);
 	s->spoolfd = -1;
 	if (dr->bare) {
@@ -773,22 +758,51 @@ data_finish(struct session *s)
 		    "tempfail-write");
 		return;
 	}
-	if (spfcheck_pending(s)) {
-		s->wait = WAIT_SPF;
+	if (spfcheck_pending(s) || msgcheck_pending(s)) {
+		s->wait = WAIT_CHECKS;
 		return;
 	}
 	data_checked(s);
 }
 
-/* The SPF verdict is in: the end of DATA goes on. */
+/* A verdict is in: the end of DATA goes on once all are. */
 void
-session_on_spf_done(struct session *s)
+session_on_checks_done(struct session *s)
 {
-	if (s->wait != WAIT_SPF)
+	if (s->wait != WAIT_CHECKS || spfcheck_pending(s) ||
+	    msgcheck_pending(s))
 		return;
 	s->wait = WAIT_NONE;
 	data_checked(s);
 	session_process(s);
+}
+
+/*
+ * Our verdicts on who sent the message, as the one Authentication-Results
+ * field (RFC 8601) delivery puts on top of it (s->authres, "" when no
+ * check ran: our own users' mail, submission, noauthhosts); 1 when DMARC
+ * asks for the message to be refused and we honour it.
+ */
+static int
+checks_verdict(struct session *s)
+{
+	static struct authres	 ar;
+	struct dmarc_verdict	 dv;
+	const char		*f, *spfdom;
+	size_t			 len;
+	int			 spfpass;
+
+	s->authres[0] = '\0';
+	if (s->spfc == NULL)
+		return 0;
+	authres_begin(&ar, proc->conf.serverhostname);
+	spfcheck_authres(s, &ar);
+	spfdom = spfcheck_domain(s, &spfpass);
+	msgcheck_authres(s, &ar, spfdom, spfpass, &dv);
+	if ((f = authres_end(&ar, &len)) != NULL)
+		strlcpy(s->authres, f, sizeof(s->authres));
+	return dv.result == DMARC_FAIL && dv.disposition == DMARC_P_REJECT &&
+	    proc->conf.dmarcreject;
 }
 
 /* The data is sound and authenticated as far as it can be. */
@@ -797,6 +811,12 @@ data_checked(struct session *s)
 {
 	size_t	i;
 
+	if (checks_verdict(s)) {
+		data_refuse(s, "550 5.7.1 Message refused: its From: domain "
+		    "publishes a DMARC policy of reject, and it fails it",
+		    "rejected-dmarc");
+		return;
+	}
 	/* Quota and maxmailsize again, now that the size is known. */
 	s->sizechecks = 0;
 	for (i = 0; i < s->nrcpts; i++) {

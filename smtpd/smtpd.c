@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "dmarc.h"
 #include "dnsmsg.h"
 #include "listener.h"
 #include "log.h"
@@ -115,6 +116,22 @@ smtpd_send_mxcache(uint32_t type, struct msgbuild *mb)
 	chan_send(&mxcache_chan, mb, type, 0, -1);
 }
 
+/* One DNS question of session req; the answer comes back with tag. */
+void
+smtpd_dns_ask(uint32_t req, uint32_t tag, uint32_t qtype, const char *qname)
+{
+	struct dns_query	q;
+	struct msgbuild		mb;
+
+	memset(&q, 0, sizeof(q));
+	q.req = req;
+	q.tag = tag;
+	q.qtype = qtype;
+	strlcpy(q.qname, qname, sizeof(q.qname));
+	dns_build_query(&mb, &q);
+	smtpd_send_mxcache(IMSG_DNS_QUERY, &mb);
+}
+
 /* mxcache's answers: a malformed one closes the channel (and us). */
 static int
 mxcache_dispatch(struct chan *c, struct imsg *im)
@@ -126,6 +143,8 @@ mxcache_dispatch(struct chan *c, struct imsg *im)
 		return -1;
 	if (a.tag & DNS_TAG_SPF)
 		spfcheck_on_answer(&a);
+	else if (a.tag & DNS_TAG_DKIM)
+		msgcheck_on_answer(&a);
 	else
 		dnsbl_on_answer(&a);
 	return 0;
@@ -280,6 +299,11 @@ main(int argc, char *argv[])
 	proc->stats = listener_sessions;
 	proc->metrics = smtpd_metrics;
 	tls_init();
+	/* DMARC's organizational domains: the list is read before the
+	 * chroot, once; without it DMARC is not evaluated (and says so). */
+	if (dmarc_psl_load() == -1)
+		log_warnx("smtpd: no Public Suffix List (publicsuffix): DMARC "
+		    "is not evaluated");
 	proc_drop_privs(proc->conf.user, "/var/empty");
 	child_peer(&queued_chan, PROC_QUEUED, queued_dispatch);
 	queued_chan.closed = queued_gone;

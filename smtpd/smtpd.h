@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "addr.h"
+#include "authres.h"
 #include "chan.h"
 #include "metrics.h"
 #include "proto.h"
@@ -52,7 +53,7 @@ enum smtp_wait {
 	WAIT_DELAY,
 	WAIT_GREET,	/* the 220 waits: greetdelay, blocklists */
 	WAIT_TLS,	/* STARTTLS answered, or the handshake under way */
-	WAIT_SPF	/* end of DATA: the SPF verdict is not in yet */
+	WAIT_CHECKS	/* end of DATA: SPF, DKIM, DMARC not all in */
 };
 
 struct mailparams {
@@ -133,6 +134,9 @@ struct session {
 	int			 submission;	/* AUTH before MAIL, in TLS */
 	struct dnsbl_check	*bl;		/* before the greeting */
 	struct spfcheck		*spfc;		/* MAIL FROM to the end of DATA */
+	struct msgcheck		*mc;		/* end of DATA: DKIM, DMARC */
+	off_t			 msgstart;	/* after our Received: */
+	char			 authres[AUTHRES_FIELD_MAX];	/* or "" */
 	int			 blocked;	/* 554 at connect: QUIT only */
 
 	/* TLS: ssl is NULL in plaintext */
@@ -177,6 +181,8 @@ void	smtpd_send_parent(uint32_t type, struct msgbuild *);
 void	smtpd_send_queued(uint32_t type, struct msgbuild *);
 void	smtpd_spool_abort(uint32_t sess, const char *id);
 void	smtpd_send_mxcache(uint32_t type, struct msgbuild *);
+void	smtpd_dns_ask(uint32_t req, uint32_t tag, uint32_t qtype,
+	    const char *qname);
 
 /* dnsbl.c: the blocklists and the greeting delay (port 25 only) */
 struct dns_answer;
@@ -192,6 +198,8 @@ void	dnsbl_free(struct session *);
  * small numbers, SPF this bit and a sequence number.
  */
 #define DNS_TAG_SPF	0x40000000u
+#define DNS_TAG_DKIM	0x20000000u	/* | the signature's index */
+#define DNS_TAG_DMARC	0x30000000u	/* | a sequence number */
 #define DNS_TAG_SEQ	0xffffu
 
 /* spfcheck.c: SPF of mail received on port 25 */
@@ -204,8 +212,19 @@ void	spfcheck_free(struct session *);
 struct authres;
 void	spfcheck_authres(const struct session *, struct authres *);
 
+/* msgcheck.c: DKIM and DMARC of mail received on port 25 */
+struct dmarc_verdict;
+int	msgcheck_start(struct session *, int fd, off_t msgstart);
+void	msgcheck_on_answer(const struct dns_answer *);
+int	msgcheck_pending(const struct session *);
+void	msgcheck_authres(const struct session *, struct authres *,
+	    const char *spf_domain, int spf_pass, struct dmarc_verdict *);
+void	msgcheck_free(struct session *);
+/* The SPF identity and whether it passed, for DMARC. */
+const char *spfcheck_domain(const struct session *, int *pass);
+
 /* session.c */
-void	session_on_spf_done(struct session *);
+void	session_on_checks_done(struct session *);
 struct session *session_new(int fd, struct sockaddr_storage *, socklen_t,
 	    int kind);
 /* The greeting, or the TLS handshake first; may end the session. */

@@ -54,7 +54,7 @@ finish(struct session *s, enum spf_result r, const char *explain)
 	c->result = r;
 	strlcpy(c->explain, explain, sizeof(c->explain));
 	evtimer_del(&c->ev_cap);
-	session_on_spf_done(s);
+	session_on_checks_done(s);
 }
 
 static void
@@ -110,20 +110,15 @@ spfcheck_start(struct session *s)
 static int
 ask(struct session *s, const struct spf_question *q)
 {
-	struct spfcheck		*c = s->spfc;
-	struct dns_query	 dq;
-	struct msgbuild		 mb;
+	struct spfcheck	*c = s->spfc;
+	char		 norm[MX_NAME_MAX + 1];
 
-	memset(&dq, 0, sizeof(dq));
-	if (!dns_qtype_ok(q->type) ||
-	    mx_domain_normalize(q->name, dq.qname) == -1)
+	if (!dns_qtype_ok(q->type) || mx_domain_normalize(q->name, norm) == -1)
 		return 0;
 	c->seq = (c->seq + 1) & DNS_TAG_SEQ;
-	dq.req = s->id;
-	dq.tag = c->tag = DNS_TAG_SPF | c->seq;
-	dq.qtype = c->qtype = q->type;
-	dns_build_query(&mb, &dq);
-	smtpd_send_mxcache(IMSG_DNS_QUERY, &mb);
+	c->tag = DNS_TAG_SPF | c->seq;
+	c->qtype = q->type;
+	smtpd_dns_ask(s->id, c->tag, c->qtype, norm);
 	return 1;
 }
 
@@ -231,6 +226,26 @@ spfcheck_authres(const struct session *s, struct authres *ar)
 		authres_prop(ar, "smtp.mailfrom", sender);
 	else
 		authres_prop(ar, "smtp.helo", s->helo);
+}
+
+/* The domain SPF checked (the MAIL FROM's, else HELO), for DMARC. */
+const char *
+spfcheck_domain(const struct session *s, int *pass)
+{
+	const char	*at;
+
+	*pass = s->spfc != NULL && s->spfc->done &&
+	    s->spfc->result == SPF_PASS;
+	if (s->spfc == NULL)
+		return NULL;
+	if ((at = strrchr(s->from, '@')) != NULL) {
+		static char	dom[ADDR_PATH_MAX];
+
+		strlcpy(dom, at + 1, sizeof(dom));
+		dom[strcspn(dom, ">")] = '\0';
+		return dom;
+	}
+	return s->helo;
 }
 
 void

@@ -130,7 +130,9 @@ class SpfSmtp(TlsCase):
                          rb'Delivered-To: alice@test.example\n'
                          rb'Authentication-Results: mail.test.example;\n'
                          rb'\tspf=pass reason="[^"\n]*"\n?\t? '
-                         rb'?smtp.mailfrom=a@pass.test$')
+                         rb'?smtp.mailfrom=a@pass.test;\n'
+                         rb'\tdkim=none;\n'
+                         rb'\tdmarc=none header.from=sender.example$')
         self.assertEqual(msg.count(b'Authentication-Results:'), 1)
         # POP3 sees the same octets, with CRLF, and says so in LIST.
         import poplib
