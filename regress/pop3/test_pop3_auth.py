@@ -225,9 +225,13 @@ class Login(Pop3Case):
                 c.close()
         cost = {k: statistics.median(v) for k, v in took.items()}
         self.assertGreater(cost['yescrypt'], 0.005, cost)
+        # The flaw this guards against answered md5 accounts in
+        # microseconds against yescrypt's tens of milliseconds (a ratio
+        # near 0); a third either way leaves room for a loaded machine
+        # (a SANITIZE=1 run beside another measured 0.48 once).
         for kind in ('md5', 'unknown'):
             ratio = cost[kind] / cost['yescrypt']
-            self.assertTrue(0.5 <= ratio <= 2.0, 'a failed login costs '
+            self.assertTrue(1 / 3 <= ratio <= 3.0, 'a failed login costs '
                             '%.1f ms for %s, %.1f ms for yescrypt' % (
                                 cost[kind] * 1000, kind,
                                 cost['yescrypt'] * 1000))
