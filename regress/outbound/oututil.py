@@ -329,10 +329,13 @@ class OutCase(pmtest.TestCase):
         self.fail('the sink is never idle for %.1f s\n%s'
                   % (quiet, sink.describe()))
 
-    def assert_quiet(self, sink, seconds, n=None):
-        """No new sink connection for `seconds` (n: the count now)."""
+    def assert_quiet(self, sink, seconds, n=None, inst=None):
+        """No new sink connection for `seconds` (n: the count now);
+        inst: its log goes into the failure, to tell what connected."""
         n = sink.connections if n is None else n
         got = wait_for(lambda: sink.connections > n, seconds, interval=0.1)
         self.assertFalse(got, 'the sink was contacted again (%d -> %d '
-                         'connections) within %.1f s'
-                         % (n, sink.connections, seconds))
+                         'connections) within %.1f s\n%s'
+                         % (n, sink.connections, seconds,
+                            self.context(inst, sink) if inst else
+                            sink.describe()))

@@ -134,7 +134,7 @@ class Smarthost(OutCase):
         msg = make_message('a hundred long recipients')
         submit(inst, ALICE, rcpts, msg)
         wait_queue_empty(inst)
-        self.assert_quiet(self.relay, SETTLE)
+        self.assert_quiet(self.relay, SETTLE, inst=inst)
         txns = self.relay.delivered
         seen = sorted(r for t in txns for r in t.rcpts)
         self.assertEqual(seen, sorted(rcpts), self.context(inst, self.relay))
