@@ -249,13 +249,34 @@ def proc_starttime(pid):
     return int(f[19]) if f else None
 
 
+def _threads_alive(pid):
+    """Is a thread of pid other than its leader still running? A killed
+    process's leader turns zombie while its other threads still exit,
+    and its descriptors (a listening socket, a lock) close with the
+    last one."""
+    try:
+        tids = os.listdir('/proc/%d/task' % pid)
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            with open('/proc/%d/task/%s/stat' % (pid, tid)) as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ('Z', 'X', 'x'):
+            return True
+    return False
+
+
 def pid_alive(pid, starttime=None):
-    """Running (a zombie counts as gone); with starttime, the same process
-    and not a later one that reused the PID."""
+    """Running (a zombie whose threads have all exited counts as gone);
+    with starttime, the same process and not a later one that reused
+    the PID."""
     if not pid or pid <= 0:
         return False
     f = _stat_fields(pid)
-    if not f or f[0] in ('Z', 'X', 'x'):
+    if not f or (f[0] in ('Z', 'X', 'x') and not _threads_alive(pid)):
         return False
     if starttime is not None and int(f[19]) != starttime:
         return False

@@ -48,23 +48,6 @@ def store_paths(test):
     return path, path, 'one local tree (no %s given)' % MOUNTS_VAR
 
 
-def threads_alive(pid):
-    """Is any thread of pid still running (not a zombie)?"""
-    try:
-        tids = os.listdir('/proc/%d/task' % pid)
-    except OSError:
-        return False
-    for tid in tids:
-        try:
-            with open('/proc/%d/task/%s/stat' % (pid, tid)) as f:
-                state = f.read().rsplit(')', 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in ('Z', 'X', 'x'):
-            return True
-    return False
-
-
 class SharedCase(pmtest.TestCase):
     """Hosts self.a and self.b on one store, started, with USERS."""
 
@@ -119,7 +102,7 @@ class SharedCase(pmtest.TestCase):
         pgid = os.getpgid(pid)
         self.assertNotEqual(pgid, os.getpgrp())
         os.killpg(pgid, signal.SIGKILL)
-        # Dead means every thread gone: the leader turns zombie before
-        # its other threads have exited, and the descriptors (the lock's
-        # among them) close with the last one.
-        self.assertTrue(pmtest.wait_for(lambda: not threads_alive(pid), 10))
+        # pid_alive waits for every thread: the lock's descriptor closes
+        # with the last one.
+        self.assertTrue(pmtest.wait_for(lambda: not pmtest.pid_alive(pid),
+                                        10))
