@@ -1,7 +1,9 @@
 /*
  * pymailadm dkimkey DOMAIN [SELECTOR] [--ed25519] [-o FILE]: a new DKIM
  * signing key (RSA 2048, or Ed25519), the DNS record to publish and the
- * configuration lines that use it.
+ * configuration lines that use it. pymailadm dnsrecords DOMAIN: every
+ * record a local domain needs (MX, SPF, DKIM of its configured keys,
+ * DMARC), from the configuration.
  *
  * The key goes to FILE, or to dkim/DOMAIN.SELECTOR.key beside the
  * configuration file (/etc/pymaild/dkim for /etc/pymaild.conf): written whole under a temporary name (mode 0600),
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -219,5 +222,64 @@ cmd_dkimkey(int argc, char **argv)
 	printf("dkim = ( { domain = \"%s\"; selector = \"%s\"; key = \"%s\"; "
 	    "} );\n", domain, sel, path);
 	free(pub);
+	return 0;
+}
+
+/* The public half of a configured key file, to publish. */
+static void
+print_key_record(const struct config_dkim *d)
+{
+	EVP_PKEY	*k;
+	FILE		*fp;
+	char		*pub;
+	int		 ed25519;
+
+	if ((fp = fopen(d->key, "r")) == NULL)
+		die("%s: %s", d->key, strerror(errno));
+	k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (k == NULL)
+		die("%s: not a private key", d->key);
+	ed25519 = EVP_PKEY_get_base_id(k) == EVP_PKEY_ED25519;
+	pub = public_b64(k, ed25519);
+	EVP_PKEY_free(k);
+	print_record(d->domain, d->selector, ed25519, pub);
+	free(pub);
+}
+
+int
+cmd_dnsrecords(int argc, char **argv)
+{
+	const struct config	*c = &adm.conf;
+	const char		*domain;
+	size_t			 i, nkeys = 0;
+
+	if (argc != 1 || argv[0][0] == '-')
+		usage_error("usage: dnsrecords DOMAIN");
+	domain = argv[0];
+	if (!config_is_localdomain(c, domain))
+		die("%s is not one of localdomains", domain);
+	printf("; DNS records for %s, from %s\n", domain, adm.confpath);
+	printf("; mail for the domain comes to this host (%s needs an A or "
+	    "AAAA record,\n; and its address a PTR record naming it)\n",
+	    c->serverhostname);
+	printf("%s. IN MX 10 %s.\n", domain, c->serverhostname);
+	printf("; the hosts that send its mail: its MX hosts%s\n",
+	    c->usesmtprelay ? " (add the smarthost's, which sends it)" : "");
+	printf("%s. IN TXT \"v=spf1 mx -all\"\n", domain);
+	for (i = 0; i < c->ndkim; i++) {
+		if (strcasecmp(c->dkim[i].domain, domain) != 0)
+			continue;
+		if (nkeys++ == 0)
+			printf("; the keys its mail is signed with\n");
+		print_key_record(&c->dkim[i]);
+	}
+	if (nkeys == 0)
+		printf("; no dkim key for it: pymailadm dkimkey %s makes one\n",
+		    domain);
+	printf("; what receivers do with mail that fails both: quarantine "
+	    "(p=reject once\n; every sender of the domain signs)\n");
+	printf("_dmarc.%s. IN TXT \"v=DMARC1; p=quarantine; adkim=r; "
+	    "aspf=r\"\n", domain);
 	return 0;
 }

@@ -38,6 +38,7 @@ static const struct command {
 	{ "release",	 cmd_release,	  "ID... | --from PATTERN | --to PATTERN", 1 },
 	{ "updatemx",	 cmd_updatemx,	  "",				1 },
 	{ "import",	 cmd_import,	  "DIR",			1 },
+	{ "dnsrecords",	 cmd_dnsrecords,  "DOMAIN",			1 },
 	{ "dkimkey",	 cmd_dkimkey,	  "DOMAIN [SELECTOR] [--ed25519] [-o FILE]",
 	    1 },
 	{ NULL, NULL, NULL, 0 }

@@ -59,6 +59,7 @@ int	cmd_hold(int argc, char **argv);
 int	cmd_release(int argc, char **argv);
 int	cmd_import(int argc, char **argv);	/* import.c */
 int	cmd_dkimkey(int argc, char **argv);	/* dkimkey.c */
+int	cmd_dnsrecords(int argc, char **argv);	/* dkimkey.c */
 
 /* json.c */
 void	json_begin(void);
