@@ -747,24 +747,36 @@ take_lowered(struct loader *ld, const config_setting_t *s, size_t n,
 	return 0;
 }
 
+/* Every one of the n names of s a domain name of at most max octets. */
+static int
+check_names(struct loader *ld, const config_setting_t *s,
+    const struct keydef *k, size_t n, size_t max, const char *what)
+{
+	const char	*v;
+	size_t		 i;
+
+	for (i = 0; i < n; i++) {
+		v = config_setting_get_string_elem(s, i);
+		if (!hostname_valid(v) || strlen(v) > max)
+			return lerr(ld, config_setting_get_elem(s, i), k->name,
+			    "'%.64s' is not a valid %s", v, what);
+	}
+	return 0;
+}
+
 static int
 set_domains(struct loader *ld, const config_setting_t *s,
     const struct keydef *k)
 {
 	struct config	*c = ld->conf;
-	const char	*v;
-	size_t		 i, n;
+	size_t		 n;
 
 	if (get_strlist(ld, s, k->name, &n) == -1)
 		return -1;
 	if (n == 0)
 		return lerr(ld, s, k->name, "must list at least one domain");
-	for (i = 0; i < n; i++) {
-		v = config_setting_get_string_elem(s, i);
-		if (!hostname_valid(v))
-			return lerr(ld, config_setting_get_elem(s, i), k->name,
-			    "'%.64s' is not a valid domain name", v);
-	}
+	if (check_names(ld, s, k, n, SIZE_MAX, "domain name") == -1)
+		return -1;
 	return take_lowered(ld, s, n, &c->localdomains, &c->nlocaldomains);
 }
 
@@ -775,22 +787,17 @@ set_dnsbl(struct loader *ld, const config_setting_t *s,
     const struct keydef *k)
 {
 	struct config	*c = ld->conf;
-	const char	*v;
-	size_t		 i, n;
+	size_t		 n;
 
 	if (get_strlist(ld, s, k->name, &n) == -1)
 		return -1;
 	if (n > CONFIG_DNSBL_MAX)
 		return lerr(ld, s, k->name, "at most %d zones",
 		    CONFIG_DNSBL_MAX);
-	for (i = 0; i < n; i++) {
-		v = config_setting_get_string_elem(s, i);
-		/* Room for the 64 octets of an IPv6 client's nibbles in a
-		 * name of at most 253. */
-		if (!hostname_valid(v) || strlen(v) > 253 - 64)
-			return lerr(ld, config_setting_get_elem(s, i), k->name,
-			    "'%.64s' is not a valid DNS zone name", v);
-	}
+	/* Room for the 64 octets of an IPv6 client's nibbles in a name of
+	 * at most 253. */
+	if (check_names(ld, s, k, n, 253 - 64, "DNS zone name") == -1)
+		return -1;
 	return take_lowered(ld, s, n, &c->dnsbl, &c->ndnsbl);
 }
 

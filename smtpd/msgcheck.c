@@ -55,7 +55,7 @@ cap_reached(int fd, short what, void *arg)
 
 	log_info("smtp-in session=%s client=%s dkim=timeout", s->sid,
 	    s->peeraddr);
-	for (i = 0; i < 32; i++)
+	for (i = 0; i < DKIM_VERIFY_MAX; i++)
 		if (mc->waitkeys & (1u << i))
 			dkimv_answer(&mc->v, i, DKIMV_DNS_TEMPERROR, NULL, 0);
 	mc->waitkeys = 0;
@@ -153,7 +153,8 @@ msgcheck_step(struct session *s)
 	size_t		 i;
 
 	while ((name = dkimv_question(&mc->v, &i)) != NULL) {
-		if (i >= 32 || mx_domain_normalize(name, norm) == -1) {
+		if (i >= DKIM_VERIFY_MAX ||
+		    mx_domain_normalize(name, norm) == -1) {
 			dkimv_answer(&mc->v, i, DKIMV_DNS_NXDOMAIN, NULL, 0);
 			continue;
 		}
@@ -184,7 +185,8 @@ on_key(struct session *s, const struct dns_answer *a, size_t i)
 	struct dkimv_txt	 txt[DNS_RECORDS_MAX];
 	size_t			 k;
 
-	if (!(mc->waitkeys & (1u << i)))
+	/* The tag comes back from mxcache: only an index we asked. */
+	if (i >= DKIM_VERIFY_MAX || !(mc->waitkeys & (1u << i)))
 		return;
 	mc->waitkeys &= ~(1u << i);
 	for (k = 0; k < a->n; k++) {
