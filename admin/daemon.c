@@ -75,7 +75,7 @@ readable_within(int fd, int ms)
 
 /* Send one request and return the reply's text (static); *ok set.
  * NULL when no answer came within ms (-1: wait for ever). */
-static const char *
+const char *
 ctl_request_within(int fd, uint32_t type, const void *data, size_t len,
     int *ok, int ms)
 {

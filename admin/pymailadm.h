@@ -37,6 +37,8 @@ int	ctl_connect(void);
 const char *ctl_request(int fd, uint32_t type, int *ok);
 const char *ctl_request_data(int fd, uint32_t type, const void *, size_t,
 	    int *ok);
+const char *ctl_request_within(int fd, uint32_t type, const void *, size_t,
+	    int *ok, int ms);
 int	cmd_start(int argc, char **argv);
 int	cmd_stop(int argc, char **argv);
 int	cmd_status(int argc, char **argv);
@@ -57,6 +59,7 @@ int	cmd_stats(int argc, char **argv);	/* stats.c */
 int	cmd_remove(int argc, char **argv);
 int	cmd_hold(int argc, char **argv);
 int	cmd_release(int argc, char **argv);
+void	queue_sync(void);
 int	cmd_import(int argc, char **argv);	/* import.c */
 int	cmd_dkimkey(int argc, char **argv);	/* dkimkey.c */
 int	cmd_dnsrecords(int argc, char **argv);	/* dkimkey.c */

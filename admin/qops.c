@@ -289,6 +289,37 @@ online(int fd, struct qop *q, char **ids, int nids)
 	}
 }
 
+/*
+ * Before reading the spool while the daemon runs: the messages of the
+ * last half second live in queued's journal alone until it writes their
+ * files; ask it to write them now, or a listing would miss them.
+ */
+#define SYNC_WAIT_MS	5000
+
+void
+queue_sync(void)
+{
+	struct qop	 q;
+	struct msgbuild	 mb;
+	const char	*text;
+	int		 fd, ok;
+
+	if ((fd = ctl_connect()) == -1)
+		return;		/* stopped: the spool is all there is */
+	memset(&q, 0, sizeof(q));
+	q.op = QOP_SYNC;
+	q.match = QMATCH_NONE;
+	qop_build(&mb, &q, 0);
+	text = ctl_request_within(fd, IMSG_CTL_QUEUE, mb.buf, mb.len, &ok,
+	    SYNC_WAIT_MS);
+	close(fd);
+	if (text == NULL)
+		fprintf(stderr, "pymailadm: no answer from pymaild on %s: the "
+		    "newest messages may be missing\n", adm.conf.controlsocket);
+	else if (!ok)
+		fprintf(stderr, "pymailadm: %s", text);
+}
+
 static void
 lowercase(char *s)
 {

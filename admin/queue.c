@@ -258,6 +258,7 @@ cmd_queue(int argc, char **argv)
 	int			 n = 0;
 
 	parse_filter(argc, argv, &f);
+	queue_sync();
 	queue_ids(&ids, &nids);
 	if (adm.json)
 		printf("[");
@@ -328,6 +329,7 @@ cmd_show(int argc, char **argv)
 	if (!qop_id_ok(argv[0]))
 		usage_error("show: not a queue id (16 hex digits): %s",
 		    argv[0]);
+	queue_sync();
 	e = envelope_new("");
 	if (queue_load(argv[0], e) == -1)
 		die("%s: no such message in the queue", argv[0]);

@@ -240,10 +240,12 @@ enum imsg_type {
 	IMSG_TLSA_REPLY,
 
 	/*
-	 * Queue operations: pymailadm remove, hold, release (common/qop.h
-	 * reads and writes the payloads).
+	 * Queue operations: pymailadm remove, hold, release, and the sync
+	 * that pymailadm queue and show send first (common/qop.h reads and
+	 * writes the payloads).
 	 *  CTL_QUEUE       pymailadm -> parent, on the control socket: u32 op
-	 *                  (QOP_*), u32 match (QMATCH_*), then for QMATCH_ID
+	 *                  (QOP_*), u32 match (QMATCH_*; QMATCH_NONE exactly
+	 *                  for QOP_SYNC, and nothing more), then for QMATCH_ID
 	 *                  1..QOP_IDS_MAX str queue ids to the end, else one
 	 *                  str pattern (fnmatch, case-insensitive). Answered
 	 *                  CTL_OK or CTL_FAIL with QUEUE_OP_REPLY's text

@@ -54,9 +54,13 @@ qop_read(const void *payload, size_t len, int withuid, struct qop *q)
 		q->uid = mr_u32(&mr);
 	q->op = mr_u32(&mr);
 	q->match = mr_u32(&mr);
-	if (mr.err || q->op < QOP_REMOVE || q->op > QOP_RELEASE)
+	if (mr.err || q->op < QOP_REMOVE || q->op > QOP_SYNC)
+		return -1;
+	if ((q->op == QOP_SYNC) != (q->match == QMATCH_NONE))
 		return -1;
 	switch (q->match) {
+	case QMATCH_NONE:
+		return mr_end(&mr);
 	case QMATCH_ID:
 		return read_ids(&mr, q);
 	case QMATCH_FROM:
@@ -80,6 +84,8 @@ qop_build(struct msgbuild *mb, const struct qop *q, int withuid)
 		mb_u32(mb, q->uid);
 	mb_u32(mb, q->op);
 	mb_u32(mb, q->match);
+	if (q->match == QMATCH_NONE)
+		return;
 	if (q->match != QMATCH_ID) {
 		mb_str(mb, q->pattern);
 		return;
@@ -120,6 +126,8 @@ qop_verb(uint32_t op)
 		return "removed";
 	case QOP_HOLD:
 		return "held";
+	case QOP_SYNC:
+		return "synced";
 	default:
 		return "released";
 	}

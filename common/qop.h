@@ -1,6 +1,6 @@
 /*
  * Queue operations asked by an administrator (pymailadm remove, hold,
- * release): the payload of IMSG_CTL_QUEUE and IMSG_QUEUE_OP, and which
+ * release, and the sync before queue and show): the payload of IMSG_CTL_QUEUE and IMSG_QUEUE_OP, and which
  * queued messages a request names. Shared by pymailadm (which also acts
  * on the spool itself when the daemon is stopped), the parent (which
  * checks the shape before passing it on) and queued.
@@ -17,6 +17,14 @@
 #define QOP_REMOVE	1
 #define QOP_HOLD	2
 #define QOP_RELEASE	3
+/*
+ * Give the messages the journal alone holds (the first half second of
+ * a queued message) their files, so that pymailadm's listing of the
+ * spool that follows sees every message the daemon has acknowledged.
+ */
+#define QOP_SYNC	4
+
+#define QMATCH_NONE	0	/* QOP_SYNC: names no message */
 
 #define QMATCH_ID	1	/* the ids listed */
 #define QMATCH_FROM	2	/* the sender matches the pattern */

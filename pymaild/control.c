@@ -375,11 +375,14 @@ ctl_queue(struct ctlconn *cc, struct imsg *im)
 	if (qop_read(im->data, im->datalen, 0, &q) == -1)
 		return -1;
 	q.uid = cc->uid;
-	log_info("control: uid %u asks to %s %s%s", (unsigned)cc->uid,
-	    q.op == QOP_REMOVE ? "remove" : q.op == QOP_HOLD ? "hold" :
-	    "release", q.match == QMATCH_ID ? "queue ids" :
-	    q.match == QMATCH_FROM ? "mail from " : "mail to ",
-	    q.match == QMATCH_ID ? "" : q.pattern);
+	/* A sync only writes files the queue would write anyway. */
+	if (q.op != QOP_SYNC)
+		log_info("control: uid %u asks to %s %s%s",
+		    (unsigned)cc->uid, q.op == QOP_REMOVE ? "remove" :
+		    q.op == QOP_HOLD ? "hold" : "release",
+		    q.match == QMATCH_ID ? "queue ids" :
+		    q.match == QMATCH_FROM ? "mail from " : "mail to ",
+		    q.match == QMATCH_ID ? "" : q.pattern);
 	qop_build(&mb, &q, 1);
 	if (chan_send(&env->children[PROC_QUEUED].chan, &mb, IMSG_QUEUE_OP,
 	    cc->id, -1) == -1)

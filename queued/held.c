@@ -189,16 +189,22 @@ held_remove(const struct envelope *e)
 	return 1;
 }
 
-/* At a clean stop: every held message gets its files. */
-void
+/*
+ * At a clean stop, and before pymailadm lists the spool: every held
+ * message gets its files. -1 when one could not (the journal keeps it).
+ */
+int
 held_finalize_all(void)
 {
 	struct held	*h, *next;
+	int		 r = 0;
 
 	for (h = TAILQ_FIRST(&oldest); h != NULL; h = next) {
 		next = TAILQ_NEXT(h, entry);
-		held_finalize(h->env);
+		if (held_finalize(h->env) == -1)
+			r = -1;
 	}
+	return r;
 }
 
 void

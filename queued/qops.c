@@ -188,12 +188,20 @@ qops_dispatch(struct imsg *im)
 		return -1;
 	memset(&a, 0, sizeof(a));
 	a.ok = 1;
-	v = queued_messages(&n);
-	if (q.match == QMATCH_ID)
-		act_on_ids(&q, v, n, &a);
-	else
-		act_on_matches(&q, v, n, &a);
-	free(v);
+	if (q.op == QOP_SYNC) {
+		if (held_finalize_all() == -1) {
+			say(&a, "the newest messages could not be written to "
+			    "the spool (see the log): they are not listed");
+			a.ok = 0;
+		}
+	} else {
+		v = queued_messages(&n);
+		if (q.match == QMATCH_ID)
+			act_on_ids(&q, v, n, &a);
+		else
+			act_on_matches(&q, v, n, &a);
+		free(v);
+	}
 	if (a.untold > 0) {
 		snprintf(more, sizeof(more), "... and %zu more\n", a.untold);
 		strlcat(a.text, more, sizeof(a.text));

@@ -61,7 +61,7 @@ int	journal_close(void);
 void	held_init(void);
 void	held_add(struct envelope *, int seg);
 int	held_finalize(const struct envelope *);
-void	held_finalize_all(void);
+int	held_finalize_all(void);
 int	held_remove(const struct envelope *);
 void	held_data_path(const struct envelope *, char *path, size_t len);
 

@@ -179,6 +179,8 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 			return;
 		FUZZ_ASSERT(r.qop.match != QMATCH_ID || (r.qop.nids >= 1 &&
 		    qop_id_ok(r.qop.ids[r.qop.nids - 1])));
+		FUZZ_ASSERT((r.qop.op == QOP_SYNC) ==
+		    (r.qop.match == QMATCH_NONE));
 		qop_build(mb, &r.qop, type == IMSG_QUEUE_OP);
 		break;
 	case IMSG_TLS_SIGN:

@@ -107,6 +107,29 @@ class QueueTools(OutCase):
         self.assert_quiet(self.relay, SETTLE)
         self.assertEqual(queue(inst), [])
 
+    def test_listing_sees_a_message_at_once(self):
+        """A message acknowledged a moment ago (the journal alone holds it
+        for its first half second) is listed by `queue` and `show` at
+        once: pymailadm asks queued to write its files first."""
+        reached, go = threading.Event(), threading.Event()
+
+        def stall(session, txn, arg):
+            reached.set()
+            go.wait(STALL_LIMIT)
+            return None
+
+        self.relay.configure(data=stall)
+        inst = self.out_instance(relay=self.relay)
+        self.addCleanup(go.set)
+        for i in range(3):
+            qid = submit(inst, ALICE, ['x%d@remote.example' % i],
+                         make_message('listed at once %d' % i))
+            self.assertIn(qid, self.states(inst), 'message %d' % i)
+            self.assertIn('x%d@remote.example' % i,
+                          self.ok(inst.adm('show', qid)))
+        go.set()
+        wait_queue_empty(inst)
+
     def test_remove_by_pattern_and_bad_input(self):
         self.relay.configure(rcpt=GREYLIST)
         inst = self.out_instance(relay=self.relay)
@@ -243,6 +266,9 @@ class QueueTools(OutCase):
                u32(1) + u32(7) + mstr(qid),            # no such match
                u32(1) + u32(1) + mstr(qid.upper()),    # not an id
                u32(1) + u32(1),                        # no id at all
+               u32(4) + u32(1) + mstr(qid),            # sync names none
+               u32(1) + u32(0),                        # only sync may
+               u32(4) + u32(0) + b'\0',                 # sync, trailing
                u32(1) + u32(2) + mstr('a\nb'),         # a line end
                u32(1) + u32(1) + mstr(qid) + b'\0',    # trailing byte
                u32(1)]                                 # cut short
