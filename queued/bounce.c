@@ -224,7 +224,7 @@ bounce_failed(struct envelope *e)
 
 	clean_reasons(e);
 	if (e->sender[0] == '\0') {
-		log_info("queue id=%s bounce not sent: null sender", e->id);
+		log_info("queue id=%s bounce=none reason=\"null sender\"", e->id);
 		mark_bounced(e);
 		return;
 	}

@@ -532,7 +532,7 @@ restore(const struct found *f)
 		log_warn("journal: cannot restore %s", path);
 		return;
 	}
-	log_info("spool: %s restored from the journal", f->id);
+	log_info("queue id=%s result=restored reason=journal", f->id);
 }
 
 static void

@@ -1030,9 +1030,9 @@ load_one(const char *id)
 	if (e->datasize > 0 && st.st_size != e->datasize) {
 		/* Cut short by a crash inside its commit: never answered
 		 * 250, so the client still has it. */
-		log_info("spool: removed %s: data incomplete (%lld of %lld "
-		    "octets), its commit never finished", id,
-		    (long long)st.st_size, e->datasize);
+		log_info("queue id=%s result=removed reason=\"data "
+		    "incomplete, commit never finished\" size=%lld of=%lld",
+		    id, (long long)st.st_size, e->datasize);
 		spool_unlink(e);
 		envelope_free(e);
 		return;

@@ -69,7 +69,7 @@ class Journal(SmtpCase):
         self.assertEqual(subjects(inst), sorted(sent))
         log = inst.log()
         for q in qids:
-            self.assertIn('%s restored from the journal' % q, log)
+            self.assertIn('queue id=%s result=restored reason=journal' % q, log)
         self.assert_healthy(inst)
 
     def test_restore_across_both_segments(self):
@@ -100,7 +100,7 @@ class Journal(SmtpCase):
         self.start_and_send(inst, 'after restart', len(sent) + 1)
         time.sleep(1.0)         # a redelivery would have come by now
         self.assertEqual(subjects(inst), sorted(sent + ['after restart']))
-        self.assertNotIn('restored from the journal', inst.log())
+        self.assertNotIn('result=restored', inst.log())
 
     def test_kill9_after_quiet_delivery_delivers_nothing_twice(self):
         inst = self.smtp_instance()
@@ -111,7 +111,7 @@ class Journal(SmtpCase):
         self.start_and_send(inst, 'after restart', 2)
         time.sleep(1.0)
         self.assertEqual(subjects(inst), ['after restart', 'only once'])
-        self.assertNotIn('restored from the journal', inst.log())
+        self.assertNotIn('result=restored', inst.log())
 
     def test_garbage_journal_is_ignored(self):
         inst = self.smtp_instance()
