@@ -51,8 +51,7 @@ class Server:
         self.inst = pmtest.Instance(loglevel=1, maxsessions=6000,
                                     maxsessionsperip=6000, timeout=300)
         if tree != ROOT:
-            self.inst.pymailadm = os.path.join(tree, 'admin', 'pymailadm')
-            self.inst.pymaild_bin = os.path.join(tree, 'pymaild', 'pymaild')
+            self.inst.use_tree(tree)
         self.inst.adm('adduser', 'alice', 'alicepw')
         self.inst.adm('chopt', 'alice', 'mailboxsize', str(1 << 40))
         self.inst.start()
