@@ -3,12 +3,13 @@
 
     /usr/bin/python3 regress/bench/run.py [ARGS for smtp_bench.py...]
     /usr/bin/python3 regress/bench/run.py --tls-only [ARGS for tls_bench.py]
+    /usr/bin/python3 regress/bench/run.py --auth-only [ARGS for auth_bench.py]
 
 Runs regress/bench/smtp_bench.py, then regress/bench/pop3_bench.py when
-it exists, then outbound_bench.py and tls_bench.py (--tls-only: the TLS
-one alone), each as its own process (each one sets up its private network
-namespace and daemons, and cleans them up), streams their output, and
-ends with a summary table of every figure they printed.
+it exists, then outbound_bench.py, tls_bench.py (--tls-only: the TLS
+one alone) and auth_bench.py (--auth-only: that one alone), each as its
+own process (each one sets up its private network namespace and daemons,
+and cleans them up), streams their output, and ends with a summary table of every figure they printed.
 
 A benchmark reports a figure with a line
     FIGURE<TAB>name<TAB>value<TAB>target<TAB>verdict
@@ -29,7 +30,8 @@ PYTHON = '/usr/bin/python3'
 
 # Seconds each benchmark may take before it is stopped (the whole of
 # `make bench` should stay under ~10 minutes).
-LIMITS = {'smtp_bench.py': 540, 'pop3_bench.py': 420, 'tls_bench.py': 300}
+LIMITS = {'smtp_bench.py': 540, 'pop3_bench.py': 420, 'tls_bench.py': 300,
+          'auth_bench.py': 270}
 
 
 def run_one(name, args):
@@ -98,9 +100,13 @@ def main():
     if os.path.isfile(os.path.join(HERE, 'outbound_bench.py')):
         benches.append(('outbound_bench.py', []))
     benches.append(('tls_bench.py', []))
+    benches.append(('auth_bench.py', []))
     if '--tls-only' in args:
         args.remove('--tls-only')
         benches = [('tls_bench.py', args)]
+    if '--auth-only' in args:
+        args.remove('--auth-only')
+        benches = [('auth_bench.py', args)]
     rows, statuses, bad = [], [], 0
     for name, a in benches:
         figs, status, secs = run_one(name, a)

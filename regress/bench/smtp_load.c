@@ -27,6 +27,11 @@
  * EHLO, QUIT); -n then counts sessions and the rate is sessions/s.  The
  * server's certificate is not checked: a load generator measures cost.
  *
+ * Fixed message (-m FILE): every message is FILE's octets as they are
+ * (line ends made CRLF, dot-stuffed), instead of a generated one, so a
+ * message signed beforehand (DKIM) still verifies at the server; -s is
+ * then FILE's size.  The envelope still comes from -f and -r.
+ *
  * The last line of output is always "RESULT key=value ..." for scripts.
  * Linux only (epoll); libc and OpenSSL.  Bounded: -t limits the whole load
  * run (and the connecting phase of idle mode); -R limits each reply.
@@ -59,6 +64,7 @@
 
 #define INBUF		8192
 #define MAXERRKINDS	64
+#define MAXMSGFILE	(10 * 1024 * 1024)
 
 enum state {
 	S_FREE = 0,
@@ -143,6 +149,9 @@ static struct errkind errkinds[MAXERRKINDS];
 static int	 nerrkinds, errother;
 static int	 nerrors;
 static char	*body;			/* shared message body */
+static const char *msgfile;		/* -m: send this file as it is */
+static char	*fixedmsg;		/* -m: its wire form, dot at the end */
+static size_t	 fixedlen;
 static size_t	 bodylen;
 static size_t	 hdrroom;
 static volatile sig_atomic_t stop_signal;
@@ -199,7 +208,8 @@ usage(void)
 	    "           [-s size] [-r rcpt,rcpt,...] [-f from] [-H helo] "
 	    "[-t seconds]\n"
 	    "           [-R reply-timeout] [-i idle-sessions [-T hold]] "
-	    "[-e [-k]] [-N]\n");
+	    "[-e [-k]] [-N]\n"
+	    "           [-m message-file]\n");
 	exit(2);
 }
 
@@ -256,6 +266,58 @@ build_body(void)
 		body[i + l + 1] = '\n';
 		i += l + 2;
 	}
+}
+
+/*
+ * -m: read FILE (at most MAXMSGFILE octets) into its DATA form: every line
+ * ended by CRLF (a bare LF or CR becomes CRLF), a line that starts with a
+ * dot gets one more, and ".\r\n" at the end.  Shared by all sessions and
+ * never written to afterwards.
+ */
+static void
+load_message(const char *path)
+{
+	FILE *f;
+	char *raw;
+	size_t n, i, o;
+	int bol = 1;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		die("%s: %s", path, strerror(errno));
+	if ((raw = malloc(MAXMSGFILE + 1)) == NULL)
+		die("out of memory");
+	n = fread(raw, 1, MAXMSGFILE + 1, f);
+	if (ferror(f))
+		die("%s: read error", path);
+	fclose(f);
+	if (n > MAXMSGFILE)
+		die("%s: larger than %d octets", path, MAXMSGFILE);
+	/* Worst case: every octet a CR or LF turned into CRLF plus a dot,
+	 * and the final CRLF and dot line. */
+	if ((fixedmsg = malloc(3 * n + 8)) == NULL)
+		die("out of memory");
+	for (i = 0, o = 0; i < n; i++) {
+		if (bol && raw[i] == '.')
+			fixedmsg[o++] = '.';
+		bol = 0;
+		if (raw[i] == '\r' || raw[i] == '\n') {
+			if (raw[i] == '\r' && i + 1 < n && raw[i + 1] == '\n')
+				i++;
+			fixedmsg[o++] = '\r';
+			fixedmsg[o++] = '\n';
+			bol = 1;
+			continue;
+		}
+		fixedmsg[o++] = raw[i];
+	}
+	if (!bol) {
+		fixedmsg[o++] = '\r';
+		fixedmsg[o++] = '\n';
+	}
+	msgsize = o;
+	memcpy(fixedmsg + o, ".\r\n", 3);
+	fixedlen = o + 3;
+	free(raw);
 }
 
 /* Fill s->msgbuf with the message for s->msgno, dot-terminated. */
@@ -693,7 +755,12 @@ on_reply(struct sess *s)
 		if (code != 354)
 			goto bad;
 		s->st = S_BODY;
-		build_message(s, rcpts[s->msgno % nrcpts]);
+		if (fixedmsg != NULL) {
+			s->out = fixedmsg;
+			s->outlen = fixedlen;
+			s->outoff = 0;
+		} else
+			build_message(s, rcpts[s->msgno % nrcpts]);
 		s->deadline = now() + replytimeout;
 		return flush_out(s);
 	case S_DOT:
@@ -1170,7 +1237,7 @@ main(int argc, char *argv[])
 	double wall;
 	int ch, i;
 
-	while ((ch = getopt(argc, argv, "c:ef:H:h:i:kNn:p:qR:r:s:T:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:ef:H:h:i:km:Nn:p:qR:r:s:T:t:")) != -1) {
 		switch (ch) {
 		case 'e':
 			use_tls = 1;
@@ -1180,6 +1247,9 @@ main(int argc, char *argv[])
 			break;
 		case 'N':
 			sessions_only = 1;
+			break;
+		case 'm':
+			msgfile = optarg;
 			break;
 		case 'c':
 			conc = (int)num(optarg, "-c", 1, 100000);
@@ -1232,6 +1302,8 @@ main(int argc, char *argv[])
 		die("-k needs -e");
 	if (idle_k && (use_tls || sessions_only))
 		die("-i goes with neither -e nor -N");
+	if (msgfile != NULL && (idle_k || sessions_only))
+		die("-m goes with neither -i nor -N");
 	if (rlist)
 		parse_rcpts(rlist);
 	resolve();
@@ -1250,8 +1322,11 @@ main(int argc, char *argv[])
 		die("out of memory");
 	for (i = 0; i < nsess; i++)
 		sess[i].fd = -1;
-	if (!idle_k) {
+	if (msgfile != NULL)
+		load_message(msgfile);
+	else if (!idle_k)
 		build_body();
+	if (!idle_k) {
 		if ((lat = calloc(nmsgs, sizeof(*lat))) == NULL ||
 		    (sesslat = calloc(nmsgs, sizeof(*sesslat))) == NULL)
 			die("out of memory");
