@@ -371,6 +371,11 @@ def main():
                 out('   warm-up of %s: %s' % (
                     s.name, '; '.join(sb.error_lines(text)[:4]) or
                     text[-300:]))
+            # Its deliveries must be over, or the first round counts
+            # some of them.
+            pmtest.wait_for(lambda: sb.maildir_count(s.dirs) >=
+                            (res or {}).get('accepted', 0),
+                            DELIVERY_TIMEOUT)
             sb.clear_maildirs(s.dirs)
 
         rows = {s.name: [] for s in servers}
