@@ -77,7 +77,7 @@ class DemoRelay(pmtest.TestCase):
             pmtest.kill_pid(k)
 
     def test_signed_mail_verifies_at_second_instance(self):
-        self.start_demo()
+        demo = self.start_demo()
         r = subprocess.run([PYTHON, DEMO, 'relay'], env=self.env,
                            stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, timeout=150)
@@ -123,6 +123,12 @@ class DemoRelay(pmtest.TestCase):
 
         # relay stopped what it started: the second instance is gone.
         self.assertFalse(pmtest.port_open(2625), 'second instance left')
+
+        # The demo logs to its terminal: a SANITIZE=1 build reports there.
+        self.stop_demo(demo)
+        said = self.demo_output()
+        for bad in ('AddressSanitizer', 'runtime error:', 'LeakSanitizer'):
+            self.assertNotIn(bad, said)
 
 
 if __name__ == '__main__':
