@@ -408,6 +408,8 @@ data_write(struct session *s)
 		else
 			off += n;
 	}
+	if (!dr->ioerr)
+		msgcheck_data(s, (const char *)dr->buf, len);
 	memmove(dr->buf, dr->buf + len, dr->buflen - len);
 	dr->buflen -= len;
 	dr->linestart -= MIN(dr->linestart, len);
@@ -537,6 +539,7 @@ data_begin(struct session *s)
 	    sizeof(s->dr.authserv_id));
 	received_header(s);
 	s->msgstart = s->dr.buflen;	/* our Received: only, so far */
+	msgcheck_data_begin(s, s->msgstart);
 	s->state = ST_DATA;
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -723,7 +726,7 @@ data_finish(struct session *s)
 	if (!dr->refused) {
 		data_write(s);
 		if (!dr->ioerr)
-			msgcheck_start(s, s->spoolfd, s->msgstart);
+			msgcheck_start(s);
 	}
 	close(s->spoolfd);
 	s->spoolfd = -1;

@@ -214,7 +214,11 @@ void	spfcheck_authres(const struct session *, struct authres *);
 
 /* msgcheck.c: DKIM and DMARC of mail received on port 25 */
 struct dmarc_verdict;
-int	msgcheck_start(struct session *, int fd, off_t msgstart);
+/* At the 354, then each run of octets as it is written to the spool,
+ * then at the end of DATA (1: the checks wait for DNS). */
+void	msgcheck_data_begin(struct session *, off_t skip);
+void	msgcheck_data(struct session *, const char *, size_t);
+int	msgcheck_start(struct session *);
 void	msgcheck_on_answer(const struct dns_answer *);
 int	msgcheck_pending(const struct session *);
 void	msgcheck_authres(const struct session *, struct authres *,
