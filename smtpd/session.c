@@ -626,7 +626,7 @@ log_result(struct session *s, const char *result, const char *reason)
 static void
 data_refuse(struct session *s, const char *reply, const char *result)
 {
-	char	reason[160];
+	char	reason[600];	/* a reply is at most 512 */
 
 	snprintf(reason, sizeof(reason), "\"%s\"", reply);
 	smtp_refused(result);
@@ -812,9 +812,15 @@ checks_verdict(struct session *s)
 static void
 data_checked(struct session *s)
 {
+	char	reply[512];
 	size_t	i;
+	int	dmarc_refuses = checks_verdict(s);
 
-	if (checks_verdict(s)) {
+	if (spfcheck_refusal(s, reply, sizeof(reply))) {
+		data_refuse(s, reply, "rejected-spf");
+		return;
+	}
+	if (dmarc_refuses) {
 		data_refuse(s, "550 5.7.1 Message refused: its From: domain "
 		    "publishes a DMARC policy of reject, and it fails it",
 		    "rejected-dmarc");

@@ -208,6 +208,8 @@ void	spfcheck_on_answer(const struct dns_answer *);
 int	spfcheck_pending(const struct session *);
 const char *spfcheck_result(const struct session *);
 const char *spfcheck_explain(const struct session *);
+/* 1 and the reply when `spfreject` refuses the message (an SPF fail). */
+int	spfcheck_refusal(const struct session *, char *, size_t);
 void	spfcheck_free(struct session *);
 struct authres;
 void	spfcheck_authres(const struct session *, struct authres *);
