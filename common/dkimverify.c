@@ -544,6 +544,9 @@ dkimv_answer(struct dkimv *v, size_t idx, enum dkimv_dns st,
 	case DKIMV_DNS_NXDOMAIN:
 		settle(s, DKIMV_PERMERROR, "no key");
 		break;
+	case DKIMV_DNS_PERMERROR:
+		settle(s, DKIMV_PERMERROR, "the key answer is too large");
+		break;
 	default:
 		settle(s, DKIMV_TEMPERROR, "the key lookup failed");
 		break;

@@ -70,6 +70,9 @@ enum dkimv_dns {
 	DKIMV_DNS_OK,		/* records (maybe none: no TXT) */
 	DKIMV_DNS_NXDOMAIN,
 	DKIMV_DNS_TEMPERROR,	/* timeout, SERVFAIL */
+	DKIMV_DNS_PERMERROR,	/* an answer past the DNS process's bounds
+				 * (more records or octets than a key can
+				 * take): asking again will not help */
 };
 
 /* One TXT record, its strings joined. */

@@ -280,6 +280,8 @@ on_key(struct session *s, const struct dns_answer *a, size_t i)
 		dkimv_answer(mc->v, i, DKIMV_DNS_OK, NULL, 0);
 	else if (a->status == DNS_NXDOMAIN)
 		dkimv_answer(mc->v, i, DKIMV_DNS_NXDOMAIN, NULL, 0);
+	else if (a->status == DNS_PERMFAIL)
+		dkimv_answer(mc->v, i, DKIMV_DNS_PERMERROR, NULL, 0);
 	else
 		dkimv_answer(mc->v, i, DKIMV_DNS_TEMPERROR, NULL, 0);
 }

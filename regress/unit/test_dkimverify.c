@@ -266,6 +266,9 @@ test_verify(void)
 	    &r) == DKIMV_PERMERROR && strcmp(r.reason, "no key") == 0);
 	CHECK("verify: temperror", verify_with(m, NULL, DKIMV_DNS_TEMPERROR,
 	    &r) == DKIMV_TEMPERROR);
+	CHECK("verify: an answer past the bounds is permerror",
+	    verify_with(m, NULL, DKIMV_DNS_PERMERROR, &r) ==
+	    DKIMV_PERMERROR && strstr(r.reason, "too large") != NULL);
 	CHECK("verify: revoked", verify_with(m, "v=DKIM1; k=ed25519; p=",
 	    DKIMV_DNS_OK, &r) == DKIMV_PERMERROR &&
 	    strcmp(r.reason, "key revoked") == 0);
