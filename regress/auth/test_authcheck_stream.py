@@ -9,7 +9,8 @@ a 15 MB body, and takes the difference from a one-line body, scaled to
 the 30 MB sent, as what hashing that body costs on this machine now.
 Hashing it in one go in the event loop held every other session about
 that long (45 ms against 67 ms here when it did); the worst NOOP must
-stay under a third of it (some 5 ms streamed).
+stay under a third of it (some 5 ms streamed) in the best of three
+sends.
 
     /usr/bin/python3 regress/run.py regress/auth/test_authcheck_stream.py
 """
@@ -42,6 +43,7 @@ ID = 'mail.test.example'
 DOMAIN = 'big.test'
 MEASURED_MB = 15                # timed in dkimcheck (16 MB at most)
 BODY_MB = 30                    # sent to smtpd
+SENDS = 3
 NOOP_MAX = 20000                # round trips, at most
 SEND_TIMEOUT = 120
 
@@ -203,18 +205,24 @@ class StreamedDKIM(TlsCase):
         text = body(BODY_MB)
         big = self.sign(message('big', text))
         cost = self.hash_cost(inst, len(text))
-        probe = NoopProbe(inst.smtp_port)
-        try:
-            code, text = self.send(inst, big)
-        finally:
-            worst, count = probe.finish()
-        self.assertEqual(code, 250, text)
-        self.assertGreater(count, 10)
-        self.assertLess(worst, cost / 3,
-                        'worst NOOP %.1f ms, hashing the body costs '
-                        '%.1f ms (%d NOOPs)' % (worst * 1000, cost * 1000,
-                                                count))
-        v = self.verdicts(self.delivered(inst))
+        # The stall of a synchronous hash comes with every message, a
+        # scheduling hiccup of a loaded machine now and then: the best
+        # of three sends.
+        worsts = []
+        for i in range(SENDS):
+            probe = NoopProbe(inst.smtp_port)
+            try:
+                code, text = self.send(inst, big)
+            finally:
+                worst, count = probe.finish()
+            self.assertEqual(code, 250, text)
+            self.assertGreater(count, 10)
+            worsts.append(worst)
+        self.assertLess(min(worsts), cost / 3,
+                        'worst NOOPs %s ms, hashing the body costs '
+                        '%.1f ms' % (['%.1f' % (w * 1000) for w in worsts],
+                                     cost * 1000))
+        v = self.verdicts(self.delivered(inst, SENDS))
         self.assertRegex(v, r'dkim=pass header.d=%s header.s=s1' %
                          re.escape(DOMAIN))
         self.assertIn('dmarc=pass', v)
@@ -229,6 +237,21 @@ class StreamedDKIM(TlsCase):
             self.assertEqual(code, 250)
             v = self.verdicts(self.delivered(inst, i + 1))
             self.assertIn('dkim=pass', v, msg)
+
+    def test_header_over_several_writes(self):
+        """A header of some 150 KB reaches the spool in several writes
+        (and its empty line in the middle of one): still gathered whole,
+        signature and From: found."""
+        inst = self.checked_instance()
+        filler = b''.join(b'X-Filler-%d: %s\r\n' % (i, b'f' * 200)
+                          for i in range(700))
+        msg = self.sign(filler + message('long-header', b'body\r\n'))
+        self.assertGreater(msg.index(b'\r\n\r\n'), 2 * 64 * 1024)
+        code, _ = self.send(inst, msg)
+        self.assertEqual(code, 250)
+        v = self.verdicts(self.delivered(inst))
+        self.assertIn('dkim=pass', v)
+        self.assertIn('dmarc=pass', v)
 
 
 if __name__ == '__main__':
