@@ -151,6 +151,7 @@ static const struct keydef keys[] = {
 	{ "sharedstore",	set_bool,	OFF(sharedstore), 0, 0 },
 	{ "authchecks",		set_bool,	OFF(authchecks), 0, 0 },
 	{ "dmarcreject",	set_bool,	OFF(dmarcreject), 0, 0 },
+	{ "spfreject",		set_bool,	OFF(spfreject), 0, 0 },
 	{ "mxcachefile",	set_path,	OFF(mxcachefile), 0, 0 },
 	{ "dnsbl",		set_dnsbl,	0, 0, 0 },
 	{ "greetdelay",		set_int,	OFF(greetdelay),

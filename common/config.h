@@ -78,6 +78,8 @@ struct config {
 	int		 authchecks;
 	/* DMARC p=reject honoured with 550 5.7.1 (default on). */
 	int		 dmarcreject;
+	/* An SPF fail refused with 550 5.7.23 (default off: marked). */
+	int		 spfreject;
 	char		*mxcachefile;	/* absolute; default maildir/mxservers */
 	/* DNS blocklists asked at connect on the SMTP port (lower-cased
 	 * zones, at most CONFIG_DNSBL_MAX), and the wait before the 220

@@ -285,6 +285,17 @@ begin_one(struct dkimv *v, const char *hdr, const struct dkim_field *f,
 		settle(s, DKIMV_PERMERROR, why);
 		return;
 	}
+	/*
+	 * RFC 6376 3.5 lets a verifier ignore a signature made in the
+	 * future. Beyond a clock's drift it is no mistake: a signer that
+	 * stamps its mail ahead wants it to outlive a key rotation or an
+	 * x= it could not have set. Well formed, so not neutral; refused
+	 * by our rule, so policy (RFC 8601 2.7.1); no key is asked.
+	 */
+	if (s->sig.has_t && s->sig.t > (int64_t)now + DKIMV_FUTURE_MAX) {
+		settle(s, DKIMV_POLICY, "t= is in the future");
+		return;
+	}
 	/* header.b: b= re-encoded gives its first characters back */
 	if (base64_encode(s->sig.b, s->sig.blen < 6 ? s->sig.blen : 6,
 	    s->b8, sizeof(s->b8)) == -1)
@@ -532,6 +543,9 @@ dkimv_answer(struct dkimv *v, size_t idx, enum dkimv_dns st,
 		break;
 	case DKIMV_DNS_NXDOMAIN:
 		settle(s, DKIMV_PERMERROR, "no key");
+		break;
+	case DKIMV_DNS_PERMERROR:
+		settle(s, DKIMV_PERMERROR, "the key answer is too large");
 		break;
 	default:
 		settle(s, DKIMV_TEMPERROR, "the key lookup failed");

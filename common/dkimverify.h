@@ -31,6 +31,11 @@
  * A header that cannot be split into fields (a line that is neither a
  * field nor a continuation, more than DKIMV_FIELDS_MAX fields, over
  * DKIM_HEADER_MAX octets) yields no signature to check: dkim=none.
+ *
+ * Time (RFC 6376 3.5): a signature whose t= is more than
+ * DKIMV_FUTURE_MAX seconds ahead of now is not used: policy, and its
+ * key is not asked for. An x= before now (expired) or before t= is
+ * permerror.
  */
 #ifndef PYMAILD_DKIMVERIFY_H
 #define PYMAILD_DKIMVERIFY_H
@@ -45,6 +50,7 @@
 #define DKIM_VERIFY_MAX		5	/* signatures checked per message */
 #define DKIMV_FIELDS_MAX	4096	/* header fields we split */
 #define DKIMV_REASON_MAX	96
+#define DKIMV_FUTURE_MAX	300	/* seconds t= may be ahead of us */
 #define DKIMV_NAME_MAX		(DKIMSIG_SELECTOR_MAX + DKIMSIG_DOMAIN_MAX + \
 				    sizeof("._domainkey."))
 
@@ -64,6 +70,9 @@ enum dkimv_dns {
 	DKIMV_DNS_OK,		/* records (maybe none: no TXT) */
 	DKIMV_DNS_NXDOMAIN,
 	DKIMV_DNS_TEMPERROR,	/* timeout, SERVFAIL */
+	DKIMV_DNS_PERMERROR,	/* an answer past the DNS process's bounds
+				 * (more records or octets than a key can
+				 * take): asking again will not help */
 };
 
 /* One TXT record, its strings joined. */

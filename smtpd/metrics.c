@@ -35,7 +35,8 @@ static const char *const refusal_names[] = {
 	"rejected-long-line", "rejected-nul", "rejected-size",
 	"rejected-loop", "rejected-disabled", "rejected-quota",
 	"rejected-queue", "tempfail-write", "tempfail-queue", "dnsbl",
-	"pregreet", "rejected-dmarc", "other"
+	"pregreet", "rejected-dmarc", "rejected-spf",
+	"other"	/* last: what no word above names */
 };
 #define REFUSAL_COUNT	(sizeof(refusal_names) / sizeof(refusal_names[0]))
 

@@ -1,11 +1,15 @@
 /*
  * DKIM (RFC 6376) and DMARC (RFC 7489) of a message received on the
- * SMTP port from others, once its data is in: the header and body are
- * read back from the spool file smtpd wrote (the page cache holds it),
- * the signers' keys and the From: domain's policy are asked of mxcache,
- * and the end of DATA waits for them as it waits for SPF. The verdicts
- * join SPF's in our Authentication-Results field; a DMARC failure under
- * p=reject is refused with 550 5.7.1 when `dmarcreject` is on.
+ * SMTP port from others. The message is checked as smtpd writes it to
+ * the spool, so nothing is read back and no loop turn hashes more than
+ * one write's worth: the header is gathered (growing up to
+ * DKIM_HEADER_MAX, freed at its end), the signatures are parsed and
+ * their keys and the From: domain's policy asked of mxcache there, and
+ * every body chunk goes to the body hashers as it is written. The end
+ * of DATA closes the body hash and waits for the answers still out, as
+ * it waits for SPF. The verdicts join SPF's in our
+ * Authentication-Results field; a DMARC failure under p=reject is
+ * refused with 550 5.7.1 when `dmarcreject` is on.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,11 +27,15 @@
 #include "smtpd.h"
 #include "util.h"
 
-#define READ_CHUNK	(64 * 1024)
+#define HDR_FIRST	4096	/* the header buffer's first size */
 
 struct msgcheck {
-	struct dkimv		 v;		/* some 46 KB */
+	struct dkimv		*v;		/* some 46 KB: only if signed */
 	int			 nsig;
+	off_t			 skip;		/* our Received: still to pass */
+	char			*hdr;		/* the header, while it comes */
+	size_t			 hdrlen, hdrcap;
+	int			 inbody;	/* the header is parsed */
 	uint32_t		 askedkeys;	/* bit i: key i asked */
 	uint32_t		 waitkeys;	/* bit i: its answer awaited */
 	int			 fromok;	/* from holds the From: domain */
@@ -57,7 +65,7 @@ cap_reached(int fd, short what, void *arg)
 	    s->peeraddr);
 	for (i = 0; i < DKIM_VERIFY_MAX; i++)
 		if (mc->waitkeys & (1u << i))
-			dkimv_answer(&mc->v, i, DKIMV_DNS_TEMPERROR, NULL, 0);
+			dkimv_answer(mc->v, i, DKIMV_DNS_TEMPERROR, NULL, 0);
 	mc->waitkeys = 0;
 	if (mc->dmarc_asking) {
 		mc->dmarc_asking = 0;
@@ -67,76 +75,148 @@ cap_reached(int fd, short what, void *arg)
 	session_on_checks_done(s);
 }
 
-/* The message as smtpd wrote it, from off (after our Received:). */
-static ssize_t
-read_at(int fd, char *buf, size_t len, off_t off)
-{
-	ssize_t	n;
-
-	do
-		n = pread(fd, buf, len, off);
-	while (n == -1 && errno == EINTR);
-	return n;
-}
-
-/* The header, up to and with its empty line; its length, or -1. */
-static ssize_t
-read_header(int fd, off_t start, char *hdr, size_t cap)
-{
-	ssize_t	n = read_at(fd, hdr, cap, start);
-	char	*end;
-
-	if (n <= 0)
-		return -1;
-	end = memmem(hdr, n, "\r\n\r\n", 4);
-	return end ? end - hdr + 4 : n;
-}
-
-static void
-hash_body(struct msgcheck *mc, int fd, off_t off)
-{
-	char	*buf = xmalloc(READ_CHUNK);
-	ssize_t	 n;
-
-	while ((n = read_at(fd, buf, READ_CHUNK, off)) > 0) {
-		dkimv_body(&mc->v, buf, n);
-		off += n;
-	}
-	dkimv_body_end(&mc->v);
-	free(buf);
-}
-
 /*
- * At the end of DATA, with the spool descriptor still open: start the
- * checks. Returns 1 when they wait for DNS (session_on_checks_done
- * follows), 0 when there is nothing to wait for.
+ * At the 354: the checks follow the message as it is written from now
+ * on, past skip octets (our Received: field).
  */
-int
-msgcheck_start(struct session *s, int fd, off_t msgstart)
+void
+msgcheck_data_begin(struct session *s, off_t skip)
 {
 	struct msgcheck	*mc;
-	struct timeval	 tv = { CHECK_WAIT_MAX_SEC, 0 };
-	char		*hdr;
-	ssize_t		 hlen;
 
 	msgcheck_free(s);
 	if (s->spfc == NULL)	/* the checks do not apply to this mail */
-		return 0;
+		return;
 	mc = s->mc = xcalloc(1, sizeof(*mc));
+	mc->skip = skip;
 	evtimer_set(&mc->ev_cap, cap_reached, s);
 	event_base_set(proc->base, &mc->ev_cap);
-	hdr = xmalloc(DKIM_HEADER_MAX);
-	hlen = read_header(fd, msgstart, hdr, DKIM_HEADER_MAX);
-	if (hlen > 0) {
-		mc->nsig = dkimv_begin(&mc->v, hdr, hlen, time(NULL));
-		if (mc->nsig > 0)
-			hash_body(mc, fd, msgstart + hlen);
-		mc->fromok = dkim_message_from_domain(hdr, hlen, mc->from,
-		    sizeof(mc->from)) == 0;
+}
+
+/*
+ * The header [hdr, hdr + len) is complete: parse the signatures, hash
+ * their header data, and ask for their keys and for the policy now,
+ * while the body is still on its way.
+ */
+static void
+header_done(struct session *s, const char *hdr, size_t len)
+{
+	struct msgcheck	*mc = s->mc;
+
+	mc->inbody = 1;
+	mc->v = xcalloc(1, sizeof(*mc->v));
+	mc->nsig = dkimv_begin(mc->v, hdr, len, time(NULL));
+	if (mc->nsig <= 0) {
+		/* nothing to hash or ask: keep no verifier */
+		dkimv_free(mc->v);
+		free(mc->v);
+		mc->v = NULL;
+		mc->nsig = 0;
 	}
-	free(hdr);
+	mc->fromok = dkim_message_from_domain(hdr, len, mc->from,
+	    sizeof(mc->from)) == 0;
 	if (mc->fromok && dmarc_begin(&mc->dl, mc->from) == -1)
 		mc->nopsl = 1;
+	(void)msgcheck_step(s);
+}
+
+/* Where the header ends in hdr (past its empty line), or 0. */
+static size_t
+header_end(const char *hdr, size_t len, size_t from)
+{
+	const char	*end;
+
+	if (len >= 2 && hdr[0] == '\r' && hdr[1] == '\n')
+		return 2;	/* no header field at all */
+	from = from > 3 ? from - 3 : 0;
+	if (len < from + 4)
+		return 0;
+	end = memmem(hdr + from, len - from, "\r\n\r\n", 4);
+	return end ? (size_t)(end - hdr) + 4 : 0;
+}
+
+static void
+body_chunk(struct msgcheck *mc, const char *p, size_t len)
+{
+	if (mc->v != NULL && len > 0)
+		dkimv_body(mc->v, p, len);
+}
+
+/*
+ * Octets as they were written to the spool. The header is gathered
+ * until its empty line (or DKIM_HEADER_MAX octets: a header that long
+ * has no signature we check, as dkimv_begin finds); what follows it
+ * goes to the body hashers at once.
+ */
+void
+msgcheck_data(struct session *s, const char *p, size_t len)
+{
+	struct msgcheck	*mc = s->mc;
+	size_t		 take, end, old;
+
+	if (mc == NULL)
+		return;
+	if (mc->skip > 0) {
+		take = (off_t)len < mc->skip ? len : (size_t)mc->skip;
+		mc->skip -= take;
+		p += take;
+		len -= take;
+	}
+	if (mc->inbody) {
+		body_chunk(mc, p, len);
+		return;
+	}
+	if (len == 0)
+		return;
+	take = DKIM_HEADER_MAX - mc->hdrlen;
+	if (take > len)
+		take = len;
+	if (mc->hdrlen + take > mc->hdrcap) {
+		mc->hdrcap = mc->hdrcap ? mc->hdrcap : HDR_FIRST;
+		while (mc->hdrcap < mc->hdrlen + take)
+			mc->hdrcap *= 2;
+		if (mc->hdrcap > DKIM_HEADER_MAX)
+			mc->hdrcap = DKIM_HEADER_MAX;
+		mc->hdr = xreallocarray(mc->hdr, mc->hdrcap, 1);
+	}
+	old = mc->hdrlen;
+	memcpy(mc->hdr + old, p, take);
+	mc->hdrlen += take;
+	end = header_end(mc->hdr, mc->hdrlen, old);
+	if (end == 0 && mc->hdrlen < DKIM_HEADER_MAX)
+		return;
+	if (end == 0)
+		end = mc->hdrlen;
+	header_done(s, mc->hdr, end);
+	/* what came after the empty line, then the rest of this write */
+	body_chunk(mc, mc->hdr + end, mc->hdrlen - end);
+	free(mc->hdr);
+	mc->hdr = NULL;
+	mc->hdrlen = mc->hdrcap = 0;
+	body_chunk(mc, p + take, len - take);
+}
+
+/*
+ * At the end of DATA, all of the message written: close the body hash.
+ * Returns 1 when the checks wait for DNS (session_on_checks_done
+ * follows), 0 when there is nothing to wait for.
+ */
+int
+msgcheck_start(struct session *s)
+{
+	struct msgcheck	*mc = s->mc;
+	struct timeval	 tv = { CHECK_WAIT_MAX_SEC, 0 };
+
+	if (mc == NULL)
+		return 0;
+	if (!mc->inbody) {	/* a header without an empty line after */
+		header_done(s, mc->hdr != NULL ? mc->hdr : "", mc->hdrlen);
+		free(mc->hdr);
+		mc->hdr = NULL;
+		mc->hdrlen = mc->hdrcap = 0;
+	}
+	if (mc->v != NULL)
+		dkimv_body_end(mc->v);
 	if (msgcheck_step(s))
 		return 0;
 	evtimer_add(&mc->ev_cap, &tv);
@@ -152,10 +232,10 @@ msgcheck_step(struct session *s)
 	char		 norm[MX_NAME_MAX + 1];
 	size_t		 i;
 
-	while ((name = dkimv_question(&mc->v, &i)) != NULL) {
+	while (mc->v != NULL && (name = dkimv_question(mc->v, &i)) != NULL) {
 		if (i >= DKIM_VERIFY_MAX ||
 		    mx_domain_normalize(name, norm) == -1) {
-			dkimv_answer(&mc->v, i, DKIMV_DNS_NXDOMAIN, NULL, 0);
+			dkimv_answer(mc->v, i, DKIMV_DNS_NXDOMAIN, NULL, 0);
 			continue;
 		}
 		mc->waitkeys |= 1u << i;
@@ -186,7 +266,8 @@ on_key(struct session *s, const struct dns_answer *a, size_t i)
 	size_t			 k;
 
 	/* The tag comes back from mxcache: only an index we asked. */
-	if (i >= DKIM_VERIFY_MAX || !(mc->waitkeys & (1u << i)))
+	if (mc->v == NULL || i >= DKIM_VERIFY_MAX ||
+	    !(mc->waitkeys & (1u << i)))
 		return;
 	mc->waitkeys &= ~(1u << i);
 	for (k = 0; k < a->n; k++) {
@@ -194,13 +275,15 @@ on_key(struct session *s, const struct dns_answer *a, size_t i)
 		txt[k].len = a->len[k];
 	}
 	if (a->status == DNS_OK)
-		dkimv_answer(&mc->v, i, DKIMV_DNS_OK, txt, a->n);
+		dkimv_answer(mc->v, i, DKIMV_DNS_OK, txt, a->n);
 	else if (a->status == DNS_NODATA)
-		dkimv_answer(&mc->v, i, DKIMV_DNS_OK, NULL, 0);
+		dkimv_answer(mc->v, i, DKIMV_DNS_OK, NULL, 0);
 	else if (a->status == DNS_NXDOMAIN)
-		dkimv_answer(&mc->v, i, DKIMV_DNS_NXDOMAIN, NULL, 0);
+		dkimv_answer(mc->v, i, DKIMV_DNS_NXDOMAIN, NULL, 0);
+	else if (a->status == DNS_PERMFAIL)
+		dkimv_answer(mc->v, i, DKIMV_DNS_PERMERROR, NULL, 0);
 	else
-		dkimv_answer(&mc->v, i, DKIMV_DNS_TEMPERROR, NULL, 0);
+		dkimv_answer(mc->v, i, DKIMV_DNS_TEMPERROR, NULL, 0);
 }
 
 static void
@@ -263,8 +346,8 @@ msgcheck_authres(const struct session *s, struct authres *ar,
 	da.spf_pass = spf_pass;
 	if (mc->nsig == 0)
 		authres_method(ar, "dkim", "none", NULL);
-	for (i = 0; i < dkimv_count(&mc->v); i++) {
-		dkimv_result(&mc->v, i, &r);
+	for (i = 0; mc->v != NULL && i < dkimv_count(mc->v); i++) {
+		dkimv_result(mc->v, i, &r);
 		authres_method(ar, "dkim", dkimv_result_name(r.res),
 		    r.res == DKIMV_PASS ? NULL : r.reason);
 		if (r.d[0] != '\0')
@@ -307,7 +390,10 @@ msgcheck_free(struct session *s)
 	if (s->mc == NULL)
 		return;
 	evtimer_del(&s->mc->ev_cap);
-	dkimv_free(&s->mc->v);
+	if (s->mc->v != NULL)
+		dkimv_free(s->mc->v);
+	free(s->mc->v);
+	free(s->mc->hdr);
 	free(s->mc);
 	s->mc = NULL;
 }

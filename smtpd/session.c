@@ -408,6 +408,8 @@ data_write(struct session *s)
 		else
 			off += n;
 	}
+	if (!dr->ioerr)
+		msgcheck_data(s, (const char *)dr->buf, len);
 	memmove(dr->buf, dr->buf + len, dr->buflen - len);
 	dr->buflen -= len;
 	dr->linestart -= MIN(dr->linestart, len);
@@ -537,6 +539,7 @@ data_begin(struct session *s)
 	    sizeof(s->dr.authserv_id));
 	received_header(s);
 	s->msgstart = s->dr.buflen;	/* our Received: only, so far */
+	msgcheck_data_begin(s, s->msgstart);
 	s->state = ST_DATA;
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -623,7 +626,7 @@ log_result(struct session *s, const char *result, const char *reason)
 static void
 data_refuse(struct session *s, const char *reply, const char *result)
 {
-	char	reason[160];
+	char	reason[600];	/* a reply is at most 512 */
 
 	snprintf(reason, sizeof(reason), "\"%s\"", reply);
 	smtp_refused(result);
@@ -723,7 +726,7 @@ data_finish(struct session *s)
 	if (!dr->refused) {
 		data_write(s);
 		if (!dr->ioerr)
-			msgcheck_start(s, s->spoolfd, s->msgstart);
+			msgcheck_start(s);
 	}
 	close(s->spoolfd);
 	s->spoolfd = -1;
@@ -809,9 +812,15 @@ checks_verdict(struct session *s)
 static void
 data_checked(struct session *s)
 {
+	char	reply[512];
 	size_t	i;
+	int	dmarc_refuses = checks_verdict(s);
 
-	if (checks_verdict(s)) {
+	if (spfcheck_refusal(s, reply, sizeof(reply))) {
+		data_refuse(s, reply, "rejected-spf");
+		return;
+	}
+	if (dmarc_refuses) {
 		data_refuse(s, "550 5.7.1 Message refused: its From: domain "
 		    "publishes a DMARC policy of reject, and it fails it",
 		    "rejected-dmarc");

@@ -208,13 +208,19 @@ void	spfcheck_on_answer(const struct dns_answer *);
 int	spfcheck_pending(const struct session *);
 const char *spfcheck_result(const struct session *);
 const char *spfcheck_explain(const struct session *);
+/* 1 and the reply when `spfreject` refuses the message (an SPF fail). */
+int	spfcheck_refusal(const struct session *, char *, size_t);
 void	spfcheck_free(struct session *);
 struct authres;
 void	spfcheck_authres(const struct session *, struct authres *);
 
 /* msgcheck.c: DKIM and DMARC of mail received on port 25 */
 struct dmarc_verdict;
-int	msgcheck_start(struct session *, int fd, off_t msgstart);
+/* At the 354, then each run of octets as it is written to the spool,
+ * then at the end of DATA (1: the checks wait for DNS). */
+void	msgcheck_data_begin(struct session *, off_t skip);
+void	msgcheck_data(struct session *, const char *, size_t);
+int	msgcheck_start(struct session *);
 void	msgcheck_on_answer(const struct dns_answer *);
 int	msgcheck_pending(const struct session *);
 void	msgcheck_authres(const struct session *, struct authres *,

@@ -3,12 +3,14 @@
  * MAIL FROM domain (the HELO name for the null sender), started when MAIL
  * is accepted and run while the client sends its recipients and data;
  * the end of DATA waits for the verdict if it is not in yet, at most
- * SPF_WAIT_MAX seconds (then temperror). Its questions go to mxcache like
+ * SPF_WAIT_MAX seconds (then temperror), and refuses a fail there when
+ * `spfreject` is set. Its questions go to mxcache like
  * the blocklists' (common/spf.c asks, this file carries). Not for
  * submission, authenticated clients or noauthhosts: their mail is ours.
  */
 #include <arpa/inet.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,6 +228,29 @@ spfcheck_authres(const struct session *s, struct authres *ar)
 		authres_prop(ar, "smtp.mailfrom", sender);
 	else
 		authres_prop(ar, "smtp.helo", s->helo);
+}
+
+/*
+ * With `spfreject`, an SPF fail (and only a fail: a DNS failure or a
+ * record that does not parse says nothing about the client) refuses the
+ * message: the reply for it in reply, 1. It names the domain and the
+ * client, never the domain's exp= text, which anyone with a zone could
+ * make say anything in our name.
+ */
+int
+spfcheck_refusal(const struct session *s, char *reply, size_t len)
+{
+	const char	*dom;
+	int		 pass;
+
+	if (!proc->conf.spfreject || s->spfc == NULL || !s->spfc->done ||
+	    s->spfc->result != SPF_FAIL)
+		return 0;
+	if ((dom = spfcheck_domain(s, &pass)) == NULL)
+		return 0;
+	snprintf(reply, len, "550 5.7.23 Message refused: the SPF record of "
+	    "%.255s does not allow %s to send its mail", dom, s->peeraddr);
+	return 1;
 }
 
 /* The domain SPF checked (the MAIL FROM's, else HELO), for DMARC. */

@@ -168,11 +168,13 @@ class DKIMVerify(unittest.TestCase):
         except dkim.DKIMException:
             return False
 
-    def check(self, msg):
-        """dkimcheck's lines: [(result, d, s, b, reason)], summary."""
+    def check(self, msg, now=None):
+        """dkimcheck's lines: [(result, d, s, b, reason)], summary; now:
+        our clock, in seconds since the epoch."""
+        clock = ['-n', str(now)] if now is not None else []
         out = subprocess.run(
             [DKIMCHECK, '-s', '127.0.0.1', '-p', str(self.port), '-t',
-             str(QUERY_TIMEOUT)], input=msg, capture_output=True,
+             str(QUERY_TIMEOUT)] + clock, input=msg, capture_output=True,
             timeout=60, check=True).stdout.decode()
         lines = out.splitlines()
         self.assertTrue(lines and lines[-1].startswith('found='), out)
@@ -183,8 +185,8 @@ class DKIMVerify(unittest.TestCase):
         summary = dict(kv.split('=') for kv in lines[-1].split())
         return rows, {k: int(v) for k, v in summary.items()}
 
-    def verdict(self, msg, want, why=None, idx=0, dkimpy=True):
-        rows, _ = self.check(msg)
+    def verdict(self, msg, want, why=None, idx=0, dkimpy=True, now=None):
+        rows, _ = self.check(msg, now)
         self.assertGreater(len(rows), idx, rows)
         self.assertEqual(rows[idx][0], want, rows)
         if why is not None:
@@ -390,6 +392,30 @@ class DKIMVerify(unittest.TestCase):
     def test_rsa_512(self):
         msg = sign(MESSAGE, self.keys['rsa512'], 'rsa512')
         self.verdict(msg, 'permerror', 'shorter than 1024', dkimpy=False)
+
+    # --- time -------------------------------------------------------------
+
+    def test_timestamp_in_the_future(self):
+        """t= more than 300 s ahead of our clock: the signature is not
+        used (policy, no key asked); 300 s ahead is a clock's drift and
+        passes. dkimpy allows ten hours, so it is not asked."""
+        msg = sign(MESSAGE, self.keys['rsa2048'], 'rsa2048')
+        t = int(re.search(rb'\bt=(\d+)', msg).group(1))
+        rows, summary = self.check(msg, now=t - 301)
+        self.assertEqual(rows[0][0], 'policy', rows)
+        self.assertIn('in the future', rows[0][4])
+        self.assertEqual(summary['questions'], 0)
+        self.verdict(msg, 'pass', now=t - 300)
+
+    def test_expiry_before_timestamp(self):
+        """x= before t= is a signature that contradicts itself:
+        permerror, whatever the clock."""
+        msg = sign(MESSAGE, self.keys['rsa2048'], 'rsa2048')
+        t = int(re.search(rb'\bt=(\d+)', msg).group(1))
+        bad = re.sub(rb'\bt=(\d+);', b't=%d; x=%d;' % (t, t - 1), msg,
+                     count=1)
+        self.assertNotEqual(bad, msg)
+        self.verdict(bad, 'permerror', 'x=', dkimpy=False, now=t - 10)
 
     # --- hostile input ----------------------------------------------------
 

@@ -136,6 +136,8 @@ test_limit(void)
 	CHECK("limit: held-back lines not counted", count == 3);
 }
 
+#define SIGNED_AT	1700000000	/* t= of signed_message */
+
 /* A message signed by our signer with a new Ed25519 key. */
 static EVP_PKEY *
 signed_message(const char *msg, char *out, size_t outlen, char *rec,
@@ -155,7 +157,7 @@ signed_message(const char *msg, char *out, size_t outlen, char *rec,
 	EVP_PKEY_keygen_init(pc);
 	EVP_PKEY_keygen(pc, &k.pkey);
 	EVP_PKEY_CTX_free(pc);
-	dkim_sign(msg, strlen(msg), &k, 1, 1700000000, sigs, sizeof(sigs));
+	dkim_sign(msg, strlen(msg), &k, 1, SIGNED_AT, sigs, sizeof(sigs));
 	n = dkim_fold(sigs, out, outlen);
 	strlcpy(out + n, msg, outlen - n);
 	EVP_PKEY_get_raw_public_key(k.pkey, raw, &rawlen);
@@ -164,17 +166,18 @@ signed_message(const char *msg, char *out, size_t outlen, char *rec,
 	return k.pkey;
 }
 
-/* Verify m with rec as the answer (NULL: NXDOMAIN), body in one go. */
+/* Verify m at now with rec as the answer (NULL: NXDOMAIN), the body in
+ * one go. */
 static enum dkimv_res
-verify_with(const char *m, const char *rec, enum dkimv_dns st,
-    struct dkimv_result *r)
+verify_at(const char *m, const char *rec, enum dkimv_dns st,
+    struct dkimv_result *r, time_t now)
 {
 	static struct dkimv	v;
 	struct dkimv_txt	txt;
 	const char		*body = strstr(m, "\r\n\r\n");
 	size_t			 i;
 
-	dkimv_begin(&v, m, strlen(m), 0);
+	dkimv_begin(&v, m, strlen(m), now);
 	dkimv_body(&v, body + 4, strlen(body + 4));
 	dkimv_body_end(&v);
 	if (dkimv_question(&v, &i) != NULL) {
@@ -185,6 +188,61 @@ verify_with(const char *m, const char *rec, enum dkimv_dns st,
 	dkimv_result(&v, 0, r);
 	dkimv_free(&v);
 	return r->res;
+}
+
+static enum dkimv_res
+verify_with(const char *m, const char *rec, enum dkimv_dns st,
+    struct dkimv_result *r)
+{
+	return verify_at(m, rec, st, r, SIGNED_AT);
+}
+
+/* m with " x=X;" put after its t= (the signature no longer verifies,
+ * but what is looked at first is that it contradicts itself). */
+static void
+add_x(char *m, size_t size, long long x)
+{
+	char	*t = strstr(m, "t="), *semi, tail[8192];
+
+	semi = strchr(t, ';') + 1;
+	strlcpy(tail, semi, sizeof(tail));
+	snprintf(semi, size - (semi - m), " x=%lld;%s", x, tail);
+}
+
+/* RFC 6376 3.5: t= from the future, x= before t=. */
+static void
+test_time(void)
+{
+	static const char	msg[] = "From: a@example.test\r\n"
+	    "Subject: t\r\nTo: b@other.test\r\n\r\nbody\r\n";
+	static struct dkimv	v;
+	static char		m[8192], rec[256];
+	struct dkimv_result	r;
+	EVP_PKEY		*pk;
+	size_t			i;
+
+	pk = signed_message(msg, m, sizeof(m), rec, sizeof(rec));
+	CHECK("time: t= 300 s ahead passes (clocks drift)",
+	    verify_at(m, rec, DKIMV_DNS_OK, &r, SIGNED_AT - 300) ==
+	    DKIMV_PASS);
+	CHECK("time: t= 301 s ahead is not used",
+	    verify_at(m, rec, DKIMV_DNS_OK, &r, SIGNED_AT - 301) ==
+	    DKIMV_POLICY && strstr(r.reason, "future") != NULL);
+	CHECK("time: a day ahead is not used",
+	    verify_at(m, rec, DKIMV_DNS_OK, &r, SIGNED_AT - 86400) ==
+	    DKIMV_POLICY);
+	dkimv_begin(&v, m, strlen(m), SIGNED_AT - 301);
+	CHECK("time: no key asked for a signature not used",
+	    dkimv_question(&v, &i) == NULL);
+	dkimv_free(&v);
+	CHECK("time: an hour old passes",
+	    verify_at(m, rec, DKIMV_DNS_OK, &r, SIGNED_AT + 3600) ==
+	    DKIMV_PASS);
+	add_x(m, sizeof(m), SIGNED_AT - 1);
+	CHECK("time: x= before t= is permerror",
+	    verify_at(m, rec, DKIMV_DNS_OK, &r, SIGNED_AT - 10) ==
+	    DKIMV_PERMERROR && strstr(r.reason, "x=") != NULL);
+	EVP_PKEY_free(pk);
 }
 
 static void
@@ -208,6 +266,9 @@ test_verify(void)
 	    &r) == DKIMV_PERMERROR && strcmp(r.reason, "no key") == 0);
 	CHECK("verify: temperror", verify_with(m, NULL, DKIMV_DNS_TEMPERROR,
 	    &r) == DKIMV_TEMPERROR);
+	CHECK("verify: an answer past the bounds is permerror",
+	    verify_with(m, NULL, DKIMV_DNS_PERMERROR, &r) ==
+	    DKIMV_PERMERROR && strstr(r.reason, "too large") != NULL);
 	CHECK("verify: revoked", verify_with(m, "v=DKIM1; k=ed25519; p=",
 	    DKIMV_DNS_OK, &r) == DKIMV_PERMERROR &&
 	    strcmp(r.reason, "key revoked") == 0);
@@ -220,7 +281,7 @@ test_verify(void)
 
 	/* the key before the body, an answer twice, a bad index */
 	memcpy(strstr(m, "Body"), "body", 4);
-	dkimv_begin(&v, m, strlen(m), 0);
+	dkimv_begin(&v, m, strlen(m), SIGNED_AT);
 	CHECK("state: one question", dkimv_question(&v, &i) != NULL &&
 	    i == 0 && dkimv_question(&v, &i) == NULL);
 	{
@@ -255,5 +316,6 @@ main(void)
 	test_long_body();
 	test_limit();
 	test_verify();
+	test_time();
 	UNIT_EXIT();
 }
