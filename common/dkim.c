@@ -379,49 +379,6 @@ dkim_body_final(struct dkim_body *b, unsigned char hash[32])
 }
 
 int
-dkim_from_domain(const char *value, size_t len, char *dom, size_t domlen)
-{
-	const char	*p = value, *end = value + len, *lt, *at, *stop;
-	size_t		 n, i;
-
-	lt = memchr(p, '<', len);
-	if (lt != NULL) {
-		if (memchr(p, ',', lt - p) != NULL)
-			return -1;
-		p = lt + 1;
-		if ((stop = memchr(p, '>', end - p)) == NULL)
-			return -1;
-		if (memchr(stop, ',', end - stop) != NULL ||
-		    memchr(stop + 1, '<', end - stop - 1) != NULL)
-			return -1;
-	} else {
-		if (memchr(p, ',', len) != NULL || memchr(p, ';', len) != NULL)
-			return -1;
-		stop = end;
-	}
-	/* the domain runs from the last @ to WSP, a comment or the end */
-	at = NULL;
-	for (i = 0; p + i < stop; i++)
-		if (p[i] == '@')
-			at = p + i;
-	if (at == NULL)
-		return -1;
-	for (n = 0; at + 1 + n < stop; n++) {
-		i = (unsigned char)at[1 + n];
-		if (is_wsp(i) || i == '(' || i == '\r' || i == '\n')
-			break;
-		if (!(isalnum(i) || i == '-' || i == '.'))
-			return -1;
-	}
-	if (n == 0 || n >= domlen)
-		return -1;
-	for (i = 0; i < n; i++)
-		dom[i] = tolower((unsigned char)at[1 + i]);
-	dom[n] = '\0';
-	return 0;
-}
-
-int
 dkim_selector_ok(const char *s)
 {
 	size_t	i;
@@ -730,35 +687,5 @@ dkim_sign(const char *msg, size_t len, const struct dkim_key *keys,
 	free(f);
 	if (r == -1)
 		out[0] = '\0';
-	return r;
-}
-
-/* The domain of the message's one From: field; -1 when none is clear. */
-int
-dkim_message_from_domain(const char *msg, size_t len, char *dom, size_t domlen)
-{
-	struct dkim_field	*f;
-	size_t			 bodyoff, vo;
-	int			 nf, i, found = -1, r = -1;
-
-	f = xreallocarray(NULL, DKIM_FIELDS_MAX, sizeof(*f));
-	nf = dkim_header_split(msg, len, f, DKIM_FIELDS_MAX, &bodyoff);
-	for (i = 0; i < nf; i++)
-		if (dkim_field_is(msg, &f[i], "from")) {
-			if (found != -1) {
-				found = -1;	/* two From: fields */
-				break;
-			}
-			found = i;
-		}
-	if (found != -1) {
-		vo = f[found].off + f[found].namelen;
-		while (msg[vo] != ':')
-			vo++;
-		vo++;
-		r = dkim_from_domain(msg + vo, f[found].off + f[found].len -
-		    vo, dom, domlen);
-	}
-	free(f);
 	return r;
 }

@@ -79,18 +79,6 @@ int	dkim_body_update(struct dkim_body *, const char *, size_t);
 int	dkim_body_final(struct dkim_body *, unsigned char hash[32]);
 void	dkim_body_free(struct dkim_body *);
 
-/*
- * The domain of a From: field's one mailbox (lower-cased), 0; -1 when
- * the value is not one addr-spec with a domain (several mailboxes, a
- * group, no @).
- */
-int	dkim_from_domain(const char *value, size_t len, char *dom,
-	    size_t domlen);
-/* The same of a whole message's header: -1 when it has no From: field,
- * two of them, or one without a clear domain. */
-int	dkim_message_from_domain(const char *msg, size_t len, char *dom,
-	    size_t domlen);
-
 /* A key the signer holds. */
 struct dkim_key {
 	char		 domain[256];

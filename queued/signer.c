@@ -27,6 +27,7 @@
 #include "child.h"
 #include "dkim.h"
 #include "log.h"
+#include "msgfrom.h"
 #include "queued.h"
 #include "util.h"
 
@@ -228,7 +229,8 @@ signer_sign(struct dkimset *s, struct envelope *e, const char *msg,
 	size_t		 n;
 
 	nokeydom[0] = '\0';
-	if (s == NULL || dkim_message_from_domain(msg, len, dom, sizeof(dom)) == -1)
+	if (s == NULL || msgfrom_message(msg, len, dom, sizeof(dom)) !=
+	    MSGFROM_ONE)
 		return 0;
 	if ((n = keys_for(s, dom, keys)) == 0) {
 		/* whether it is ours is the loop's to say (the config

@@ -36,6 +36,7 @@ static const char *const refusal_names[] = {
 	"rejected-loop", "rejected-disabled", "rejected-quota",
 	"rejected-queue", "tempfail-write", "tempfail-queue", "dnsbl",
 	"pregreet", "rejected-dmarc", "rejected-spf",
+	"rejected-from",
 	"other"	/* last: what no word above names */
 };
 #define REFUSAL_COUNT	(sizeof(refusal_names) / sizeof(refusal_names[0]))

@@ -23,6 +23,7 @@
 #include "dmarc.h"
 #include "dnsmsg.h"
 #include "log.h"
+#include "msgfrom.h"
 #include "mxfile.h"
 #include "smtpd.h"
 #include "util.h"
@@ -36,8 +37,10 @@ struct msgcheck {
 	char			*hdr;		/* the header, while it comes */
 	size_t			 hdrlen, hdrcap;
 	int			 inbody;	/* the header is parsed */
+	int			 hdrcut;	/* longer than we read */
 	uint32_t		 askedkeys;	/* bit i: key i asked */
 	uint32_t		 waitkeys;	/* bit i: its answer awaited */
+	enum msgfrom_result	 fromres;
 	int			 fromok;	/* from holds the From: domain */
 	int			 nopsl;		/* no organizational domain */
 	char			 from[MX_NAME_MAX + 1];
@@ -52,6 +55,23 @@ struct msgcheck {
 #define CHECK_WAIT_MAX_SEC	15
 
 static int	msgcheck_step(struct session *);
+
+static const char *
+from_problem(const struct msgcheck *mc)
+{
+	if (mc->hdrcut)
+		return "its header is longer than 256 KiB";
+	switch (mc->fromres) {
+	case MSGFROM_NONE:
+		return "it has no From: field";
+	case MSGFROM_FIELDS:
+		return "it has more than one From: field";
+	case MSGFROM_MANY:
+		return "its From: names authors of more than one domain";
+	default:
+		return "its From: field holds no address with a domain";
+	}
+}
 
 /* The answers not in by now count as temporary DNS failures. */
 static void
@@ -113,8 +133,10 @@ header_done(struct session *s, const char *hdr, size_t len)
 		mc->v = NULL;
 		mc->nsig = 0;
 	}
-	mc->fromok = dkim_message_from_domain(hdr, len, mc->from,
-	    sizeof(mc->from)) == 0;
+	/* a From: past what we read could be the one a reader shows */
+	mc->fromres = mc->hdrcut ? MSGFROM_UNCLEAR :
+	    msgfrom_message(hdr, len, mc->from, sizeof(mc->from));
+	mc->fromok = mc->fromres == MSGFROM_ONE;
 	if (mc->fromok && dmarc_begin(&mc->dl, mc->from) == -1)
 		mc->nopsl = 1;
 	(void)msgcheck_step(s);
@@ -185,8 +207,10 @@ msgcheck_data(struct session *s, const char *p, size_t len)
 	end = header_end(mc->hdr, mc->hdrlen, old);
 	if (end == 0 && mc->hdrlen < DKIM_HEADER_MAX)
 		return;
-	if (end == 0)
+	if (end == 0) {
 		end = mc->hdrlen;
+		mc->hdrcut = 1;
+	}
 	header_done(s, mc->hdr, end);
 	/* what came after the empty line, then the rest of this write */
 	body_chunk(mc, mc->hdr + end, mc->hdrlen - end);
@@ -362,7 +386,7 @@ msgcheck_authres(const struct session *s, struct authres *ar,
 	if (!mc->fromok || mc->nopsl) {
 		authres_method(ar, "dmarc", mc->fromok ? "permerror" : "none",
 		    mc->fromok ? "no organizational domain" :
-		    "no single From: domain");
+		    from_problem(mc));
 		return;
 	}
 	dmarc_evaluate(&mc->dl, &da, arc4random_uniform(100), dv);
@@ -376,6 +400,29 @@ msgcheck_authres(const struct session *s, struct authres *ar,
 		authres_method(ar, "dmarc", dmarc_result_name(dv->result),
 		    NULL);
 	authres_prop(ar, "header.from", mc->from);
+}
+
+/*
+ * With `dmarcreject`, a message whose author DMARC cannot name is
+ * refused: two From: fields, authors of two domains, a From: without a
+ * readable domain, or a header too long to read whole. A reader shows
+ * one of those authors while the check would have judged none, which
+ * is how a forger would step around a domain's p=reject (RFC 7489
+ * 6.6.1 leaves the choice to refuse to us). A message with no From: at
+ * all names no one to impersonate, and is only marked.
+ */
+int
+msgcheck_from_refusal(const struct session *s, char *reply, size_t len)
+{
+	const struct msgcheck	*mc = s->mc;
+
+	if (!proc->conf.dmarcreject || mc == NULL ||
+	    mc->fromres == MSGFROM_ONE || mc->fromres == MSGFROM_NONE)
+		return 0;
+	snprintf(reply, len, "550 5.7.1 Message refused: %s, so its sender "
+	    "cannot be checked (RFC 5322 3.6.2, RFC 7489 6.6.1)",
+	    from_problem(mc));
+	return 1;
 }
 
 int

@@ -820,6 +820,10 @@ data_checked(struct session *s)
 		data_refuse(s, reply, "rejected-spf");
 		return;
 	}
+	if (msgcheck_from_refusal(s, reply, sizeof(reply))) {
+		data_refuse(s, reply, "rejected-from");
+		return;
+	}
 	if (dmarc_refuses) {
 		data_refuse(s, "550 5.7.1 Message refused: its From: domain "
 		    "publishes a DMARC policy of reject, and it fails it",

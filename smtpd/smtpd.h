@@ -223,6 +223,7 @@ void	msgcheck_data(struct session *, const char *, size_t);
 int	msgcheck_start(struct session *);
 void	msgcheck_on_answer(const struct dns_answer *);
 int	msgcheck_pending(const struct session *);
+int	msgcheck_from_refusal(const struct session *, char *, size_t);
 void	msgcheck_authres(const struct session *, struct authres *,
 	    const char *spf_domain, int spf_pass, struct dmarc_verdict *);
 void	msgcheck_free(struct session *);

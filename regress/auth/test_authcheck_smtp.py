@@ -12,7 +12,10 @@ beside SPF's:
 - p=quarantine: delivered, marked (dis=quarantine);
 - a domain without a policy: dmarc=none;
 - our own verdict cannot be forged: a field in our name in the message
-  is gone, ours is there once.
+  is gone, ours is there once;
+- a From: field a reader shows but a naive check would skip (a comma in a
+  quoted name, two From: fields, authors of two domains, a From: behind
+  a thousand fields) cannot step around p=reject.
 
     /usr/bin/python3 regress/run.py regress/auth/test_authcheck_smtp.py
 """
@@ -187,3 +190,52 @@ class AuthChecks(TlsCase):
                                     ID.encode()), 1)
         self.assertIn(other.rstrip(b'\r\n'), data)
         self.assertNotIn(b'dkim=pass dmarc=pass', data)
+
+    def unsigned_from(self, from_lines, subject, before=b''):
+        """A message with these From: lines (or none), unsigned."""
+        return (before + from_lines + b'To: <alice@test.example>\r\n'
+                b'Subject: %s\r\nDate: Sun, 06 Dec 2026 10:00:00 +0000\r\n'
+                b'Message-ID: <%s@x.test>\r\n\r\nhello\r\n'
+                % (subject.encode(), subject.encode().replace(b' ', b'.')))
+
+    def test_from_tricks_cannot_step_around_reject(self):
+        inst = self.checked_instance()
+        filler = b''.join(b'X-Filler-%04d: x\r\n' % i for i in range(1200))
+        cases = [
+            # (From: lines, before them, the refusal's log word)
+            (b'From: "Doe, John" <a@rj.test>\r\n', b'', 'rejected-dmarc'),
+            (b'From: (a, comment) a@rj.test\r\n', b'', 'rejected-dmarc'),
+            (b'From: <a@rj.test>\r\n', filler, 'rejected-dmarc'),
+            (b'From: <a@nopol.test>\r\nFrom: <a@rj.test>\r\n', b'',
+             'rejected-from'),
+            (b'From: <a@nopol.test>, <a@rj.test>\r\n', b'',
+             'rejected-from'),
+            (b'From: undisclosed:;\r\n', b'', 'rejected-from'),
+        ]
+        for i, (lines, before, word) in enumerate(cases):
+            with self.subTest(from_lines=lines, filler=bool(before)):
+                n = inst.log().count('result=%s' % word)
+                code, text = self.send(inst, 'a@rj.test', self.unsigned_from(
+                    lines, 'trick %d' % i, before))
+                self.assertEqual(code, 550, text)
+                self.assertTrue(text.startswith(b'5.7.1'), text)
+                self.assertEqual(inst.log().count('result=%s' % word), n + 1,
+                                 inst.log_tail(5))
+        self.assertEqual(pmtest.maildir_files(inst.maildir, 'alice'), [])
+
+    def test_no_from_is_marked_not_refused(self):
+        inst = self.checked_instance()
+        code, _ = self.send(inst, 'a@rj.test',
+                            self.unsigned_from(b'', 'no from'))
+        self.assertEqual(code, 250)
+        v = self.verdicts(self.delivered(inst))
+        self.assertIn('dmarc=none reason="it has no From: field"', v)
+
+    def test_two_from_fields_marked_when_reject_is_off(self):
+        inst = self.checked_instance(dmarcreject=False)
+        code, _ = self.send(inst, 'a@rj.test', self.unsigned_from(
+            b'From: <a@nopol.test>\r\nFrom: <a@rj.test>\r\n', 'two'))
+        self.assertEqual(code, 250)
+        v = self.verdicts(self.delivered(inst))
+        self.assertIn('dmarc=none reason="it has more than one From: field"',
+                      v)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dkim.h"
+#include "msgfrom.h"
 #include "fuzz.h"
 
 #define FIELDS	64
@@ -113,7 +114,7 @@ FUZZ_ENTRY(dkim)
 			while (msg[vo] != ':')
 				vo++;
 			vo++;
-			if (dkim_from_domain(msg + vo, f[i].off + f[i].len - vo,
+			if (msgfrom_domain(msg + vo, f[i].off + f[i].len - vo,
 			    dom, sizeof(dom)) == 0) {
 				FUZZ_ASSERT(dom[0] != '\0');
 				FUZZ_ASSERT(strspn(dom, "abcdefghijklmnopqrstuvwxyz"
@@ -121,6 +122,9 @@ FUZZ_ENTRY(dkim)
 			}
 		}
 	}
+	if (msgfrom_message(msg, size, dom, sizeof(dom)) == MSGFROM_ONE)
+		FUZZ_ASSERT(dom[0] != '\0' && strspn(dom,
+		    "abcdefghijklmnopqrstuvwxyz0123456789-.") == strlen(dom));
 	body_hash(msg, size, size + 1, h1);
 	body_hash(msg, size, 1 + size % 7, h2);
 	FUZZ_ASSERT(memcmp(h1, h2, 32) == 0);
