@@ -11,15 +11,13 @@ import os
 import select
 import signal
 import socket
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, deliver, s, u32, u64              # noqa: E402
-import pmtest                                            # noqa: E402
+from lib import hostile
+from lib.hostile import T, deliver, s, u32, u64
+from lib import pmtest
 
 
 

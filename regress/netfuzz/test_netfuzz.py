@@ -21,11 +21,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'smtp'))
-from smtputil import (CRLF, Client, ProtocolError, SmtpCase,  # noqa: E402
-                      added_prefix, dot_stuff, mailbox_files, read,
-                      subject_of, wait_for)
+from lib.smtputil import (CRLF, Client, ProtocolError, SmtpCase,
+                          added_prefix, dot_stuff, mailbox_files, read,
+                          subject_of, wait_for)
 
 SEED = int(os.environ.get('PYMAILD_NETFUZZ_SEED') or
            random.SystemRandom().randrange(1 << 32))

@@ -11,17 +11,12 @@ does).
 import os
 import re
 import stat
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opsutil                                           # noqa: E402
-from opsutil import pmtest                               # noqa: E402
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'sandbox'))
-from sandboxutil import pmtest as _unused                # noqa: E402,F401
-from test_syslog import DEVICES, LogDaemon               # noqa: E402
-from test_smtp_fulldisk import (mount_tmpfs,             # noqa: E402
-                                private_mount_namespace, umount_lazy)
+from lib import opsutil
+from lib.opsutil import pmtest
+from lib.logdaemon import DEVICES, LogDaemon
+from lib.mounts import (mount_tmpfs, private_mount_namespace,
+                        umount_lazy)
 
 
 class ReopenFailure(pmtest.TestCase):

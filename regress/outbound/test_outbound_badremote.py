@@ -11,13 +11,11 @@ delivered exactly once.
 """
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, bounces_in, daemon_state,  # noqa: E402
-                     lasterror, mailbox, make_message, submit,
-                     wait_deferred, wait_mail, wait_queue_empty)
+from lib.oututil import (OutCase, bounces_in, daemon_state,
+                         lasterror, mailbox, make_message, submit,
+                         wait_deferred, wait_mail, wait_queue_empty)
 
 ALICE = 'alice@test.example'
 TIMEOUT = 2             # the config's `timeout`: silence ends a session

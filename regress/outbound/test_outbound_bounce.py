@@ -9,13 +9,11 @@ remote server is a real SMTP sink used as the smarthost.
 
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (SETTLE, OutCase, bounces_in,  # noqa: E402
-                     final_recipient, log_lines, make_message, mailbox,
-                     parse_dsn, submit, wait_for, wait_mail,
-                     wait_queue_empty)
+from lib.oututil import (SETTLE, OutCase, bounces_in,
+                         final_recipient, log_lines, make_message, mailbox,
+                         parse_dsn, submit, wait_for, wait_mail,
+                         wait_queue_empty)
 
 ALICE = 'alice@test.example'
 REJECT = '550 5.1.1 <%s>: sink says there is no such mailbox here'

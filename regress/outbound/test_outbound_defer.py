@@ -9,14 +9,12 @@ is a real SMTP sink used as the smarthost.
 """
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (SETTLE, OutCase, final_recipient,  # noqa: E402
-                     lasterror, mailbox, make_message, parse_dsn, queue,
-                     queue_entry, rcpt_addresses, submit, wait_deferred,
-                     wait_mail, wait_queue_empty)
+from lib.oututil import (SETTLE, OutCase, final_recipient,
+                         lasterror, mailbox, make_message, parse_dsn, queue,
+                         queue_entry, rcpt_addresses, submit, wait_deferred,
+                         wait_mail, wait_queue_empty)
 
 ALICE = 'alice@test.example'
 GREYLIST = '451 4.7.1 sink: greylisted, come back later'

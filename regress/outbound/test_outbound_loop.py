@@ -15,15 +15,13 @@ network namespace.
 import os
 import shutil
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, final_recipient, log_lines,  # noqa: E402
-                     make_message, parse_dsn, submit, wait_mail,
-                     wait_queue_empty)
+from lib.oututil import (OutCase, final_recipient, log_lines,
+                         make_message, parse_dsn, submit, wait_mail,
+                         wait_queue_empty)
 
 try:
-    import dnsfixture
+    from lib import dnsfixture
 except ImportError:
     dnsfixture = None
 

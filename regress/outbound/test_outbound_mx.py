@@ -21,18 +21,16 @@ import contextlib
 import os
 import poplib
 import smtplib
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (DELIVERY_TIMEOUT, SETTLE, OutCase,  # noqa: E402
-                     bounces_in, final_recipient, lasterror, log_lines,
-                     mailbox, make_message, parse_dsn, submit,
-                     wait_deferred, wait_mail, wait_queue_empty)
-import pmtest                                            # noqa: E402
+from lib.oututil import (DELIVERY_TIMEOUT, SETTLE, OutCase,
+                         bounces_in, final_recipient, lasterror, log_lines,
+                         mailbox, make_message, parse_dsn, submit,
+                         wait_deferred, wait_mail, wait_queue_empty)
+from lib import pmtest
 
 try:
-    import dnsfixture
+    from lib import dnsfixture
 except ImportError:
     dnsfixture = None
 

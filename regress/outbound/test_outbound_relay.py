@@ -9,12 +9,10 @@ sender, with SIZE when the server offers it; EHLO falls back to HELO
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (SETTLE, OutCase, header_block_ok,  # noqa: E402
-                     lasterror, log_lines, make_message, submit,
-                     wait_deferred, wait_mail, wait_queue_empty)
+from lib.oututil import (SETTLE, OutCase, header_block_ok,
+                         lasterror, log_lines, make_message, submit,
+                         wait_deferred, wait_mail, wait_queue_empty)
 
 ALICE = 'alice@test.example'
 

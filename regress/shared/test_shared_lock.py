@@ -9,10 +9,8 @@ import os
 import threading
 import time
 
-import sys
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sharedutil import SharedCase                         # noqa: E402
-import pmtest                                             # noqa: E402
+from lib.sharedutil import SharedCase
+from lib import pmtest
 
 IN_USE = b'-ERR [IN-USE] mailbox is locked by another session\r\n'
 TOOL_WAIT = 5.0     # MBOXLOCK_TOOL_WAIT_MS

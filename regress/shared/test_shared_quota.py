@@ -10,16 +10,12 @@ import re
 import shutil
 import smtplib
 import subprocess
-import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-from sharedutil import SharedCase                         # noqa: E402
-import pmtest                                             # noqa: E402
-from smtputil import make_message, smtp_session           # noqa: E402
+from lib.sharedutil import SharedCase
+from lib import pmtest
+from lib.smtputil import make_message, smtp_session
 
 USERS3 = ('alice', 'bob', 'carol')
 PER_HOST = int(os.environ.get('PYMAILD_SHARED_PER_HOST', '300'))

@@ -13,13 +13,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (SmtpCase, make_message, queue_id,  # noqa: E402
-                      subject_of, wait_for, wait_mail, mailbox_files)
-import pmtest                                            # noqa: E402
+from lib.smtputil import (SmtpCase, make_message, queue_id,
+                          subject_of, wait_for, wait_mail, mailbox_files)
+from lib import pmtest
 
 # Sender as sent in MAIL FROM -> the canonical form the server keeps
 # (Return-Path of the stored copy).

@@ -9,13 +9,11 @@ is in any Maildir (DESIGN.md A4, A7).
 import os
 import random
 import socket
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (ProtocolError, SmtpCase,  # noqa: E402
-                      make_message, mailbox_files, subject_of)
+from lib.smtputil import (ProtocolError, SmtpCase,
+                          make_message, mailbox_files, subject_of)
 
 MB = 1 << 20
 

@@ -10,14 +10,12 @@ import datetime
 import email.utils
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (CRLF, HOSTNAME, MAXSIZE, SmtpCase,  # noqa: E402
-                      added_prefix, dot_stuff, header, mailbox_files,
-                      maildir_size_ok, make_message, queue_id,
-                      smtplib_send, subject_of, tmp_files, wait_for,
-                      wait_mail)
+from lib.smtputil import (CRLF, HOSTNAME, MAXSIZE, SmtpCase,
+                          added_prefix, dot_stuff, header, mailbox_files,
+                          maildir_size_ok, make_message, queue_id,
+                          smtplib_send, subject_of, tmp_files, wait_for,
+                          wait_mail)
 
 SENDER = 'carol@sender.example'
 

@@ -18,15 +18,13 @@ import os
 import re
 import signal
 import smtplib
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pmtest                                              # noqa: E402
-from smtputil import (SmtpCase, all_gone, daemon_pids,     # noqa: E402
-                      kill9_group, log_events, mailbox_files, make_message, queue_id,
-                      read, smtplib_send, subject_of, wait_for, wait_mail)
+from lib import pmtest
+from lib.smtputil import (SmtpCase, all_gone, daemon_pids, kill9_group,
+                          log_events, mailbox_files, make_message, queue_id,
+                          read, smtplib_send, subject_of, wait_for, wait_mail)
 
 SENDER = 'load@sender.example'
 THREADS = 8

@@ -17,12 +17,10 @@ SPOOLDIR/journal before the message's own queue files reach the disk.
 """
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (SmtpCase, daemon_pids, kill9_group,      # noqa: E402
-                      mailbox_files, read, subject_of, wait_for, wait_mail)
+from lib.smtputil import (SmtpCase, daemon_pids, kill9_group,
+                          mailbox_files, read, subject_of, wait_for, wait_mail)
 
 
 def subjects(inst, user='alice'):

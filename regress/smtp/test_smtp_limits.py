@@ -5,12 +5,10 @@
 """
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (Client, SmtpCase, make_message,  # noqa: E402
-                      mailbox_files, tmp_files, wait_for)
+from lib.smtputil import (Client, SmtpCase, make_message,
+                          mailbox_files, tmp_files, wait_for)
 
 
 class Timeout(SmtpCase):

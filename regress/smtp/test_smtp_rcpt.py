@@ -6,11 +6,9 @@ recipient limit (DESIGN.md A4, A7).
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (SmtpCase, make_message, queue_id,  # noqa: E402
-                      subject_of, wait_for, wait_mail, mailbox_files)
+from lib.smtputil import (SmtpCase, make_message, queue_id,
+                          subject_of, wait_for, wait_mail, mailbox_files)
 
 
 class RcptLocal(SmtpCase):

@@ -27,14 +27,11 @@ import shutil
 import signal
 import smtplib
 import socket
-import sys
 import time
 import uuid
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from pmtest import pid_alive, proc_starttime, wait_for   # noqa: E402,F401
+from lib import pmtest
+from lib.pmtest import pid_alive, proc_starttime, wait_for   # noqa: F401
 
 DOMAIN = 'test.example'
 HOSTNAME = 'mail.test.example'          # pmtest's default serverhostname

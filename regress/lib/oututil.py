@@ -19,17 +19,12 @@ import email.utils
 import os
 import re
 import smtplib
-import sys
 import time
 import uuid
 
-LIB = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib')
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
-import pmtest                                   # noqa: E402
-from pmtest import wait_for                     # noqa: E402,F401
-from sink import Sink                           # noqa: E402
+from lib import pmtest
+from lib.pmtest import wait_for                     # noqa: F401
+from lib.sink import Sink
 
 DOMAIN = 'test.example'
 USERS = {'alice': 'alicepw', 'bob': 'bobpw'}

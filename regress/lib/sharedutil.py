@@ -18,12 +18,9 @@ import signal
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'pop3'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'lib'))
-import pmtest                                            # noqa: E402
-from pop3util import (Raw, USERS, pop_form,              # noqa: E402,F401
-                      unique_name)
+from lib import pmtest
+from lib.pop3util import (Raw, USERS, pop_form,              # noqa: F401
+                          unique_name)
 
 MOUNTS_VAR = 'PYMAILD_SHARED_MOUNTS'
 _said = []
