@@ -6,9 +6,11 @@ own /dev first: see mounts.py), and the device nodes such a /dev needs.
 import os
 import re
 import socket
+import stat
 import threading
 
 from lib import pmtest
+from lib.mounts import mount_tmpfs, private_mount_namespace, umount_lazy
 
 DEVLOG = '/dev/log'
 DEVICES = (('null', 1, 3), ('zero', 1, 5), ('random', 1, 8),
@@ -65,3 +67,24 @@ class LogDaemon:
         rx = re.compile(pattern)
         return pmtest.wait_for(
             lambda: any(rx.search(l) for l in self.read()), timeout)
+
+
+def private_dev_log(test):
+    """For a test's setUp: a tmpfs on /dev in this process's private
+    mount namespace, with the device nodes the daemon opens and a
+    LogDaemon on /dev/log (returned; closed and unmounted at cleanup).
+    Skips the test where that is not possible."""
+    if not pmtest.IS_ROOT:
+        test.skipTest('needs root (mounts a tmpfs on /dev)')
+    why = private_mount_namespace()
+    if why:
+        test.skipTest('no private mount namespace: ' + why)
+    mount_tmpfs('/dev', 1 << 20)
+    test.addCleanup(umount_lazy, '/dev')
+    for name, major, minor in DEVICES:
+        path = os.path.join('/dev', name)
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(path, 0o666)
+    logd = LogDaemon()
+    test.addCleanup(logd.close)
+    return logd

@@ -14,34 +14,19 @@ with the few device nodes the daemon opens and a /dev/log of the test's.
 """
 
 import os
-import stat
 import subprocess
 import time
 
 from lib.sandboxutil import pmtest
 from lib.smtputil import SmtpCase, wait_mail
-from lib.mounts import (mount_tmpfs, private_mount_namespace,
-                        umount_lazy)
-from lib.logdaemon import DEVICES, LogDaemon
+from lib.logdaemon import private_dev_log
 
 
 class Syslog(SmtpCase):
 
     def setUp(self):
         super().setUp()
-        if not pmtest.IS_ROOT:
-            self.skipTest('needs root (mounts a tmpfs on /dev)')
-        why = private_mount_namespace()
-        if why:
-            self.skipTest('no private mount namespace: ' + why)
-        mount_tmpfs('/dev', 1 << 20)
-        self.addCleanup(umount_lazy, '/dev')
-        for name, major, minor in DEVICES:
-            path = os.path.join('/dev', name)
-            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-            os.chmod(path, 0o666)
-        self.logd = LogDaemon()
-        self.addCleanup(self.logd.close)
+        self.logd = private_dev_log(self)
 
     def start(self, inst):
         """pymailadm start, its output into a file (a pipe works too:
