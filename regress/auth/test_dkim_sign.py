@@ -337,7 +337,7 @@ class DkimSign(OutCase):
                make_message('local', sender=ALICE, to='bob@test.example'))
         data = self.relayed(inst)
         self.assertEqual(signatures(data), [], data[:800])
-        [local] = wait_mail(inst, 'bob', 1)
+        [(_, local)] = wait_mail(inst, 'bob', 1)
         self.assertNotIn(b'DKIM-Signature', local)
         wait_queue_empty(inst)
 

@@ -30,13 +30,6 @@ def reply_of(payload):
 
 class Deliver(hostile.HostileCase):
 
-    def maildir_names(self, inst, user='alice'):
-        out = []
-        for sub in ('tmp', 'new', 'cur'):
-            d = os.path.join(inst.maildir, user, 'Maildir', sub)
-            out += [sub + '/' + n for n in os.listdir(d)]
-        return out
-
     def test_regular_file_is_delivered_exactly(self):
         inst, p, peer = self.start_hostile('queued', users=['alice'])
         with tempfile.TemporaryFile(dir=inst.dir) as f:
@@ -77,7 +70,8 @@ class Deliver(hostile.HostileCase):
                 self.assertEqual(got[0], req)
                 self.assertNotEqual(got[1], 0, got[2])
         self.assertRunning(inst, p)
-        self.assertEqual(self.maildir_names(inst), [])
+        self.assertEqual(inst.maildir_files('alice', ('tmp', 'new', 'cur')),
+                         [])
         self.assertRegex(inst.log(), r'not a regular file')
 
     def test_reload_while_delivering(self):

@@ -22,7 +22,7 @@ import threading
 import time
 
 from lib.smtputil import (CRLF, Client, ProtocolError, SmtpCase,
-                          added_prefix, dot_stuff, mailbox_files, read,
+                          added_prefix, dot_stuff, read,
                           subject_of, wait_for)
 
 SEED = int(os.environ.get('PYMAILD_NETFUZZ_SEED') or
@@ -326,11 +326,11 @@ class NetFuzz(SmtpCase):
 
     def check_maildir(self, inst, user, want, maybe, why):
         def have():
-            return {subject_of(read(p)) for p in mailbox_files(inst, user)}
+            return {subject_of(read(p)) for p in inst.maildir_files(user)}
         wait_for(lambda: set(want) <= have(), 30)
         time.sleep(0.5)         # anything still on its way lands now
         seen = {}
-        for p in mailbox_files(inst, user):
+        for p in inst.maildir_files(user):
             data = read(p)
             token = subject_of(data)
             # A chaos session may send a message of random lines that

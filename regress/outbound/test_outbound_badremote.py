@@ -14,7 +14,7 @@ import os
 import time
 
 from lib.oututil import (OutCase, bounces_in, daemon_state,
-                         lasterror, mailbox, make_message, submit,
+                         lasterror, make_message, submit,
                          wait_deferred, wait_mail, wait_queue_empty)
 
 ALICE = 'alice@test.example'
@@ -69,7 +69,7 @@ class BadRemote(OutCase):
             self.assertLess(s.ended - s.started, TIMEOUT + 5,
                             'a session lasted %.1f s with timeout = %d'
                             % (s.ended - s.started, TIMEOUT))
-        self.assertEqual(bounces_in(mailbox(inst, 'alice')), [],
+        self.assertEqual(bounces_in(inst.messages('alice')), [],
                          'a temporary failure bounced')
         # The remote is fixed: the next retry delivers, once.
         relay.accept_all()
@@ -79,7 +79,7 @@ class BadRemote(OutCase):
         wait_queue_empty(inst)
         self.assertEqual(len(relay.delivered), 1, relay.describe())
         self.assert_alive(inst, before)
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
         self.assertLess(time.monotonic() - t0, 90)
 
 

@@ -184,8 +184,8 @@ class Dane(OutCase):
         self.dns(self.zone(['3 1 1 ' + WRONG]), authentic=self.secure())
         sink = self.mx(tls=self.ctx)
         self.send('DANE mismatch until it expires')
-        [raw] = wait_mail(self.inst, 'alice', 1, timeout=20,
-                          extra=sink.describe())
+        [(_, raw)] = wait_mail(self.inst, 'alice', 1, timeout=20,
+                              extra=sink.describe())
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual(fields[0].get('action', '').lower(), 'failed')
         self.assertIn('DANE', fields[0].get('diagnostic-code', '') +

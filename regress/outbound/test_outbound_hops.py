@@ -69,8 +69,8 @@ class Hops(OutCase):
 
     def test_over_the_limit_bounces(self):
         inst, qid = self.queued_with_hops(LIMIT + 1)
-        [raw] = wait_mail(inst, 'alice', 1, timeout=15,
-                          extra=self.relay.describe())
+        [(_, raw)] = wait_mail(inst, 'alice', 1, timeout=15,
+                              extra=self.relay.describe())
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields],
                          ['x@remote.example'])

@@ -52,7 +52,7 @@ class HostileText(OutCase):
                      make_message('hostile replies'))
         e = wait_deferred(inst, qid, text='later')
         # The bounce for y: the diagnostic is there, cleaned.
-        [raw] = wait_mail(inst, 'alice', 1, timeout=15)
+        [(_, raw)] = wait_mail(inst, 'alice', 1, timeout=15)
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields],
                          ['y@remote.example'])

@@ -82,7 +82,7 @@ class Loop(OutCase):
         return inst
 
     def assert_loop_bounce(self, inst, rcpt, qid):
-        [raw] = wait_mail(inst, 'alice', 1, timeout=15)
+        [(_, raw)] = wait_mail(inst, 'alice', 1, timeout=15)
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields], [rcpt])
         self.assertEqual(fields[0].get('status'), '5.4.6', fields[0])
@@ -136,7 +136,7 @@ class Loop(OutCase):
                  'w@[IPv6:::]']
         for r in rcpts:
             submit(inst, ALICE, [r], make_message('unspecified', to=r))
-        got = wait_mail(inst, 'alice', len(rcpts), timeout=15)
+        got = [m for _, m in wait_mail(inst, 'alice', len(rcpts), timeout=15)]
         bounced = set()
         for raw in got:
             msg, per_msg, fields = parse_dsn(raw)

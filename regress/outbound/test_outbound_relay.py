@@ -149,7 +149,7 @@ class Smarthost(OutCase):
                  'a2@one.example', 'b2@two.example']
         msg = make_message('two domains')
         submit(inst, ALICE, rcpts, msg)
-        got = wait_mail(inst, 'bob', 1)
+        got = [m for _, m in wait_mail(inst, 'bob', 1)]
         self.assertTrue(got[0].replace(b'\n', b'\r\n').endswith(msg))
         wait_queue_empty(inst)
         self.assert_quiet(self.relay, SETTLE)

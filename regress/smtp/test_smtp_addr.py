@@ -16,7 +16,7 @@ import subprocess
 import time
 
 from lib.smtputil import (SmtpCase, make_message, queue_id,
-                          subject_of, wait_for, wait_mail, mailbox_files)
+                          subject_of, wait_for, wait_mail)
 from lib import pmtest
 
 # Sender as sent in MAIL FROM -> the canonical form the server keeps
@@ -121,7 +121,7 @@ class QuotedLocalParts(SmtpCase):
         (_, b), = wait_mail(inst, 'bob', 1)
         self.assertEqual(subject_of(a), 'quoted but plain')
         # One copy for alice, although named twice, in two spellings.
-        self.assertEqual(len(mailbox_files(inst, 'alice')), 1)
+        self.assertEqual(len(inst.maildir_files('alice')), 1)
 
     def test_quoted_postmaster_is_postmaster(self):
         inst = self.smtp_instance(postmaster='bob')

@@ -13,7 +13,7 @@ import threading
 import time
 
 from lib.smtputil import (ProtocolError, SmtpCase,
-                          make_message, mailbox_files, subject_of)
+                          make_message, subject_of)
 
 MB = 1 << 20
 
@@ -37,7 +37,7 @@ class BadInput(SmtpCase):
         self.assert_healthy(inst)
         files = self.marker(inst, 'alice')
         self.assertEqual(len(files), 1)
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
         self.assert_only(inst, {'alice': [subject_of(files[0][1])]})
 
     def healthy_during(self, inst, busy, seconds=None):
@@ -179,7 +179,7 @@ class BadInput(SmtpCase):
         self.marker(inst)
         c.close()
         self.assert_healthy(inst)
-        self.assertEqual(len(mailbox_files(inst, 'alice')), 1)
+        self.assertEqual(len(inst.maildir_files('alice')), 1)
 
     def test_stalled_reader_mid_transaction(self):
         inst = self.smtp_instance()

@@ -10,7 +10,7 @@ import os
 import re
 
 from lib.smtputil import (SmtpCase, make_message, queue_id,
-                          subject_of, wait_for, wait_mail, mailbox_files,
+                          subject_of, wait_for, wait_mail,
                           MAXSIZE)
 
 SENDER = 'carol@sender.example'
@@ -130,7 +130,7 @@ class RefusalReplies(SmtpCase):
         self.assertNotIn('size', r.text.lower(), r)
         self.assertIn('disabled', r.text.lower(), r)
         self.marker(inst, 'alice')
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
 
 
 class RefusalLog(SmtpCase):

@@ -8,7 +8,7 @@ hacks, bang paths, source routes and quoted local parts never open a relay
 
 import os
 
-from lib.smtputil import (SmtpCase, mailbox_files, make_message,
+from lib.smtputil import (SmtpCase, make_message,
                           wait_mail)
 
 # Addresses that name another domain in a local-looking way.  From a client
@@ -111,7 +111,7 @@ class RelayDenied(SmtpCase):
             self.assertEqual(r.code, 503, r)
             c.expect('RSET', 250)
         self.marker(inst, 'alice')      # alice holds the marker only
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
         self.assert_nothing_for_other_domains(inst)
 
     def test_auth_allows_relay(self):

@@ -21,7 +21,7 @@ import tempfile
 
 from lib import tlsutil
 from lib.tlsutil import TlsCase, pmtest
-from lib.smtputil import (USERS, mailbox_files, make_message,
+from lib.smtputil import (USERS, make_message,
                           wait_mail)
 from lib import dnsfixture
 
@@ -118,7 +118,7 @@ class TwoServers(TlsCase):
         qid = submit(a, SENDER, [RCPT], msg)
         err = lasterror(wait_deferred(a, qid, text='DANE'))
         self.assertIn('TLSA', err)
-        self.assertEqual(mailbox_files(b, 'bob'), [])
+        self.assertEqual(b.maildir_files('bob'), [])
         self.assertNotIn('MAIL FROM', b.log())
         self.assertNotRegex(b.log(), r'result=queued')
 
