@@ -45,6 +45,21 @@ def store_paths(test):
     return path, path, 'one local tree (no %s given)' % MOUNTS_VAR
 
 
+def old_tree(folder, msg):
+    """An old-format mail tree for `pymailadm import` in folder/old:
+    alice (a placeholder password hash) with the one message msg."""
+    old = os.path.join(folder, 'old')
+    os.makedirs(os.path.join(old, 'alice'))
+    with open(os.path.join(old, 'users'), 'w') as f:
+        f.write('alice:%s\n' % ('0' * 32))
+    with open(os.path.join(old, 'alice', 'u1'), 'wb') as f:
+        f.write(msg)
+    with open(os.path.join(old, 'alice', 'mail'), 'w') as f:
+        f.write('u1:%d\n' % len(msg))
+    os.chmod(old, 0o755)
+    return old
+
+
 class SharedCase(pmtest.TestCase):
     """Hosts self.a and self.b on one store, started, with USERS."""
 

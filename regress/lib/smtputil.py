@@ -373,9 +373,7 @@ def all_mailbox_files(inst, subdirs=('new', 'cur', 'tmp')):
     return out
 
 
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
+read = pmtest.read_file
 
 
 def wait_mail(inst, user, n, timeout=DELIVERY_TIMEOUT, settle=SETTLE,
