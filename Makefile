@@ -195,7 +195,7 @@ accounts:
 
 run: deps accounts
 	@$(MAKE) --no-print-directory all
-	@$(PYTHON) regress/lib/demo.py
+	@PYTHONPATH=regress $(PYTHON) regress/lib/demo.py
 
 regress: deps accounts
 	@$(MAKE) --no-print-directory REGRESS=1 all

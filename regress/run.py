@@ -10,6 +10,16 @@ itself in a private network namespace with only loopback, so no daemon a
 test starts can reach another host.  The last line is always
 "N passed, N failed" (", N skipped" when some were); the exit status is 0
 iff nothing failed.
+
+Test files import their helpers from the package regress/lib (`from lib
+import pmtest`, `from lib.smtputil import SmtpCase`) and never edit
+sys.path: regress/ is on the module path of this script (its folder) and
+of every worker (PYTHONPATH), and unittest's discovery adds the test
+file's own folder (a test may import a sibling test module).  One file
+without the runner (no private network namespace, no timeouts then):
+
+    PYTHONPATH=regress /usr/bin/python3 -m unittest discover -v \
+        -s regress/smtp -p test_smtp_basic.py
 """
 
 import argparse
@@ -27,7 +37,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGRESS = os.path.join(ROOT, 'regress')
-LIB = os.path.join(REGRESS, 'lib')
 PYTHON = '/usr/bin/python3'
 
 # Seconds; the environment may override them (a slow machine, a debugger).
@@ -35,9 +44,7 @@ UNIT_TIMEOUT = int(os.environ.get('PYMAILD_UNIT_TIMEOUT', 120))  # a C binary
 TEST_TIMEOUT = int(os.environ.get('PYMAILD_TEST_TIMEOUT', 120))  # a method
 FILE_TIMEOUT = int(os.environ.get('PYMAILD_FILE_TIMEOUT', 480))  # a .py file
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                'lib'))
-import netns                                            # noqa: E402
+from lib import netns                   # regress/ is this script's folder
 
 NETNS_VAR = netns.NETNS_VAR
 
@@ -275,7 +282,7 @@ def run_pyfile(path, pattern, verbose):
     os.close(fd)
     logf = tempfile.TemporaryFile()
     env = dict(os.environ)
-    env['PYTHONPATH'] = LIB + (os.pathsep + env['PYTHONPATH']
+    env['PYTHONPATH'] = REGRESS + (os.pathsep + env['PYTHONPATH']
                                if env.get('PYTHONPATH') else '')
     env['PYTHONDONTWRITEBYTECODE'] = '1'
     slot = _port_slots.get()
@@ -359,9 +366,6 @@ def worker(path, resfile, pattern):
     set_subreaper()
     folder = os.path.dirname(os.path.abspath(path))
     relfolder = os.path.relpath(folder, REGRESS)
-    for d in (folder, LIB):
-        if d not in sys.path:
-            sys.path.insert(0, d)
     out = open(resfile, 'a')
 
     def emit(name, status, output='', secs=None, **more):
@@ -373,7 +377,7 @@ def worker(path, resfile, pattern):
     current = {}
 
     def on_term(signum, frame):
-        pm = sys.modules.get('pmtest')
+        pm = sys.modules.get('lib.pmtest')
         if pm:
             try:
                 pm.cleanup_all()
@@ -484,7 +488,7 @@ def worker(path, resfile, pattern):
     signal.alarm(0)
 
     # Nothing a test started may outlive the file.
-    pm = sys.modules.get('pmtest')
+    pm = sys.modules.get('lib.pmtest')
     if pm:
         pm.cleanup_all()
     left = kill_leftovers(os.getpid())

@@ -10,15 +10,12 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from pmtest import (IS_ROOT, PYMAILADM, PYMAILD, ROLES,  # noqa: E402
-                    pid_alive, port_open, wait_for)
+from lib import pmtest
+from lib.pmtest import (IS_ROOT, PYMAILADM, PYMAILD, ROLES,
+                        pid_alive, port_open, wait_for)
 
 MAILBOX_DIRS = ('tmp', 'new', 'cur')
 USERS_LINE = re.compile(r'^[a-z0-9][a-z0-9._-]{0,63}:\$y\$\S+$')

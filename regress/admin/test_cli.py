@@ -7,12 +7,9 @@ standard output with status 0, errors on standard error with status 2,
 
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from pmtest import PYMAILADM, PYMAILD                    # noqa: E402
+from lib import pmtest
+from lib.pmtest import PYMAILADM, PYMAILD
 
 COMMANDS = ('start', 'stop', 'status', 'reload', 'adduser', 'rmuser',
             'chpasswd', 'chopt', 'chdefaultopt', 'getinfo', 'users',

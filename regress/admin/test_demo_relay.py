@@ -14,12 +14,9 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 PYTHON = '/usr/bin/python3'
 DEMO = os.path.join(pmtest.ROOT, 'regress', 'lib', 'demo.py')

@@ -12,13 +12,10 @@ import glob
 import os
 import re
 import signal
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from pmtest import IS_ROOT, ROLES, pid_alive, wait_for   # noqa: E402
+from lib import pmtest
+from lib.pmtest import IS_ROOT, ROLES, pid_alive, wait_for
 
 
 class FailClosed(pmtest.TestCase):

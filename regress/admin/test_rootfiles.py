@@ -7,11 +7,8 @@ Run alone:
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 PRECIOUS = b'root:precious\n'
 # PIDs a start may take after we looked: pymailadm, pymaild, its fork.

@@ -8,12 +8,9 @@ Run alone:
 
 import os
 import signal
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 
 class StatusTimeout(pmtest.TestCase):

@@ -11,19 +11,13 @@ SPF does not name, and without the signature, is refused by DMARC.
 import os
 import re
 import shutil
-import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'outbound'))
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from dnsfixture import DNSServer, txt_rdata              # noqa: E402
-from smtputil import make_message, wait_mail             # noqa: E402
-from oututil import submit, wait_queue_empty, log_lines  # noqa: E402
-from test_dkim_sign import make_key, key_record          # noqa: E402
+from lib.tlsutil import TlsCase, pmtest
+from lib.dnsfixture import DNSServer, txt_rdata
+from lib.smtputil import make_message, wait_mail
+from lib.oututil import submit, wait_queue_empty, log_lines
+from test_dkim_sign import make_key, key_record
 
 
 class TwoServers(TlsCase):

@@ -23,17 +23,13 @@ import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'outbound'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
-from oututil import (OutCase, log_lines, make_message,  # noqa: E402
-                     submit, wait_deferred, wait_for, wait_mail,
-                     wait_queue_empty)
-import pmtest                                                # noqa: E402
+from lib.oututil import (OutCase, log_lines, make_message,
+                         submit, wait_deferred, wait_for, wait_mail,
+                         wait_queue_empty)
+from lib import pmtest
 
 try:
     import dkim
@@ -277,7 +273,7 @@ class DkimSign(OutCase):
                              ok=False)
 
     def test_mx_delivery_signed(self):
-        import dnsfixture
+        from lib import dnsfixture
         inst = self.signing_instance(relay=False)
         dns = dnsfixture.DNSServer(inst.resolver_port, '$ORIGIN '
                                    'remote.example.\n@ MX 10 mx\n'
@@ -341,7 +337,7 @@ class DkimSign(OutCase):
                make_message('local', sender=ALICE, to='bob@test.example'))
         data = self.relayed(inst)
         self.assertEqual(signatures(data), [], data[:800])
-        [local] = wait_mail(inst, 'bob', 1)
+        [(_, local)] = wait_mail(inst, 'bob', 1)
         self.assertNotIn(b'DKIM-Signature', local)
         wait_queue_empty(inst)
 
@@ -541,7 +537,7 @@ class DkimSign(OutCase):
         if os.geteuid() != 0:
             self.skipTest('reading /proc/PID/mem of another account '
                           'needs root')
-        import tlsutil
+        from lib import tlsutil
         inst = self.signing_instance()
         submit(inst, ALICE, ['x@remote.example'],
                make_message('isolation', sender=ALICE))

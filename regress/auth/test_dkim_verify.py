@@ -19,14 +19,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from dnsfixture import DNSServer, txt_rdata              # noqa: E402
+from lib import pmtest
+from lib.dnsfixture import DNSServer, txt_rdata
 
 try:
     import dkim

@@ -10,11 +10,8 @@ file that cannot be read, is one clear line and a non-zero status.
 
 import os
 import re
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-from smtputil import SmtpCase                            # noqa: E402
+from lib.smtputil import SmtpCase
 
 
 def txt_of(line):

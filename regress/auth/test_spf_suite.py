@@ -17,13 +17,10 @@ Run alone:
 import gzip
 import os
 import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from dnsfixture import DNSServer, txt_rdata              # noqa: E402
+from lib import pmtest
+from lib.dnsfixture import DNSServer, txt_rdata
 
 SUITE = '/usr/share/doc/python3-spf/rfc7208-tests.yml.gz'
 # The suite of RFC 4408 (2009.10), which RFC 7208 replaced: its cases

@@ -4,7 +4,8 @@ pymaild checking SPF, DKIM and DMARC on every message against the same
 build with `authchecks = false`, and against a private Postfix (no
 checks at all: its plain rate), rounds alternating, medians quoted.
 
-    /usr/bin/python3 regress/bench/auth_bench.py [--quick] [--rounds N]
+    PYTHONPATH=regress /usr/bin/python3 regress/bench/auth_bench.py
+        [--quick] [--rounds N]
         [--messages N] [--size S] [--sessions C] [--no-postfix]
 
 Every message is the same file, signed beforehand by dkimpy (RSA 2048,
@@ -50,15 +51,12 @@ import sys
 import tempfile
 import time
 
+import smtp_bench as sb
+from lib import netns, pmtest
+from lib.dnsfixture import DNSServer, txt_rdata
+from pop3_bench import task_cpu_ns
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
-sys.path.insert(0, HERE)
-import netns                                                   # noqa: E402
-import pmtest                                                  # noqa: E402
-import smtp_bench as sb                                        # noqa: E402
-from dnsfixture import DNSServer, txt_rdata                    # noqa: E402
-from pop3_bench import task_cpu_ns                             # noqa: E402
 
 LOAD = os.path.join(HERE, 'smtp_load')
 SENDER_DOMAIN = 'sender.example'

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """CPU per locally delivered message, this tree against other builds.
 
-    /usr/bin/python3 regress/bench/deliver_cpu_ab.py [--rounds N]
+    PYTHONPATH=regress /usr/bin/python3 regress/bench/deliver_cpu_ab.py
+        [--rounds N]
         [--messages N] [--size S] [--sessions C] NAME=TREE ...
 
 Not a test (regress/run.py leaves it out); a measuring tool for the cost
@@ -25,13 +26,11 @@ import subprocess
 import sys
 import time
 
+from lib import netns, pmtest
+from pop3_bench import task_cpu_ns
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
-sys.path.insert(0, HERE)
-import netns                                                   # noqa: E402
-import pmtest                                                  # noqa: E402
-from pop3_bench import task_cpu_ns                             # noqa: E402
 
 LOAD = os.path.join(HERE, 'smtp_load')
 ROLES = ('parent', 'queued')

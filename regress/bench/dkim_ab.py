@@ -3,7 +3,8 @@
 an RSA 2048 and an Ed25519 key for test.example (B), same build, rounds
 alternating A B A B.
 
-    /usr/bin/python3 regress/bench/dkim_ab.py [--rounds N] [--messages N]
+    PYTHONPATH=regress /usr/bin/python3 regress/bench/dkim_ab.py
+        [--rounds N] [--messages N]
         [--size S] [--sessions C]
 
 1. Local mail (never signed): regress/bench/smtp_load sends N messages to
@@ -23,17 +24,13 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import time
 
+import outbound_bench as ob
+from lib import netns, pmtest
+from smtp_bench import parse_result, tree_cpu
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
-sys.path.insert(0, HERE)
-import netns                                                   # noqa: E402
-import outbound_bench as ob                                    # noqa: E402
-import pmtest                                                  # noqa: E402
-from smtp_bench import parse_result, tree_cpu                  # noqa: E402
 
 LOAD = os.path.join(HERE, 'smtp_load')
 SINK_ADDR = '127.0.0.2'

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Outbound benchmark of pymaild (part of `make bench`).
 
-    /usr/bin/python3 regress/bench/outbound_bench.py [--quick] [--rounds N]
+    PYTHONPATH=regress /usr/bin/python3 regress/bench/outbound_bench.py
+        [--quick] [--rounds N]
         [--messages N] [--size S] [--sessions C] [--keep-logs DIR]
 
 Figures, not a pass/fail test (the exit status is 0 unless the benchmark
@@ -55,11 +56,9 @@ import sys
 import tempfile
 import time
 
+from lib import netns, pmtest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
-import netns                                                   # noqa: E402
-import pmtest                                                  # noqa: E402
 
 PYTHON = '/usr/bin/python3'
 LOAD = os.path.join(HERE, 'smtp_load')
@@ -512,7 +511,7 @@ def main():
             out('%s is missing: %s' % (prog, why))
             return 2
     try:
-        import dnsfixture
+        from lib import dnsfixture
     except ImportError as e:
         out('regress/lib/dnsfixture.py cannot be imported: %s' % e)
         return 2

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """POP3 benchmark of pymaild, beside a private Dovecot.
 
-    /usr/bin/python3 regress/bench/pop3_bench.py [--rounds N] [--quick]
+    PYTHONPATH=regress /usr/bin/python3 regress/bench/pop3_bench.py
+        [--rounds N] [--quick]
         [--messages N] [--big N] [--logins N] [--no-dovecot]
         [--baseline TREE]
 
@@ -48,15 +49,12 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
+from lib import netns, pmtest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
-import netns                                                   # noqa: E402
-import pmtest                                                  # noqa: E402
 
 LOAD = os.path.join(HERE, 'pop3_load')
 NETNS_VAR = netns.NETNS_VAR

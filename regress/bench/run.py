@@ -40,6 +40,9 @@ def run_one(name, args):
     print('#### %s' % name, flush=True)
     figures, t0 = [], time.monotonic()
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
+    # The benchmarks import the test helpers as the package lib.
+    env['PYTHONPATH'] = os.path.join(ROOT, 'regress') + (
+        os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
     p = subprocess.Popen([PYTHON, path] + args, cwd=ROOT, env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """SMTP benchmark of pymaild (part of `make bench`), beside a private Postfix.
 
-    /usr/bin/python3 regress/bench/smtp_bench.py [--quick] [--rounds N]
+    PYTHONPATH=regress /usr/bin/python3 regress/bench/smtp_bench.py
+        [--quick] [--rounds N]
         [--messages N] [--size S] [--sessions C] [--idle K] [--no-postfix]
         [--keep-logs DIR]
 
@@ -44,11 +45,9 @@ import sys
 import tempfile
 import time
 
+from lib import netns, pmtest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
-import netns                                                   # noqa: E402
-import pmtest                                                  # noqa: E402
 
 PYTHON = '/usr/bin/python3'
 LOAD = os.path.join(HERE, 'smtp_load')

@@ -2,7 +2,8 @@
 """TLS benchmark of pymaild (part of `make bench`), beside a private
 Postfix and a private Dovecot serving the same ECDSA P-256 certificate.
 
-    /usr/bin/python3 regress/bench/tls_bench.py [--quick] [--rounds N]
+    PYTHONPATH=regress /usr/bin/python3 regress/bench/tls_bench.py
+        [--quick] [--rounds N]
         [--sessions N] [--concurrency C] [--logins N] [--dovecot-logins N]
         [--no-postfix] [--no-dovecot]
     /usr/bin/python3 regress/bench/run.py --tls-only     (this one alone)
@@ -50,16 +51,11 @@ import sys
 import tempfile
 import time
 
+import pop3_bench
+import smtp_bench
+from lib import netns, pmtest, tlsutil
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'tls'))
-sys.path.insert(0, HERE)
-import netns                                                   # noqa: E402
-import pmtest                                                  # noqa: E402
-import pop3_bench                                              # noqa: E402
-import smtp_bench                                              # noqa: E402
-import tlsutil                                                 # noqa: E402
 
 SMTP_LOAD = os.path.join(HERE, 'smtp_load')
 POP3_LOAD = os.path.join(HERE, 'pop3_load')

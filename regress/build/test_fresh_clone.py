@@ -13,30 +13,11 @@ build time. CI builds a real clone for good (.ci/run).
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-
-
-def tracked_files(root):
-    r = subprocess.run(['git', '-C', root, 'ls-files', '-z', '-c', '-o',
-                        '--exclude-standard'], stdout=subprocess.PIPE,
-                       check=True, timeout=60)
-    return [n for n in r.stdout.decode().split('\0') if n]
-
-
-def fresh_copy(root, dest):
-    for rel in tracked_files(root):
-        src = os.path.join(root, rel)
-        if not os.path.lexists(src):
-            continue            # deleted in the working tree
-        dst = os.path.join(dest, rel)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy2(src, dst, follow_symlinks=False)
+from lib import pmtest
+from lib.checkout import fresh_copy
 
 
 class FreshCheckout(unittest.TestCase):

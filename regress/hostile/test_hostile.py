@@ -11,15 +11,13 @@ import os
 import select
 import signal
 import socket
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, deliver, s, u32, u64              # noqa: E402
-import pmtest                                            # noqa: E402
+from lib import hostile
+from lib.hostile import T, deliver, s, u32, u64
+from lib import pmtest
 
 
 
@@ -31,13 +29,6 @@ def reply_of(payload):
 
 
 class Deliver(hostile.HostileCase):
-
-    def maildir_names(self, inst, user='alice'):
-        out = []
-        for sub in ('tmp', 'new', 'cur'):
-            d = os.path.join(inst.maildir, user, 'Maildir', sub)
-            out += [sub + '/' + n for n in os.listdir(d)]
-        return out
 
     def test_regular_file_is_delivered_exactly(self):
         inst, p, peer = self.start_hostile('queued', users=['alice'])
@@ -79,7 +70,8 @@ class Deliver(hostile.HostileCase):
                 self.assertEqual(got[0], req)
                 self.assertNotEqual(got[1], 0, got[2])
         self.assertRunning(inst, p)
-        self.assertEqual(self.maildir_names(inst), [])
+        self.assertEqual(inst.maildir_files('alice', ('tmp', 'new', 'cur')),
+                         [])
         self.assertRegex(inst.log(), r'not a regular file')
 
     def test_reload_while_delivering(self):

@@ -17,15 +17,13 @@ import re
 import select
 import socket
 import struct
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, u32, s                            # noqa: E402
-import pmtest                                            # noqa: E402
-from dnsfixture import Blackhole, DNSServer              # noqa: E402
+from lib import hostile
+from lib.hostile import T, u32, s
+from lib import pmtest
+from lib.dnsfixture import Blackhole, DNSServer
 
 DNS_T_A, DNS_T_TXT, DNS_T_TLSA = 1, 16, 52
 OK, NXDOMAIN, NODATA, TEMPFAIL = 0, 1, 2, 3

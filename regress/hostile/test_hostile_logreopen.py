@@ -13,14 +13,12 @@ import fcntl
 import os
 import struct
 import subprocess
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, u32                               # noqa: E402
-from hostile import pmtest                               # noqa: E402
+from lib import hostile
+from lib.hostile import T, u32
+from lib.hostile import pmtest
 
 
 class Daemonized(hostile.HostileCase):

@@ -11,13 +11,11 @@ Run alone (needs a REGRESS=1 build):
 import os
 import select
 import socket
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T                                    # noqa: E402
-import pmtest                                            # noqa: E402
+from lib import hostile
+from lib.hostile import T
+from lib import pmtest
 
 MXFILE_MAX = 16 * 1024 * 1024
 

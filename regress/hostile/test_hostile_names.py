@@ -11,12 +11,10 @@ Run alone (needs a REGRESS=1 build):
 
 import os
 import struct
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, s, u32, u64, deliver              # noqa: E402
+from lib import hostile
+from lib.hostile import T, s, u32, u64, deliver
 
 BAD = ['/', 'a/b', '/etc/passwd', '..', '.', '../alice', 'alice/..',
        'alice/../bob', '', 'a' * 65, 'users', 'queue', 'default_options',

@@ -28,11 +28,9 @@ import os
 import re
 import smtplib
 import struct
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, pmtest, s, u32                    # noqa: E402
+from lib import hostile
+from lib.hostile import T, pmtest, s, u32
 
 OUT_DELIVERED, OUT_DEFERRED, OUT_FAILED = 0, 1, 2
 MSG = (b'From: <alice@test.example>\r\nTo: <x@remote.example>\r\n'

@@ -11,13 +11,11 @@ Run alone (needs a REGRESS=1 build):
 """
 
 import os
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, s, u32, u64, deliver              # noqa: E402
-from hostile import pmtest                               # noqa: E402
+from lib import hostile
+from lib.hostile import T, s, u32, u64, deliver
+from lib.hostile import pmtest
 
 AUTH = u32(1) + s('alice') + s('secret') + s('192.0.2.1')
 RCPT = u32(1) + s('alice') + u64(0) + u32(0)

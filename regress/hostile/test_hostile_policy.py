@@ -9,11 +9,9 @@ Run alone (needs a REGRESS=1 build):
 
 import os
 import struct
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, s, u32, u64                       # noqa: E402
+from lib import hostile
+from lib.hostile import T, s, u32, u64
 
 RCPT_OK, RCPT_NOUSER, RCPT_TOOBIG = 0, 1, 4
 HUGE = [2 ** 64 - 1, 2 ** 64 - 2, 2 ** 63, 2 ** 63 - 1, 2 ** 62 + 1,

@@ -12,11 +12,9 @@ Run alone (needs a REGRESS=1 build):
 
 import os
 import struct
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import T, s, u32                            # noqa: E402
+from lib import hostile
+from lib.hostile import T, s, u32
 
 SEEN = 0x80000000
 LOGIN_OK, LOGIN_FAIL, LOGIN_INUSE = 0, 1, 3

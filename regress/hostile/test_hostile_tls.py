@@ -15,16 +15,12 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'tls'))
-import hostile                                           # noqa: E402
-from hostile import T, u32                               # noqa: E402
-from hostile import pmtest                               # noqa: E402
-import tlsutil                                           # noqa: E402
+from lib import hostile
+from lib.hostile import T, u32
+from lib.hostile import pmtest
+from lib import tlsutil
 
 RSA_PKCS1, RSA_PSS, ECDSA = 1, 2, 3
 NID_SHA256 = 672

@@ -11,11 +11,9 @@ Run alone (needs a REGRESS=1 build):
 
 import os
 import select
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile                                           # noqa: E402
-from hostile import ALLOWED, T, u32                      # noqa: E402
+from lib import hostile
+from lib.hostile import ALLOWED, T, u32
 
 NAMES = {v: k for k, v in T.items()}
 

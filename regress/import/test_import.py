@@ -16,12 +16,9 @@ import re
 import signal
 import smtplib
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from pmtest import IS_ROOT, wait_for                     # noqa: E402
+from lib import pmtest
+from lib.pmtest import IS_ROOT, wait_for
 
 MAILDIR_NAME = re.compile(
     r'^(\d+)\.M(\d{6})P(\d+)Q(\d+)\.mail\.test\.example,S=(\d+),W=(\d+)$')

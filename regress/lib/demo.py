@@ -411,8 +411,7 @@ def header_fields(data, name):
 def relay():
     if adm('status').returncode != 0:
         die('the demo is not running: start it first (make run)')
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from dnsfixture import DNSServer
+    from lib.dnsfixture import DNSServer
     dns = DNSServer(RESOLVER_PORT, records=demo_dns_records())
     pid = None
     try:

@@ -45,7 +45,7 @@ import subprocess
 import tempfile
 import time
 
-import pmtest
+from lib import pmtest
 
 LDNS_TESTNS = shutil.which('ldns-testns') or '/usr/bin/ldns-testns'
 

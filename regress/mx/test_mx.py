@@ -9,13 +9,10 @@ Run with the suite (make regress) or alone:
 import os
 import re
 import smtplib
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from dnsfixture import Blackhole, DNSServer              # noqa: E402
+from lib import pmtest
+from lib.dnsfixture import Blackhole, DNSServer
 
 MXCACHE = pmtest.HELPERS['mxcache']
 
@@ -421,7 +418,7 @@ class ThroughTheQueue(MXCase):
                        'Subject: mx\r\n\r\nbody\r\n')
 
     def test_delivery_uses_the_cache(self):
-        import sink as sinkmod
+        from lib import sink as sinkmod
         zone = ZONE + '''
 pref.test.       MX 10 down.pref.test.
 pref.test.       MX 20 up.pref.test.

@@ -21,11 +21,9 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'smtp'))
-from smtputil import (CRLF, Client, ProtocolError, SmtpCase,  # noqa: E402
-                      added_prefix, dot_stuff, mailbox_files, read,
-                      subject_of, wait_for)
+from lib.smtputil import (CRLF, Client, ProtocolError, SmtpCase,
+                          added_prefix, dot_stuff, read,
+                          subject_of, wait_for)
 
 SEED = int(os.environ.get('PYMAILD_NETFUZZ_SEED') or
            random.SystemRandom().randrange(1 << 32))
@@ -328,11 +326,11 @@ class NetFuzz(SmtpCase):
 
     def check_maildir(self, inst, user, want, maybe, why):
         def have():
-            return {subject_of(read(p)) for p in mailbox_files(inst, user)}
+            return {subject_of(read(p)) for p in inst.maildir_files(user)}
         wait_for(lambda: set(want) <= have(), 30)
         time.sleep(0.5)         # anything still on its way lands now
         seen = {}
-        for p in mailbox_files(inst, user):
+        for p in inst.maildir_files(user):
             data = read(p)
             token = subject_of(data)
             # A chaos session may send a message of random lines that

@@ -32,10 +32,8 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'pop3'))
-from pop3util import (CRLF, USERS, Pop3Case, Raw, pop_form,  # noqa: E402
-                      unstuff, wait_for)
+from lib.pop3util import (CRLF, USERS, Pop3Case, Raw, pop_form,
+                          unstuff, wait_for)
 
 SEED = int(os.environ.get('PYMAILD_NETFUZZ_SEED') or
            random.SystemRandom().randrange(1 << 32))

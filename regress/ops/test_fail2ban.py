@@ -15,11 +15,9 @@ import shutil
 import smtplib
 import socket
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opsutil                                           # noqa: E402
-from opsutil import pmtest                               # noqa: E402
+from lib import opsutil
+from lib.opsutil import pmtest
 
 FILTER = os.path.join(opsutil.ETC, 'fail2ban', 'filter.d', 'pymaild.conf')
 JAIL = os.path.join(opsutil.ETC, 'fail2ban', 'jail.d', 'pymaild.conf')

@@ -10,37 +10,17 @@ does).
 
 import os
 import re
-import stat
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opsutil                                           # noqa: E402
-from opsutil import pmtest                               # noqa: E402
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'sandbox'))
-from sandboxutil import pmtest as _unused                # noqa: E402,F401
-from test_syslog import DEVICES, LogDaemon               # noqa: E402
-from test_smtp_fulldisk import (mount_tmpfs,             # noqa: E402
-                                private_mount_namespace, umount_lazy)
+from lib import opsutil
+from lib.opsutil import pmtest
+from lib.logdaemon import private_dev_log
 
 
 class ReopenFailure(pmtest.TestCase):
 
     def setUp(self):
         super().setUp()
-        if not pmtest.IS_ROOT:
-            self.skipTest('needs root (mounts a tmpfs on /dev)')
-        why = private_mount_namespace()
-        if why:
-            self.skipTest('no private mount namespace: ' + why)
-        mount_tmpfs('/dev', 1 << 20)
-        self.addCleanup(umount_lazy, '/dev')
-        for name, major, minor in DEVICES:
-            path = os.path.join('/dev', name)
-            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-            os.chmod(path, 0o666)
-        self.logd = LogDaemon()
-        self.addCleanup(self.logd.close)
+        self.logd = private_dev_log(self)
 
     def test_failure_reaches_syslog(self):
         # As root the parent runs as _pymaild, which may not make files

@@ -14,13 +14,11 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import opsutil                                           # noqa: E402
-from opsutil import pmtest                               # noqa: E402
+from lib import opsutil
+from lib.opsutil import pmtest
 
 SHIPPED = os.path.join(opsutil.ETC, 'logrotate.d', 'pymaild')
 

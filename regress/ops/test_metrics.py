@@ -25,20 +25,16 @@ import signal
 import smtplib
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
-import promtext                                          # noqa: E402
-from tlsutil import TlsCase, USERS                       # noqa: E402
-from tlsutil import pmtest                               # noqa: E402
-from smtputil import make_message, wait_mail             # noqa: E402
-from test_tls_auth import REMOTE, add_remote_address     # noqa: E402
+from lib import promtext
+from lib.tlsutil import (REMOTE, TlsCase, USERS,
+                         add_remote_address)
+from lib.tlsutil import pmtest
+from lib.smtputil import make_message, wait_mail
 
 HIST = ('smtp_data_reply_seconds', 'delivery_seconds')
 SMTP_NAMES = {'smtp_connections_total', 'smtp_sessions_open',

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """CPU per relayed message, this tree against other builds, same rounds.
 
-    /usr/bin/python3 regress/outbound/cpu_ab.py [--rounds N] [--messages N]
+    PYTHONPATH=regress /usr/bin/python3 regress/outbound/cpu_ab.py
+        [--rounds N] [--messages N]
         [--size S] [--sessions C] NAME=TREE ...
 
 Not a test (no test_ prefix: regress/run.py leaves it out); a measuring
@@ -29,15 +30,12 @@ import subprocess
 import sys
 import time
 
+from bench import outbound_bench as ob
+from bench.pop3_bench import task_cpu_ns
+from lib import dnsfixture, netns, pmtest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'lib'))
-sys.path.insert(0, os.path.join(ROOT, 'regress', 'bench'))
-import dnsfixture                                              # noqa: E402
-import netns                                                   # noqa: E402
-import outbound_bench as ob                                    # noqa: E402
-import pmtest                                                  # noqa: E402
-from pop3_bench import task_cpu_ns                             # noqa: E402
 
 RELAY_ROLES = ('parent', 'queued', 'outbound')
 

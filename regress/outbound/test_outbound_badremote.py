@@ -11,13 +11,11 @@ delivered exactly once.
 """
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, bounces_in, daemon_state,  # noqa: E402
-                     lasterror, mailbox, make_message, submit,
-                     wait_deferred, wait_mail, wait_queue_empty)
+from lib.oututil import (OutCase, bounces_in, daemon_state,
+                         lasterror, make_message, submit,
+                         wait_deferred, wait_mail, wait_queue_empty)
 
 ALICE = 'alice@test.example'
 TIMEOUT = 2             # the config's `timeout`: silence ends a session
@@ -71,7 +69,7 @@ class BadRemote(OutCase):
             self.assertLess(s.ended - s.started, TIMEOUT + 5,
                             'a session lasted %.1f s with timeout = %d'
                             % (s.ended - s.started, TIMEOUT))
-        self.assertEqual(bounces_in(mailbox(inst, 'alice')), [],
+        self.assertEqual(bounces_in(inst.messages('alice')), [],
                          'a temporary failure bounced')
         # The remote is fixed: the next retry delivers, once.
         relay.accept_all()
@@ -81,7 +79,7 @@ class BadRemote(OutCase):
         wait_queue_empty(inst)
         self.assertEqual(len(relay.delivered), 1, relay.describe())
         self.assert_alive(inst, before)
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
         self.assertLess(time.monotonic() - t0, 90)
 
 

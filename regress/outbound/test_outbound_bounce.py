@@ -9,13 +9,11 @@ remote server is a real SMTP sink used as the smarthost.
 
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (SETTLE, OutCase, bounces_in,  # noqa: E402
-                     final_recipient, log_lines, make_message, mailbox,
-                     parse_dsn, submit, wait_for, wait_mail,
-                     wait_queue_empty)
+from lib.oututil import (SETTLE, OutCase, bounces_in,
+                         final_recipient, log_lines, make_message,
+                         parse_dsn, submit, wait_for, wait_mail,
+                         wait_queue_empty)
 
 ALICE = 'alice@test.example'
 REJECT = '550 5.1.1 <%s>: sink says there is no such mailbox here'
@@ -30,7 +28,8 @@ class Bounce(OutCase):
     def bounce_for(self, inst, user='alice', n=1):
         """Wait for exactly n messages in user's Maildir (they must be
         bounces); returns the parsed DSNs [(raw, msg, permsg, rcpts)]."""
-        got = wait_mail(inst, user, n, extra=self.relay.describe())
+        got = [m for _, m in wait_mail(inst, user, n,
+                                       extra=self.relay.describe())]
         out = []
         for raw in got:
             msg, per_msg, per_rcpt = parse_dsn(raw)
@@ -181,7 +180,7 @@ class Bounce(OutCase):
                         % (qid, inst.log_tail(30)))
         # Nothing anywhere: no Maildir got a bounce, nothing went out.
         for u in ('alice', 'bob', 'postmaster', 'root'):
-            self.assertEqual(mailbox(inst, u), [], u)
+            self.assertEqual(inst.messages(u), [], u)
         self.assert_quiet(self.relay, SETTLE)
         self.assertEqual(self.relay.connections, 1)
         self.assertEqual(self.relay.transactions, [])
@@ -208,7 +207,7 @@ class Bounce(OutCase):
             self.assertLessEqual(len(ln), 998, 'line over 998 octets in '
                                  'the bounce: %r' % ln[:80])
         wait_queue_empty(inst)
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
 
     def test_no_bounce_of_a_bounce(self):
         """The bounce to a remote sender is itself refused: it is dropped
@@ -236,7 +235,7 @@ class Bounce(OutCase):
                         'the dropped bounce of %s is not logged\n%s'
                         % (qid, inst.log_tail(30)))
         for u in ('alice', 'bob'):
-            self.assertEqual(bounces_in(mailbox(inst, u)), [], u)
+            self.assertEqual(bounces_in(inst.messages(u)), [], u)
 
 
 if __name__ == '__main__':

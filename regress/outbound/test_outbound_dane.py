@@ -25,19 +25,13 @@ sets it) and real TLS sinks (regress/lib/sink.py) at the instance's
 
 import os
 import shutil
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'tls'))
-from oututil import (OutCase, lasterror, log_lines, make_message,  # noqa
-                     parse_dsn, submit, wait_deferred, wait_mail,
-                     wait_queue_empty)
-from sink import tls_context                                     # noqa
-import dnsfixture                                                # noqa
+from lib.oututil import (OutCase, lasterror, log_lines, make_message,
+                         parse_dsn, submit, wait_deferred, wait_mail,
+                         wait_queue_empty)
+from lib.sink import tls_context
+from lib import dnsfixture
 import ssl                                                       # noqa
 
 ALICE = 'alice@test.example'
@@ -110,7 +104,7 @@ class Dane(OutCase):
         self.assertRegex(txn.tls or '', r'^TLSv1\.[23] ')
 
     def test_ta_match_verified(self):
-        import tlsutil
+        from lib import tlsutil
         ca, _ = tlsutil.make_ca(self.dir)
         cert, key = tlsutil.make_signed_pair(self.dir, 'mx', 'ec', (ca, _),
                                              cn='mx.dane.test')
@@ -190,8 +184,8 @@ class Dane(OutCase):
         self.dns(self.zone(['3 1 1 ' + WRONG]), authentic=self.secure())
         sink = self.mx(tls=self.ctx)
         self.send('DANE mismatch until it expires')
-        [raw] = wait_mail(self.inst, 'alice', 1, timeout=20,
-                          extra=sink.describe())
+        [(_, raw)] = wait_mail(self.inst, 'alice', 1, timeout=20,
+                              extra=sink.describe())
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual(fields[0].get('action', '').lower(), 'failed')
         self.assertIn('DANE', fields[0].get('diagnostic-code', '') +

@@ -9,14 +9,12 @@ is a real SMTP sink used as the smarthost.
 """
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (SETTLE, OutCase, final_recipient,  # noqa: E402
-                     lasterror, mailbox, make_message, parse_dsn, queue,
-                     queue_entry, rcpt_addresses, submit, wait_deferred,
-                     wait_mail, wait_queue_empty)
+from lib.oututil import (SETTLE, OutCase, final_recipient,
+                         lasterror, make_message, parse_dsn, queue,
+                         queue_entry, rcpt_addresses, submit, wait_deferred,
+                         wait_mail, wait_queue_empty)
 
 ALICE = 'alice@test.example'
 GREYLIST = '451 4.7.1 sink: greylisted, come back later'
@@ -66,7 +64,7 @@ class Defer(OutCase):
         self.assertTrue(txn.data.endswith(msg))
         wait_queue_empty(inst)
         self.assertEqual(inst.adm('queue').stdout.strip(), 'Queue is empty.')
-        self.assertEqual(mailbox(inst, 'alice'), [], 'a bounce for a '
+        self.assertEqual(inst.messages('alice'), [], 'a bounce for a '
                          'temporary failure')
 
     def test_451_at_end_of_data(self):
@@ -85,7 +83,7 @@ class Defer(OutCase):
                          ['x@remote.example', 'y@remote.example'])
         self.assertTrue(txn.data.endswith(msg))
         wait_queue_empty(inst)
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
 
     def test_partial_defer_no_duplicate(self):
         """x is deferred, y accepted: y gets the message once; after the
@@ -136,7 +134,7 @@ class Defer(OutCase):
                      make_message('busy server'))
         e = wait_deferred(inst, qid)
         self.assertIn('too busy', lasterror(e))
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
         self.relay.reset()
         self.flush(inst)
         self.wait_delivered(self.relay, 1, inst)
@@ -167,8 +165,8 @@ class Defer(OutCase):
         t0 = time.monotonic()
         qid = submit(inst, ALICE, ['x@remote.example'],
                      make_message('too late'))
-        [raw] = wait_mail(inst, 'alice', 1, timeout=20,
-                          extra=self.relay.describe())
+        [(_, raw)] = wait_mail(inst, 'alice', 1, timeout=20,
+                              extra=self.relay.describe())
         took = time.monotonic() - t0
         self.assertGreaterEqual(took, 2.5, 'bounced before maxqueuetime')
         msg, per_msg, fields = parse_dsn(raw)
@@ -215,7 +213,7 @@ class Defer(OutCase):
         wait_queue_empty(inst)
         self.assert_quiet(self.relay, SETTLE)
         self.assertEqual(len(self.relay.delivered), 1)
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
 
     def test_restart_keeps_schedule(self):
         """Per-recipient status is kept in the envelope, so a restart

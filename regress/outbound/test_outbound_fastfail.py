@@ -14,15 +14,13 @@ connect fails at once and nothing leaves the machine.
 
 import os
 import re
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, log_lines, make_message, pmtest,  # noqa: E402
-                     queue_entry, submit, wait_deferred, wait_mail)
+from lib.oututil import (OutCase, log_lines, make_message, pmtest,
+                         queue_entry, submit, wait_deferred, wait_mail)
 
 try:
-    import dnsfixture
+    from lib import dnsfixture
 except ImportError:
     dnsfixture = None
 

@@ -13,12 +13,10 @@ relayed as before.
 
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, final_recipient, make_message,  # noqa: E402
-                     parse_dsn, pmtest, submit, wait_deferred, wait_mail,
-                     wait_queue_empty)
+from lib.oututil import (OutCase, final_recipient, make_message,
+                         parse_dsn, pmtest, submit, wait_deferred, wait_mail,
+                         wait_queue_empty)
 
 ALICE = 'alice@test.example'
 GREYLIST = '451 4.7.1 sink: greylisted, come back later'
@@ -71,8 +69,8 @@ class Hops(OutCase):
 
     def test_over_the_limit_bounces(self):
         inst, qid = self.queued_with_hops(LIMIT + 1)
-        [raw] = wait_mail(inst, 'alice', 1, timeout=15,
-                          extra=self.relay.describe())
+        [(_, raw)] = wait_mail(inst, 'alice', 1, timeout=15,
+                              extra=self.relay.describe())
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields],
                          ['x@remote.example'])

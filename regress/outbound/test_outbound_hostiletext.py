@@ -12,12 +12,10 @@ smarthost, answering RCPT with the hostile text.
 
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, final_recipient, make_message,  # noqa: E402
-                     parse_dsn, pmtest, queue_entry, submit, wait_deferred,
-                     wait_mail)
+from lib.oututil import (OutCase, final_recipient, make_message,
+                         parse_dsn, pmtest, queue_entry, submit, wait_deferred,
+                         wait_mail)
 
 ALICE = 'alice@test.example'
 EVIL = '\x1b[2J\x1b]0;pwned\x07 evil\x00nul\rcr\x7fdel \xe9t\xe9 \x9b31m'
@@ -54,7 +52,7 @@ class HostileText(OutCase):
                      make_message('hostile replies'))
         e = wait_deferred(inst, qid, text='later')
         # The bounce for y: the diagnostic is there, cleaned.
-        [raw] = wait_mail(inst, 'alice', 1, timeout=15)
+        [(_, raw)] = wait_mail(inst, 'alice', 1, timeout=15)
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields],
                          ['y@remote.example'])

@@ -15,15 +15,13 @@ network namespace.
 import os
 import shutil
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, final_recipient, log_lines,  # noqa: E402
-                     make_message, parse_dsn, submit, wait_mail,
-                     wait_queue_empty)
+from lib.oututil import (OutCase, final_recipient, log_lines,
+                         make_message, parse_dsn, submit, wait_mail,
+                         wait_queue_empty)
 
 try:
-    import dnsfixture
+    from lib import dnsfixture
 except ImportError:
     dnsfixture = None
 
@@ -84,7 +82,7 @@ class Loop(OutCase):
         return inst
 
     def assert_loop_bounce(self, inst, rcpt, qid):
-        [raw] = wait_mail(inst, 'alice', 1, timeout=15)
+        [(_, raw)] = wait_mail(inst, 'alice', 1, timeout=15)
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields], [rcpt])
         self.assertEqual(fields[0].get('status'), '5.4.6', fields[0])
@@ -138,7 +136,7 @@ class Loop(OutCase):
                  'w@[IPv6:::]']
         for r in rcpts:
             submit(inst, ALICE, [r], make_message('unspecified', to=r))
-        got = wait_mail(inst, 'alice', len(rcpts), timeout=15)
+        got = [m for _, m in wait_mail(inst, 'alice', len(rcpts), timeout=15)]
         bounced = set()
         for raw in got:
             msg, per_msg, fields = parse_dsn(raw)

@@ -21,18 +21,16 @@ import contextlib
 import os
 import poplib
 import smtplib
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (DELIVERY_TIMEOUT, SETTLE, OutCase,  # noqa: E402
-                     bounces_in, final_recipient, lasterror, log_lines,
-                     mailbox, make_message, parse_dsn, submit,
-                     wait_deferred, wait_mail, wait_queue_empty)
-import pmtest                                            # noqa: E402
+from lib.oututil import (DELIVERY_TIMEOUT, SETTLE, OutCase,
+                         bounces_in, final_recipient, lasterror, log_lines,
+                         make_message, parse_dsn, submit,
+                         wait_deferred, wait_mail, wait_queue_empty)
+from lib import pmtest
 
 try:
-    import dnsfixture
+    from lib import dnsfixture
 except ImportError:
     dnsfixture = None
 
@@ -127,7 +125,7 @@ class Mx(MxCase):
                          if '127.0.0.2' in l],
                         'no log line says 127.0.0.2 was tried\n%s'
                         % inst.log_tail(30))
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
 
     def test_preference_order(self):
         inst = self.mx_instance()
@@ -167,13 +165,13 @@ class Mx(MxCase):
         if code != 250:
             self.assertEqual(code, 556, text)
             self.assertIn(b'5.1.10', text)
-            self.assertEqual(mailbox(inst, 'alice'), [])
+            self.assertEqual(inst.messages('alice'), [])
         else:
             code, text = s.data(make_message('to a null MX', to=rcpt))
             self.assertEqual(code, 250, text)
             s.quit()
             t0 = time.monotonic()
-            [raw] = wait_mail(inst, 'alice', 1)
+            [(_, raw)] = wait_mail(inst, 'alice', 1)
             # At once: no retry schedule, well before any maxqueuetime.
             self.assertLess(time.monotonic() - t0, 15)
             msg, per_msg, fields = parse_dsn(raw)
@@ -189,7 +187,7 @@ class Mx(MxCase):
         self.dns(inst)
         rcpt = 'x@' + d('no-such-domain')
         qid = submit(inst, ALICE, [rcpt], make_message('NXDOMAIN', to=rcpt))
-        [raw] = wait_mail(inst, 'alice', 1)
+        [(_, raw)] = wait_mail(inst, 'alice', 1)
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields], [rcpt])
         self.assertRegex(fields[0].get('status', ''), r'^5\.\d+\.\d+$')
@@ -205,7 +203,7 @@ class Mx(MxCase):
         self.dns(inst)
         rcpt = 'x@' + d('noaddr')
         submit(inst, ALICE, [rcpt], make_message('no address', to=rcpt))
-        [raw] = wait_mail(inst, 'alice', 1)
+        [(_, raw)] = wait_mail(inst, 'alice', 1)
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields], [rcpt])
         self.assertRegex(fields[0].get('status', ''), r'^5\.')
@@ -220,7 +218,7 @@ class Mx(MxCase):
                      rcpt='550 5.1.1 mx sink: unknown user here')
         rcpt = 'x@' + d('order')
         submit(inst, ALICE, [rcpt], make_message('refused by MX'))
-        [raw] = wait_mail(inst, 'alice', 1)
+        [(_, raw)] = wait_mail(inst, 'alice', 1)
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields], [rcpt])
         f = fields[0]
@@ -238,7 +236,7 @@ class Mx(MxCase):
         qid = submit(inst, ALICE, [rcpt], make_message('all MX down'))
         e = wait_deferred(inst, qid, attempts=2)
         self.assertTrue(lasterror(e))
-        self.assertEqual(bounces_in(mailbox(inst, 'alice')), [])
+        self.assertEqual(bounces_in(inst.messages('alice')), [])
         # The second MX comes up: the next retry gets there.
         mx2 = self.mx_sink(inst, '127.0.0.9')
         self.wait_delivered(mx2, 1, inst)
@@ -282,7 +280,7 @@ class DnsTrouble(MxCase):
         self.assertTrue(lasterror(e), e)
         self.assertEqual([r.get('status') for r in e['recipients']],
                          ['pending'], e)
-        self.assertEqual(mailbox(inst, 'alice'), [], 'bounced on a '
+        self.assertEqual(inst.messages('alice'), [], 'bounced on a '
                          'temporary DNS failure')
         return e
 
@@ -310,7 +308,7 @@ class DnsTrouble(MxCase):
         [txn] = self.wait_delivered(host, 1, inst, timeout=30)
         self.assertTrue(txn.data.endswith(msg))
         wait_queue_empty(inst)
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
 
     def test_no_dns_server_defers(self):
         """Nothing listens on the resolver port (ICMP port unreachable)."""
@@ -344,7 +342,7 @@ class DnsTrouble(MxCase):
         self.addCleanup(hole.close)
         rcpt = 'x@' + d('implicit')
         submit(inst, ALICE, [rcpt], make_message('expire on DNS'))
-        [raw] = wait_mail(inst, 'alice', 1, timeout=40)
+        [(_, raw)] = wait_mail(inst, 'alice', 1, timeout=40)
         msg, per_msg, fields = parse_dsn(raw)
         self.assertEqual([final_recipient(f) for f in fields], [rcpt])
         self.assertRegex(raw.decode('utf-8', 'replace'), r'(?i)expired')
@@ -430,7 +428,8 @@ class TwoInstances(MxCase):
         qid = submit(a, 'alice@a.test', ['bob@b.test'], msg,
                      host='127.0.0.2', port=port,
                      login=('alice', 'alicepw'))
-        [stored] = wait_mail(b, 'bob', 1, extra='A log:\n' + a.log_tail(30))
+        [(_, stored)] = wait_mail(b, 'bob', 1,
+                                  extra='A log:\n' + a.log_tail(30))
         self.assertTrue(stored.endswith(msg.replace(b'\r\n', b'\n')),
                         stored)
         self.assertIn(b'mail.a.test', stored)      # A's Received: / HELO

@@ -25,16 +25,12 @@ import os
 import re
 import signal
 import stat
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (DELIVERY_TIMEOUT, OutCase, make_message,  # noqa: E402
-                     pmtest, queue_entry, submit, wait_for,
-                     wait_queue_empty)
+from lib.oututil import (DELIVERY_TIMEOUT, OutCase, make_message,
+                         pmtest, queue_entry, submit, wait_for,
+                         wait_queue_empty)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'sandbox'))
-import sandboxutil                                       # noqa: E402
+from lib import sandboxutil
 
 ALICE = 'alice@test.example'
 RCPT = 'x@remote.example'

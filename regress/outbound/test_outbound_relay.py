@@ -9,12 +9,10 @@ sender, with SIZE when the server offers it; EHLO falls back to HELO
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (SETTLE, OutCase, header_block_ok,  # noqa: E402
-                     lasterror, log_lines, make_message, submit,
-                     wait_deferred, wait_mail, wait_queue_empty)
+from lib.oututil import (SETTLE, OutCase, header_block_ok,
+                         lasterror, log_lines, make_message, submit,
+                         wait_deferred, wait_mail, wait_queue_empty)
 
 ALICE = 'alice@test.example'
 
@@ -151,7 +149,7 @@ class Smarthost(OutCase):
                  'a2@one.example', 'b2@two.example']
         msg = make_message('two domains')
         submit(inst, ALICE, rcpts, msg)
-        got = wait_mail(inst, 'bob', 1)
+        got = [m for _, m in wait_mail(inst, 'bob', 1)]
         self.assertTrue(got[0].replace(b'\n', b'\r\n').endswith(msg))
         wait_queue_empty(inst)
         self.assert_quiet(self.relay, SETTLE)

@@ -16,18 +16,13 @@ import base64
 import os
 import shutil
 import ssl
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'lib'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
-import pmtest                                                    # noqa
-from oututil import (OutCase, lasterror, log_lines, make_message,  # noqa
-                     queue_entry, submit, wait_deferred, wait_queue_empty)
-from tlsutil import make_ca, make_signed_pair                    # noqa
+from lib import pmtest
+from lib.oututil import (OutCase, lasterror, log_lines, make_message,
+                         queue_entry, submit, wait_deferred, wait_queue_empty)
+from lib.tlsutil import make_ca, make_signed_pair
 
 ALICE = 'alice@test.example'
 USER = 'relayuser'

@@ -6,14 +6,12 @@ and relays everything there (DESIGN.md A2, A6).
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, make_message, submit,  # noqa: E402
-                     wait_queue_empty)
+from lib.oututil import (OutCase, make_message, submit,
+                         wait_queue_empty)
 
 try:
-    import dnsfixture
+    from lib import dnsfixture
 except ImportError:
     dnsfixture = None
 

@@ -8,13 +8,11 @@ together; one octet more is too long either way.
 
 import os
 import socket
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, lasterror, make_message, queue,  # noqa: E402
-                     submit, wait_deferred, wait_queue_empty)
+from lib.oututil import (OutCase, lasterror, make_message, queue,
+                         submit, wait_deferred, wait_queue_empty)
 
 ALICE = 'alice@test.example'
 LINE_MAX = 4096

@@ -12,12 +12,10 @@ the message.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from oututil import (OutCase, make_message, queue_entry,  # noqa: E402
-                     submit, wait_deferred, wait_for, wait_mail,
-                     wait_queue_empty)
+from lib.oututil import (OutCase, make_message, queue_entry,
+                         submit, wait_deferred, wait_for, wait_mail,
+                         wait_queue_empty)
 
 ALICE = 'alice@test.example'
 GREYLIST = '451 4.7.1 sink: greylisted'

@@ -11,14 +11,10 @@ error names the TLS failure.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-from oututil import (OutCase, lasterror, log_lines, make_message,  # noqa
-                     queue_entry, submit, wait_deferred, wait_queue_empty)
-from sink import tls_context                                     # noqa
+from lib.oututil import (OutCase, lasterror, log_lines, make_message,
+                         queue_entry, submit, wait_deferred, wait_queue_empty)
+from lib.sink import tls_context
 
 ALICE = 'alice@test.example'
 

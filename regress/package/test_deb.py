@@ -19,16 +19,12 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import textwrap
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'lib'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'build'))
-import pmtest                                            # noqa: E402
-from test_fresh_clone import fresh_copy                  # noqa: E402
+from lib import pmtest
+from lib.checkout import fresh_copy
 
 BUILD_TIMEOUT = 900
 UNIT_DIRS = ('lib/systemd/system', 'usr/lib/systemd/system')

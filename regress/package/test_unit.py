@@ -14,13 +14,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 UNIT = os.path.join(pmtest.ROOT, 'etc', 'pymaild.service')
 CONF = os.path.join(pmtest.ROOT, 'etc', 'pymaild.conf')

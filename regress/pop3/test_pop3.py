@@ -9,13 +9,11 @@ names them; test_pop3_interop.py adds SMTP -> POP3 round trips.
 import os
 import poplib
 import random
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pop3util import (CAPA, CRLF, GREETING, UID_RE,  # noqa: E402
-                      Pop3Case, pop_form, unique_name, unstuff,
-                      wait_login)
+from lib.pop3util import (CAPA, CRLF, GREETING, UID_RE,
+                          Pop3Case, pop_form, unique_name, unstuff,
+                          wait_login)
 
 SIMPLE = b'From: a@test.example\nSubject: hello\n\nbody line\n'
 

@@ -8,14 +8,12 @@ import base64
 import hashlib
 import os
 import statistics
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pop3util import (Pop3Case, Raw, timed, wait_for,  # noqa: E402
-                      wait_login)
-import pmtest  # noqa: E402
+from lib.pop3util import (Pop3Case, Raw, timed, wait_for,
+                          wait_login)
+from lib import pmtest
 
 
 # Failures of one account within 15 minutes (from any addresses) that

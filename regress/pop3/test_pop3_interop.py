@@ -11,13 +11,11 @@ import os
 import shutil
 import smtplib
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pop3util import CRLF, Pop3Case, pop_form, wait_for  # noqa: E402
+from lib.pop3util import CRLF, Pop3Case, pop_form, wait_for
 
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 # Messages as an SMTP client would send them (CRLF, not dot-stuffed).
 ROUND_TRIP = [

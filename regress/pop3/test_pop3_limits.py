@@ -10,15 +10,13 @@ import random
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pop3util import (CRLF, Pop3Case, Raw, pop_form, rss_kib,  # noqa: E402
-                      timed, wait_for, wait_login)
+from lib.pop3util import (CRLF, Pop3Case, Raw, pop_form, rss_kib,
+                          timed, wait_for, wait_login)
 
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 
 class BadInput(Pop3Case):

@@ -13,19 +13,13 @@ import os
 import signal
 import socket
 import struct
-import sys
 import threading
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'outbound'))
-from oututil import (SETTLE, OutCase, log_lines, mailbox,  # noqa: E402
-                     make_message, queue, queue_entry, submit, wait_deferred,
-                     wait_for, wait_queue_empty)
-import pmtest                                           # noqa: E402
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'hostile'))
-from hostile import T, s as mstr, u32                   # noqa: E402
+from lib import pmtest
+from lib.hostile import T, s as mstr, u32
+from lib.oututil import (SETTLE, OutCase, log_lines, make_message,
+                         queue, queue_entry, submit, wait_deferred, wait_for,
+                         wait_queue_empty)
 
 
 def ctl_send(path, type_, payload):
@@ -93,7 +87,7 @@ class QueueTools(OutCase):
         self.assertEqual(self.relay.transactions, [], 'the removed message '
                          'reached the sink\n%s'
                          % self.context(inst, self.relay))
-        self.assertEqual(mailbox(inst, 'alice'), [], 'a bounce for a '
+        self.assertEqual(inst.messages('alice'), [], 'a bounce for a '
                          'removed message')
         self.assertTrue(log_lines(inst, 'id=%s' % qid, 'result=removed',
                                   'by=uid:%d' % os.getuid()),
@@ -157,7 +151,7 @@ class QueueTools(OutCase):
         self.relay.accept_all()
         self.ok(inst.adm('flush'))
         self.assert_quiet(self.relay, SETTLE)
-        self.assertEqual(mailbox(inst, 'alice'), [])
+        self.assertEqual(inst.messages('alice'), [])
 
     # -- hold and release -------------------------------------------------
 

@@ -9,15 +9,11 @@ in: one local delivery, one relayed to a sink, one deferred by it.
 import json
 import os
 import signal
-import sys
 import time
 
-REGRESS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REGRESS, 'outbound'))
-sys.path.insert(0, os.path.join(REGRESS, 'ops'))
-import promtext                                          # noqa: E402
-from oututil import (OutCase, make_message, smtp_connect,  # noqa: E402
-                     submit, wait_deferred, wait_mail)
+from lib import promtext
+from lib.oututil import (OutCase, make_message, smtp_connect,
+                         submit, wait_deferred, wait_mail)
 
 ALICE = 'alice@test.example'
 

@@ -16,12 +16,10 @@ own process): the tests skip there.
 import os
 import pwd
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sandboxutil                                       # noqa: E402
-from sandboxutil import pmtest, proc_owner               # noqa: E402
-from smtputil import SmtpCase                            # noqa: E402
+from lib import sandboxutil
+from lib.sandboxutil import pmtest, proc_owner
+from lib.smtputil import SmtpCase
 
 PASSWORD_ROLES = ('smtpd', 'pop3d')
 

@@ -11,12 +11,10 @@ calls no filter lists): the test skips there.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sandboxutil                                       # noqa: E402
-from sandboxutil import pmtest, tasks                     # noqa: E402
-from smtputil import SmtpCase, wait_mail                 # noqa: E402
+from lib import sandboxutil
+from lib.sandboxutil import pmtest, tasks
+from lib.smtputil import SmtpCase, wait_mail
 
 
 class Sandbox(SmtpCase):

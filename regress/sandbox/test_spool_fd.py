@@ -24,12 +24,10 @@ import contextlib
 import mmap
 import os
 import stat
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sandboxutil import pmtest                           # noqa: E402
-from smtputil import (SmtpCase, added_prefix, dot_stuff,  # noqa: E402
-                      make_message, subject_of, wait_mail)
+from lib.sandboxutil import pmtest
+from lib.smtputil import (SmtpCase, added_prefix, dot_stuff,
+                          make_message, subject_of, wait_mail)
 
 
 def regular_fds(pid):

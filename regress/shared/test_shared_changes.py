@@ -8,15 +8,11 @@ password verification cache never answers for a changed hash
 """
 
 import os
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-from sharedutil import SharedCase                         # noqa: E402
-import pmtest                                             # noqa: E402
-from smtputil import smtp_session                         # noqa: E402
+from lib.sharedutil import SharedCase
+from lib import pmtest
+from lib.smtputil import smtp_session
 
 SEEN_WITHIN = 5.0       # the issue's bound; the design is "next use"
 

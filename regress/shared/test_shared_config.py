@@ -7,13 +7,9 @@ maildir, and `mxcachefile` moves the MX cache out of it
 """
 
 import os
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'lib'))
-import pmtest                                             # noqa: E402
+from lib import pmtest
 
 SPOOL_WARN = 'lies inside the shared maildir'
 

@@ -23,15 +23,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-from sharedutil import SharedCase                         # noqa: E402
-import pmtest                                             # noqa: E402
-from smtputil import make_message, smtp_session           # noqa: E402
-from test_shared_quota import parse_maildirsize          # noqa: E402
+from lib.sharedutil import SharedCase
+from lib import pmtest
+from lib.smtputil import make_message, smtp_session
+from test_shared_quota import parse_maildirsize
 
 DOVECOT = '/usr/sbin/dovecot'
 DOVEADM = '/usr/bin/doveadm'

@@ -1,6 +1,6 @@
 """The shared-store tests on a real distributed file system: GlusterFS.
 
-The module makes a volume of two replicated bricks (gluster.py) in
+The module makes a volume of two replicated bricks (lib/gluster.py) in
 private network and mount namespaces of this test process, mounts it
 twice through FUSE and runs the store tests of regress/shared/ with each
 pymaild host on its own mount (PYMAILD_SHARED_MOUNTS): the POP3 lock
@@ -31,24 +31,18 @@ import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'sandbox'))
-from sandboxutil import sanitize_build                    # noqa: E402
+from lib.sandboxutil import sanitize_build
 # A sanitizer build runs the same code several times slower: its run
 # looks for memory errors with fewer messages; the plain run stresses.
 if sanitize_build():
     os.environ.setdefault('PYMAILD_SHARED_PER_HOST', '100')
-import gluster                                            # noqa: E402
-import pmtest                                             # noqa: E402
-import sharedutil                                         # noqa: E402
-from smtputil import make_message, smtp_session           # noqa: E402
-import test_shared_changes                                # noqa: E402
-import test_shared_dovecot                                # noqa: E402
-import test_shared_hosts                                  # noqa: E402
-import test_shared_lock                                   # noqa: E402
-import test_shared_quota                                  # noqa: E402
+from lib import gluster, pmtest, sharedutil
+from lib.smtputil import make_message, smtp_session
+import test_shared_changes
+import test_shared_dovecot
+import test_shared_hosts
+import test_shared_lock
+import test_shared_quota
 
 PER_HOST = test_shared_quota.PER_HOST
 USERS3 = test_shared_quota.USERS3

@@ -9,14 +9,10 @@ pymaild.conf(5)).
 
 import os
 import re
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-from sharedutil import SharedCase                         # noqa: E402
-import pmtest                                             # noqa: E402
-from smtputil import make_message, smtp_session           # noqa: E402
+from lib.sharedutil import SharedCase
+from lib import pmtest
+from lib.smtputil import make_message, smtp_session
 
 
 class Hosts(SharedCase):

@@ -9,10 +9,8 @@ import os
 import threading
 import time
 
-import sys
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sharedutil import SharedCase                         # noqa: E402
-import pmtest                                             # noqa: E402
+from lib.sharedutil import SharedCase, old_tree
+from lib import pmtest
 
 IN_USE = b'-ERR [IN-USE] mailbox is locked by another session\r\n'
 TOOL_WAIT = 5.0     # MBOXLOCK_TOOL_WAIT_MS
@@ -125,16 +123,7 @@ class Tools(SharedCase):
         a.ok('QUIT')
 
     def test_import_leaves_a_mailbox_in_session_alone(self):
-        old = os.path.join(self.a.dir, 'old')
-        os.makedirs(os.path.join(old, 'alice'))
-        msg = b'Subject: imported\r\n\r\nhello\r\n.\r\n'
-        with open(os.path.join(old, 'users'), 'w') as f:
-            f.write('alice:%s\n' % ('0' * 32))
-        with open(os.path.join(old, 'alice', 'u1'), 'wb') as f:
-            f.write(msg)
-        with open(os.path.join(old, 'alice', 'mail'), 'w') as f:
-            f.write('u1:%d\n' % len(msg))
-        os.chmod(old, 0o755)
+        old = old_tree(self.a.dir, b'Subject: imported\r\n\r\nhello\r\n.\r\n')
         a = self.raw(self.a)
         self.assertTrue(a.login().startswith(b'+OK'))
         r = self.b.adm('import', old)

@@ -10,16 +10,12 @@ import re
 import shutil
 import smtplib
 import subprocess
-import sys
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-from sharedutil import SharedCase                         # noqa: E402
-import pmtest                                             # noqa: E402
-from smtputil import make_message, smtp_session           # noqa: E402
+from lib.sharedutil import SharedCase, old_tree
+from lib import pmtest
+from lib.smtputil import make_message, smtp_session
 
 USERS3 = ('alice', 'bob', 'carol')
 PER_HOST = int(os.environ.get('PYMAILD_SHARED_PER_HOST', '300'))
@@ -214,16 +210,8 @@ class Quota(SharedCase):
         self.deliver_one(self.a, 'alice', 'before')
         self.assertTrue(pmtest.wait_for(
             lambda: self.disk('alice')[1] == 1, 20))
-        old = os.path.join(self.a.dir, 'old')
-        os.makedirs(os.path.join(old, 'alice'))
-        msg = b'Subject: imported\r\n\r\n' + b'x' * 5000 + b'\r\n.\r\n'
-        with open(os.path.join(old, 'users'), 'w') as f:
-            f.write('alice:%s\n' % ('0' * 32))
-        with open(os.path.join(old, 'alice', 'u1'), 'wb') as f:
-            f.write(msg)
-        with open(os.path.join(old, 'alice', 'mail'), 'w') as f:
-            f.write('u1:%d\n' % len(msg))
-        os.chmod(old, 0o755)
+        old = old_tree(self.a.dir, b'Subject: imported\r\n\r\n'
+                       + b'x' * 5000 + b'\r\n.\r\n')
         r = self.b.adm('import', old)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.deliver_one(self.a, 'alice', 'after')

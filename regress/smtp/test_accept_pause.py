@@ -16,11 +16,8 @@ The daemon is started under a low descriptor limit (prlimit).
 import os
 import re
 import socket
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                '..', 'lib'))
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 SMTP_NOFILE = 100          # proc_spawn moves descriptors past 64
 POP3_HELD = 256 + 64            # pop3d.h POP3_HELD_MAX + its spare

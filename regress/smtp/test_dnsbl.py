@@ -19,17 +19,12 @@ import json
 import os
 import re
 import socket
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'lib'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
-import pmtest                                            # noqa: E402
-from dnsfixture import Blackhole, DNSServer              # noqa: E402
-from smtputil import Client, make_message, wait_mail     # noqa: E402
-from tlsutil import TlsCase                              # noqa: E402
+from lib import pmtest
+from lib.dnsfixture import Blackhole, DNSServer
+from lib.smtputil import Client, make_message, wait_mail
+from lib.tlsutil import TlsCase
 
 SENDER = 'carol@sender.example'
 # 127.0.0.1: the harness's own probes of the port.

@@ -13,13 +13,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (SmtpCase, make_message, queue_id,  # noqa: E402
-                      subject_of, wait_for, wait_mail, mailbox_files)
-import pmtest                                            # noqa: E402
+from lib.smtputil import (SmtpCase, make_message, queue_id,
+                          subject_of, wait_for, wait_mail)
+from lib import pmtest
 
 # Sender as sent in MAIL FROM -> the canonical form the server keeps
 # (Return-Path of the stored copy).
@@ -123,7 +121,7 @@ class QuotedLocalParts(SmtpCase):
         (_, b), = wait_mail(inst, 'bob', 1)
         self.assertEqual(subject_of(a), 'quoted but plain')
         # One copy for alice, although named twice, in two spellings.
-        self.assertEqual(len(mailbox_files(inst, 'alice')), 1)
+        self.assertEqual(len(inst.maildir_files('alice')), 1)
 
     def test_quoted_postmaster_is_postmaster(self):
         inst = self.smtp_instance(postmaster='bob')

@@ -10,15 +10,13 @@ from 127.0.0.1 is counted.
 import os
 import re
 import smtplib
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (Client, SmtpCase, added_prefix, b64,  # noqa: E402
-                      header, make_message, smtplib_send,
-                      wait_mail)
-import pmtest  # noqa: E402
+from lib.smtputil import (Client, SmtpCase, added_prefix, b64,
+                          header, make_message, smtplib_send,
+                          wait_mail)
+from lib import pmtest
 
 USER_PROMPT = 'VXNlcm5hbWU6'        # base64 "Username:"
 ACCOUNT_LOCK = 30                   # failures that lock an account

@@ -9,13 +9,11 @@ is in any Maildir (DESIGN.md A4, A7).
 import os
 import random
 import socket
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (ProtocolError, SmtpCase,  # noqa: E402
-                      make_message, mailbox_files, subject_of)
+from lib.smtputil import (ProtocolError, SmtpCase,
+                          make_message, subject_of)
 
 MB = 1 << 20
 
@@ -39,7 +37,7 @@ class BadInput(SmtpCase):
         self.assert_healthy(inst)
         files = self.marker(inst, 'alice')
         self.assertEqual(len(files), 1)
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
         self.assert_only(inst, {'alice': [subject_of(files[0][1])]})
 
     def healthy_during(self, inst, busy, seconds=None):
@@ -181,7 +179,7 @@ class BadInput(SmtpCase):
         self.marker(inst)
         c.close()
         self.assert_healthy(inst)
-        self.assertEqual(len(mailbox_files(inst, 'alice')), 1)
+        self.assertEqual(len(inst.maildir_files('alice')), 1)
 
     def test_stalled_reader_mid_transaction(self):
         inst = self.smtp_instance()

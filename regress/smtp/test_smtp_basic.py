@@ -6,11 +6,9 @@ command order, error counting, MAIL FROM and its parameters
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (HELO, HOSTNAME, MAXSIZE, ProtocolError,  # noqa: E402
-                      SmtpCase, make_message, queue_id, wait_mail)
+from lib.smtputil import (HELO, HOSTNAME, MAXSIZE, ProtocolError,
+                          SmtpCase, make_message, queue_id, wait_mail)
 
 
 class Greeting(SmtpCase):

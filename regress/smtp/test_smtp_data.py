@@ -10,14 +10,12 @@ import datetime
 import email.utils
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (CRLF, HOSTNAME, MAXSIZE, SmtpCase,  # noqa: E402
-                      added_prefix, dot_stuff, header, mailbox_files,
-                      maildir_size_ok, make_message, queue_id,
-                      smtplib_send, subject_of, tmp_files, wait_for,
-                      wait_mail)
+from lib.smtputil import (CRLF, HOSTNAME, MAXSIZE, SmtpCase,
+                          added_prefix, dot_stuff, header,
+                          maildir_size_ok, make_message, queue_id,
+                          smtplib_send, subject_of, tmp_files, wait_for,
+                          wait_mail)
 
 SENDER = 'carol@sender.example'
 
@@ -58,7 +56,7 @@ class Delivery(SmtpCase):
         prefix = added_prefix(data, msg)
         self.check_received(prefix, 'helo-name.client.example', '127.0.0.1',
                             'ESMTP', qid)
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
         self.assertEqual(tmp_files(inst), {})
 
     def test_maildir_name_has_size(self):
@@ -350,7 +348,7 @@ class CommandFraming(SmtpCase):
         self.assertEqual((r.code, r.enh), (500, '5.5.2'), r)
         self.assertTrue(c.closed_by_server(5))
         self.marker(inst)
-        self.assertEqual(len(mailbox_files(inst, 'alice')), 1)
+        self.assertEqual(len(inst.maildir_files('alice')), 1)
 
     def test_command_too_long(self):
         inst = self.smtp_instance()

@@ -18,15 +18,13 @@ import os
 import re
 import signal
 import smtplib
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pmtest                                              # noqa: E402
-from smtputil import (SmtpCase, all_gone, daemon_pids,     # noqa: E402
-                      kill9_group, log_events, mailbox_files, make_message, queue_id,
-                      read, smtplib_send, subject_of, wait_for, wait_mail)
+from lib import pmtest
+from lib.smtputil import (SmtpCase, all_gone, daemon_pids, kill9_group,
+                          log_events, make_message, queue_id,
+                          read, smtplib_send, subject_of, wait_for, wait_mail)
 
 SENDER = 'load@sender.example'
 THREADS = 8
@@ -48,7 +46,7 @@ def census(inst, user='alice'):
     """({n: copies}, [problems]) over user's Maildir: every file must be a
     complete load message (or another known message)."""
     counts, bad = {}, []
-    for p in mailbox_files(inst, user):
+    for p in inst.maildir_files(user):
         try:
             data = read(p)
         except FileNotFoundError:       # moved new -> cur meanwhile
@@ -198,7 +196,7 @@ class KillUnderLoad(SmtpCase):
         self.send_mail(inst, 'after restart')
         self.assertTrue(wait_for(lambda: any(
             subject_of(read(p)) == 'after restart'
-            for p in mailbox_files(inst, 'alice')), 15))
+            for p in inst.maildir_files('alice')), 15))
         self.assertGreater(n_before_kill, 0)
 
 
@@ -247,7 +245,7 @@ class FailClosed(SmtpCase):
 
         def subjects_now():
             return sorted(subject_of(read(p))
-                          for p in mailbox_files(inst, 'alice'))
+                          for p in inst.maildir_files('alice'))
         wait_for(lambda: set(subjects) <= set(subjects_now()), 15)
         have = wait_stable(subjects_now, 15, quiet=1.0)
         for subj in subjects:

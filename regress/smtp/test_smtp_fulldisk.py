@@ -8,54 +8,14 @@ its own process), so nothing is mounted on the host.
     /usr/bin/python3 regress/run.py -k test_smtp_fulldisk
 """
 
-import ctypes
 import errno
 import os
-import sys
-import threading
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pmtest                                              # noqa: E402
-from smtputil import (SmtpCase, make_message, subject_of,  # noqa: E402
-                      wait_mail)
-
-CLONE_NEWNS = 0x00020000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
-MNT_DETACH = 2
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_private_ns = None
-
-
-def private_mount_namespace():
-    """Enter a private mount namespace (once per process).  Returns None
-    or the reason it is not possible."""
-    global _private_ns
-    if _private_ns is not None:
-        return _private_ns
-    if threading.active_count() > 1:
-        _private_ns = 'the worker has threads (unshare(CLONE_NEWNS) fails)'
-    elif _libc.unshare(CLONE_NEWNS) != 0:
-        _private_ns = 'unshare(CLONE_NEWNS): %s' % os.strerror(
-            ctypes.get_errno())
-    elif _libc.mount(b'none', b'/', None, MS_REC | MS_PRIVATE, None) != 0:
-        _private_ns = 'mount --make-rprivate /: %s' % os.strerror(
-            ctypes.get_errno())
-    else:
-        _private_ns = ''
-    return _private_ns
-
-
-def mount_tmpfs(path, size):
-    opts = ('size=%d,mode=0755' % size).encode()
-    if _libc.mount(b'tmpfs', path.encode(), b'tmpfs', 0, opts) != 0:
-        raise AssertionError('mount tmpfs on %s: %s'
-                             % (path, os.strerror(ctypes.get_errno())))
-
-
-def umount_lazy(path):
-    _libc.umount2(path.encode(), MNT_DETACH)
+from lib import pmtest
+from lib.smtputil import (SmtpCase, make_message, subject_of,
+                          wait_mail)
+from lib.mounts import (mount_tmpfs, private_mount_namespace,
+                        umount_lazy)
 
 
 def fill(path):

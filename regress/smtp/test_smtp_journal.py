@@ -17,16 +17,14 @@ SPOOLDIR/journal before the message's own queue files reach the disk.
 """
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (SmtpCase, daemon_pids, kill9_group,      # noqa: E402
-                      mailbox_files, read, subject_of, wait_for, wait_mail)
+from lib.smtputil import (SmtpCase, daemon_pids, kill9_group,
+                          read, subject_of, wait_for, wait_mail)
 
 
 def subjects(inst, user='alice'):
-    return sorted(subject_of(read(p)) for p in mailbox_files(inst, user))
+    return sorted(subject_of(read(p)) for p in inst.maildir_files(user))
 
 
 class Journal(SmtpCase):
@@ -86,7 +84,7 @@ class Journal(SmtpCase):
         self.crash_losing_queue_files(inst, qids, unblock, 20)
         wait_mail(inst, 'alice', len(sent), timeout=30)
         self.assertEqual(subjects(inst), sorted(sent))
-        for p in mailbox_files(inst, 'alice'):
+        for p in inst.maildir_files('alice'):
             self.assertTrue(read(p).endswith(b'x' * 998 + b'\n'), p)
 
     def test_clean_restart_delivers_nothing_twice(self):

@@ -5,12 +5,10 @@
 """
 
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (Client, SmtpCase, make_message,  # noqa: E402
-                      mailbox_files, tmp_files, wait_for)
+from lib.smtputil import (Client, SmtpCase, make_message,
+                          tmp_files, wait_for)
 
 
 class Timeout(SmtpCase):
@@ -37,7 +35,7 @@ class Timeout(SmtpCase):
         self.assertEqual((r.code, r.enh), (421, '4.3.2'), r)
         self.assertTrue(c.closed_by_server(3))
         self.marker(inst)
-        self.assertEqual(len(mailbox_files(inst, 'alice')), 1)
+        self.assertEqual(len(inst.maildir_files('alice')), 1)
         self.assertEqual(tmp_files(inst), {})
 
     def test_active_session_not_cut(self):

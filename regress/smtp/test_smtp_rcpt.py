@@ -6,11 +6,9 @@ recipient limit (DESIGN.md A4, A7).
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (SmtpCase, make_message, queue_id,  # noqa: E402
-                      subject_of, wait_for, wait_mail, mailbox_files)
+from lib.smtputil import (SmtpCase, make_message, queue_id,
+                          subject_of, wait_for, wait_mail)
 
 
 class RcptLocal(SmtpCase):
@@ -116,7 +114,7 @@ class RcptLocal(SmtpCase):
         self.assertEqual((r.code, r.enh), (552, '5.2.2'), r)
         c.expect('NOOP', 250)
         self.marker(inst, 'alice')
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
 
     def test_end_of_data_maxmailsize_552(self):
         inst = self.smtp_instance()
@@ -126,7 +124,7 @@ class RcptLocal(SmtpCase):
         r = c.data(make_message('too big', (b'q' * 70 + b'\r\n') * 60))
         self.assertEqual((r.code, r.enh), (552, '5.2.2'), r)
         self.marker(inst, 'alice')
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
 
     def test_end_of_data_fits_some_recipients(self):
         # Queued for those it fits; a DSN (RFC 3464) to the sender reports
@@ -148,7 +146,7 @@ class RcptLocal(SmtpCase):
         self.assertIn(b'carol@test.example', dsn)
         self.assertRegex(dsn, rb'(?i)content-type:\s*multipart/report')
         self.assertRegex(dsn, rb'(?i)report-type="?delivery-status')
-        self.assertEqual(mailbox_files(inst, 'carol'), [])
+        self.assertEqual(inst.maildir_files('carol'), [])
 
 
 class Postmaster(SmtpCase):
@@ -171,7 +169,7 @@ class Postmaster(SmtpCase):
         got = wait_mail(inst, 'bob', 2)
         self.assertEqual(sorted(subject_of(b) for _, b in got),
                          ['to bare postmaster', 'to postmaster@domain'])
-        self.assertEqual(mailbox_files(inst, 'alice'), [])
+        self.assertEqual(inst.maildir_files('alice'), [])
 
     def test_postmaster_accepted_without_relay_right(self):
         # Accepted even in a session that is not allowed to relay.

@@ -8,12 +8,10 @@ loglevel 2 (DESIGN.md A4, A7).
 
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (SmtpCase, make_message, queue_id,  # noqa: E402
-                      subject_of, wait_for, wait_mail, mailbox_files,
-                      MAXSIZE)
+from lib.smtputil import (SmtpCase, make_message, queue_id,
+                          subject_of, wait_for, wait_mail,
+                          MAXSIZE)
 
 SENDER = 'carol@sender.example'
 
@@ -132,7 +130,7 @@ class RefusalReplies(SmtpCase):
         self.assertNotIn('size', r.text.lower(), r)
         self.assertIn('disabled', r.text.lower(), r)
         self.marker(inst, 'alice')
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
 
 
 class RefusalLog(SmtpCase):

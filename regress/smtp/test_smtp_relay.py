@@ -7,11 +7,9 @@ hacks, bang paths, source routes and quoted local parts never open a relay
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtputil import (SmtpCase, mailbox_files, make_message,  # noqa: E402
-                      wait_mail)
+from lib.smtputil import (SmtpCase, make_message,
+                          wait_mail)
 
 # Addresses that name another domain in a local-looking way.  From a client
 # that may not relay, none may get a 2xx (the local part is no user, or the
@@ -113,7 +111,7 @@ class RelayDenied(SmtpCase):
             self.assertEqual(r.code, 503, r)
             c.expect('RSET', 250)
         self.marker(inst, 'alice')      # alice holds the marker only
-        self.assertEqual(mailbox_files(inst, 'bob'), [])
+        self.assertEqual(inst.maildir_files('bob'), [])
         self.assert_nothing_for_other_domains(inst)
 
     def test_auth_allows_relay(self):

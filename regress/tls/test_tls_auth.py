@@ -15,25 +15,10 @@ import os
 import poplib
 import smtplib
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from smtputil import Client, b64, make_message, wait_mail  # noqa: E402
-
-REMOTE = '10.77.0.1'
-
-
-def add_remote_address(test):
-    if os.environ.get('PYMAILD_NETNS') != '1':
-        test.skipTest('needs the private network namespace of run.py')
-    r = subprocess.run(['ip', 'addr', 'add', REMOTE + '/32', 'dev', 'lo'],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    # Another test file of the run may have added it already.
-    if r.returncode != 0 and b'already assigned' not in r.stdout and \
-            b'exists' not in r.stdout:
-        raise AssertionError('ip addr add: %s' % r.stdout.decode())
-
+from lib.tlsutil import (REMOTE, TlsCase, add_remote_address,
+                         pmtest)
+from lib.smtputil import Client, b64, make_message, wait_mail
 
 class Pop3From(poplib.POP3):
     """poplib from a given source address."""

@@ -13,12 +13,10 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tlsutil                                           # noqa: E402
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from smtputil import make_message                        # noqa: E402
+from lib import tlsutil
+from lib.tlsutil import TlsCase, pmtest
+from lib.smtputil import make_message
 
 FAILED = 'tls=failed'
 

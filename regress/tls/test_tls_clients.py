@@ -17,15 +17,12 @@ spoke TLS to us. The clients come from the Makefile's TESTDEBS.
 import os
 import shutil
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_tls_auth                                     # noqa: E402
-import tlsutil                                           # noqa: E402
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from smtputil import header, make_message, wait_mail  # noqa: E402
+from lib import tlsutil
+from lib.tlsutil import (REMOTE, TlsCase, add_remote_address,
+                         pmtest)
+from lib.smtputil import header, make_message, wait_mail
 
-REMOTE = test_tls_auth.REMOTE
 CLIENT_TIMEOUT = 60
 
 
@@ -33,7 +30,7 @@ class Clients(TlsCase):
 
     def setUp(self):
         super().setUp()
-        test_tls_auth.add_remote_address(self)
+        add_remote_address(self)
 
     def tool(self, name):
         path = shutil.which(name)

@@ -15,14 +15,12 @@ import shutil
 import smtplib
 import socket
 import ssl
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tlsutil                                           # noqa: E402
-from tlsutil import TlsCase, pmtest, make_pair           # noqa: E402
-from smtputil import make_message, smtplib_send, wait_mail  # noqa: E402
+from lib import tlsutil
+from lib.tlsutil import TlsCase, pmtest, make_pair
+from lib.smtputil import make_message, smtplib_send, wait_mail
 
 
 def smtps_cert(inst, ctx, session=None):

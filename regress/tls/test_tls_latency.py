@@ -17,11 +17,9 @@ command inside TLS; the median of several must stay well below 40 ms.
 import os
 import socket
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tlsutil import TlsCase                              # noqa: E402
+from lib.tlsutil import TlsCase
 
 SESSIONS = 9
 # Well below Linux's 40 ms minimum delayed ACK, well above the few

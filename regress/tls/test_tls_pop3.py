@@ -11,12 +11,10 @@ import os
 import poplib
 import socket
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tlsutil                                           # noqa: E402
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from smtputil import make_message, smtplib_send, wait_mail  # noqa: E402
+from lib import tlsutil
+from lib.tlsutil import TlsCase, pmtest
+from lib.smtputil import make_message, smtplib_send, wait_mail
 
 
 def read_line(sock):

@@ -13,13 +13,11 @@ import re
 import smtplib
 import ssl
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tlsutil                                           # noqa: E402
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from smtputil import (Client, b64, header, make_message,  # noqa: E402
-                      smtplib_send, wait_mail)
+from lib import tlsutil
+from lib.tlsutil import TlsCase, pmtest
+from lib.smtputil import (Client, b64, header, make_message,
+                          smtplib_send, wait_mail)
 
 FROM = 'alice@test.example'
 

@@ -25,10 +25,8 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tlsutil import TlsCase                              # noqa: E402
+from lib.tlsutil import TlsCase
 
 FULL = os.environ.get('PYMAILD_TESTSSL') == 'full'
 SECTIONS = ['-p', '-s', '-f', '-U', '-S']

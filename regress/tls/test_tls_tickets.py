@@ -11,10 +11,8 @@ the new key, so that client keeps resuming after the next rotation.
 import os
 import socket
 import ssl
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tlsutil import TlsCase, pmtest                      # noqa: E402
+from lib.tlsutil import TlsCase, pmtest
 
 
 def visit(port, ctx, greeting, bye, session=None):

@@ -17,20 +17,16 @@ the MX record a test DNS server publishes, or through it as a smarthost.
 
 import os
 import re
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import tlsutil                                           # noqa: E402
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from smtputil import (USERS, mailbox_files, make_message,  # noqa: E402
-                      wait_mail)
-import dnsfixture                                        # noqa: E402
+from lib import tlsutil
+from lib.tlsutil import TlsCase, pmtest
+from lib.smtputil import (USERS, make_message,
+                          wait_mail)
+from lib import dnsfixture
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'outbound'))
-from oututil import (lasterror, log_lines, submit,       # noqa: E402
-                     wait_deferred, wait_queue_empty)
+from lib.oututil import (lasterror, log_lines, submit,
+                         wait_deferred, wait_queue_empty)
 
 MX_HOST = 'mx.b.example'
 SENDER = 'alice@a.example'
@@ -122,7 +118,7 @@ class TwoServers(TlsCase):
         qid = submit(a, SENDER, [RCPT], msg)
         err = lasterror(wait_deferred(a, qid, text='DANE'))
         self.assertIn('TLSA', err)
-        self.assertEqual(mailbox_files(b, 'bob'), [])
+        self.assertEqual(b.maildir_files('bob'), [])
         self.assertNotIn('MAIL FROM', b.log())
         self.assertNotRegex(b.log(), r'result=queued')
 

@@ -27,14 +27,11 @@ import shutil
 import signal
 import smtplib
 import socket
-import sys
 import time
 import uuid
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from pmtest import pid_alive, proc_starttime, wait_for   # noqa: E402,F401
+from lib import pmtest
+from lib.pmtest import pid_alive, proc_starttime, wait_for   # noqa: F401
 
 DOMAIN = 'test.example'
 HOSTNAME = 'mail.test.example'          # pmtest's default serverhostname
@@ -363,10 +360,6 @@ def smtplib_send(s, sender, rcpts, msg, mail_options=()):
 # ----------------------------------------------------------------------
 # Maildir
 
-def mailbox_files(inst, user, subdirs=('new', 'cur')):
-    return pmtest.maildir_files(inst.maildir, user, subdirs)
-
-
 def all_mailbox_files(inst, subdirs=('new', 'cur', 'tmp')):
     """{user: [paths]} for every user folder under MAILDIR."""
     out = {}
@@ -376,32 +369,32 @@ def all_mailbox_files(inst, subdirs=('new', 'cur', 'tmp')):
         return out
     for n in names:
         if os.path.isdir(os.path.join(inst.maildir, n, 'Maildir')):
-            out[n] = mailbox_files(inst, n, subdirs)
+            out[n] = inst.maildir_files(n, subdirs)
     return out
 
 
-def read(path):
-    with open(path, 'rb') as f:
-        return f.read()
+read = pmtest.read_file
 
 
-def wait_mail(inst, user, n, timeout=DELIVERY_TIMEOUT, settle=SETTLE):
+def wait_mail(inst, user, n, timeout=DELIVERY_TIMEOUT, settle=SETTLE,
+              extra=''):
     """Wait until user's Maildir (new+cur) holds n messages and stays at n
     for `settle` seconds; returns [(path, bytes)].  AssertionError with
-    what is there otherwise."""
+    what is there otherwise (and `extra`: what else would explain it)."""
     def count():
-        return len(mailbox_files(inst, user))
+        return len(inst.maildir_files(user))
     wait_for(lambda: count() >= n, timeout)
     if count() >= n and settle:
         time.sleep(settle)
-    files = mailbox_files(inst, user)
+    files = inst.maildir_files(user)
     if len(files) != n:
         raise AssertionError(
             '%s\'s Maildir: want %d message(s), found %d after %.0f s%s\n'
             'subjects: %r\nlog (tail):\n%s'
             % (user, n, len(files), timeout,
                ' (more than expected)' if len(files) > n else '',
-               [subject_of(read(p)) for p in files], inst.log_tail(25)))
+               [subject_of(read(p)) for p in files], inst.log_tail(25))
+            + ('\n' + extra if extra else ''))
     return [(p, read(p)) for p in files]
 
 

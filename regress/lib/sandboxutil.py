@@ -13,13 +13,8 @@ Standard library only; Debian's /usr/bin/python3.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'smtp'))
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 FLAGSTAMP = os.path.join(pmtest.ROOT, '.build-flags')
 

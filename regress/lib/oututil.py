@@ -15,21 +15,15 @@ library only; Debian's /usr/bin/python3.
 
 import contextlib
 import email
-import email.utils
+import functools
 import os
 import re
 import smtplib
-import sys
 import time
-import uuid
 
-LIB = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib')
-if LIB not in sys.path:
-    sys.path.insert(0, LIB)
-import pmtest                                   # noqa: E402
-from pmtest import wait_for                     # noqa: E402,F401
-from sink import Sink                           # noqa: E402
+from lib import pmtest, smtputil
+from lib.pmtest import wait_for                     # noqa: F401
+from lib.sink import Sink
 
 DOMAIN = 'test.example'
 USERS = {'alice': 'alicepw', 'bob': 'bobpw'}
@@ -45,17 +39,11 @@ NO_RETRY = 3600
 QUEUED_RE = re.compile(r'Ok: queued as (\S+)')
 
 
-def make_message(subject, body=b'hello\r\n', sender='alice@test.example',
-                 to='x@remote.example', extra_headers=()):
-    """A small RFC 5322 message (bytes, CRLF line ends)."""
-    hdrs = ['From: <%s>' % sender, 'To: <%s>' % to,
-            'Subject: %s' % subject,
-            'Message-ID: <%s@test.invalid>' % uuid.uuid4().hex,
-            'Date: %s' % email.utils.formatdate()]
-    hdrs.extend(extra_headers)
-    if isinstance(body, str):
-        body = body.encode('utf-8')
-    return ('\r\n'.join(hdrs)).encode('utf-8') + b'\r\n\r\n' + body
+# The outbound tests' mail goes from a local user to a remote one by
+# default, and a relay hop takes longer than a local delivery.
+make_message = functools.partial(smtputil.make_message,
+                                 sender='alice@test.example',
+                                 to='x@remote.example')
 
 
 def smtp_connect(port, host='127.0.0.1', helo='client.example'):
@@ -162,32 +150,8 @@ def wait_queue_empty(inst, timeout=DELIVERY_TIMEOUT):
                                        inst.log_tail(30)))
 
 
-def mailbox(inst, user):
-    return [pmtest.read_file(p) for p in inst.maildir_files(user)]
-
-
-def wait_mail(inst, user, n, timeout=DELIVERY_TIMEOUT, settle=SETTLE,
-              extra=''):
-    """Wait until user's Maildir holds n messages and stays at n for
-    `settle` s; returns their contents."""
-    wait_for(lambda: len(inst.maildir_files(user)) >= n, timeout,
-             interval=0.1)
-    if len(inst.maildir_files(user)) >= n and settle:
-        time.sleep(settle)
-    got = mailbox(inst, user)
-    if len(got) != n:
-        raise AssertionError(
-            '%s\'s Maildir: want %d message(s), found %d after %.0f s: %r'
-            '\nlog (tail):\n%s%s'
-            % (user, n, len(got), timeout,
-               [subject_of(m) for m in got], inst.log_tail(30),
-               '\n' + extra if extra else ''))
-    return got
-
-
-def subject_of(data):
-    m = re.search(rb'^Subject: ?(.*)$', data, re.M)
-    return m.group(1).decode('utf-8', 'replace') if m else None
+wait_mail = functools.partial(smtputil.wait_mail, timeout=DELIVERY_TIMEOUT,
+                              settle=SETTLE)
 
 
 def header_block_ok(prefix):

@@ -10,15 +10,12 @@ import select
 import socket
 import struct
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-STUB = os.path.join(HERE, 'stub.py')
+# A program, not a module: it stays beside the tests that use it.
+STUB = os.path.join(pmtest.ROOT, 'regress', 'hostile', 'stub.py')
 HDR = struct.Struct('<IHHII')     # type, len, flags, peerid, pid
 HASFD = 0x0001
 IMSG_MAX = 16384

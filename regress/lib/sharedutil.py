@@ -18,12 +18,9 @@ import signal
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'pop3'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'lib'))
-import pmtest                                            # noqa: E402
-from pop3util import (Raw, USERS, pop_form,              # noqa: E402,F401
-                      unique_name)
+from lib import pmtest
+from lib.pop3util import (Raw, USERS, pop_form,              # noqa: F401
+                          unique_name)
 
 MOUNTS_VAR = 'PYMAILD_SHARED_MOUNTS'
 _said = []
@@ -46,6 +43,21 @@ def store_paths(test):
         test.addCleanup(pmtest.shutil.rmtree, root, True)
     path = os.path.join(root, 'maildir')
     return path, path, 'one local tree (no %s given)' % MOUNTS_VAR
+
+
+def old_tree(folder, msg):
+    """An old-format mail tree for `pymailadm import` in folder/old:
+    alice (a placeholder password hash) with the one message msg."""
+    old = os.path.join(folder, 'old')
+    os.makedirs(os.path.join(old, 'alice'))
+    with open(os.path.join(old, 'users'), 'w') as f:
+        f.write('alice:%s\n' % ('0' * 32))
+    with open(os.path.join(old, 'alice', 'u1'), 'wb') as f:
+        f.write(msg)
+    with open(os.path.join(old, 'alice', 'mail'), 'w') as f:
+        f.write('u1:%d\n' % len(msg))
+    os.chmod(old, 0o755)
+    return old
 
 
 class SharedCase(pmtest.TestCase):

@@ -16,13 +16,10 @@ import os
 import poplib
 import re
 import socket
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
-from pmtest import wait_for                              # noqa: E402,F401
+from lib import pmtest
+from lib.pmtest import wait_for                              # noqa: F401
 
 USERS = {'alice': 'alicepw', 'bob': 'bobpw'}
 REPLY_TIMEOUT = 20.0        # SANITIZE=1 builds are slow

@@ -10,11 +10,8 @@ import poplib
 import pwd
 import re
 import smtplib
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'lib'))
-import pmtest                                            # noqa: E402
+from lib import pmtest
 
 ETC = os.path.join(pmtest.ROOT, 'etc')
 USER = 'alice'
