@@ -25,13 +25,9 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from dnsfixture import DNSServer, txt_rdata              # noqa: E402
-from test_dkim_verify import Key, DKIMCHECK              # noqa: E402
+from lib.tlsutil import TlsCase, pmtest
+from lib.dnsfixture import DNSServer, txt_rdata
+from test_dkim_verify import Key, DKIMCHECK
 
 try:
     import dkim

@@ -12,14 +12,10 @@ default: a fail is then delivered, marked.
 import json
 import os
 import smtplib
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'tls'))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'smtp'))
-from tlsutil import TlsCase, pmtest                      # noqa: E402
-from smtputil import make_message                        # noqa: E402
-from dnsfixture import DNSServer                         # noqa: E402
+from lib.tlsutil import TlsCase, pmtest
+from lib.smtputil import make_message
+from lib.dnsfixture import DNSServer
 
 CLIENT = '127.0.0.2'            # not in noauthhosts (which is 127.0.0.1)
 ZONE = """\
