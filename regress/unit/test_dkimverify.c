@@ -308,6 +308,49 @@ test_verify(void)
 	EVP_PKEY_free(pk);
 }
 
+/*
+ * Decoded keys are kept by their octets: a key changed in the DNS is
+ * never answered from what was decoded before, and a flood of other
+ * keys only pushes entries out.
+ */
+static void
+test_key_cache(void)
+{
+	static const char	msg[] = "From: a@example.test\r\n"
+	    "Subject: c\r\n\r\nbody\r\n";
+	static char		ma[8192], mb[8192], ra[256], rb[256];
+	static char		mx[8192], rx[256];
+	struct dkimv_result	r;
+	EVP_PKEY		*a, *b, *x;
+	int			i, flood_fails = 1;
+
+	a = signed_message(msg, ma, sizeof(ma), ra, sizeof(ra));
+	b = signed_message(msg, mb, sizeof(mb), rb, sizeof(rb));
+	CHECK("cache: A passes", verify_with(ma, ra, DKIMV_DNS_OK, &r) ==
+	    DKIMV_PASS);
+	CHECK("cache: A passes again (cached)", verify_with(ma, ra,
+	    DKIMV_DNS_OK, &r) == DKIMV_PASS);
+	CHECK("cache: A's message with B's record fails",
+	    verify_with(ma, rb, DKIMV_DNS_OK, &r) == DKIMV_FAIL);
+	CHECK("cache: B passes", verify_with(mb, rb, DKIMV_DNS_OK, &r) ==
+	    DKIMV_PASS);
+	CHECK("cache: B's message with A's record fails",
+	    verify_with(mb, ra, DKIMV_DNS_OK, &r) == DKIMV_FAIL);
+	CHECK("cache: A revoked", verify_with(ma,
+	    "v=DKIM1; k=ed25519; p=", DKIMV_DNS_OK, &r) == DKIMV_PERMERROR);
+	for (i = 0; i < 40; i++) {
+		x = signed_message(msg, mx, sizeof(mx), rx, sizeof(rx));
+		if (verify_with(ma, rx, DKIMV_DNS_OK, &r) != DKIMV_FAIL)
+			flood_fails = 0;
+		EVP_PKEY_free(x);
+	}
+	CHECK("cache: 40 other keys, each fails", flood_fails);
+	CHECK("cache: A still passes after the flood", verify_with(ma, ra,
+	    DKIMV_DNS_OK, &r) == DKIMV_PASS);
+	EVP_PKEY_free(a);
+	EVP_PKEY_free(b);
+}
+
 int
 main(void)
 {
@@ -317,5 +360,6 @@ main(void)
 	test_limit();
 	test_verify();
 	test_time();
+	test_key_cache();
 	UNIT_EXIT();
 }
