@@ -65,11 +65,11 @@ static uint64_t		 defaults_held;
 
 /*
  * A hold: checks made together, in one turn of the loop, for requests
- * that had all arrived before it began (a batch of deliveries). What a
- * stat showed for the first of them is what it shows for the others a
- * few microseconds later, so each file is stat'ed once per hold; a
- * change made meanwhile is seen by the next check after it, as without
- * the hold. hold_gen numbers the holds: a figure checked in hold N is
+ * that had all arrived before it began (a batch of deliveries, the
+ * requests of one read from a child). What a stat showed for the first
+ * of them is what it shows for the others a few microseconds later, so
+ * each file is stat'ed once per hold; a change made meanwhile is seen by
+ * the next check after it, as without the hold. hold_gen numbers the holds: a figure checked in hold N is
  * taken as checked while hold N lasts, never after.
  */
 static int		 holding;
@@ -86,6 +86,22 @@ void
 store_hold_end(void)
 {
 	holding = 0;
+}
+
+/*
+ * The requests of one read from a child (smtpd's RCPT and end-of-data
+ * checks come ten at a time under load) were all sent before the read:
+ * a change to a file made after the first stat of the hold came after
+ * each of them too, so answering them all from that stat is answering
+ * each as of a moment after it arrived.
+ */
+void
+store_burst(int begin)
+{
+	if (begin)
+		store_hold_begin();
+	else
+		store_hold_end();
 }
 
 /* Was a file checked already in this hold? held_note says it was. */
