@@ -107,6 +107,21 @@ chan_dispatch_all(struct chan *c)
 	}
 }
 
+/* chan_dispatch_all between the burst calls; c may be freed after. */
+static int
+chan_dispatch_burst(struct chan *c)
+{
+	void	(*burst)(int) = c->burst;
+	int	  r;
+
+	if (burst == NULL)
+		return chan_dispatch_all(c);
+	burst(1);
+	r = chan_dispatch_all(c);
+	burst(0);
+	return r;
+}
+
 static void
 chan_event(int fd, short ev, void *arg)
 {
@@ -133,7 +148,7 @@ chan_event(int fd, short ev, void *arg)
 			chan_fail(c, NULL);
 			return;
 		}
-		if (chan_dispatch_all(c) == -1)
+		if (chan_dispatch_burst(c) == -1)
 			return;
 	}
 	chan_kick(c);

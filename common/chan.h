@@ -30,6 +30,9 @@ struct chan {
 	/* When set: may a message of this type carry a descriptor? One
 	 * that may not is closed and breaks the channel. */
 	int			(*takes_fd)(uint32_t type);
+	/* When set: called with 1 before the messages of one read are
+	 * dispatched, with 0 after (the channel may be gone by then). */
+	void			(*burst)(int begin);
 };
 
 void	chan_init(struct chan *, struct event_base *, int fd, const char *name,

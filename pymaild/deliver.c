@@ -398,12 +398,15 @@ deliver_batch(int fd, short ev, void *arg)
 	if (batch_running)
 		return;		/* batch_done starts the next one */
 	store_refresh_users();
+	/* All of them here already: one look at each mailbox's files. */
+	store_hold_begin();
 	while ((d = TAILQ_FIRST(&pending)) != NULL) {
 		TAILQ_REMOVE(&pending, d, entry);
 		/* The checks need the store's state: here, not there. */
 		check_mailbox(d);
 		TAILQ_INSERT_TAIL(&running, d, entry);
 	}
+	store_hold_end();
 	if (TAILQ_EMPTY(&running))
 		return;
 	batch_running = 1;

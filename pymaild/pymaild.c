@@ -299,6 +299,7 @@ start_children(int logfd)
 		chan_init(&c->chan, env->base, toparent[0], proc_names[a],
 		    child_dispatch, child_closed, c);
 		c->chan.takes_fd = request_takes_fd;
+		c->chan.burst = store_burst;
 		if (proc_send_conf(&c->chan.ib, IMSG_CONF, env->conftext,
 		    env->conf.path, child_flags()) == -1)
 			fatal("cannot send the config to %s", proc_names[a]);

@@ -102,6 +102,12 @@ void	store_usage_add(const char *user, long long bytes,
 	    const struct stat *pre, const struct stat *post);
 /* Forget the figure (messages removed): the next use scans again. */
 void	store_usage_changed(const char *user);
+/* Checks made between these, all of requests already received, stat
+ * each file once (a batch of deliveries). */
+void	store_hold_begin(void);
+void	store_hold_end(void);
+/* A child's requests of one read: a hold (chan.h's burst). */
+void	store_burst(int begin);
 /* policy.c: may user's mailbox take size octets? RCPT_* of proto.h */
 uint32_t store_mbox_verdict(const char *user, long long size);
 /* The hash a login for name is checked against: the user's, or a dummy

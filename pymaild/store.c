@@ -42,6 +42,7 @@ struct mbox {
 	struct stat	 optst;		/* of USER/options; zero when absent */
 	uint64_t	 optgen;	/* defaults it was built on; 0: none */
 	struct mboxopts	 o;
+	uint64_t	 qheld, optheld;	/* hold they were checked in */
 };
 
 RB_HEAD(mboxtree, mbox);
@@ -60,6 +61,61 @@ static struct mboxtree	 mboxes = RB_INITIALIZER(&mboxes);
 static struct mboxopts	 defaults;
 static struct stat	 defaults_st;
 static uint64_t		 defaults_gen;	/* 0: not loaded */
+static uint64_t		 defaults_held;
+
+/*
+ * A hold: checks made together, in one turn of the loop, for requests
+ * that had all arrived before it began (a batch of deliveries, the
+ * requests of one read from a child). What a stat showed for the first
+ * of them is what it shows for the others a few microseconds later, so
+ * each file is stat'ed once per hold; a change made meanwhile is seen by
+ * the next check after it, as without the hold. hold_gen numbers the holds: a figure checked in hold N is
+ * taken as checked while hold N lasts, never after.
+ */
+static int		 holding;
+static uint64_t		 hold_gen;
+
+void
+store_hold_begin(void)
+{
+	holding = 1;
+	hold_gen++;
+}
+
+void
+store_hold_end(void)
+{
+	holding = 0;
+}
+
+/*
+ * The requests of one read from a child (smtpd's RCPT and end-of-data
+ * checks come ten at a time under load) were all sent before the read:
+ * a change to a file made after the first stat of the hold came after
+ * each of them too, so answering them all from that stat is answering
+ * each as of a moment after it arrived.
+ */
+void
+store_burst(int begin)
+{
+	if (begin)
+		store_hold_begin();
+	else
+		store_hold_end();
+}
+
+/* Was a file checked already in this hold? held_note says it was. */
+static int
+held_check(const uint64_t *seen)
+{
+	return holding && *seen == hold_gen;
+}
+
+static void
+held_note(uint64_t *seen)
+{
+	*seen = holding ? hold_gen : 0;
+}
 
 static struct mbox *
 mbox_find(const char *user)
@@ -130,6 +186,8 @@ cache_current(struct mbox *m)
 
 	if (m->bytes < 0 || m->qst.st_ino == 0)
 		return 0;
+	if (held_check(&m->qheld))
+		return 1;
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s/Maildir/%s",
 	    env->conf.maildir, m->user, MDSIZE_NAME) >= sizeof(path) ||
 	    stat(path, &st) == -1)
@@ -137,14 +195,15 @@ cache_current(struct mbox *m)
 	if (!recounted_lately(m) &&
 	    time(NULL) - st.st_mtim.tv_sec > MDSIZE_RECOUNT_AGE)
 		return 0;
-	if (same_file(&st, &m->qst))
-		return 1;
-	st = m->qst;
-	if (quota_tail(env->conf.maildir, m->user, &added, &st) == -1 ||
-	    m->bytes + added < 0)
-		return 0;
-	m->bytes += added;
-	m->qst = st;
+	if (!same_file(&st, &m->qst)) {
+		st = m->qst;
+		if (quota_tail(env->conf.maildir, m->user, &added,
+		    &st) == -1 || m->bytes + added < 0)
+			return 0;
+		m->bytes += added;
+		m->qst = st;
+	}
+	held_note(&m->qheld);
 	return 1;
 }
 
@@ -162,11 +221,13 @@ store_usage(const char *user, long long limit)
 	    &bytes, &st);
 	if (r == -1) {
 		m->bytes = -1;
+		m->qheld = 0;
 		return -1;
 	}
 	if (r == 1)
 		m->recounted = mono_now();
 	m->qst = st;
+	held_note(&m->qheld);
 	return m->bytes = bytes;
 }
 
@@ -178,6 +239,7 @@ store_usage_add(const char *user, long long bytes, const struct stat *pre,
 
 	if ((m = mbox_find(user)) == NULL || m->bytes < 0)
 		return;
+	m->qheld = 0;
 	/* Read again on the loop after our line: already counted. */
 	if (post->st_ino != 0 && same_file(post, &m->qst))
 		return;
@@ -195,8 +257,10 @@ store_usage_changed(const char *user)
 {
 	struct mbox	*m;
 
-	if ((m = mbox_find(user)) != NULL)
+	if ((m = mbox_find(user)) != NULL) {
 		m->bytes = -1;
+		m->qheld = 0;
+	}
 }
 
 static int
@@ -223,16 +287,19 @@ defaults_current(char *err, size_t errlen)
 	struct stat	st;
 	char		path[PATH_MAX];
 
+	if (defaults_gen != 0 && held_check(&defaults_held))
+		return 0;
 	snprintf(path, sizeof(path), "%s/default_options", env->conf.maildir);
 	stat_or_zero(path, &st);
-	if (defaults_gen != 0 && same_file(&st, &defaults_st))
-		return 0;
-	mboxopts_defaults(&o);
-	if (mboxopts_load(path, &o, err, errlen) == -1)
-		return -1;
-	defaults = o;
-	defaults_st = st;
-	defaults_gen++;
+	if (defaults_gen == 0 || !same_file(&st, &defaults_st)) {
+		mboxopts_defaults(&o);
+		if (mboxopts_load(path, &o, err, errlen) == -1)
+			return -1;
+		defaults = o;
+		defaults_st = st;
+		defaults_gen++;
+	}
+	held_note(&defaults_held);
 	return 0;
 }
 
@@ -248,19 +315,25 @@ store_mboxopts(const char *user, struct mboxopts *o, char *err,
 
 	if (defaults_current(err, errlen) == -1)
 		return -1;
-	snprintf(path, sizeof(path), "%s/%s/options", env->conf.maildir, user);
-	stat_or_zero(path, &st);
 	m = mbox_get(user);
-	if (m->optgen == defaults_gen && same_file(&st, &m->optst)) {
+	if (m->optgen == defaults_gen && held_check(&m->optheld)) {
 		*o = m->o;
 		return 0;
 	}
-	mine = defaults;
-	if (mboxopts_load(path, &mine, err, errlen) == -1)
-		return -1;
-	m->optst = st;
-	m->optgen = defaults_gen;
-	*o = m->o = mine;
+	snprintf(path, sizeof(path), "%s/%s/options", env->conf.maildir, user);
+	stat_or_zero(path, &st);
+	if (m->optgen != defaults_gen || !same_file(&st, &m->optst)) {
+		mine = defaults;
+		if (mboxopts_load(path, &mine, err, errlen) == -1) {
+			m->optheld = 0;
+			return -1;
+		}
+		m->optst = st;
+		m->optgen = defaults_gen;
+		m->o = mine;
+	}
+	held_note(&m->optheld);
+	*o = m->o;
 	return 0;
 }
 

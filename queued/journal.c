@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "log.h"
 #include "queued.h"
 #include "util.h"
@@ -73,34 +74,6 @@ struct segment {
 static struct segment	segs[2];
 static int		active;
 static int		dir_root = -1;
-
-/* CRC-32C (Castagnoli), bitwise table built once. */
-static uint32_t	crc_table[256];
-
-static void
-crc_init(void)
-{
-	uint32_t	c;
-	int		i, k;
-
-	for (i = 0; i < 256; i++) {
-		c = i;
-		for (k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0x82f63b78U : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-static uint32_t
-crc_add(uint32_t crc, const void *p, size_t len)
-{
-	const unsigned char	*b = p;
-
-	crc = ~crc;
-	while (len--)
-		crc = crc_table[(crc ^ *b++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
 
 static size_t
 rec_size(size_t envlen, size_t datalen)
@@ -157,7 +130,7 @@ seg_start(struct segment *s, uint64_t seq)
 	memset(&h, 0, sizeof(h));
 	strlcpy(h.magic, JNL_SEG_MAGIC, sizeof(h.magic));
 	h.seq = seq;
-	h.crc = crc_add(0, &h, sizeof(h));
+	h.crc = crc32c(0, &h, sizeof(h));
 	if (seg_put_header(s, &h) == -1)
 		return -1;
 	s->seq = seq;
@@ -246,7 +219,7 @@ journal_write(struct jbatch *jb)
 	for (off = 0; off < jb->len; off += rec_size(h.envlen, h.datalen)) {
 		memcpy(&h, jb->buf + off, sizeof(h));
 		h.seq = s->seq;
-		h.crc = crc_add(crc_add(0, &h, sizeof(h)),
+		h.crc = crc32c(crc32c(0, &h, sizeof(h)),
 		    jb->buf + off + sizeof(h), h.envlen + h.datalen);
 		memcpy(jb->buf + off, &h, sizeof(h));
 	}
@@ -382,7 +355,7 @@ seg_read_header(struct segment *s)
 		return -1;
 	crc = h.crc;
 	h.crc = 0;
-	if (crc != crc_add(0, &h, sizeof(h)) ||
+	if (crc != crc32c(0, &h, sizeof(h)) ||
 	    strncmp(h.magic, JNL_SEG_MAGIC, sizeof(h.magic)) != 0)
 		return -1;
 	s->seq = h.seq;
@@ -428,7 +401,7 @@ scan_record(struct segment *s, off_t off, off_t end, size_t *len)
 		goto bad;
 	crc = h.crc;
 	h.crc = 0;
-	if (crc != crc_add(crc_add(0, &h, sizeof(h)), p, h.envlen +
+	if (crc != crc32c(crc32c(0, &h, sizeof(h)), p, h.envlen +
 	    h.datalen))
 		goto bad;
 	*len = rec_size(h.envlen, h.datalen);
@@ -584,7 +557,6 @@ journal_init(int rootfd)
 	int	i;
 
 	dir_root = rootfd;
-	crc_init();
 	if (mkdir(JNL_DIR, 0700) == -1 && errno != EEXIST)
 		fatal("journal: mkdir " JNL_DIR);
 	for (i = 0; i < 2; i++)
