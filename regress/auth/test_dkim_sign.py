@@ -209,6 +209,7 @@ class DkimSign(OutCase):
             self.skipTest('opendkim-testmsg needs root in the private '
                           'namespace (a DNS server on port 53)')
         if getattr(self, 'txt', None) is None:
+            pmtest.hold_port53(self)
             self.txt = TxtServer(self.records)
             self.addCleanup(self.txt.stop)
         resolv = os.path.join(self.keydir, 'resolv.conf')

@@ -157,6 +157,27 @@ def free_udp_port():
     return _free(socket.SOCK_DGRAM)
 
 
+def hold_port53(testcase, timeout=120):
+    """Port 53 of 127.0.0.1 is one for every test file running in the
+    run's namespace: a test that serves DNS there (for a program that
+    reads /etc/resolv.conf, which names no port) takes it in turn, until
+    the test's cleanups end. The lock is a file all of them flock."""
+    import fcntl
+    f = open(os.path.join(TMPBASE, 'pymaild-regress-port53.lock'), 'a')
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                f.close()
+                raise AssertionError('port 53 stayed in use by another '
+                                     'test for %d s' % timeout)
+            time.sleep(0.1)
+    testcase.addCleanup(f.close)
+
+
 def port_open(port, host='127.0.0.1', timeout=1.0):
     """True when a TCP connection to host:port succeeds right now."""
     try:

@@ -481,6 +481,7 @@ class ResolvConf(MXCase):
 
     def test_stopped_and_running(self):
         inst = self.instance(resolver=None)
+        pmtest.hold_port53(self)
         dns = DNSServer(53, ZONE)
         self.addCleanup(dns.cleanup)
         dns.start()
