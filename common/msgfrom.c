@@ -19,6 +19,7 @@ struct fscan {
 	size_t		 len, i;
 	int		 nmbox;		/* mailboxes found */
 	int		 same;		/* all of them in dom's domain */
+	int		 utf8;		/* a domain in UTF-8 (RFC 6532) */
 	char		 dom[MSGFROM_DOMAIN_MAX + 1];
 	/* the mailbox being read */
 	int		 text;		/* anything but blanks so far */
@@ -33,10 +34,11 @@ is_blank(int c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* An octet of a host name, or of a UTF-8 one (RFC 6532 mail). */
 static int
 is_domain_char(int c)
 {
-	return isalnum(c) || c == '-' || c == '.';
+	return isalnum(c) || c == '-' || c == '.' || c >= 0x80;
 }
 
 /* Past a quoted string or a (nested) comment opened at f->i, which is
@@ -78,6 +80,8 @@ read_domain(struct fscan *f, char *out)
 	    f->v[f->i]); f->i++) {
 		if (n == MSGFROM_DOMAIN_MAX)
 			return -1;
+		if ((unsigned char)f->v[f->i] >= 0x80)
+			f->utf8 = 1;
 		out[n++] = tolower((unsigned char)f->v[f->i]);
 	}
 	out[n] = '\0';
@@ -189,6 +193,7 @@ msgfrom_scan(const char *value, size_t len, struct msgfrom *out)
 		return -1;
 	out->nmbox = f.nmbox;
 	out->same = f.same;
+	out->utf8 = f.utf8;
 	strlcpy(out->domain, f.dom, sizeof(out->domain));
 	return 0;
 }
@@ -198,7 +203,7 @@ msgfrom_domain(const char *value, size_t len, char *dom, size_t domlen)
 {
 	struct msgfrom	m;
 
-	if (msgfrom_scan(value, len, &m) == -1 || m.nmbox != 1 ||
+	if (msgfrom_scan(value, len, &m) == -1 || m.nmbox != 1 || m.utf8 ||
 	    strlcpy(dom, m.domain, domlen) >= domlen)
 		return -1;
 	return 0;
@@ -262,6 +267,8 @@ msgfrom_message(const char *msg, size_t len, char *dom, size_t domlen)
 		return MSGFROM_UNCLEAR;
 	if (!m.same)
 		return MSGFROM_MANY;
+	if (m.utf8)
+		return MSGFROM_UTF8;
 	if (strlcpy(dom, m.domain, domlen) >= domlen)
 		return MSGFROM_UNCLEAR;
 	return MSGFROM_ONE;

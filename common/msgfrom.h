@@ -11,6 +11,7 @@
 struct msgfrom {
 	int	nmbox;		/* mailboxes in the list */
 	int	same;		/* all in one domain */
+	int	utf8;		/* a domain in UTF-8 */
 	char	domain[MSGFROM_DOMAIN_MAX + 1];	/* the first's, lower case */
 };
 
@@ -18,7 +19,8 @@ struct msgfrom {
  * is not a mailbox list with a usable domain in each address. */
 int	msgfrom_scan(const char *value, size_t len, struct msgfrom *);
 
-/* The domain of a value that names exactly one mailbox: 0, else -1. */
+/* The domain of a value that names exactly one mailbox, in ASCII: 0,
+ * else -1. */
 int	msgfrom_domain(const char *value, size_t len, char *dom,
 	    size_t domlen);
 
@@ -28,6 +30,7 @@ enum msgfrom_result {
 	MSGFROM_FIELDS,		/* more than one From: field */
 	MSGFROM_MANY,		/* authors of more than one domain */
 	MSGFROM_UNCLEAR,	/* a From: no domain can be read from */
+	MSGFROM_UTF8,		/* one author, a UTF-8 domain: not checked */
 };
 
 /* The header section (up to its empty line, or all of msg). */

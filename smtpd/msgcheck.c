@@ -68,6 +68,8 @@ from_problem(const struct msgcheck *mc)
 		return "it has more than one From: field";
 	case MSGFROM_MANY:
 		return "its From: names authors of more than one domain";
+	case MSGFROM_UTF8:
+		return "its From: domain is in UTF-8, which is not checked";
 	default:
 		return "its From: field holds no address with a domain";
 	}
@@ -409,7 +411,10 @@ msgcheck_authres(const struct session *s, struct authres *ar,
  * one of those authors while the check would have judged none, which
  * is how a forger would step around a domain's p=reject (RFC 7489
  * 6.6.1 leaves the choice to refuse to us). A message with no From: at
- * all names no one to impersonate, and is only marked.
+ * all names no one to impersonate, and is only marked; so is one whose
+ * author's domain is in UTF-8, as a reader shows it (that name has no
+ * DMARC record to look up until it is converted to A-labels, which we
+ * do not do).
  */
 int
 msgcheck_from_refusal(const struct session *s, char *reply, size_t len)
@@ -417,7 +422,8 @@ msgcheck_from_refusal(const struct session *s, char *reply, size_t len)
 	const struct msgcheck	*mc = s->mc;
 
 	if (!proc->conf.dmarcreject || mc == NULL ||
-	    mc->fromres == MSGFROM_ONE || mc->fromres == MSGFROM_NONE)
+	    mc->fromres == MSGFROM_ONE || mc->fromres == MSGFROM_NONE ||
+	    mc->fromres == MSGFROM_UTF8)
 		return 0;
 	snprintf(reply, len, "550 5.7.1 Message refused: %s, so its sender "
 	    "cannot be checked (RFC 5322 3.6.2, RFC 7489 6.6.1)",

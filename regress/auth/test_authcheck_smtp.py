@@ -234,3 +234,12 @@ class AuthChecks(TlsCase):
         v = self.verdicts(self.delivered(inst))
         self.assertIn('dmarc=none reason="it has more than one From: field"',
                       v)
+
+    def test_utf8_from_domain_is_marked_not_refused(self):
+        inst = self.checked_instance()
+        code, _ = self.send(inst, 'a@rj.test', self.unsigned_from(
+            'From: <a@bücher.test>\r\n'.encode(), 'utf8 from'))
+        self.assertEqual(code, 250)
+        v = self.verdicts(self.delivered(inst))
+        self.assertIn('dmarc=none reason="its From: domain is in UTF-8, '
+                      'which is not checked"', v)

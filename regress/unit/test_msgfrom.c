@@ -42,6 +42,7 @@ test_value(void)
 		{ " (unclosed <a@x.org>", NULL },
 		{ " a@[192.0.2.1]", NULL },
 		{ " a@.example.org", NULL },
+		{ " <a@b\xc3\xbc" "cher.example>", NULL },	/* not ASCII */
 	};
 	size_t	i;
 	int	r;
@@ -103,6 +104,8 @@ test_message(void)
 	    MSGFROM_UNCLEAR);
 	CHECK("empty group", message("From: undisclosed:;\r\n\r\n", d) ==
 	    MSGFROM_UNCLEAR);
+	CHECK("a UTF-8 domain", message("From: <a@b\xc3\xbc" "cher.example>"
+	    "\r\n\r\n", d) == MSGFROM_UTF8);
 	/* a second From: behind 2000 other fields is still seen */
 	big = xmalloc(2000 * 18 + 128);
 	off = 0;
