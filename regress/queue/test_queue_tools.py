@@ -9,6 +9,7 @@ server is a real SMTP sink used as the smarthost.
     /usr/bin/python3 regress/run.py regress/queue/test_queue_tools.py
 """
 
+import fcntl
 import os
 import signal
 import socket
@@ -100,6 +101,74 @@ class QueueTools(OutCase):
         inst.wait_port()
         self.assert_quiet(self.relay, SETTLE)
         self.assertEqual(queue(inst), [])
+
+    def hold_quota_order(self, inst, user):
+        """Take USER/.quota.lock exclusively (an OFD lock, as the parent's
+        own): the writer thread then waits, its copy in tmp/ written and
+        synced, before its rename into new/ (quota.c, quota_order_begin).
+        Returns the descriptor; closing it lets the writer go on."""
+        path = os.path.join(inst.maildir, user, '.quota.lock')
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        st = os.stat(os.path.join(inst.maildir, user))
+        os.fchown(fd, st.st_uid, st.st_gid)
+        # struct flock: l_type, l_whence, l_start, l_len, l_pid (0)
+        fl = struct.pack('hhqqi4x', fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, fl)
+        return fd
+
+    def test_remove_during_local_delivery_is_never_delivered(self):
+        """The parent's writer has the message in alice's tmp/ and waits
+        for the mailbox's order lock, which the test holds; the message
+        is removed meanwhile: the writer drops its copy instead of the
+        rename, nothing lands in alice's Maildir, nothing bounces to bob,
+        and the next message to alice is delivered as usual."""
+        inst = self.out_instance(relay=self.relay)
+        fd = self.hold_quota_order(inst, 'alice')
+        held = [fd]
+
+        def release():
+            if held:
+                os.close(held.pop())
+        self.addCleanup(release)
+        qid = submit(inst, BOB, [ALICE], make_message('removed in flight',
+                                                      sender=BOB))
+        self.assertTrue(wait_for(lambda: inst.maildir_files(
+            'alice', ('tmp',)) != [], 15, interval=0.05),
+            'the copy never reached tmp/\n' + inst.log_tail(30))
+        answer = []
+        adm = threading.Thread(target=lambda: answer.append(
+            inst.adm('remove', qid)))
+        adm.start()
+        # queued has removed it (and asked the parent to cancel) before
+        # the writer may go on.
+        self.assertTrue(wait_for(lambda: log_lines(
+            inst, 'id=%s' % qid, 'result=removed', 'by=uid:'), 15,
+            interval=0.05), inst.log_tail(30))
+        release()
+        adm.join(60)
+        self.assertFalse(adm.is_alive(), 'pymailadm remove hangs')
+        out = self.ok(answer[0])
+        self.assertIn('%s removed' % qid, out)
+        self.assertNotIn('delivered', out)
+        wait_queue_empty(inst)
+        self.assertEqual(inst.maildir_files('alice', ('tmp', 'new', 'cur')),
+                         [], 'the removed message was delivered\n' +
+                         inst.log_tail(30))
+        self.assertTrue(wait_for(lambda: log_lines(
+            inst, 'id=%s' % qid, 'result=cancelled'), 15, interval=0.05),
+            inst.log_tail(30))
+        self.assertEqual(log_lines(inst, 'id=%s' % qid, 'result=delivered'),
+                         [])
+        self.assertEqual(inst.messages('bob'), [], 'a bounce for a removed '
+                         'message')
+        self.assertEqual(queue(inst), [])
+        # The mailbox works as before.
+        submit(inst, BOB, [ALICE], make_message('after the removal',
+                                                sender=BOB))
+        self.assertTrue(wait_for(lambda: len(inst.messages('alice')) == 1,
+                                 15, interval=0.05), inst.log_tail(30))
+        self.assertIn(b'after the removal', inst.messages('alice')[0])
+        self.assertEqual(inst.maildir_files('alice', ('tmp',)), [])
 
     def test_listing_sees_a_message_at_once(self):
         """A message acknowledged a moment ago (the journal alone holds it
