@@ -37,7 +37,7 @@ struct waiting {
 	struct answer		  a;
 	struct event		  ev;
 	struct envelope		**envs;		/* local deliveries out */
-	size_t			  nenvs, cap;
+	size_t			  nenvs;
 };
 
 static TAILQ_HEAD(, waiting)	waitings = TAILQ_HEAD_INITIALIZER(waitings);
@@ -246,7 +246,6 @@ waiting_start(uint32_t peerid, const struct answer *a)
 	w->a = *a;
 	w->envs = await;
 	w->nenvs = nawait;
-	w->cap = capawait;
 	await = NULL;
 	nawait = capawait = 0;
 	evtimer_set(&w->ev, waiting_timeout, w);
