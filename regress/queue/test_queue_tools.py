@@ -183,6 +183,29 @@ class QueueTools(OutCase):
         self.assertIn(b'after the removal', inst.messages('alice')[0])
         self.assertEqual(inst.maildir_files('alice', ('tmp',)), [])
 
+    def test_remove_answers_while_the_writer_is_stuck(self):
+        """The writer stays stuck before the rename: pymailadm gets its
+        answer anyway after queued's bound (10 s), saying the local
+        delivery has not answered; once the writer goes on, the message
+        is cancelled all the same."""
+        inst = self.out_instance(relay=self.relay)
+        release = self.hold_quota_order(inst, 'alice')
+        qid = submit(inst, BOB, [ALICE], make_message('stuck', sender=BOB))
+        self.assertTrue(wait_for(lambda: inst.maildir_files(
+            'alice', ('tmp',)) != [], 15, interval=0.05), inst.log_tail(30))
+        out = self.ok(inst.adm('remove', qid))
+        self.assertIn('%s removed' % qid, out)
+        self.assertIn('%s: its local delivery has not answered yet' % qid,
+                      out)
+        release()
+        wait_queue_empty(inst)
+        self.assertTrue(wait_for(lambda: log_lines(
+            inst, 'id=%s' % qid, 'result=cancelled'), 15, interval=0.05),
+            inst.log_tail(30))
+        self.assertEqual(inst.maildir_files('alice', ('tmp', 'new', 'cur')),
+                         [])
+        self.assertEqual(inst.messages('bob'), [])
+
     def test_remove_after_the_rename_says_delivered(self):
         """Too late: the message is in alice's new/ and the writer waits
         for maildirsize's lock (its line comes after the rename) when the
