@@ -349,6 +349,17 @@ enum imsg_type {
 	 */
 	IMSG_DKIM_KEY,
 
+	/*
+	 * queued -> parent: a message with local deliveries under way was
+	 * removed (pymailadm remove). Each DELIVER of that queue id still
+	 * gets its one DELIVER_REPLY: DELIVER_CANCELLED when the message
+	 * never reached new/ (a copy in tmp/ is unlinked), else the result
+	 * it had. An id with nothing under way is no error (the reply and
+	 * the cancel cross).
+	 *  DELIVER_CANCEL  str queue id (QUEUE_ID_LEN hex digits)
+	 */
+	IMSG_DELIVER_CANCEL,
+
 	IMSG_TYPE_MAX
 };
 
@@ -405,6 +416,7 @@ enum imsg_type {
 #define DELIVER_OK	0
 #define DELIVER_TEMP	1
 #define DELIVER_PERM	2
+#define DELIVER_CANCELLED 3	/* DELIVER_CANCEL came first: not delivered */
 
 /* IMSG_MX_REPLY status */
 #define MX_OK		0	/* hosts follow, best first */

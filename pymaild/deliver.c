@@ -10,6 +10,11 @@
  * the figure every host on the store counts against. That disk
  * work runs on a thread of its own, so logins and RCPT checks are not
  * kept waiting behind it.
+ *
+ * A message removed from the queue meanwhile (IMSG_DELIVER_CANCEL) is
+ * dropped if its batch has not started, else flagged: the writer looks
+ * at the flag just before the rename, the last moment it can still take
+ * the message back, and unlinks its copy in tmp/ instead.
  */
 #include <sys/param.h>
 #include <sys/queue.h>
@@ -49,6 +54,9 @@ struct dreq {
 	long long		 wsize;		/* W=: octets with CRLF */
 	int			 result;
 	char			 reason[256];
+	/* Set on the loop, read by the writer thread: __atomic only. */
+	int			 cancelled;
+	int			 first;		/* of its mailbox in the batch */
 	/* The first of its mailbox in a batch: the mailbox's one line. */
 	long long		 qbytes, qcount;
 	struct stat		 qpre, qpost;	/* maildirsize around it */
@@ -258,6 +266,9 @@ reply(struct dreq *d)
 	if (d->result == DELIVER_OK)
 		log_info("delivery id=%s to=<%s> user=%s size=%lld "
 		    "result=delivered", d->id, d->rcpt, d->user, d->size);
+	else if (d->result == DELIVER_CANCELLED)
+		log_info("delivery id=%s to=<%s> user=%s result=cancelled",
+		    d->id, d->rcpt, d->user);
 	else
 		log_info("delivery id=%s to=<%s> user=%s result=%s "
 		    "reason=\"%s\"", d->id, d->rcpt, d->user,
@@ -303,8 +314,15 @@ move_mailbox(struct dreq *first)
 
 	order = quota_order_begin(batch_maildir, first->user);
 	for (d = first; d != NULL; d = TAILQ_NEXT(d, entry)) {
-		if (d->result != DELIVER_OK || strcmp(d->user, first->user) ||
-		    move_to_new(d) == -1)
+		if (d->result != DELIVER_OK || strcmp(d->user, first->user))
+			continue;
+		/* Relaxed: a cancel that comes later finds it delivered. */
+		if (__atomic_load_n(&d->cancelled, __ATOMIC_RELAXED)) {
+			unlink(d->tmp);
+			fail(d, DELIVER_CANCELLED, "removed from the queue");
+			continue;
+		}
+		if (move_to_new(d) == -1)
 			continue;
 		first->qbytes += d->size;
 		first->qcount++;
@@ -363,8 +381,15 @@ batch_work(void *arg)
 				unlink(d->tmp);
 			}
 	}
+	/*
+	 * Which is first is settled before any move: a move that fails or
+	 * is cancelled changes a result, and must not make a message of
+	 * that mailbox "first" again (renamed twice, answered as failed).
+	 */
 	TAILQ_FOREACH(d, &running, entry)
-		if (first_of_mailbox(d))
+		d->first = first_of_mailbox(d);
+	TAILQ_FOREACH(d, &running, entry)
+		if (d->first)
 			move_mailbox(d);
 	if (sync_new_dirs() == -1)
 		log_warn("delivery: sync after the renames");
@@ -442,5 +467,34 @@ deliver_request(struct child *from, struct imsg *im)
 		batch_scheduled = 1;
 		event_active(&ev_batch, EV_TIMEOUT, 1);
 	}
+	return 0;
+}
+
+/*
+ * queued removed the message: what has not started is answered now,
+ * what the writer holds is flagged for it. Its deliveries are queued's
+ * own, so a cancel reaches nothing else; an id with none is no error.
+ */
+int
+deliver_cancel(struct child *from, struct imsg *im)
+{
+	struct req_deliver_cancel	 rq;
+	struct dreq			*d, *next;
+
+	if (req_read_deliver_cancel(im->data, im->datalen, &rq) == -1)
+		return -1;
+	TAILQ_FOREACH_SAFE(d, &pending, entry, next) {
+		if (strcmp(d->id, rq.id) != 0)
+			continue;
+		TAILQ_REMOVE(&pending, d, entry);
+		close(d->fd);
+		fail(d, DELIVER_CANCELLED, "removed from the queue");
+		reply(d);
+		free(d);
+	}
+	/* The writer only reads the list while it runs: walking it is safe. */
+	TAILQ_FOREACH(d, &running, entry)
+		if (strcmp(d->id, rq.id) == 0)
+			__atomic_store_n(&d->cancelled, 1, __ATOMIC_RELAXED);
 	return 0;
 }

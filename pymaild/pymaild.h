@@ -149,6 +149,7 @@ void	hostlock_keep(int fd);
 /* deliver.c */
 void	deliver_init(void);
 int	deliver_request(struct child *, struct imsg *);
+int	deliver_cancel(struct child *, struct imsg *);
 
 /* tlskeys.c: the TLS private keys, and the signatures made with them */
 /* Read and check every pair of the config (-n): -1 with err naming the

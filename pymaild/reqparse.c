@@ -8,6 +8,7 @@
 
 #include "imsg.h"
 #include "mxlookup.h"
+#include "qop.h"
 #include "reqparse.h"
 
 _Static_assert(REQ_REASON_MAX == MX_REASON_MAX, "reason sizes differ");
@@ -352,4 +353,17 @@ req_read_relay_cred(const void *payload, size_t len, struct req_relay_cred *r)
 	req_begin(&mr, payload, len);
 	r->req = mr_u32(&mr);
 	return mr_end(&mr);
+}
+
+int
+req_read_deliver_cancel(const void *payload, size_t len,
+    struct req_deliver_cancel *r)
+{
+	struct msgread	mr;
+
+	req_begin(&mr, payload, len);
+	mr_str(&mr, r->id, sizeof(r->id));
+	if (mr_end(&mr) == -1 || !qop_id_ok(r->id))
+		return -1;
+	return 0;
 }

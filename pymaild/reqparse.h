@@ -159,6 +159,13 @@ int	req_read_relay_cred(const void *, size_t, struct req_relay_cred *);
 
 int	req_read_tls_sign(const void *, size_t, struct req_tls_sign *);
 
+/* DELIVER_CANCEL: the id of a removed message, 16 lower-case hex. */
+struct req_deliver_cancel {
+	char		id[QUEUE_ID_LEN + 1];
+};
+int	req_read_deliver_cancel(const void *, size_t,
+	    struct req_deliver_cancel *);
+
 uint32_t	req_entry(const struct req_list *, size_t i);
 
 #endif

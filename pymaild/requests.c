@@ -45,6 +45,8 @@ static const struct request requests[IMSG_TYPE_MAX] = {
 	    ROLE(PROC_QUEUED), 0, control_metrics_reply },
 	/* Each helper moved to the new log file. */
 	[IMSG_LOG_REOPENED] = { ROLE_HELPERS, 0, logfile_confirmed },
+	/* A removed message: its local deliveries are not to finish. */
+	[IMSG_DELIVER_CANCEL] = { ROLE(PROC_QUEUED), 0, deliver_cancel },
 	/* The smarthost's credentials, for one session. */
 	[IMSG_RELAY_CRED] = { ROLE(PROC_OUTBOUND), 0, relayauth_request },
 	/*

@@ -2,6 +2,11 @@
  * pymailadm remove, hold and release, relayed by the parent: find the
  * messages a request names, act on each, and answer the lines the
  * administrator reads. Each change is logged with the uid that asked.
+ *
+ * A removal that finds local deliveries under way asks the parent to
+ * cancel them; its answer waits for their results (at most
+ * LOCAL_WAIT_SEC), so that it can say when one reached the mailbox
+ * first.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,12 +21,29 @@
 
 /* The answer's text: within one message, with room for its header. */
 #define REPLY_MAX	8192
+/* A writer stuck on a sick disk does not keep pymailadm for ever. */
+#define LOCAL_WAIT_SEC	10
 
 struct answer {
 	char	text[REPLY_MAX];
 	int	ok;
 	size_t	untold;		/* lines that did not fit */
 };
+
+/* An answer that waits for the local results of the messages it removed. */
+struct waiting {
+	TAILQ_ENTRY(waiting)	  entry;
+	uint32_t		  peerid;	/* the control connection */
+	struct answer		  a;
+	struct event		  ev;
+	struct envelope		**envs;		/* local deliveries out */
+	size_t			  nenvs;
+};
+
+static TAILQ_HEAD(, waiting)	waitings = TAILQ_HEAD_INITIALIZER(waitings);
+/* The messages of the request being answered whose results it awaits. */
+static struct envelope		**await;
+static size_t			  nawait, capawait;
 
 static void
 say(struct answer *a, const char *fmt, ...)
@@ -103,12 +125,10 @@ act(const struct qop *q, struct envelope *e, struct answer *a)
 		local = runner_remove(e);
 		qcount.removed++;
 		log_info("queue id=%s result=removed by=uid:%u", id, q->uid);
+		say(a, "%s removed", id);
+		/* e stays until its results are in: qops_local_result */
 		if (local > 0)
-			say(a, "%s removed; its delivery to %d local "
-			    "mailbox%s was already under way", id, local,
-			    local == 1 ? "" : "es");
-		else
-			say(a, "%s removed", id);
+			runner_collect_one(e, &await, &nawait, &capawait);
 		return;
 	case QOP_HOLD:
 		r = runner_hold(e);
@@ -173,6 +193,95 @@ act_on_matches(const struct qop *q, struct envelope **v, size_t n,
 	}
 }
 
+static void
+answer_send(uint32_t peerid, struct answer *a)
+{
+	struct msgbuild	mb;
+	char		more[64];
+
+	if (a->untold > 0) {
+		snprintf(more, sizeof(more), "... and %zu more\n", a->untold);
+		strlcat(a->text, more, sizeof(a->text));
+	}
+	mb_init(&mb);
+	mb_u32(&mb, a->ok);
+	mb_str(&mb, a->text);
+	if (chan_send(&proc->parent, &mb, IMSG_QUEUE_OP_REPLY, peerid,
+	    -1) == -1)
+		fatalx("cannot answer the parent");
+}
+
+static void
+waiting_done(struct waiting *w)
+{
+	TAILQ_REMOVE(&waitings, w, entry);
+	evtimer_del(&w->ev);
+	answer_send(w->peerid, &w->a);
+	free(w->envs);
+	free(w);
+}
+
+/* Time is up: what is still out is the log's to tell. */
+static void
+waiting_timeout(int fd, short ev, void *arg)
+{
+	struct waiting	*w = arg;
+	size_t		 i;
+
+	for (i = 0; i < w->nenvs; i++)
+		say(&w->a, "%s: its local delivery has not answered yet; "
+		    "the log tells whether it was cancelled",
+		    w->envs[i]->id);
+	waiting_done(w);
+}
+
+/* The answer waits for the local results of the messages in await. */
+static void
+waiting_start(uint32_t peerid, const struct answer *a)
+{
+	struct timeval	 tv = { LOCAL_WAIT_SEC, 0 };
+	struct waiting	*w = xcalloc(1, sizeof(*w));
+
+	w->peerid = peerid;
+	w->a = *a;
+	w->envs = await;
+	w->nenvs = nawait;
+	await = NULL;
+	nawait = capawait = 0;
+	evtimer_set(&w->ev, waiting_timeout, w);
+	event_base_set(proc->base, &w->ev);
+	evtimer_add(&w->ev, &tv);
+	TAILQ_INSERT_TAIL(&waitings, w, entry);
+}
+
+/*
+ * A local delivery of the removed message e ended (left: how many are
+ * still out). Called before e may be freed; an answer forgets e once
+ * none is left.
+ */
+void
+qops_local_result(struct envelope *e, const char *rcpt, uint32_t result,
+    int left)
+{
+	struct waiting	*w, *next;
+	size_t		 i;
+
+	TAILQ_FOREACH_SAFE(w, &waitings, entry, next) {
+		for (i = 0; i < w->nenvs && w->envs[i] != e; i++)
+			;
+		if (i == w->nenvs)
+			continue;
+		if (result == DELIVER_OK)
+			say(&w->a, "%s: already delivered to <%s> when the "
+			    "removal came", e->id, rcpt);
+		if (left > 0)
+			continue;
+		w->envs[i] = w->envs[--w->nenvs];
+		if (w->nenvs == 0)
+			waiting_done(w);
+	}
+}
+
 /* IMSG_QUEUE_OP from the parent; peerid: its control connection. */
 int
 qops_dispatch(struct imsg *im)
@@ -180,9 +289,7 @@ qops_dispatch(struct imsg *im)
 	static struct qop	 q;
 	static struct answer	 a;
 	struct envelope		**v;
-	struct msgbuild		  mb;
 	size_t			  n;
-	char			  more[64];
 
 	if (im->fd != -1 || qop_read(im->data, im->datalen, 1, &q) == -1)
 		return -1;
@@ -202,15 +309,9 @@ qops_dispatch(struct imsg *im)
 			act_on_matches(&q, v, n, &a);
 		free(v);
 	}
-	if (a.untold > 0) {
-		snprintf(more, sizeof(more), "... and %zu more\n", a.untold);
-		strlcat(a.text, more, sizeof(a.text));
-	}
-	mb_init(&mb);
-	mb_u32(&mb, a.ok);
-	mb_str(&mb, a.text);
-	if (chan_send(&proc->parent, &mb, IMSG_QUEUE_OP_REPLY,
-	    im->hdr.peerid, -1) == -1)
-		fatalx("cannot answer the parent");
+	if (nawait > 0)
+		waiting_start(im->hdr.peerid, &a);
+	else
+		answer_send(im->hdr.peerid, &a);
 	return 0;
 }

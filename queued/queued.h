@@ -94,6 +94,7 @@ void	runner_collect(struct envelope ***, size_t *);
 void	runner_collect_one(struct envelope *, struct envelope ***, size_t *,
 	    size_t *);
 int	runner_remove(struct envelope *);
+int	runner_local_inflight(const struct envelope *);
 int	runner_hold(struct envelope *);
 int	runner_release(struct envelope *);
 
@@ -113,6 +114,8 @@ void	runner_outbound_gone(void);
 
 /* qops.c */
 int	qops_dispatch(struct imsg *);
+void	qops_local_result(struct envelope *, const char *rcpt,
+	    uint32_t result, int left);
 int	envelope_ptr_cmp(const void *, const void *);	/* for qsort */
 
 /* metrics.c: counted since start, where each event happens */

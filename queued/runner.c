@@ -317,7 +317,7 @@ runner_deliver_reply(struct imsg *im)
 	result = mr_u32(&mr);
 	mr_str(&mr, reason, sizeof(reason));
 	if (mr_end(&mr) == -1 || slot >= MAX_INFLIGHT ||
-	    (d = inflight[slot]) == NULL || result > DELIVER_PERM ||
+	    (d = inflight[slot]) == NULL || result > DELIVER_CANCELLED ||
 	    !envelope_field_ok(reason, sizeof(reason)))
 		return -1;
 	inflight[slot] = NULL;
@@ -335,8 +335,19 @@ runner_deliver_reply(struct imsg *im)
 		qcount.failed++;
 		r->status = RS_FAILED;
 		strlcpy(r->reason, reason, sizeof(r->reason));
+	} else if (result == DELIVER_CANCELLED) {
+		/* Asked for a removed message only: it leaves unsent. */
+		log_info("queue id=%s to=<%s> result=cancelled", e->id,
+		    r->address);
+		if (!e->removed)
+			strlcpy(e->lasterror, "451 4.3.0 local delivery "
+			    "cancelled", sizeof(e->lasterror));
 	} else
 		strlcpy(e->lasterror, reason, sizeof(e->lasterror));
+	/* Before settle() may free it: the remover's answer waits. */
+	if (e->removed)
+		qops_local_result(e, r->address, result,
+		    runner_local_inflight(e));
 	/* On the run list, it settles after its next run instead. */
 	settle_if_idle(e);
 	if (stopping && ninflight == 0 && !outbound_busy())
@@ -526,8 +537,8 @@ runner_collect(struct envelope ***v, size_t *n)
 }
 
 /* Local deliveries of e the parent has now. */
-static int
-local_inflight(const struct envelope *e)
+int
+runner_local_inflight(const struct envelope *e)
 {
 	size_t	i;
 	int	n = 0;
@@ -537,15 +548,29 @@ local_inflight(const struct envelope *e)
 	return n;
 }
 
+/* The parent drops what it has of e not yet in a mailbox. */
+static void
+cancel_local(struct envelope *e)
+{
+	struct msgbuild	mb;
+
+	mb_init(&mb);
+	mb_str(&mb, e->id);
+	queued_send_parent(IMSG_DELIVER_CANCEL, &mb, -1);
+}
+
 /*
  * Remove e. Nothing under way: at once. Else its envelope goes now (a
- * restart does not bring it back), relaying is cancelled, and settle()
- * drops it when the last result is in, bouncing nothing. Returns the
- * local deliveries the parent already has (they cannot be called back).
+ * restart does not bring it back), relaying and local deliveries are
+ * cancelled, and settle() drops it when the last result is in, bouncing
+ * nothing. Returns the local deliveries the parent has: each answers
+ * "cancelled", or "delivered" if it reached the mailbox first.
  */
 int
 runner_remove(struct envelope *e)
 {
+	int	local;
+
 	unlist(e);
 	if (e->inflight == 0) {
 		spool_remove(e);
@@ -555,7 +580,9 @@ runner_remove(struct envelope *e)
 	e->removed = 1;
 	spool_forget(e);
 	outbound_cancel(e);
-	return local_inflight(e);
+	if ((local = runner_local_inflight(e)) > 0)
+		cancel_local(e);
+	return local;
 }
 
 /* 0 done, 1 it was held already, -1 the envelope could not be kept. */

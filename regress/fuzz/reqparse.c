@@ -55,6 +55,7 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		struct req_metrics_reply	metrics;
 		struct qop			qop;
 		struct req_relay_cred		cred;
+		struct req_deliver_cancel	dcancel;
 	} r;
 
 	mb_init(mb);
@@ -200,6 +201,12 @@ check(uint8_t type, const uint8_t *p, size_t len, struct msgbuild *mb)
 		if (req_read_relay_cred(p, len, &r.cred) == -1)
 			return;
 		mb_u32(mb, r.cred.req);
+		break;
+	case IMSG_DELIVER_CANCEL:
+		if (req_read_deliver_cancel(p, len, &r.dcancel) == -1)
+			return;
+		FUZZ_ASSERT(qop_id_ok(r.dcancel.id));
+		mb_str(mb, r.dcancel.id);
 		break;
 	default:
 		return;

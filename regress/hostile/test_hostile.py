@@ -7,10 +7,12 @@ Run alone (needs a REGRESS=1 build):
     /usr/bin/python3 regress/run.py regress/hostile/test_hostile.py
 """
 
+import fcntl
 import os
 import select
 import signal
 import socket
+import struct
 import tempfile
 import threading
 import time
@@ -106,6 +108,58 @@ class Deliver(hostile.HostileCase):
         self.assertEqual(len(inst.messages('alice')), n)
         self.assertGreater(signals[0], n)
         self.assertRegex(inst.log(), r'configuration reloaded')
+        self.assertRunning(inst, p)
+
+    def test_cancel(self):
+        # queued's DELIVER_CANCEL reaches the deliveries of that queue id
+        # only: one waiting for the writer is answered "cancelled" at
+        # once, one the writer holds (held here before its rename by the
+        # mailbox's order lock, quota.c) when the writer comes to it;
+        # another message's goes on; an id with nothing under way, or
+        # whose reply already went, is no error.
+        inst, p, peer = self.start_hostile('queued', users=['alice'])
+        other = 'fedcba9876543210'
+        lock = os.path.join(inst.maildir, 'alice', '.quota.lock')
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        st = os.stat(os.path.dirname(lock))
+        os.fchown(fd, st.st_uid, st.st_gid)
+        held = [fd]
+
+        def release():
+            if held:
+                os.close(held.pop())
+        self.addCleanup(release)
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack(
+            'hhqqi4x', fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+        peer.send(T['IMSG_DELIVER_CANCEL'], s(other))
+
+        def send(req, qid):
+            with tempfile.TemporaryFile(dir=inst.dir) as f:
+                f.write(b'Subject: %d\r\n\r\nbody\r\n' % req)
+                f.flush()
+                peer.send(T['IMSG_DELIVER'], deliver(req, qid=qid),
+                          fd=f.fileno())
+        send(1, hostile.QID)
+        self.assertTrue(pmtest.wait_for(lambda: inst.maildir_files(
+            'alice', ('tmp',)) != [], 10), inst.log_tail())
+        send(2, hostile.QID)    # waits: the writer is busy
+        send(3, other)
+        peer.send(T['IMSG_DELIVER_CANCEL'], s(hostile.QID))
+        req, result, why = reply_of(peer.expect(T['IMSG_DELIVER_REPLY']))
+        self.assertEqual((req, result), (2, 3), why)
+        release()
+        got = {}
+        for _ in range(2):
+            req, result, why = reply_of(peer.expect(
+                T['IMSG_DELIVER_REPLY']))
+            got[req] = result
+        self.assertEqual(got, {1: 3, 3: 0})
+        peer.send(T['IMSG_DELIVER_CANCEL'], s(hostile.QID))
+        self.assertStatusAnswers(inst, peer)
+        self.assertEqual(inst.maildir_files('alice', ('tmp',)), [])
+        msgs = inst.messages('alice')
+        self.assertEqual(len(msgs), 1)
+        self.assertTrue(msgs[0].endswith(b'Subject: 3\n\nbody\n'), msgs[0])
         self.assertRunning(inst, p)
 
     def stream_deliveries(self, inst, peer, n, window=32, pace=None):

@@ -44,6 +44,7 @@ READERS = [
     ('smtpd', 'IMSG_METRICS_REPLY', s('smtp_x{le="+Inf"} 3\n'), False, ()),
     ('pop3d', 'IMSG_METRICS_REPLY', s('pop3_x_sum 0.25\n'), False, ()),
     ('outbound', 'IMSG_RELAY_CRED', u32(1), False, ()),
+    ('queued', 'IMSG_DELIVER_CANCEL', s(hostile.QID), False, ()),
 ]
 
 
@@ -139,6 +140,13 @@ class Payloads(hostile.HostileCase):
                 1, authres='X-Evil: 1\r\n\tAuthentication-Results: x')),
             ('queued', 'IMSG_DELIVER', deliver(
                 1, authres='Authentication-Results: x;\n\tspf=pass')),
+            # a cancel names one queue id: 16 lower-case hex digits
+            ('queued', 'IMSG_DELIVER_CANCEL', s('0123456789ABCDEF')),
+            ('queued', 'IMSG_DELIVER_CANCEL', s('0123456789abcde')),
+            ('queued', 'IMSG_DELIVER_CANCEL', s('0123456789abcdef0')),
+            ('queued', 'IMSG_DELIVER_CANCEL', s('0123456789abcde\0')),
+            ('queued', 'IMSG_DELIVER_CANCEL', s('')),
+            ('queued', 'IMSG_DELIVER_CANCEL', s('../../../etc/pas')),
             # what pymailadm prints: no terminal escapes, no NUL, ok 0/1
             ('queued', 'IMSG_QUEUE_OP_REPLY', u32(1) + s('\x1b[2J gone')),
             ('queued', 'IMSG_QUEUE_OP_REPLY', u32(0) + s('a\0b')),

@@ -286,7 +286,8 @@ ALLOWED = {
               'IMSG_POP3_LOGIN', 'IMSG_POP3_OPEN', 'IMSG_POP3_UPDATE',
               'IMSG_POP3_RELEASE', 'IMSG_METRICS_REPLY'},
     'queued': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_DELIVER',
-               'IMSG_QUEUE_OP_REPLY', 'IMSG_METRICS_REPLY'},
+               'IMSG_QUEUE_OP_REPLY', 'IMSG_METRICS_REPLY',
+               'IMSG_DELIVER_CANCEL'},
     'mxcache': {'IMSG_HELLO', 'IMSG_MX_SAVE', 'IMSG_MX_REFRESH_DONE'},
     'outbound': {'IMSG_HELLO', 'IMSG_STATS_REPLY', 'IMSG_RELAY_CRED'},
 }
@@ -322,6 +323,7 @@ def well_formed(name):
         'IMSG_METRICS_REPLY': (s('queue_messages 0\n'), False),
         'IMSG_MX_REFRESH_DONE': (u32(0) + u32(0) + s(''), False),
         'IMSG_RELAY_CRED': (u32(1), False),
+        'IMSG_DELIVER_CANCEL': (s(QID), False),
     }.get(name, (u32(0), False))
 
 

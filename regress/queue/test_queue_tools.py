@@ -9,6 +9,7 @@ server is a real SMTP sink used as the smarthost.
     /usr/bin/python3 regress/run.py regress/queue/test_queue_tools.py
 """
 
+import fcntl
 import os
 import signal
 import socket
@@ -100,6 +101,139 @@ class QueueTools(OutCase):
         inst.wait_port()
         self.assert_quiet(self.relay, SETTLE)
         self.assertEqual(queue(inst), [])
+
+    def hold_lock(self, inst, path):
+        """An exclusive OFD lock on path (as the parent's own locks);
+        returns a function that lets it go (also at cleanup)."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        st = os.stat(os.path.dirname(path))
+        os.fchown(fd, st.st_uid, st.st_gid)
+        # struct flock: l_type, l_whence, l_start, l_len, l_pid (0)
+        fl = struct.pack('hhqqi4x', fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, fl)
+        held = [fd]
+
+        def release():
+            if held:
+                os.close(held.pop())
+        self.addCleanup(release)
+        return release
+
+    def hold_quota_order(self, inst, user):
+        """USER/.quota.lock: the writer thread then waits, its copy in
+        tmp/ written and synced, before its rename into new/ (quota.c,
+        quota_order_begin)."""
+        return self.hold_lock(inst, os.path.join(inst.maildir, user,
+                                                 '.quota.lock'))
+
+    def remove_in_background(self, inst, qid):
+        """pymailadm remove, which may wait for the parent's results;
+        returns a function that joins it and gives its output."""
+        answer = []
+        adm = threading.Thread(target=lambda: answer.append(
+            inst.adm('remove', qid)))
+        adm.start()
+        # queued has removed it (and asked the parent to cancel) before
+        # the caller lets the writer go on.
+        self.assertTrue(wait_for(lambda: log_lines(
+            inst, 'id=%s' % qid, 'result=removed', 'by=uid:'), 15,
+            interval=0.05), inst.log_tail(30))
+
+        def join():
+            adm.join(60)
+            self.assertFalse(adm.is_alive(), 'pymailadm remove hangs')
+            return self.ok(answer[0])
+        return join
+
+    def test_remove_during_local_delivery_is_never_delivered(self):
+        """The parent's writer has the message in alice's tmp/ and waits
+        for the mailbox's order lock, which the test holds; the message
+        is removed meanwhile: the writer drops its copy instead of the
+        rename, nothing lands in alice's Maildir, nothing bounces to bob,
+        and the next message to alice is delivered as usual."""
+        inst = self.out_instance(relay=self.relay)
+        release = self.hold_quota_order(inst, 'alice')
+        qid = submit(inst, BOB, [ALICE], make_message('removed in flight',
+                                                      sender=BOB))
+        self.assertTrue(wait_for(lambda: inst.maildir_files(
+            'alice', ('tmp',)) != [], 15, interval=0.05),
+            'the copy never reached tmp/\n' + inst.log_tail(30))
+        join = self.remove_in_background(inst, qid)
+        release()
+        out = join()
+        self.assertIn('%s removed' % qid, out)
+        self.assertNotIn('delivered', out)
+        wait_queue_empty(inst)
+        self.assertEqual(inst.maildir_files('alice', ('tmp', 'new', 'cur')),
+                         [], 'the removed message was delivered\n' +
+                         inst.log_tail(30))
+        self.assertTrue(wait_for(lambda: log_lines(
+            inst, 'id=%s' % qid, 'result=cancelled'), 15, interval=0.05),
+            inst.log_tail(30))
+        self.assertEqual(log_lines(inst, 'id=%s' % qid, 'result=delivered'),
+                         [])
+        self.assertEqual(inst.messages('bob'), [], 'a bounce for a removed '
+                         'message')
+        self.assertEqual(queue(inst), [])
+        # The mailbox works as before.
+        submit(inst, BOB, [ALICE], make_message('after the removal',
+                                                sender=BOB))
+        self.assertTrue(wait_for(lambda: len(inst.messages('alice')) == 1,
+                                 15, interval=0.05), inst.log_tail(30))
+        self.assertIn(b'after the removal', inst.messages('alice')[0])
+        self.assertEqual(inst.maildir_files('alice', ('tmp',)), [])
+
+    def test_remove_answers_while_the_writer_is_stuck(self):
+        """The writer stays stuck before the rename: pymailadm gets its
+        answer anyway after queued's bound (10 s), saying the local
+        delivery has not answered; once the writer goes on, the message
+        is cancelled all the same."""
+        inst = self.out_instance(relay=self.relay)
+        release = self.hold_quota_order(inst, 'alice')
+        qid = submit(inst, BOB, [ALICE], make_message('stuck', sender=BOB))
+        self.assertTrue(wait_for(lambda: inst.maildir_files(
+            'alice', ('tmp',)) != [], 15, interval=0.05), inst.log_tail(30))
+        out = self.ok(inst.adm('remove', qid))
+        self.assertIn('%s removed' % qid, out)
+        self.assertIn('%s: its local delivery has not answered yet' % qid,
+                      out)
+        release()
+        wait_queue_empty(inst)
+        self.assertTrue(wait_for(lambda: log_lines(
+            inst, 'id=%s' % qid, 'result=cancelled'), 15, interval=0.05),
+            inst.log_tail(30))
+        self.assertEqual(inst.maildir_files('alice', ('tmp', 'new', 'cur')),
+                         [])
+        self.assertEqual(inst.messages('bob'), [])
+
+    def test_remove_after_the_rename_says_delivered(self):
+        """Too late: the message is in alice's new/ and the writer waits
+        for maildirsize's lock (its line comes after the rename) when the
+        removal comes. It stays delivered, once; the answer says so
+        after "removed"; nothing bounces and the queue is empty."""
+        inst = self.out_instance(relay=self.relay)
+        submit(inst, BOB, [ALICE], make_message('first', sender=BOB))
+        mdsize = os.path.join(inst.maildir, 'alice', 'Maildir',
+                              'maildirsize')
+        self.assertTrue(wait_for(lambda: len(inst.messages('alice')) == 1
+                                 and os.path.exists(mdsize), 15,
+                                 interval=0.05), inst.log_tail(30))
+        release = self.hold_lock(inst, mdsize)
+        qid = submit(inst, BOB, [ALICE], make_message('too late',
+                                                      sender=BOB))
+        self.assertTrue(wait_for(lambda: len(inst.messages('alice')) == 2,
+                                 15, interval=0.05), inst.log_tail(30))
+        join = self.remove_in_background(inst, qid)
+        release()
+        out = join()
+        self.assertIn('%s removed' % qid, out)
+        self.assertIn('%s: already delivered to <%s>' % (qid, ALICE), out)
+        wait_queue_empty(inst)
+        self.assertEqual(len(inst.messages('alice')), 2)
+        self.assertEqual(inst.maildir_files('alice', ('tmp',)), [])
+        self.assertEqual(log_lines(inst, 'id=%s' % qid, 'result=cancelled'),
+                         [])
+        self.assertEqual(inst.messages('bob'), [])
 
     def test_listing_sees_a_message_at_once(self):
         """A message acknowledged a moment ago (the journal alone holds it
