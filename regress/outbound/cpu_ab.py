@@ -14,8 +14,8 @@ N messages (regress/bench/smtp_load, one recipient at d0.test) to each
 instance in turn (the order alternates) and waits until its sink has
 them all.  The figure is CPU time (schedstat: every thread, on a CPU,
 not waiting) of the processes that relay: the parent, queued and
-outbound, per message; smtpd is shown apart (the same work in every
-tree).  Medians over the rounds.  Trees older than the outbound process
+outbound, per message; smtpd and mxcache are shown apart (smtpd does the
+same work in every tree; mxcache answers outbound's MX and TLSA asks).  Medians over the rounds.  Trees older than the outbound process
 get a config without the keys they do not know (`outbounduser`...).
 
 With --strace, one more round per tree runs under `strace -c -f`
@@ -188,20 +188,23 @@ def main():
             for s in order:
                 time.sleep(1)
                 d = s.round(a.messages, a.size, a.sessions, 'u@d0.test')
-                print('round %d %-6s relay %.4f ms/msg (%s) smtpd %.4f%s'
+                print('round %d %-6s relay %.4f ms/msg (%s) smtpd %.4f '
+                      'mxcache %.4f%s'
                       % (i + 1, s.name, d['relay'], ' '.join(
                           '%s %.4f' % (k, d.get(k, 0.0))
                           for k in RELAY_ROLES), d.get('smtpd', 0.0),
+                         d.get('mxcache', 0.0),
                          '' if d['ok'] else ' INCOMPLETE'), flush=True)
         print('median CPU per relayed message (ms), %d rounds of %d:'
               % (a.rounds, a.messages))
         for s in servers:
             med = {k: statistics.median(r.get(k, 0.0) for r in s.rows)
-                   for k in RELAY_ROLES + ('relay', 'smtpd')}
+                   for k in RELAY_ROLES + ('relay', 'smtpd', 'mxcache')}
             print('  %-6s relay %.4f  (parent %.4f queued %.4f outbound '
-                  '%.4f)  smtpd %.4f  [%s]' % (
+                  '%.4f)  smtpd %.4f  mxcache %.4f  [%s]' % (
                       s.name, med['relay'], med['parent'], med['queued'],
-                      med['outbound'], med['smtpd'], s.tree))
+                      med['outbound'], med['smtpd'], med['mxcache'],
+                      s.tree))
         if a.strace:
             print_strace(servers, a.messages, a.size, a.sessions)
     finally:
