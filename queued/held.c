@@ -32,6 +32,10 @@
 
 #define HOLD_MS		500	/* then it gets its files */
 #define HOLD_TICK_MS	250
+/* memfds kept for outbound: a burst, or files that cannot be written
+ * (the journal then holds messages for long), must not take every
+ * descriptor queued may open; past this, relaying copies as before. */
+#define HELD_MEMFD_MAX	1024
 
 struct held {
 	RB_ENTRY(held)		 byid;
@@ -60,6 +64,7 @@ static struct heldtree		 byid = RB_INITIALIZER(&byid);
 static TAILQ_HEAD(, held)	 oldest = TAILQ_HEAD_INITIALIZER(oldest);
 static struct event		 ev_tick;
 static int			 ticking;
+static int			 nmemfd;
 
 static struct held *
 held_find(const char *id)
@@ -76,8 +81,10 @@ held_free(struct held *h)
 	RB_REMOVE(heldtree, &byid, h);
 	TAILQ_REMOVE(&oldest, h, entry);
 	journal_finalized(h->seg);
-	if (h->memfd != -1)
+	if (h->memfd != -1) {
 		close(h->memfd);
+		nmemfd--;
+	}
 	free(h);
 }
 
@@ -152,8 +159,8 @@ tick(int fd, short ev, void *arg)
 /*
  * A message durable in journal segment seg, its data in incoming/ID and
  * in memfd, the sealed memfd smtpd wrote it into (ours now), kept until
- * the message gets its files: the relaying of a fresh message reads it
- * from there.
+ * the message gets its files (HELD_MEMFD_MAX at most): the relaying of a
+ * fresh message reads it from there.
  */
 void
 held_add(struct envelope *e, int seg, int memfd)
@@ -164,7 +171,12 @@ held_add(struct envelope *e, int seg, int memfd)
 	strlcpy(h->id, e->id, sizeof(h->id));
 	h->env = e;
 	h->seg = seg;
-	h->memfd = memfd;
+	h->memfd = -1;
+	if (nmemfd < HELD_MEMFD_MAX) {
+		h->memfd = memfd;
+		nmemfd++;
+	} else
+		close(memfd);
 	clock_gettime(CLOCK_MONOTONIC, &h->since);
 	RB_INSERT(heldtree, &byid, h);
 	TAILQ_INSERT_TAIL(&oldest, h, entry);
