@@ -33,6 +33,9 @@ struct chan {
 	/* When set: called with 1 before the messages of one read are
 	 * dispatched, with 0 after (the channel may be gone by then). */
 	void			(*burst)(int begin);
+	/* chan_send's write at the end of the loop turn (chan_write_soon) */
+	struct event		 flush_ev;
+	int			 flush_set;
 };
 
 void	chan_init(struct chan *, struct event_base *, int fd, const char *name,
@@ -42,7 +45,8 @@ void	chan_init(struct chan *, struct event_base *, int fd, const char *name,
  * does not fit a frame) logs the peer and why and exits 1: fail closed.
  * A channel closed already takes nothing: -1, the descriptor is closed
  * (its closed() handler has dealt with the peer). A write that fails
- * later closes the channel like a read that fails.
+ * later closes the channel like a read that fails. What is sent goes
+ * out once the callbacks of the current loop turn have run.
  */
 int	chan_send(struct chan *, struct msgbuild *, uint32_t type,
 	    uint32_t peerid, int fd);

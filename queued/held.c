@@ -32,6 +32,10 @@
 
 #define HOLD_MS		500	/* then it gets its files */
 #define HOLD_TICK_MS	250
+/* memfds kept for outbound: a burst, or files that cannot be written
+ * (the journal then holds messages for long), must not take every
+ * descriptor queued may open; past this, relaying copies as before. */
+#define HELD_MEMFD_MAX	1024
 
 struct held {
 	RB_ENTRY(held)		 byid;
@@ -41,6 +45,7 @@ struct held {
 	int			 seg;		/* its journal segment */
 	struct timespec		 since;
 	int			 warned;
+	int			 memfd;		/* what smtpd wrote, sealed */
 };
 
 RB_HEAD(heldtree, held);
@@ -59,6 +64,7 @@ static struct heldtree		 byid = RB_INITIALIZER(&byid);
 static TAILQ_HEAD(, held)	 oldest = TAILQ_HEAD_INITIALIZER(oldest);
 static struct event		 ev_tick;
 static int			 ticking;
+static int			 nmemfd;
 
 static struct held *
 held_find(const char *id)
@@ -75,6 +81,10 @@ held_free(struct held *h)
 	RB_REMOVE(heldtree, &byid, h);
 	TAILQ_REMOVE(&oldest, h, entry);
 	journal_finalized(h->seg);
+	if (h->memfd != -1) {
+		close(h->memfd);
+		nmemfd--;
+	}
 	free(h);
 }
 
@@ -146,9 +156,14 @@ tick(int fd, short ev, void *arg)
 	}
 }
 
-/* A message durable in journal segment seg, its data in incoming/ID. */
+/*
+ * A message durable in journal segment seg, its data in incoming/ID and
+ * in memfd, the sealed memfd smtpd wrote it into (ours now), kept until
+ * the message gets its files (HELD_MEMFD_MAX at most): the relaying of a
+ * fresh message reads it from there.
+ */
 void
-held_add(struct envelope *e, int seg)
+held_add(struct envelope *e, int seg, int memfd)
 {
 	struct timeval	 tv = { 0, HOLD_TICK_MS * 1000 };
 	struct held	*h = xcalloc(1, sizeof(*h));
@@ -156,6 +171,12 @@ held_add(struct envelope *e, int seg)
 	strlcpy(h->id, e->id, sizeof(h->id));
 	h->env = e;
 	h->seg = seg;
+	h->memfd = -1;
+	if (nmemfd < HELD_MEMFD_MAX) {
+		h->memfd = memfd;
+		nmemfd++;
+	} else
+		close(memfd);
 	clock_gettime(CLOCK_MONOTONIC, &h->since);
 	RB_INSERT(heldtree, &byid, h);
 	TAILQ_INSERT_TAIL(&oldest, h, entry);
@@ -171,6 +192,17 @@ held_data_path(const struct envelope *e, char *path, size_t len)
 {
 	snprintf(path, len, "%s/%s", held_find(e->id) ? "incoming" : "msg",
 	    e->id);
+}
+
+/* The sealed memfd holding e's data while e is held, else -1. */
+int
+held_memfd(const struct envelope *e)
+{
+	struct held	*h;
+
+	if ((h = held_find(e->id)) == NULL)
+		return -1;
+	return h->memfd;
 }
 
 /* e is done: if held, its data file goes back to the pool. 1 if it was. */

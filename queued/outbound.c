@@ -147,6 +147,23 @@ message_copy(const char *buf, size_t size)
 }
 
 /*
+ * A fresh message (held.c) is still in the memfd smtpd wrote it into,
+ * sealed at its commit and made for it alone: outbound gets a
+ * descriptor of that one, as it would get a copy, and the spool file
+ * goes back to the pool as usual. No file opened, nothing copied.
+ */
+static int
+sealed_original(int memfd, int *hops)
+{
+	static char	 buf[HOPS_READ_MAX];
+	size_t		 got;
+
+	if ((*hops = read_hops(memfd, buf, sizeof(buf), &got)) > HOPS_MAX)
+		return -1;
+	return fcntl(memfd, F_DUPFD_CLOEXEC, 0);
+}
+
+/*
  * What outbound gets of the message, read once for both jobs: its hop
  * count first, then the descriptor. Never a descriptor that could one
  * day show another message: a small message (the spool reuses its
@@ -163,6 +180,9 @@ message_for_outbound(struct envelope *e, int *hops)
 	int		 fd, complete;
 
 	*hops = 0;
+	if (e->datasize > 0 && e->datasize <= FPOOL_FILE_MAX &&
+	    (fd = held_memfd(e)) != -1)
+		return sealed_original(fd, hops);
 	if ((fd = spool_open_data(e)) == -1)
 		return -1;
 	if (e->datasize > 0 && e->datasize <= FPOOL_FILE_MAX) {

@@ -59,11 +59,12 @@ int	journal_close(void);
 
 /* held.c */
 void	held_init(void);
-void	held_add(struct envelope *, int seg);
+void	held_add(struct envelope *, int seg, int memfd);
 int	held_finalize(const struct envelope *);
 int	held_finalize_all(void);
 int	held_remove(const struct envelope *);
 void	held_data_path(const struct envelope *, char *path, size_t len);
+int	held_memfd(const struct envelope *);
 
 /* spool.c */
 int	spool_write_env(int fd, const char *text, int dosync);

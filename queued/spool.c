@@ -160,7 +160,8 @@ incoming_drop(struct incoming *in, int unlink_files)
 		snprintf(path, sizeof(path), "incoming/%s.env", in->env->id);
 		unlink(path);
 	}
-	close(in->datafd);
+	if (in->datafd != -1)
+		close(in->datafd);
 	if (in->filefd != -1)
 		close(in->filefd);
 	free(in->envtext);
@@ -698,7 +699,8 @@ queue_it(struct incoming *in)
 static void
 queue_held(struct incoming *in, int seg)
 {
-	held_add(in->env, seg);
+	held_add(in->env, seg, in->datafd);
+	in->datafd = -1;
 	queue_it(in);
 }
 

@@ -3,7 +3,7 @@
 
     PYTHONPATH=regress /usr/bin/python3 regress/outbound/cpu_ab.py
         [--rounds N] [--messages N]
-        [--size S] [--sessions C] NAME=TREE ...
+        [--size S] [--sessions C] [--strace] NAME=TREE ...
 
 Not a test (no test_ prefix: regress/run.py leaves it out); a measuring
 tool for the cost of the outbound path.  Each tree (this one is "this")
@@ -14,9 +14,15 @@ N messages (regress/bench/smtp_load, one recipient at d0.test) to each
 instance in turn (the order alternates) and waits until its sink has
 them all.  The figure is CPU time (schedstat: every thread, on a CPU,
 not waiting) of the processes that relay: the parent, queued and
-outbound, per message; smtpd is shown apart (the same work in every
-tree).  Medians over the rounds.  Trees older than the outbound process
-get a config without `outbounduser`.
+outbound, per message; smtpd and mxcache are shown apart (smtpd does the
+same work in every tree; mxcache answers outbound's MX and TLSA asks).  Medians over the rounds.  Trees older than the outbound process
+get a config without the keys they do not know (`outbounduser`...).
+
+With --strace, one more round per tree runs under `strace -c -f`
+attached to the parent, queued, outbound and mxcache (each apart; a tree
+without outbound has none) and the system calls per relayed message are
+printed by role and by call: a steadier figure than CPU time on a shared
+machine.
 
 Runs in a private network namespace (re-execs itself under unshare -n as
 root), stops everything it started by PID.
@@ -25,6 +31,7 @@ root), stops everything it started by PID.
 import argparse
 import contextlib
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 RELAY_ROLES = ('parent', 'queued', 'outbound')
+STRACE_ROLES = RELAY_ROLES + ('mxcache',)
 
 
 def role_ns(inst):
@@ -55,12 +63,7 @@ class Server:
         self.name, self.tree = name, tree
         self.inst = ob.make_instance(1)
         if tree != ROOT:
-            self.inst.pymailadm = os.path.join(tree, 'admin', 'pymailadm')
-            self.inst.pymaild_bin = os.path.join(tree, 'pymaild', 'pymaild')
-            if not os.path.exists(os.path.join(tree, 'outbound',
-                                               'outbound')):
-                self.inst.config.pop('outbounduser', None)
-                self.inst.write_config()
+            self.inst.use_tree(tree)
         self.dns = dnsfixture.DNSServer(self.inst.resolver_port,
                                         ob.zone_text())
         self.dns.start()
@@ -93,10 +96,70 @@ class Server:
         self.rows.append(d)
         return d
 
+    def strace_round(self, n, size, sessions, rcpt):
+        """One round with strace -c on each relaying role: calls per
+        relayed message, {role: {syscall: calls/msg}}."""
+        parent, roles, _ = self.inst.processes()
+        pids = {'parent': [parent]}
+        for r in STRACE_ROLES[1:]:
+            pids[r] = roles.get(r, [])
+        tracers = {}
+        for role, plist in pids.items():
+            if not plist:
+                continue
+            out = os.path.join(self.inst.dir, 'strace.%s' % role)
+            argv = ['strace', '-c', '-f', '-U', 'name,calls', '-o', out]
+            for p in plist:
+                argv += ['-p', str(p)]
+            tracers[role] = (subprocess.Popen(argv, stderr=subprocess.DEVNULL),
+                             out)
+        time.sleep(1)
+        base = self.sink.counters()[2]
+        argv = [ob.LOAD, '-h', '127.0.0.1', '-p', str(self.inst.smtp_port),
+                '-c', str(sessions), '-n', str(n), '-s', str(size),
+                '-r', rcpt, '-t', '120', '-R', '30']
+        subprocess.run(argv, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=300)
+        pmtest.wait_for(lambda: self.sink.counters()[2] - base >= n, 120,
+                        interval=0.05)
+        pmtest.wait_for(lambda: ob.queue_list(self.inst)[0] == [], 20,
+                        interval=0.05)
+        time.sleep(0.5)
+        got = max(self.sink.counters()[2] - base, 1)
+        res = {}
+        for role, (proc, out) in tracers.items():
+            proc.send_signal(2)
+            proc.wait(timeout=30)
+            calls = {}
+            with open(out) as f:
+                for line in f:
+                    m = re.match(r'\s*([a-z_0-9]+)\s+(\d+)\s*$', line)
+                    if m and m.group(1) != 'total':
+                        calls[m.group(1)] = int(m.group(2)) / got
+            res[role] = calls
+        return res
+
     def stop(self):
         for f in (self.inst.cleanup, self.sink.stop, self.dns.cleanup):
             with contextlib.suppress(Exception):
                 f()
+
+
+def print_strace(servers, n, size, sessions):
+    res = [(s.name, s.strace_round(n, size, sessions, 'u@d0.test'))
+           for s in servers]
+    for role in STRACE_ROLES:
+        names = sorted({k for _, r in res for k in r.get(role, {})},
+                       key=lambda k: -max(r.get(role, {}).get(k, 0)
+                                          for _, r in res))
+        print('system calls per relayed message, %s:' % role)
+        print('  %-22s' % 'total' + ''.join(
+            ' %10.2f' % sum(r.get(role, {}).values()) for _, r in res)
+            + '   [' + ' '.join(n for n, _ in res) + ']')
+        for k in names:
+            vals = [r.get(role, {}).get(k, 0) for _, r in res]
+            if max(vals) >= 0.01:
+                print('  %-22s' % k + ''.join(' %10.2f' % v for v in vals))
 
 
 def main():
@@ -105,6 +168,8 @@ def main():
     ap.add_argument('--messages', type=int, default=1000)
     ap.add_argument('--size', type=int, default=4096)
     ap.add_argument('--sessions', type=int, default=16)
+    ap.add_argument('--strace', action='store_true',
+                    help='also count system calls per message')
     ap.add_argument('trees', nargs='*', metavar='NAME=TREE')
     a = ap.parse_args()
     netns.enter(__file__)
@@ -123,20 +188,25 @@ def main():
             for s in order:
                 time.sleep(1)
                 d = s.round(a.messages, a.size, a.sessions, 'u@d0.test')
-                print('round %d %-6s relay %.4f ms/msg (%s) smtpd %.4f%s'
+                print('round %d %-6s relay %.4f ms/msg (%s) smtpd %.4f '
+                      'mxcache %.4f%s'
                       % (i + 1, s.name, d['relay'], ' '.join(
                           '%s %.4f' % (k, d.get(k, 0.0))
                           for k in RELAY_ROLES), d.get('smtpd', 0.0),
+                         d.get('mxcache', 0.0),
                          '' if d['ok'] else ' INCOMPLETE'), flush=True)
         print('median CPU per relayed message (ms), %d rounds of %d:'
               % (a.rounds, a.messages))
         for s in servers:
             med = {k: statistics.median(r.get(k, 0.0) for r in s.rows)
-                   for k in RELAY_ROLES + ('relay', 'smtpd')}
+                   for k in RELAY_ROLES + ('relay', 'smtpd', 'mxcache')}
             print('  %-6s relay %.4f  (parent %.4f queued %.4f outbound '
-                  '%.4f)  smtpd %.4f  [%s]' % (
+                  '%.4f)  smtpd %.4f  mxcache %.4f  [%s]' % (
                       s.name, med['relay'], med['parent'], med['queued'],
-                      med['outbound'], med['smtpd'], s.tree))
+                      med['outbound'], med['smtpd'], med['mxcache'],
+                      s.tree))
+        if a.strace:
+            print_strace(servers, a.messages, a.size, a.sessions)
     finally:
         for s in servers:
             s.stop()

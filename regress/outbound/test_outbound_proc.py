@@ -9,7 +9,8 @@ messages it is relaying, read-only, and nothing else.
 - During a delivery to a sink that stalls after DATA, every descriptor
   it holds onto a file but its log is read-only (fdinfo flags) or a
   memfd sealed against writes; one of them holds the message being
-  relayed (a small one as a sealed copy, a large one as its spool file);
+  relayed (a small one just received as the memfd smtpd wrote it into,
+  sealed at its commit: no copy made; a large one as its spool file);
   none reaches anything else under SPOOLDIR; and
   `pymailadm status` counts the attempt (outbound=1).
 - Killing it during that delivery makes pymaild fail closed (exit
@@ -141,6 +142,8 @@ class OutboundProcess(OutCase):
     def test_holds_a_small_message_as_a_sealed_copy(self):
         link, spool = self.holds_only_its_message(b'small and sealed\r\n')
         self.assertTrue(link.startswith('/memfd:'), link)
+        # fresh (in the journal still): smtpd's memfd, not a copy of it
+        self.assertTrue(link.startswith('/memfd:pymaild-spool'), link)
 
     def test_holds_a_large_message_read_only(self):
         body = b''.join(b'line %06d of a large message\r\n' % i

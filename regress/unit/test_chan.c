@@ -17,6 +17,7 @@
 #include "chan.h"
 #include "log.h"
 #include "unit.h"
+#include "util.h"
 
 static int
 no_dispatch(struct chan *c, struct imsg *im)
@@ -152,6 +153,108 @@ test_sent_now(void)
 	event_base_free(base);
 }
 
+/* Run the loop's pending callbacks once, without waiting. */
+static void
+loop_once(struct event_base *base)
+{
+	event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/*
+ * chan_send writes at the end of the loop turn, every message queued in
+ * it in one write, without watching the socket for writability (two
+ * epoll_ctl calls per message, and a wake-up, before).
+ */
+static void
+test_sent_at_turn_end(void)
+{
+	struct event_base	*base;
+	struct msgbuild		 mb;
+	struct chan		 c;
+	uint8_t			 buf[256];
+	int			 far, i;
+
+	open_chan(&c, &base, &far, "outbound");
+	set_nonblock(far);
+	for (i = 0; i < 3; i++) {
+		mb_init(&mb);
+		mb_u32(&mb, i);
+		chan_send(&c, &mb, 9, 0, -1);
+	}
+	CHECK("chan_send: not written before the loop runs",
+	    read(far, buf, sizeof(buf)) == -1 && errno == EAGAIN);
+	CHECK("chan_send: no watch for writability to write them",
+	    !(c.events & EV_WRITE));
+	loop_once(base);
+	CHECK("chan_send: the three written in one turn",
+	    read(far, buf, sizeof(buf)) == 3 * (IMSG_HDR_SIZE + 4));
+	CHECK("chan_send: nothing left, writability not watched",
+	    c.ib.whead == NULL && !(c.events & EV_WRITE));
+	chan_close(&c);
+	close(far);
+	event_base_free(base);
+}
+
+/* A channel closed with a write pending: the loop forgets the write. */
+static void
+test_close_with_write_pending(void)
+{
+	struct event_base	*base;
+	struct msgbuild		 mb;
+	struct chan		*c = calloc(1, sizeof(*c));
+	int			 far;
+
+	open_chan(c, &base, &far, "queued");
+	mb_init(&mb);
+	mb_u32(&mb, 1);
+	chan_send(c, &mb, 9, 0, -1);
+	chan_close(c);
+	memset(c, 0xa5, sizeof(*c));	/* what free() may leave */
+	free(c);
+	loop_once(base);
+	CHECK("closed with a write pending: nothing runs after", 1);
+	close(far);
+	event_base_free(base);
+}
+
+/* A peer that does not read: the rest waits for writability. */
+static void
+test_full_socket_waits(void)
+{
+	static uint8_t		 big[IMSG_DATA_MAX - 64];
+	static uint8_t		 sink[1 << 20];
+	struct event_base	*base;
+	struct msgbuild		 mb;
+	struct chan		 c;
+	size_t			 want = 0, got = 0;
+	ssize_t			 n;
+	int			 far, i, sz = 4096;
+
+	open_chan(&c, &base, &far, "mxcache");
+	setsockopt(c.ib.fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	set_nonblock(far);
+	for (i = 0; i < 16; i++) {
+		mb_init(&mb);
+		mb_data(&mb, big, sizeof(big));
+		chan_send(&c, &mb, 9, 0, -1);
+		want += IMSG_HDR_SIZE + sizeof(big);
+	}
+	loop_once(base);
+	CHECK("full socket: the rest is queued, writability watched",
+	    c.ib.whead != NULL && (c.events & EV_WRITE));
+	for (i = 0; i < 1000 && got < want; i++) {
+		while ((n = read(far, sink, sizeof(sink))) > 0)
+			got += n;
+		loop_once(base);
+	}
+	CHECK("full socket: every octet arrives", got == want);
+	CHECK("full socket: then writability is not watched",
+	    c.ib.whead == NULL && !(c.events & EV_WRITE));
+	chan_close(&c);
+	close(far);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -159,5 +262,8 @@ main(void)
 	test_too_big_fails_closed();
 	test_closed_channel_drops();
 	test_sent_now();
+	test_sent_at_turn_end();
+	test_close_with_write_pending();
+	test_full_socket_waits();
 	UNIT_EXIT();
 }
