@@ -37,7 +37,6 @@ root), stops everything it started by PID.
 import argparse
 import contextlib
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -45,7 +44,7 @@ import sys
 import tempfile
 import time
 
-from lib import netns, pmtest
+from lib import netns, pmtest, syscount
 from pop3_bench import task_cpu_ns
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -103,16 +102,8 @@ class Server:
         """One round with strace -c on the parent and queued: calls per
         delivered message, {role: {syscall: calls/msg}}."""
         parent, roles, _ = self.inst.processes()
-        pids = {'parent': [parent], 'queued': roles.get('queued', [])}
-        tracers = {}
-        for role, plist in pids.items():
-            out = os.path.join(self.inst.dir, 'strace.%s' % role)
-            argv = ['strace', '-c', '-f', '-U', 'name,calls', '-o', out]
-            for p in plist:
-                argv += ['-p', str(p)]
-            tracers[role] = (subprocess.Popen(argv, stderr=subprocess.DEVNULL),
-                             out)
-        time.sleep(1)
+        tracers = syscount.start(self.inst.dir, {
+            'parent': [parent], 'queued': roles.get('queued', [])})
         base = self.count()
         argv = [LOAD, '-h', '127.0.0.1', '-p', str(self.inst.smtp_port),
                 '-c', str(sessions), '-n', str(n), '-s', str(size),
@@ -121,19 +112,7 @@ class Server:
                        stderr=subprocess.DEVNULL, timeout=300)
         pmtest.wait_for(lambda: self.count() - base >= n, 120, interval=0.05)
         time.sleep(0.5)
-        got = max(self.count() - base, 1)
-        res = {}
-        for role, (proc, out) in tracers.items():
-            proc.send_signal(2)
-            proc.wait(timeout=30)
-            calls = {}
-            with open(out) as f:
-                for line in f:
-                    m = re.match(r'\s*([a-z_0-9]+)\s+(\d+)\s*$', line)
-                    if m and m.group(1) != 'total':
-                        calls[m.group(1)] = int(m.group(2)) / got
-            res[role] = calls
-        return res
+        return syscount.stop(tracers, self.count() - base)
 
     def stop(self):
         with contextlib.suppress(Exception):
@@ -143,18 +122,7 @@ class Server:
 def print_syscalls(servers, a):
     res = [(s.name, s.strace_round(a.messages, a.size, a.sessions))
            for s in servers]
-    for role in ROLES:
-        names = sorted({k for _, r in res for k in r.get(role, {})},
-                       key=lambda k: -max(r.get(role, {}).get(k, 0)
-                                          for _, r in res))
-        print('system calls per delivered message, %s:' % role)
-        print('  %-22s' % 'total' + ''.join(
-            ' %10.2f' % sum(r.get(role, {}).values()) for _, r in res)
-            + '   [' + ' '.join(n for n, _ in res) + ']')
-        for k in names:
-            vals = [r.get(role, {}).get(k, 0) for _, r in res]
-            if max(vals) >= 0.01:
-                print('  %-22s' % k + ''.join(' %10.2f' % v for v in vals))
+    syscount.print_table(res, ROLES, 'delivered')
 
 
 FS_VAR = 'PYMAILD_BENCH_FS'

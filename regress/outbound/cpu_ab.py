@@ -31,7 +31,6 @@ root), stops everything it started by PID.
 import argparse
 import contextlib
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import time
 
 from bench import outbound_bench as ob
 from bench.pop3_bench import task_cpu_ns
-from lib import dnsfixture, netns, pmtest
+from lib import dnsfixture, netns, pmtest, syscount
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -103,17 +102,7 @@ class Server:
         pids = {'parent': [parent]}
         for r in STRACE_ROLES[1:]:
             pids[r] = roles.get(r, [])
-        tracers = {}
-        for role, plist in pids.items():
-            if not plist:
-                continue
-            out = os.path.join(self.inst.dir, 'strace.%s' % role)
-            argv = ['strace', '-c', '-f', '-U', 'name,calls', '-o', out]
-            for p in plist:
-                argv += ['-p', str(p)]
-            tracers[role] = (subprocess.Popen(argv, stderr=subprocess.DEVNULL),
-                             out)
-        time.sleep(1)
+        tracers = syscount.start(self.inst.dir, pids)
         base = self.sink.counters()[2]
         argv = [ob.LOAD, '-h', '127.0.0.1', '-p', str(self.inst.smtp_port),
                 '-c', str(sessions), '-n', str(n), '-s', str(size),
@@ -125,19 +114,7 @@ class Server:
         pmtest.wait_for(lambda: ob.queue_list(self.inst)[0] == [], 20,
                         interval=0.05)
         time.sleep(0.5)
-        got = max(self.sink.counters()[2] - base, 1)
-        res = {}
-        for role, (proc, out) in tracers.items():
-            proc.send_signal(2)
-            proc.wait(timeout=30)
-            calls = {}
-            with open(out) as f:
-                for line in f:
-                    m = re.match(r'\s*([a-z_0-9]+)\s+(\d+)\s*$', line)
-                    if m and m.group(1) != 'total':
-                        calls[m.group(1)] = int(m.group(2)) / got
-            res[role] = calls
-        return res
+        return syscount.stop(tracers, self.sink.counters()[2] - base)
 
     def stop(self):
         for f in (self.inst.cleanup, self.sink.stop, self.dns.cleanup):
@@ -148,18 +125,7 @@ class Server:
 def print_strace(servers, n, size, sessions):
     res = [(s.name, s.strace_round(n, size, sessions, 'u@d0.test'))
            for s in servers]
-    for role in STRACE_ROLES:
-        names = sorted({k for _, r in res for k in r.get(role, {})},
-                       key=lambda k: -max(r.get(role, {}).get(k, 0)
-                                          for _, r in res))
-        print('system calls per relayed message, %s:' % role)
-        print('  %-22s' % 'total' + ''.join(
-            ' %10.2f' % sum(r.get(role, {}).values()) for _, r in res)
-            + '   [' + ' '.join(n for n, _ in res) + ']')
-        for k in names:
-            vals = [r.get(role, {}).get(k, 0) for _, r in res]
-            if max(vals) >= 0.01:
-                print('  %-22s' % k + ''.join(' %10.2f' % v for v in vals))
+    syscount.print_table(res, STRACE_ROLES, 'relayed')
 
 
 def main():
