@@ -1050,6 +1050,7 @@ struct tlsalookup {
 	struct mxresolver	*res;
 	char			 host[MX_NAME_MAX + 1];
 	struct tlsa_reply	 r;
+	uint32_t		 ttl;		/* how long r holds; 0: ask again */
 	tlsalookup_done		 done;
 	void			*arg;
 };
@@ -1097,10 +1098,27 @@ tlsanswer_records(const ldns_pkt *p, struct tlsa_reply *r)
 	return ntlsa;
 }
 
+/* The smallest TTL of the records (and CNAMEs) that made the answer. */
+static uint32_t
+tlsanswer_ttl(const ldns_pkt *p)
+{
+	ldns_rr_list	*an = ldns_pkt_answer(p);
+	const ldns_rdf	*name;
+	uint32_t	 ttl = UINT32_MAX;
+	size_t		 i;
+
+	name = follow_cnames(an, ldns_rr_owner(ldns_rr_list_rr(
+	    ldns_pkt_question(p), 0)), &ttl);
+	for (i = 0; i < ldns_rr_list_rr_count(an); i++)
+		if (answer_rr(ldns_rr_list_rr(an, i), name, LDNS_RR_TYPE_TLSA))
+			ttl = MIN(ttl, ldns_rr_ttl(ldns_rr_list_rr(an, i)));
+	return ttl;
+}
+
 static void
 tlsa_finish(struct tlsalookup *tl)
 {
-	tl->done(&tl->r, tl->arg);
+	tl->done(&tl->r, tl->ttl, tl->arg);
 	free(tl);
 }
 
@@ -1121,6 +1139,7 @@ tlsa_failed(struct tlsalookup *tl, const char *why)
 {
 	tl->r.status = TLSA_TEMPFAIL;
 	tl->r.n = 0;
+	tl->ttl = 0;
 	text_printable(tl->r.reason, sizeof(tl->r.reason), why, strlen(why));
 	dnsq_start_flags(tl->res, tl->host, LDNS_RR_TYPE_A, 1,
 	    tlsa_host_answer, tl);
@@ -1140,9 +1159,12 @@ tlsa_answer(void *arg, ldns_pkt *p, const char *err)
 	case LDNS_RCODE_NOERROR:
 		tl->r.status = tlsanswer_records(p, &tl->r) > 0 ?
 		    TLSA_FOUND : TLSA_NONE;
+		tl->ttl = tl->r.status == TLSA_FOUND ? tlsanswer_ttl(p) :
+		    MX_TTL_NEG;
 		break;
 	case LDNS_RCODE_NXDOMAIN:
 		tl->r.status = TLSA_NONE;
+		tl->ttl = MX_TTL_NEG;
 		break;
 	default:
 		rcode_reason(why, sizeof(why), tl->res, p, tl->host, "TLSA");

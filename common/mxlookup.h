@@ -99,7 +99,10 @@ size_t	mxanswer_addresses(const ldns_pkt *p, int v6,
  * reply says). -1 at once when host or port cannot name any record (no
  * TLSA can exist then); else done runs later with r->req = req.
  */
-typedef void	(*tlsalookup_done)(const struct tlsa_reply *r, void *arg);
+/* ttl: seconds the answer holds (the records' smallest TTL, MX_TTL_NEG
+ * for none); 0 for a failure, which is never kept. */
+typedef void	(*tlsalookup_done)(const struct tlsa_reply *r, uint32_t ttl,
+		    void *arg);
 
 int	tlsalookup_start(struct mxresolver *, uint32_t req, const char *host,
 	    int port, tlsalookup_done done, void *arg);

@@ -3,8 +3,12 @@
  * chroot, since /etc/resolv.conf is not there afterwards; from then on
  * the process only talks DNS to it and imsg to outbound and the parent.
  */
+#include <sys/param.h>
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "child.h"
@@ -13,6 +17,7 @@
 #include "proc.h"
 #include "sandbox.h"
 #include "tlsamsg.h"
+#include "util.h"
 
 #define DNS_ASKER_BACKLOG_MAX	(4 * 1024 * 1024)	/* octets */
 
@@ -108,8 +113,75 @@ send_save(int fd)
 	chan_compose(&proc->parent, IMSG_MX_SAVE, 0, fd, NULL, 0);
 }
 
+/*
+ * TLSA answers, kept for their TTL (at most TLSA_TTL_MAX) as MX answers
+ * are: outbound asks before every session, and one question to the
+ * resolver per message cost a round trip ahead of each session and a
+ * third of mxcache's work. A failure is never kept. The records of a
+ * rollover reach us once the old ones' TTL is over, as they would
+ * through any caching resolver. Bounded: past TLSA_CACHE_MAX entries
+ * the one that expires first makes room.
+ */
+#define TLSA_CACHE_MAX	256
+#define TLSA_TTL_MAX	3600
+
+struct tlsa_cached {
+	char			 key[MX_NAME_MAX + 8];	/* host:port */
+	time_t			 expires;
+	struct tlsa_reply	 r;
+};
+
+static struct tlsa_cached	*tlsa_cache[TLSA_CACHE_MAX];
+
 static void
-tlsa_reply(const struct tlsa_reply *r, void *arg)
+tlsa_key(char *key, size_t len, const char *host, uint32_t port)
+{
+	char	norm[MX_NAME_MAX + 1];
+
+	if (mx_domain_normalize(host, norm) == -1)
+		strlcpy(norm, host, sizeof(norm));
+	snprintf(key, len, "%s:%u", norm, port);
+}
+
+static struct tlsa_cached *
+tlsa_cache_find(const char *key)
+{
+	time_t	now = time(NULL);
+	size_t	i;
+
+	for (i = 0; i < TLSA_CACHE_MAX; i++)
+		if (tlsa_cache[i] != NULL && tlsa_cache[i]->expires > now &&
+		    strcmp(tlsa_cache[i]->key, key) == 0)
+			return tlsa_cache[i];
+	return NULL;
+}
+
+static void
+tlsa_cache_put(const char *key, const struct tlsa_reply *r, uint32_t ttl)
+{
+	struct tlsa_cached	*c;
+	size_t			 i, slot = 0;
+
+	if (ttl == 0 || r->status == TLSA_TEMPFAIL)
+		return;
+	for (i = 0; i < TLSA_CACHE_MAX; i++) {
+		if (tlsa_cache[i] == NULL ||
+		    strcmp(tlsa_cache[i]->key, key) == 0) {
+			slot = i;
+			break;
+		}
+		if (tlsa_cache[i]->expires < tlsa_cache[slot]->expires)
+			slot = i;
+	}
+	if ((c = tlsa_cache[slot]) == NULL)
+		c = tlsa_cache[slot] = xcalloc(1, sizeof(*c));
+	strlcpy(c->key, key, sizeof(c->key));
+	c->expires = time(NULL) + MIN(ttl, TLSA_TTL_MAX);
+	c->r = *r;
+}
+
+static void
+tlsa_send(const struct tlsa_reply *r)
 {
 	struct msgbuild	mb;
 
@@ -122,14 +194,24 @@ tlsa_reply(const struct tlsa_reply *r, void *arg)
 		log_warnx("tlsa reply req=%u not sent", r->req);
 }
 
-/* Not cached: a validating resolver, which DANE needs anyway, caches. */
+static void
+tlsa_reply(const struct tlsa_reply *r, uint32_t ttl, void *arg)
+{
+	char	*key = arg;
+
+	tlsa_cache_put(key, r, ttl);
+	free(key);
+	tlsa_send(r);
+}
+
 static int
 tlsa_lookup(struct imsg *im)
 {
-	struct msgread		mr;
-	struct tlsa_reply	r;
-	char			host[1024];
-	uint32_t		req, port;
+	struct msgread		 mr;
+	struct tlsa_reply	 r;
+	struct tlsa_cached	*c;
+	char			 host[1024], key[MX_NAME_MAX + 8], *arg;
+	uint32_t		 req, port;
 
 	mr_init(&mr, im);
 	req = mr_u32(&mr);
@@ -137,13 +219,24 @@ tlsa_lookup(struct imsg *im)
 	mr_str(&mr, host, sizeof(host));
 	if (mr_end(&mr) == -1)
 		return -1;
-	if (tlsalookup_start(resolver, req, host, port > 65535 ? 0 : port,
-	    tlsa_reply, NULL) == 0)
+	tlsa_key(key, sizeof(key), host, port);
+	if ((c = tlsa_cache_find(key)) != NULL) {
+		log_debug("tlsa key=%s source=cache", key);
+		r = c->r;
+		r.req = req;
+		tlsa_send(&r);
 		return 0;
+	}
+	log_debug("tlsa key=%s source=dns", key);
+	arg = xstrdup(key);
+	if (tlsalookup_start(resolver, req, host, port > 65535 ? 0 : port,
+	    tlsa_reply, arg) == 0)
+		return 0;
+	free(arg);
 	memset(&r, 0, sizeof(r));
 	r.req = req;
 	r.status = TLSA_NONE;
-	tlsa_reply(&r, NULL);
+	tlsa_send(&r);
 	return 0;
 }
 

@@ -18,7 +18,10 @@ sets it) and real TLS sinks (regress/lib/sink.py) at the instance's
 - a TLSA lookup that fails (SERVFAIL) for a host whose address is
   authentic (a signed zone): deferred; in an unsigned zone: delivered;
 - a message that keeps failing DANE until maxqueuetime bounces, and the
-  DSN says DANE.
+  DSN says DANE;
+- mxcache keeps a TLSA answer for its TTL (one question for several
+  messages) and asks again once it is over: a record changed in the DNS
+  is then obeyed.
 
     /usr/bin/python3 regress/run.py regress/outbound/test_outbound_dane.py
 """
@@ -26,6 +29,7 @@ sets it) and real TLS sinks (regress/lib/sink.py) at the instance's
 import os
 import shutil
 import tempfile
+import time
 
 from lib.oututil import (OutCase, lasterror, log_lines, make_message,
                          parse_dsn, submit, wait_deferred, wait_mail,
@@ -191,6 +195,39 @@ class Dane(OutCase):
         self.assertIn('DANE', fields[0].get('diagnostic-code', '') +
                       raw.decode('utf-8', 'replace'))
         self.assertEqual(sink.transactions, [])
+
+
+    def tlsa_asked(self, source):
+        return len(log_lines(self.inst, 'tlsa key=mx.dane.test:%d'
+                             % self.inst.outbound_port,
+                             'source=%s' % source))
+
+    def test_tlsa_kept_for_its_ttl(self):
+        spki = dnsfixture.tlsa_hash(self.ctx.cert_path, 1)
+        ttl = 3
+        zone = self.zone(['3 1 1 ' + spki]).replace(' TLSA ',
+                                                    ' %d TLSA ' % ttl)
+        srv = self.dns(zone, authentic=self.secure())
+        sink = self.mx(tls=self.ctx)
+        qid, msg = self.send('TLSA asked')
+        self.delivered(sink, qid, msg, 'dane=verified')
+        asked = time.monotonic()
+        qid, msg = self.send('TLSA kept')
+        txn = self.wait_delivered(sink, 2, self.inst)[1]
+        self.assertTrue(txn.data.endswith(msg))
+        self.assertEqual(self.tlsa_asked('dns'), 1, self.inst.log_tail(40))
+        self.assertGreaterEqual(self.tlsa_asked('cache'), 1)
+        # The record changes; once its TTL is over it is asked again and
+        # the new one (matching nothing) is obeyed.
+        srv.stop()
+        srv.set_zone(self.zone(['3 1 1 ' + WRONG]).replace(
+            ' TLSA ', ' %d TLSA ' % ttl), authentic=self.secure())
+        srv.start()
+        time.sleep(max(0.0, asked + ttl + 1.0 - time.monotonic()))
+        qid, _ = self.send('TLSA asked again')
+        wait_deferred(self.inst, qid, text='DANE')
+        self.assertEqual(self.tlsa_asked('dns'), 2, self.inst.log_tail(40))
+        self.assertEqual(len(sink.transactions), 2, sink.describe())
 
 
 if __name__ == '__main__':
