@@ -20,14 +20,12 @@ beside SPF's:
     /usr/bin/python3 regress/run.py regress/auth/test_authcheck_smtp.py
 """
 
-import os
-import re
 import shutil
-import smtplib
 import tempfile
 
 from lib.tlsutil import TlsCase, pmtest
 from lib.dnsfixture import DNSServer, txt_rdata
+from lib import authutil
 from test_dkim_verify import Key
 
 try:
@@ -35,8 +33,7 @@ try:
 except ImportError:             # make deps installs python3-dkim
     dkim = None
 
-CLIENT = '127.0.0.2'            # not in noauthhosts
-ID = 'mail.test.example'
+ID = authutil.AUTHSERV_ID
 
 
 def message(frm, subject, extra=b''):
@@ -90,31 +87,16 @@ class AuthChecks(TlsCase):
                                           b'date', b'message-id']) + msg
 
     def send(self, inst, sender, msg):
-        s = smtplib.SMTP(timeout=30, source_address=(CLIENT, 0))
-        try:
-            s.connect('127.0.0.1', inst.smtp_port)
-            s.ehlo('client.example')
-            s.mail(sender)
-            code, text = s.rcpt('alice@test.example')
-            self.assertEqual(code, 250, text)
-            return s.data(msg)
-        finally:
-            s.close()
+        return authutil.send(inst, sender, msg)
 
     def delivered(self, inst, n=1):
-        self.assertTrue(pmtest.wait_for(
-            lambda: len(pmtest.maildir_files(inst.maildir, 'alice')) == n,
-            10), inst.log_tail())
-        with open(sorted(pmtest.maildir_files(inst.maildir,
-                                              'alice'))[-1], 'rb') as f:
-            return f.read()
+        return authutil.last_delivered(inst, n)
 
     def verdicts(self, data):
         """Our field, unfolded."""
-        m = re.search(rb'^Authentication-Results: ' + ID.encode() +
-                      rb';(.*?)\n(?![ \t])', data, re.M | re.S)
-        self.assertIsNotNone(m, data[:800])
-        return re.sub(rb'\s+', b' ', m.group(1)).decode()
+        v = authutil.verdicts(data)
+        self.assertIsNotNone(v, data[:800])
+        return v
 
     def test_signed_passes_dkim_and_dmarc(self):
         inst = self.checked_instance()

@@ -19,7 +19,6 @@ import base64
 import os
 import re
 import shutil
-import smtplib
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 
 from lib.tlsutil import TlsCase, pmtest
 from lib.dnsfixture import DNSServer, txt_rdata
+from lib import authutil
 from test_dkim_verify import Key, DKIMCHECK
 
 try:
@@ -34,8 +34,7 @@ try:
 except ImportError:             # make deps installs python3-dkim
     dkim = None
 
-CLIENT = '127.0.0.2'            # not in noauthhosts
-ID = 'mail.test.example'
+CLIENT = authutil.CLIENT
 DOMAIN = 'big.test'
 MEASURED_MB = 15                # timed in dkimcheck (16 MB at most)
 BODY_MB = 30                    # sent to smtpd
@@ -171,30 +170,15 @@ class StreamedDKIM(TlsCase):
         return (tb - ts) * size / len(text)
 
     def send(self, inst, msg):
-        s = smtplib.SMTP(timeout=SEND_TIMEOUT, source_address=(CLIENT, 0))
-        try:
-            s.connect('127.0.0.1', inst.smtp_port)
-            s.ehlo('client.example')
-            s.mail('a@' + DOMAIN)
-            code, text = s.rcpt('alice@test.example')
-            self.assertEqual(code, 250, text)
-            return s.data(msg)
-        finally:
-            s.close()
+        return authutil.send(inst, 'a@' + DOMAIN, msg, SEND_TIMEOUT)
 
     def delivered(self, inst, n=1):
-        self.assertTrue(pmtest.wait_for(
-            lambda: len(pmtest.maildir_files(inst.maildir, 'alice')) == n,
-            30), inst.log_tail())
-        with open(sorted(pmtest.maildir_files(inst.maildir,
-                                              'alice'))[-1], 'rb') as f:
-            return f.read()
+        return authutil.last_delivered(inst, n, 30)
 
     def verdicts(self, data):
-        m = re.search(rb'^Authentication-Results: ' + ID.encode() +
-                      rb';(.*?)\n(?![ \t])', data, re.M | re.S)
-        self.assertIsNotNone(m, data[:800])
-        return re.sub(rb'\s+', b' ', m.group(1)).decode()
+        v = authutil.verdicts(data)
+        self.assertIsNotNone(v, data[:800])
+        return v
 
     def test_large_signed_message_does_not_stall_others(self):
         inst = self.checked_instance()
